@@ -1,0 +1,178 @@
+"""The World: one seed and scale decide every entity, prompt, demonstration and document."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import cached_property
+
+from posttrain.world import lexicon, text
+from posttrain.world.families import FAMILY_CLASSES, Family
+from posttrain.world.families.base import pick
+from posttrain.world.kb import KnowledgeBase, build_kb
+from posttrain.world.rng import derive
+from posttrain.world.scorer import GoldScorer, Judgement
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a world is. `paper` keeps InstructGPT's proportions (Ouyang et al. 2022, Table 6:
+    about 13k SFT demonstrations, 33k RM prompts, 31k PPO prompts)."""
+
+    name: str
+    countries: int
+    people: int
+    recipes: int
+    demos: int
+    rm_prompts: int
+    ppo_prompts: int
+    test_prompts: int
+    corpus_docs: int
+    heldout_docs: int
+
+
+SCALES = {
+    "small": Scale("small", countries=24, people=24, recipes=12, demos=1800, rm_prompts=900,
+                   ppo_prompts=900, test_prompts=450, corpus_docs=6000, heldout_docs=300),
+    "paper": Scale("paper", countries=48, people=48, recipes=24, demos=13000, rm_prompts=33000,
+                   ppo_prompts=31000, test_prompts=2700, corpus_docs=40000, heldout_docs=2000),
+}
+TEST_SHARE = 0.25  # share of entities held out for test prompts
+
+SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a helpful, honest and harmless assistant.",
+                  "Answer the user's questions clearly and briefly.")
+SYSTEM_SHARE = 0.2
+
+# Demonstrators differ in manner; a share of their answers carry flaws on purpose.
+DEMONSTRATORS = ("d1", "d2", "d3", "d4", "d5")
+FLAW_RATES = {"typo": 0.10, "verbose": 0.10, "mistake": 0.02}
+
+
+class World:
+    def __init__(self, seed: int = 0, scale: str = "small"):
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        self.seed = seed
+        self.scale = SCALES[scale]
+        s = self.scale
+        self.kb: KnowledgeBase = build_kb(derive(seed, "kb"), s.countries, s.people, s.recipes,
+                                          TEST_SHARE, avoid=set(lexicon.FILLER))
+        self.families: dict[str, Family] = {c.name: c(self.kb) for c in FAMILY_CLASSES}
+
+    # --- prompts -------------------------------------------------------------------
+    def record(self, family: str, split: str, rng: random.Random, rid: str) -> dict:
+        """A fresh prompt record (conversation format) of `family` from `split`."""
+        fam = self.families[family]
+        task = fam.sample(rng, split)
+        template = rng.randrange(fam.n_templates(task, split))
+        return self._render(rid, fam, task, split, template, system=self._system(rng))
+
+    def _system(self, rng: random.Random) -> str | None:
+        return pick(rng, SYSTEM_PROMPTS) if rng.random() < SYSTEM_SHARE else None
+
+    def _render(self, rid: str, fam: Family, task: dict, split: str, template: int, system: str | None) -> dict:
+        messages = fam.render(task, split, template)
+        if system:
+            messages = [{"role": "system", "content": system}, *messages]
+        meta = {"family": fam.name, "split": split, "template": template, "task": task}
+        return {"id": rid, "messages": messages, "source": f"world:{split}", "meta": meta}
+
+    def prompts(self, purpose: str, n: int, split: str) -> list[dict]:
+        """`n` prompts, families in equal shares, from a stream of their own per purpose."""
+        rng = derive(self.seed, "prompts", purpose)
+        names = list(self.families)
+        records = [self.record(names[i % len(names)], split, rng, f"{purpose}-{i:06d}") for i in range(n)]
+        rng.shuffle(records)
+        return records
+
+    def paraphrase(self, record: dict, rng: random.Random) -> dict:
+        """The same task worded by another template of its split (when the family has one)."""
+        meta = record["meta"]
+        fam = self.families[meta["family"]]
+        n = fam.n_templates(meta["task"], meta["split"])
+        others = [t for t in range(n) if t != meta["template"]] or [meta["template"]]
+        system = next((m["content"] for m in record["messages"] if m["role"] == "system"), None)
+        return self._render(record["id"] + "-para", fam, meta["task"], meta["split"], pick(rng, others), system)
+
+    # --- answers -------------------------------------------------------------------
+    def demonstrate(self, record: dict, rng: random.Random) -> str:
+        fam = self.families[record["meta"]["family"]]
+        return fam.demonstrate_messages(record["meta"]["task"], self._turns(record), rng)
+
+    def wrong_answers(self, record: dict, rng: random.Random) -> dict[str, str]:
+        fam = self.families[record["meta"]["family"]]
+        return fam.wrong_answers_messages(record["meta"]["task"], self._turns(record), rng)
+
+    @staticmethod
+    def _turns(record: dict) -> list[dict]:
+        return [m for m in record["messages"] if m["role"] != "system"]
+
+    def judge(self, record: dict, response: str) -> Judgement:
+        return self.scorer.judge(record, response)
+
+    @cached_property
+    def scorer(self) -> GoldScorer:
+        return GoldScorer(self.families, self.vocabulary)
+
+    @cached_property
+    def vocabulary(self) -> text.Vocabulary:
+        """Every word the world writes: prompts, answers good and bad, names and documents."""
+        from posttrain.world import corpus  # corpus imports this module's helpers lazily
+
+        known: set[str] = set()
+        for name in sorted(self.families):
+            for split in ("train", "test"):
+                rng = derive(self.seed, "vocabulary", name, split)
+                for i in range(120):
+                    rec = self.record(name, split, rng, f"v{i}")
+                    answers = [self.demonstrate(rec, derive(k, rec["id"])) for k in range(4)]
+                    answers += self.wrong_answers(rec, rng).values()
+                    for piece in [m["content"] for m in rec["messages"]] + answers:
+                        known.update(text.words(piece))
+        for piece in corpus.phrases():
+            known.update(text.words(piece))
+        for name in self.kb.names():
+            known.update(text.words(name))
+        return text.Vocabulary(known)
+
+    # --- demonstrations --------------------------------------------------------------
+    def demonstrations(self, n: int) -> list[dict]:
+        """`n` demonstrations in chat format, some flawed on purpose; `meta` records which."""
+        rng = derive(self.seed, "demonstrations")
+        out = []
+        for rec in self.prompts("demo", n, "train"):
+            demonstrator = pick(rng, DEMONSTRATORS)
+            answer = self.demonstrate(rec, rng)
+            flaws = [f for f, p in FLAW_RATES.items() if rng.random() < p]
+            if "mistake" in flaws:
+                answer = pick(rng, list(self.wrong_answers(rec, rng).values()))
+            if "verbose" in flaws:
+                answer = pad(answer, rng)
+            if "typo" in flaws:
+                answer = add_typos(answer, rng)
+            rec = {**rec, "id": rec["id"].replace("demo-", "demo-"),
+                   "messages": [*rec["messages"], {"role": "assistant", "content": answer}],
+                   "source": f"demonstrator:{demonstrator}",
+                   "meta": {**rec["meta"], "demonstrator": demonstrator, "flaws": flaws}}
+            out.append(rec)
+        return out
+
+
+def pad(answer: str, rng: random.Random) -> str:
+    """Wrap an answer in filler sentences, the way a verbose demonstrator does."""
+    before = " ".join(rng.sample(lexicon.FILLER, rng.randint(0, 2)))
+    after = " ".join(rng.sample(lexicon.FILLER, rng.randint(1, 2)))
+    return " ".join(p for p in (before, answer, after) if p)
+
+
+def add_typos(answer: str, rng: random.Random, count: int | None = None) -> str:
+    """Misspell one or two words of four letters or more (swap, drop or double a letter)."""
+    tokens = answer.split(" ")
+    candidates = [i for i, t in enumerate(tokens) if sum(c.isalpha() for c in t) >= 4 and t.isalpha()]
+    for i in rng.sample(candidates, min(len(candidates), count or rng.randint(1, 2))):
+        w = tokens[i]
+        j = rng.randrange(1, len(w) - 1)
+        kind = rng.choice(("swap", "drop", "double"))
+        tokens[i] = (w[:j] + w[j + 1] + w[j] + w[j + 2:] if kind == "swap"
+                     else w[:j] + w[j + 1:] if kind == "drop" else w[:j] + w[j] + w[j:])
+    return " ".join(tokens)

@@ -1,0 +1,180 @@
+"""Simulated labelers: the gold score seen through each labeler's own bias and noise.
+
+A labeler perceives a response as  bias(gold judgement) + N(0, (noise * own_scale)^2)  and
+ranks the K completions of a prompt by what it perceives; perceived scores closer than
+`TIE_MARGIN` form a tie group, and identical texts always tie. The noise is a deterministic
+function of (seed, labeler, prompt id, text), so labelling is reproducible and a labeler
+asked twice answers the same.
+
+`noise` is the knob for how much two labelers agree. Its default is set so that two
+labelers agree on 72.6% of the pairs both rank strictly, the inter-labeler agreement
+InstructGPT measured (Ouyang et al. 2022, section 3.4), on model-like answers
+(`model_like_answers`); `pairwise_agreement` measures it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+
+from posttrain.world import lexicon, text
+from posttrain.world.families.base import pick
+from posttrain.world.rng import derive, unit
+from posttrain.world.scorer import Judgement
+
+DEFAULT_NOISE = 0.22
+TIE_MARGIN = 0.02
+FLAG_MISS_RATE = 0.15  # a labeler overlooks a flag this often
+BIASES = {
+    "neutral": "sees the gold score",
+    "length_lover": "forgives padding and likes longer answers",
+    "strict": "punishes partial answers hard (score squared)",
+    "lenient": "gives partial answers more credit (square root of the score)",
+    "refusal_happy": "over-values refusals",
+    "typo_blind": "does not notice misspellings",
+    "format_stickler": "punishes ignored format instructions twice",
+}
+
+
+@dataclass(frozen=True)
+class Labeler:
+    id: str
+    bias: str
+    scale: float  # multiplies the pool's noise: some labelers are steadier than others
+
+    def perceive(self, judgement: Judgement, response: str, noise: float, key: tuple) -> float:
+        s = judgement.score
+        if self.bias == "length_lover":
+            s = min(1.0, s / judgement.verbosity) + 0.1 * min(1.0, text.word_count(response) / 60)
+        elif self.bias == "strict":
+            s = s * s
+        elif self.bias == "lenient":
+            s = math.sqrt(s)
+        elif self.bias == "refusal_happy":
+            s = s + (0.35 if text.is_refusal(response) else 0.0)
+        elif self.bias == "typo_blind":
+            s = min(1.0, s / judgement.typos)
+        elif self.bias == "format_stickler" and judgement.family == "format" and "fails_task" in judgement.flags:
+            s = s * 0.5
+        return s + self.scale * noise * gaussian(*key, self.id)
+
+
+def gaussian(*key) -> float:
+    """A standard normal number fixed by `key` (Box-Muller on two hashed uniforms)."""
+    u1, u2 = max(unit(*key, "a"), 1e-12), unit(*key, "b")
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
+
+
+DEFAULT_POOL = (
+    Labeler("L01", "neutral", 0.8), Labeler("L02", "length_lover", 1.0), Labeler("L03", "strict", 1.0),
+    Labeler("L04", "neutral", 1.2), Labeler("L05", "refusal_happy", 1.0), Labeler("L06", "typo_blind", 0.9),
+    Labeler("L07", "lenient", 1.1), Labeler("L08", "format_stickler", 1.0),
+)
+
+
+class LabelerPool:
+    def __init__(self, world, noise: float = DEFAULT_NOISE, seed: int | None = None,
+                 labelers: tuple[Labeler, ...] = DEFAULT_POOL):
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.world = world
+        self.noise = noise
+        self.seed = world.seed if seed is None else seed
+        self.labelers = labelers
+
+    def pick_labelers(self, item_id: str, n: int) -> list[Labeler]:
+        if not 1 <= n <= len(self.labelers):
+            raise ValueError(f"labelers per item must be 1..{len(self.labelers)}, got {n}")
+        return derive(self.seed, "assign", item_id).sample(list(self.labelers), n)
+
+    def rank(self, labeler: Labeler, record: dict, responses: list[str]) -> dict:
+        """One labeler's ranking of `responses` to the prompt `record`.
+
+        Returns {"ranking": [[indices best...], ...], "likert": [1..7 per response],
+        "flags": [[flag, ...] per response], "labeler": id, "perceived": [...]}.
+        """
+        judgements = [self.world.judge(record, r) for r in responses]
+        perceived = [labeler.perceive(j, r, self.noise, (self.seed, record["id"], r))
+                     for j, r in zip(judgements, responses)]
+        return {"ranking": tie_groups(perceived, TIE_MARGIN),
+                "likert": [likert(p) for p in perceived],
+                "flags": [self._flags(labeler, record, j, r) for j, r in zip(judgements, responses)],
+                "labeler": labeler.id,
+                "perceived": perceived}
+
+    def _flags(self, labeler: Labeler, record: dict, j: Judgement, response: str) -> list[str]:
+        seen = [f for f in j.flags if unit(self.seed, labeler.id, record["id"], response, f) >= FLAG_MISS_RATE]
+        if labeler.bias == "refusal_happy":
+            seen = [f for f in seen if f != "over_refusal"]
+        return seen
+
+
+def tie_groups(perceived: list[float], margin: float) -> list[list[int]]:
+    """Indices best first, grouped where neighbours are within `margin` (equal values always tie)."""
+    order = sorted(range(len(perceived)), key=lambda i: (-perceived[i], i))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and perceived[groups[-1][-1]] - perceived[i] <= margin:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def likert(perceived: float) -> int:
+    return int(min(7, max(1, round(1 + 6 * perceived))))
+
+
+def ranks_of(groups: list[list[int]]) -> dict[int, int]:
+    return {i: g for g, group in enumerate(groups) for i in group}
+
+
+def model_like_answers(world, record: dict, k: int, rng: random.Random) -> list[str]:
+    """K answers of the sort a post-trained small model gives: mostly right, often flawed.
+
+    Drawn from the demonstrator's answers, the same with typos or padding, and the family's
+    bad answers; used to measure labeler agreement and to test reward models without a model.
+    """
+    from posttrain.world.core import add_typos, pad
+
+    bad = list(world.wrong_answers(record, rng).values())
+    out = []
+    for _ in range(k):
+        r = rng.random()
+        answer = world.demonstrate(record, rng)
+        if r < 0.30:
+            pass
+        elif r < 0.45:
+            answer = add_typos(answer, rng)
+        elif r < 0.60:
+            answer = pad(answer, rng)
+        elif r < 0.90 and bad:
+            answer = pick(rng, bad)
+        else:
+            answer = pick(rng, lexicon.FILLER)
+        out.append(answer)
+    return out
+
+
+def pairwise_agreement(pool: LabelerPool, records: list[dict], k: int = 4, seed: int = 0) -> dict:
+    """How often two different labelers order a pair of model-like answers the same way.
+
+    Only pairs that both labelers rank strictly count (InstructGPT's agreement excludes ties);
+    `tie_rate` reports the share of pairs at least one of them tied.
+    """
+    rng = derive(seed, "agreement")
+    agree = strict = pairs = 0
+    for rec in records:
+        answers = model_like_answers(pool.world, rec, k, rng)
+        a, b = pool.pick_labelers(rec["id"], 2)
+        ra, rb = (ranks_of(pool.rank(lab, rec, answers)["ranking"]) for lab in (a, b))
+        for i, j in itertools.combinations(range(k), 2):
+            pairs += 1
+            if ra[i] == ra[j] or rb[i] == rb[j]:
+                continue
+            strict += 1
+            agree += (ra[i] < ra[j]) == (rb[i] < rb[j])
+    return {"agreement": agree / max(strict, 1), "pairs": pairs, "strict_pairs": strict,
+            "tie_rate": 1 - strict / max(pairs, 1)}

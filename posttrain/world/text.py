@@ -1,0 +1,144 @@
+"""Reading a response the way a careful labeler does: words, numbers, refusals, abstentions.
+
+Every detector here is shared by the gold scorer, the demonstrator and the simulated
+labelers, so the world judges text with one set of rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w])")
+
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+}
+
+# Phrases that decline the request. Matched on lower-cased text.
+REFUSAL_PATTERNS = (
+    r"\bi (?:can ?not|can't|won't|will not|am not able to|'m not able to|must decline)\b",
+    r"\bi'm (?:sorry|afraid),? but i (?:can't|cannot|won't)\b",
+    r"\b(?:sorry|apologies),? (?:but )?i (?:can't|cannot|won't)\b",
+    r"\bi (?:can't|cannot|won't) (?:help|assist|provide|give|share|do that)\b",
+    r"\bnot (?:something|able) i can help with\b",
+    r"\bi (?:refuse|decline) to\b",
+)
+_REFUSAL = re.compile("|".join(REFUSAL_PATTERNS))
+
+# Phrases that say "I do not know" or "the text does not say": honest abstentions.
+ABSTAIN_PATTERNS = (
+    r"\bi (?:don't|do not) know\b",
+    r"\bi(?:'m| am) not (?:sure|aware|certain)\b",
+    r"\bi have no (?:information|record|knowledge)\b",
+    r"\b(?:passage|text) (?:does not|doesn't) (?:say|mention|state|tell)\b",
+    r"\b(?:is|are) not (?:mentioned|stated|given) in the (?:passage|text)\b",
+    r"\bthe (?:passage|text) (?:gives|has) no\b",
+    r"\bno (?:country|person|place) (?:called|named)\b",
+    r"\bi (?:don't|do not) (?:recognize|recognise)\b",
+    r"\bthere is no (?:country|person|place) (?:called|named)\b",
+)
+_ABSTAIN = re.compile("|".join(ABSTAIN_PATTERNS))
+
+# Markers that push back on a question's premise.
+CORRECTION_PATTERNS = (
+    r"\bnot\b", r"\bisn't\b", r"\baren't\b", r"\bwasn't\b", r"\bdoesn't\b", r"\bdidn't\b",
+    r"\bactually\b", r"\bin fact\b", r"\bincorrect\b", r"\bmistaken\b", r"\bfalse premise\b",
+    r"\bthat's wrong\b", r"\bthat is wrong\b",
+)
+_CORRECTION = re.compile("|".join(CORRECTION_PATTERNS))
+
+# Words a careful labeler reads as rude or dismissive (the forum threads are full of them).
+RUDE_WORDS = (
+    "idiot", "stupid", "dumb", "lol", "lmao", "duh", "obviously", "whatever", "ugh",
+    "noob", "moron", "lazy", "pathetic",
+)
+RUDE_PHRASES = ("google it", "do your own homework", "figure it out yourself", "go read a book")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and digit tokens: "Tarn's 3 bridges" -> ["tarn's", "3", "bridges"]."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def numbers(text: str, *, spelled: bool = True) -> list[int]:
+    """Integers in order of appearance; small spelled-out numbers count when `spelled`.
+
+    >>> numbers("23 + 58 = 81, or eighty-one")
+    [23, 58, 81]
+    >>> numbers("She has two brothers")
+    [2]
+    """
+    found: list[tuple[int, int]] = [(m.start(), int(m.group())) for m in _NUMBER.finditer(text)]
+    if spelled:
+        for m in re.finditer(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", text.lower()):
+            found.append((m.start(), NUMBER_WORDS[m.group(1)]))
+    return [n for _, n in sorted(found)]
+
+
+def is_refusal(text: str) -> bool:
+    return _REFUSAL.search(text.lower().replace("’", "'")) is not None
+
+
+def is_abstention(text: str) -> bool:
+    return _ABSTAIN.search(text.lower().replace("’", "'")) is not None
+
+
+def has_correction(text: str) -> bool:
+    return _CORRECTION.search(text.lower().replace("’", "'")) is not None
+
+
+def rudeness(text: str) -> int:
+    """How many rude words or phrases the text holds."""
+    low = text.lower()
+    return sum(w in RUDE_WORDS for w in words(low)) + sum(p in low for p in RUDE_PHRASES)
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """Whole-word, case-insensitive containment: mentions("It is Tarn.", "tarn") is True."""
+    return re.search(r"(?<![A-Za-z])" + re.escape(phrase.lower()) + r"(?![A-Za-z])", text.lower()) is not None
+
+
+def sequence_in(text: str, items: list[str]) -> list[str]:
+    """The tokens of `text` that are members of `items`, in order (case-insensitive)."""
+    wanted = {i.lower() for i in items}
+    return [w for w in words(text) if w in wanted]
+
+
+def deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+class Vocabulary:
+    """The words the world writes; a near miss of one of them is a typo.
+
+    A word counts as a typo when it is unknown but one edit (insert, delete, substitute,
+    swap) away from a known word of four letters or more: real English the world never
+    uses ("wonderful") is not punished, "Tanr" for "Tarn" is.
+    """
+
+    def __init__(self, known: set[str]):
+        self.known = {w.lower() for w in known}
+        self._deleted: set[str] = set()
+        for w in self.known:
+            if len(w) >= 4:
+                self._deleted |= deletes(w)
+
+    def is_typo(self, word: str) -> bool:
+        w = word.lower().strip("'-")
+        if len(w) < 4 or w in self.known or w.isdigit():
+            return False
+        if w in self._deleted:  # a letter dropped from a known word
+            return True
+        # a letter added (d is known) or one swapped or replaced (w and a known word share a delete)
+        return any(d in self.known or d in self._deleted for d in deletes(w))
+
+    def typos(self, text: str, context: str = "") -> list[str]:
+        """Misspelt words of `text`; words that occur in `context` (the prompt) are never typos."""
+        seen = set(words(context))
+        return [w for w in words(text) if w not in seen and self.is_typo(w)]
