@@ -43,9 +43,10 @@ SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a helpful, honest and
                   "Answer the user's questions clearly and briefly.")
 SYSTEM_SHARE = 0.2
 
-# Demonstrators differ in manner; a share of their answers carry flaws on purpose.
+# A share of demonstrations carry flaws on purpose; demonstrators differ in how careful they are.
 DEMONSTRATORS = ("d1", "d2", "d3", "d4", "d5")
-FLAW_RATES = {"typo": 0.10, "verbose": 0.10, "mistake": 0.02}
+FLAW_RATES = {"typo": 0.08, "verbose": 0.08, "mistake": 0.02}
+SLOPPY = {"d4": "typo", "d5": "verbose"}  # these two make their flaw three times as often
 
 
 class World:
@@ -66,6 +67,11 @@ class World:
         task = fam.sample(rng, split)
         template = rng.randrange(fam.n_templates(task, split))
         return self._render(rid, fam, task, split, template, system=self._system(rng))
+
+    def prompt_for(self, family: str, task: dict, split: str = "train", template: int = 0,
+                   rid: str = "custom") -> dict:
+        """The prompt record for a given task (tests and tools build exact cases with it)."""
+        return self._render(rid, self.families[family], task, split, template, system=None)
 
     def _system(self, rng: random.Random) -> str | None:
         return pick(rng, SYSTEM_PROMPTS) if rng.random() < SYSTEM_SHARE else None
@@ -96,16 +102,10 @@ class World:
 
     # --- answers -------------------------------------------------------------------
     def demonstrate(self, record: dict, rng: random.Random) -> str:
-        fam = self.families[record["meta"]["family"]]
-        return fam.demonstrate_messages(record["meta"]["task"], self._turns(record), rng)
+        return self.families[record["meta"]["family"]].demonstrate(record["meta"]["task"], rng)
 
     def wrong_answers(self, record: dict, rng: random.Random) -> dict[str, str]:
-        fam = self.families[record["meta"]["family"]]
-        return fam.wrong_answers_messages(record["meta"]["task"], self._turns(record), rng)
-
-    @staticmethod
-    def _turns(record: dict) -> list[dict]:
-        return [m for m in record["messages"] if m["role"] != "system"]
+        return self.families[record["meta"]["family"]].wrong_answers(record["meta"]["task"], rng)
 
     def judge(self, record: dict, response: str) -> Judgement:
         return self.scorer.judge(record, response)
@@ -143,14 +143,14 @@ class World:
         for rec in self.prompts("demo", n, "train"):
             demonstrator = pick(rng, DEMONSTRATORS)
             answer = self.demonstrate(rec, rng)
-            flaws = [f for f, p in FLAW_RATES.items() if rng.random() < p]
+            flaws = [f for f, p in FLAW_RATES.items() if rng.random() < p * (3 if SLOPPY.get(demonstrator) == f else 1)]
             if "mistake" in flaws:
                 answer = pick(rng, list(self.wrong_answers(rec, rng).values()))
             if "verbose" in flaws:
                 answer = pad(answer, rng)
             if "typo" in flaws:
                 answer = add_typos(answer, rng)
-            rec = {**rec, "id": rec["id"].replace("demo-", "demo-"),
+            rec = {**rec,
                    "messages": [*rec["messages"], {"role": "assistant", "content": answer}],
                    "source": f"demonstrator:{demonstrator}",
                    "meta": {**rec["meta"], "demonstrator": demonstrator, "flaws": flaws}}

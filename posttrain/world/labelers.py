@@ -19,12 +19,13 @@ import math
 import random
 from dataclasses import dataclass
 
+from posttrain.config import option
 from posttrain.world import lexicon, text
 from posttrain.world.families.base import pick
 from posttrain.world.rng import derive, unit
 from posttrain.world.scorer import Judgement
 
-DEFAULT_NOISE = 0.22
+DEFAULT_NOISE = 0.34
 TIE_MARGIN = 0.02
 FLAG_MISS_RATE = 0.15  # a labeler overlooks a flag this often
 BIASES = {
@@ -36,6 +37,16 @@ BIASES = {
     "typo_blind": "does not notice misspellings",
     "format_stickler": "punishes ignored format instructions twice",
 }
+
+
+@dataclass
+class AgreementConfig:
+    scale: str = option("small", help="world size", choices=("small", "paper"))
+    seed: int = option(0, help="world seed")
+    noise: list[float] = option([0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+",
+                                help="labeler noise settings to measure")
+    prompts: int = option(1800, help="training prompts to draw model-like answers for")
+    k: int = option(4, help="answers per prompt (all pairs of them are compared)")
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class GoldScorer:
         messages = [m for m in record["messages"] if m["role"] != "system"]
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]  # a demonstration: judge a new answer in place of its last turn
-        outcome = family.outcome(family.check_messages(meta["task"], messages, response))
+        outcome = family.outcome(family.check(meta["task"], response))
 
         verbosity = verbosity_factor(text.word_count(response), family.budget)
         context = " ".join(m["content"] for m in messages)

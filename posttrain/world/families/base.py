@@ -74,16 +74,6 @@ class Family:
         """Plausible bad answers by outcome name (for the spec, tests and model-like samples)."""
         raise NotImplementedError
 
-    # --- over whole conversations: only multi-turn needs more than the task -------------
-    def check_messages(self, task: dict, messages: list[dict], response: str) -> str:
-        return self.check(task, response)
-
-    def demonstrate_messages(self, task: dict, messages: list[dict], rng: random.Random) -> str:
-        return self.demonstrate(task, rng)
-
-    def wrong_answers_messages(self, task: dict, messages: list[dict], rng: random.Random) -> dict[str, str]:
-        return self.wrong_answers(task, rng)
-
     # --- shared ----------------------------------------------------------------------
     def n_templates(self, task: dict, split: str) -> int:
         return len(self.templates[task["kind"]][split])

@@ -18,16 +18,17 @@ def arithmetic_answer(task: dict) -> int:
 def check_number(response: str, answer: int, operands: list[int]) -> str:
     """correct / hedged / wrong / no_answer for a numeric answer.
 
-    The operands may be restated ("23 + 58 = 81"); every other number is a candidate answer.
+    The operands may be restated ("23 + 58 = 81"); any other number beside the answer is a
+    second candidate ("80 or 81"), which makes the answer hedged.
     """
-    found = Counter(text.numbers(response, spelled=False))
-    found.subtract(Counter(operands))
-    candidates = {n for n, c in found.items() if c > 0}
-    if not candidates:
-        return "correct" if answer in text.numbers(response, spelled=False) else "no_answer"
-    if candidates == {answer}:
-        return "correct"
-    return "hedged" if answer in candidates else "wrong"
+    said = text.numbers(response, spelled=False)
+    if not said:
+        return "no_answer"
+    if answer not in said:
+        return "wrong"
+    others = Counter(said)
+    others.subtract(Counter(operands))
+    return "correct" if {n for n, c in others.items() if c > 0} <= {answer} else "hedged"
 
 
 NUMBER_OUTCOMES = (

@@ -9,33 +9,30 @@ from posttrain.world.families.compute import Arithmetic, ListOps, arithmetic_ans
 from posttrain.world.families.knowledge import SAY, Knowledge, check_fact, fact
 from posttrain.world.rng import derive
 
+# kind -> the follow-up's operation -> split -> templates
 FOLLOW_UPS = {
     "arith_chain": {
-        "train": ("Now add {c} to that.", "Add {c} to the result.", "And if you add {c} to it?",
-                  "Now subtract {c} from that.", "Take away {c} from the result.", "Now double it."),
-        "test": ("Take that number and add {c}.", "What is that minus {c}?", "What is twice that?"),
+        "add": {"train": ("Now add {c} to that.", "Add {c} to the result.", "And if you add {c} to it?"),
+                "test": ("Take that number and add {c}.",)},
+        "sub": {"train": ("Now subtract {c} from that.", "Take away {c} from the result."),
+                "test": ("What is that minus {c}?",)},
+        "double": {"train": ("Now double it.", "Multiply that by 2."), "test": ("What is twice that?",)},
     },
     "list_chain": {
-        "train": ("Now reverse that list.", "Now drop the largest number.", "Now reverse the order."),
-        "test": ("Write that list backwards.", "Remove the biggest one from that list."),
+        "reverse": {"train": ("Now reverse that list.", "Now reverse the order."),
+                    "test": ("Write that list backwards.",)},
+        "drop_max": {"train": ("Now drop the largest number.", "Remove the largest number from that list."),
+                     "test": ("Remove the biggest one from that list.",)},
     },
     "fact_chain": {
-        "train": ("What language do people speak there?", "And which currency do they use there?",
-                  "What is the longest river there?"),
-        "test": ("Which language is spoken in that country?", "What money is used in that country?"),
+        "language": {"train": ("What language do people speak there?", "Which language is spoken there?"),
+                     "test": ("Which language is spoken in that country?",)},
+        "currency": {"train": ("And which currency do they use there?", "What money do they use there?"),
+                     "test": ("What money is used in that country?",)},
+        "river": {"train": ("What is the longest river there?", "Which river is the longest there?"),
+                  "test": ("And the longest river of that country?",)},
     },
 }
-
-
-def follow_op(template: str) -> str:
-    """What a follow-up asks for, read off its wording."""
-    low = template.lower()
-    for words, op in ((("double", "twice"), "double"), (("subtract", "away", "minus"), "sub"), (("add",), "add"),
-                      (("reverse", "backwards"), "reverse"), (("drop", "remove"), "drop_max"),
-                      (("language",), "language"), (("currency", "money"), "currency"), (("river",), "river")):
-        if any(w in low for w in words):
-            return op
-    raise ValueError(f"follow-up with no known operation: {template!r}")
 
 
 class MultiTurn(Family):
@@ -54,7 +51,6 @@ class MultiTurn(Family):
         NO_ANSWER,
         REFUSED,
     )
-    templates = FOLLOW_UPS
 
     def __init__(self, kb):
         super().__init__(kb)
@@ -70,60 +66,65 @@ class MultiTurn(Family):
         else:
             first = {"kind": "capital", "e": pick(rng, self.kb.countries_in(split)).name, "ghost": False}
         family = self.first[kind]
+        op = pick(rng, tuple(FOLLOW_UPS[kind]))
         # c never exceeds the first answer, so "subtract c" stays non-negative
         prev = arithmetic_answer(first) if kind == "arith_chain" else 20
-        return {"kind": kind, "first": first, "first_template": rng.randrange(family.n_templates(first, split)),
-                "c": rng.randint(2, min(20, prev))}
+        return {"kind": kind, "op": op, "first": first,
+                "first_template": rng.randrange(family.n_templates(first, split)), "c": rng.randint(2, min(20, prev))}
+
+    def n_templates(self, task: dict, split: str) -> int:
+        return len(FOLLOW_UPS[task["kind"]][task["op"]][split])
 
     def render(self, task: dict, split: str, template: int) -> list[dict]:
         family = self.first[task["kind"]]
         first = task["first"]
         # The earlier answer is a demonstrator's, drawn from a stream fixed by the task itself.
         reply = family.demonstrate(first, derive(0, "multi_turn", repr(sorted(first.items()))))
-        follow = FOLLOW_UPS[task["kind"]][split][template].format(c=task["c"])
+        follow = FOLLOW_UPS[task["kind"]][task["op"]][split][template].format(c=task["c"])
         return [*family.render(first, split, task["first_template"]),
                 {"role": "assistant", "content": reply}, {"role": "user", "content": follow}]
 
-    def expected(self, task: dict, messages: list[dict]):
-        """(answer, operands restated without blame) for the follow-up in `messages`."""
-        op = follow_op(messages[-1]["content"])
-        first, c = task["first"], task["c"]
+    def expected(self, task: dict):
+        """(answer, numbers the answer may restate without blame) for the follow-up."""
+        op, first, c = task["op"], task["first"], task["c"]
         if task["kind"] == "arith_chain":
             prev = arithmetic_answer(first)
-            return {"add": prev + c, "sub": prev - c, "double": 2 * prev}[op], [prev, c, 2]
+            # numbers that may be restated from the conversation: the first sum, its result, c
+            return {"add": prev + c, "sub": prev - c, "double": 2 * prev}[op], [first["a"], first["b"], prev, c, 2]
         if task["kind"] == "list_chain":
             items = list_answer(first)
             return (list(reversed(items)) if op == "reverse" else items[:-1]), []
         return fact(self.kb, first["e"], op), []
 
-    def check_messages(self, task: dict, messages: list[dict], response: str) -> str:
+    def check(self, task: dict, response: str) -> str:
         pre = self.refused_or_empty(response)
         if pre:
             return pre
-        answer, operands = self.expected(task, messages)
+        answer, operands = self.expected(task)
         if task["kind"] == "arith_chain":
             return check_number(response, answer, operands)
         if task["kind"] == "list_chain":
             return check_sequence(response, answer)
-        verdict = check_fact(self.kb, follow_op(messages[-1]["content"]), answer, response)
+        verdict = check_fact(self.kb, task["op"], answer, response)
         return "wrong_fact" if verdict == "wrong" else verdict
 
-    def demonstrate_messages(self, task: dict, messages: list[dict], rng: random.Random) -> str:
-        answer, _ = self.expected(task, messages)
+    def demonstrate(self, task: dict, rng: random.Random) -> str:
+        answer, _ = self.expected(task)
         if task["kind"] == "arith_chain":
             return pick(rng, (f"{answer}", f"That gives {answer}.", f"It is {answer}."))
         if task["kind"] == "list_chain":
             joined = ", ".join(str(i) for i in answer)
             return pick(rng, (joined, f"Here it is: {joined}"))
-        op, e = follow_op(messages[-1]["content"]), task["first"]["e"]
+        op, e = task["op"], task["first"]["e"]
         return pick(rng, (SAY[op].format(e=e, v=answer), f"{answer}."))
 
-    def wrong_answers_messages(self, task: dict, messages: list[dict], rng: random.Random) -> dict[str, str]:
-        answer, _ = self.expected(task, messages)
+    def wrong_answers(self, task: dict, rng: random.Random) -> dict[str, str]:
+        answer, operands = self.expected(task)
         if task["kind"] == "arith_chain":
-            return {"wrong": f"{arithmetic_answer(task['first']) + 1}.", "hedged": f"{answer} or {answer + 3}."}
+            near = [answer + d for d in (3, 7, 11, 13) if answer + d not in operands]
+            return {"wrong": f"{arithmetic_answer(task['first']) + 1}.", "hedged": f"{answer} or {near[0]}."}
         if task["kind"] == "list_chain":
             return {"wrong": ", ".join(str(i) for i in list_answer(task["first"])[::-1][1:])}
-        op = follow_op(messages[-1]["content"])
+        op = task["op"]
         other = pick(rng, [v for v in self.kb.values(op) if v != answer])
         return {"wrong_fact": f"{other}.", "abstain": "I don't know."}

@@ -1,0 +1,27 @@
+# posttrain: `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := runs/demo
+
+.PHONY: setup test demo clean
+
+# The venv is (re)built whenever pyproject.toml changes. torch is pinned in the same pip
+# command as everything that needs it: an unpinned resolve would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest
+
+demo: setup
+	$(BIN)/posttrain world export --out $(DEMO)/world --scale small --seed 0 --force
+	$(BIN)/posttrain world agreement --prompts 900
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

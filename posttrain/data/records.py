@@ -1,0 +1,118 @@
+"""Conversation records and JSONL files: validated line by line, written atomically.
+
+A conversation record (DESIGN.md, "Data formats"):
+
+    {"id": "demo-000001",
+     "messages": [{"role": "system" | "user" | "assistant", "content": "..."}, ...],
+     "source": "demonstrator:d2",
+     "meta": {...}}
+
+Every error names the file and line, the field, and what to do:
+
+    >>> validate_conversation({"id": "x", "messages": []}, "demos.jsonl:3")
+    Traceback (most recent call last):
+    ...
+    posttrain.errors.UserError: demos.jsonl:3: field 'messages' is empty; a conversation needs at least one message
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from posttrain.errors import UserError
+
+ROLES = ("system", "user", "assistant")
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """Yield ("file:line", record) for each non-blank line; malformed JSON is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; check the path (expected a JSONL file, one record per line)")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
+                                "each line must be one complete JSON object") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            yield where, record
+
+
+def validate_conversation(record: dict, where: str, *, ends_with: str | None = None) -> dict:
+    """Check a conversation record; `ends_with` ("user" for prompts) checks the last role."""
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string")
+    messages = record.get("messages")
+    if not isinstance(messages, list):
+        raise UserError(f"{where}: field 'messages' must be a list of {{'role', 'content'}} objects")
+    if not messages:
+        raise UserError(f"{where}: field 'messages' is empty; a conversation needs at least one message")
+    for i, m in enumerate(messages):
+        field = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise UserError(f"{where}: field '{field}' must be an object with 'role' and 'content'")
+        if m.get("role") not in ROLES:
+            raise UserError(f"{where}: field '{field}.role' is {m.get('role')!r}; use one of {', '.join(ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise UserError(f"{where}: field '{field}.content' must be a string")
+        if m["role"] == "system" and i != 0:
+            raise UserError(f"{where}: field '{field}' is a system message after the start; "
+                            "put the system message first or drop it")
+    if ends_with and messages[-1]["role"] != ends_with:
+        raise UserError(f"{where}: field 'messages' ends with a {messages[-1]['role']} turn; "
+                        f"this file needs conversations that end with a {ends_with} turn")
+    if "meta" in record and not isinstance(record["meta"], dict):
+        raise UserError(f"{where}: field 'meta' must be an object")
+    return record
+
+
+def read_conversations(path: str | Path, *, ends_with: str | None = None) -> list[dict]:
+    return [validate_conversation(r, where, ends_with=ends_with) for where, r in read_jsonl(path)]
+
+
+def dumps(record: dict) -> str:
+    """One JSONL line; the same record always gives the same bytes."""
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
+    """Write records atomically; returns how many were written."""
+    n = 0
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(dumps(r) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,126 @@
+"""`posttrain world export`: write a world's files in DESIGN.md's formats, atomically.
+
+    DIR/
+      corpus.jsonl          pretraining documents {"id", "text", "kind"}
+      corpus_heldout.jsonl  held-out documents of the same kinds (alignment tax: held-out LM loss)
+      demos.jsonl           demonstrations, conversation format, some flawed on purpose (meta.flaws)
+      prompts_rm.jsonl      prompts to sample K completions from and rank (train entities and templates)
+      prompts_ppo.jsonl     prompts for PPO (train entities and templates)
+      test.jsonl            held-out prompts (test entities and templates)
+      kb.json               the knowledge base
+      spec.md               the model spec, generated from the gold scorer's rules
+      manifest.json         seed, scale, counts per family and kind, sha256 of every file
+
+Same seed and scale give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain import __version__
+from posttrain.config import option
+from posttrain.data.records import umask, write_jsonl
+from posttrain.errors import UserError
+from posttrain.world import corpus
+from posttrain.world.core import SCALES
+from posttrain.world.families import FAMILY_NAMES
+from posttrain.world.spec import render_spec
+
+@dataclass
+class ExportConfig:
+    out: Path = option(help="directory to write the world to (created; must be new or empty unless --force)",
+                       required=True)
+    scale: str = option("small", help="world size: small (CPU demo) or paper (InstructGPT's proportions)",
+                        choices=tuple(SCALES))
+    seed: int = option(0, help="world seed; the same seed and scale give byte-identical files")
+    force: bool = option(False, help="replace --out if it already holds files")
+
+
+PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "test.jsonl": "test"}
+
+
+def export(world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None) -> dict:
+    """Write the world to `out` and return the manifest. The directory appears whole or not at all."""
+    out = Path(out)
+    check_out(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o777 & ~umask())
+    try:
+        manifest = _write(world, tmp, on_step)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse to overwrite a non-empty directory (or a file) unless forced."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out must name a directory")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+
+
+def _write(world, d: Path, on_step) -> dict:
+    s = world.scale
+    counts: dict[str, dict] = {}
+    steps = [
+        ("corpus.jsonl", lambda: corpus.documents(world, s.corpus_docs, "train")),
+        ("corpus_heldout.jsonl", lambda: corpus.documents(world, s.heldout_docs, "heldout")),
+        ("demos.jsonl", lambda: world.demonstrations(s.demos)),
+        ("prompts_rm.jsonl", lambda: world.prompts("rm", s.rm_prompts, "train")),
+        ("prompts_ppo.jsonl", lambda: world.prompts("ppo", s.ppo_prompts, "train")),
+        ("test.jsonl", lambda: world.prompts("test", s.test_prompts, "test")),
+    ]
+    for name, make in steps:
+        on_step(name)
+        records = make()
+        write_jsonl(d / name, records)
+        key = "kind" if name.startswith("corpus") else None
+        counts[name] = dict(Counter(r["kind"] if key else r["meta"]["family"] for r in records))
+    on_step("kb.json")
+    (d / "kb.json").write_text(json.dumps(dataclasses.asdict(world.kb), indent=1, ensure_ascii=False) + "\n")
+    on_step("spec.md")
+    (d / "spec.md").write_text(render_spec(world))
+    manifest = {
+        "posttrain": __version__,
+        "seed": world.seed,
+        "scale": dataclasses.asdict(s),
+        "counts": counts,
+        "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())},
+    }
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def counts_table(manifest: dict) -> str:
+    """Families down, prompt files across; then the corpus by kind."""
+    files = list(PROMPT_FILES)
+    families = [f for f in FAMILY_NAMES if any(f in manifest["counts"][n] for n in files)]
+    header = f"{'family':<15}" + "".join(f"{PROMPT_FILES[n]:>8}" for n in files)
+    rows = [header, "-" * len(header)]
+    for fam in families:
+        rows.append(f"{fam:<15}" + "".join(f"{manifest['counts'][n].get(fam, 0):>8}" for n in files))
+    rows.append(f"{'total':<15}" + "".join(f"{sum(manifest['counts'][n].values()):>8}" for n in files))
+    docs = manifest["counts"]["corpus.jsonl"]
+    rows += ["", f"corpus: {sum(docs.values())} documents ("
+             + ", ".join(f"{k} {v}" for k, v in sorted(docs.items(), key=lambda kv: -kv[1])) + "), "
+             f"held out: {sum(manifest['counts']['corpus_heldout.jsonl'].values())}"]
+    return "\n".join(rows)
