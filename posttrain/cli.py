@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = world_cmds.add_parser("agreement", help="measure simulated labelers' pairwise agreement at several noise settings",
                               description="Measure how often two simulated labelers order a pair of answers alike.",
-                              epilog="example: posttrain world agreement --noise 0.2 0.34 0.5")
+                              epilog="example: posttrain world agreement --noise 0.2 0.32 0.5")
     add_arguments(p, AgreementConfig)
     p.set_defaults(run=cmd_world_agreement)
     return parser

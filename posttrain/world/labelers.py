@@ -25,7 +25,7 @@ from posttrain.world.families.base import pick
 from posttrain.world.rng import derive, unit
 from posttrain.world.scorer import Judgement
 
-DEFAULT_NOISE = 0.34
+DEFAULT_NOISE = 0.32
 TIE_MARGIN = 0.02
 FLAG_MISS_RATE = 0.15  # a labeler overlooks a flag this often
 BIASES = {

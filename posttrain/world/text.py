@@ -76,7 +76,7 @@ def numbers(text: str, *, spelled: bool = True) -> list[int]:
     """
     found: list[tuple[int, int]] = [(m.start(), int(m.group())) for m in _NUMBER.finditer(text)]
     if spelled:
-        for m in re.finditer(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", text.lower()):
+        for m in re.finditer(r"(?<![\w-])(" + "|".join(NUMBER_WORDS) + r")(?![\w-])", text.lower()):
             found.append((m.start(), NUMBER_WORDS[m.group(1)]))
     return [n for _, n in sorted(found)]
 

@@ -1,0 +1,53 @@
+"""The command line as a user meets it: help everywhere, counts printed, clear errors, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def posttrain(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "posttrain.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"]])
+def test_help_on_every_command(args):
+    r = posttrain(*args, "--help")
+    assert r.returncode == 0 and "usage: posttrain" in r.stdout
+
+
+def test_export_prints_counts_per_family(tmp_path):
+    r = posttrain("world", "export", "--out", str(tmp_path / "w"))
+    assert r.returncode == 0, r.stderr
+    for family in ("arithmetic", "knowledge", "harmful", "multi_turn", "total"):
+        assert family in r.stdout
+    assert (tmp_path / "w" / "spec.md").is_file()
+
+
+def test_export_into_a_non_empty_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    r = posttrain("world", "export", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert "already exists and is not empty" in r.stderr and "--force" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_bad_choices_and_values_are_rejected():
+    r = posttrain("world", "export", "--out", "x", "--scale", "huge")
+    assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr
+    r = posttrain("world", "agreement", "--noise", "-1", "--prompts", "5")
+    assert r.returncode == 2 and "--noise values must be >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_agreement_reports_a_table():
+    r = posttrain("world", "agreement", "--prompts", "50", "--noise", "0.1", "0.32")
+    assert r.returncode == 0, r.stderr
+    assert "(default)" in r.stdout and "72.6%" in r.stdout
+
+
+def test_spec_lists_every_family():
+    r = posttrain("world", "spec")
+    assert r.returncode == 0
+    for title in ("Arithmetic", "Passage QA", "False premise", "Harmful request", "Benign look-alike", "Multi-turn"):
+        assert f"## {title}" in r.stdout
