@@ -19,7 +19,7 @@ def cmd_world_export(args: argparse.Namespace) -> int:
     cfg = from_namespace(ExportConfig, args)
     check_out(cfg.out, cfg.force)
     world = World(seed=cfg.seed, scale=cfg.scale)
-    with tqdm(total=9, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr) as bar:
+    with tqdm(total=9, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(1)
