@@ -22,6 +22,7 @@ test: setup
 demo: setup
 	$(BIN)/posttrain world export --out $(DEMO)/world --scale small --seed 0 --force
 	$(BIN)/posttrain world agreement --prompts 900
+	$(BIN)/posttrain world probe --model assets/base-small-seed0 --out $(DEMO)/base-probe.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

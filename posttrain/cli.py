@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from posttrain import __version__
@@ -59,9 +60,63 @@ def cmd_world_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from posttrain.stages.pretrain import PretrainConfig, pretrain
+
+    cfg = from_namespace(PretrainConfig, args)
+    with tqdm(desc="pretrain", unit="step", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+        def step(i: int, total: int, m: dict) -> None:
+            bar.total = total
+            bar.n = i
+            bar.set_postfix({"loss": f"{m['pretrain/loss']:.3f}", "tok/s": f"{m['pretrain/tokens_per_s']:.0f}",
+                             **({"heldout": f"{m['pretrain/heldout_loss']:.3f}"} if "pretrain/heldout_loss" in m else {})},
+                            refresh=False)
+            bar.refresh()
+        summary = pretrain(cfg, on_step=step)
+    print(f"pretrained {summary['params']:,} parameters for {summary['steps']} steps: "
+          f"loss {summary['pretrain/loss']:.3f}, held-out loss {summary['pretrain/heldout_loss']:.3f}, "
+          f"{summary['pretrain/tokens_per_s']:.0f} tokens/s")
+    print(f"wrote {cfg.out}/")
+    return 0
+
+
+def cmd_world_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from posttrain.data.records import read_conversations
+    from posttrain.evaluation.probes import ProbeConfig, gold_by_family, knowledge_completion
+    from posttrain.models.load import load_causal_lm
+    from posttrain.world import World
+
+    cfg = from_namespace(ProbeConfig, args)
+    world = World(seed=cfg.seed, scale=cfg.scale)
+    records = (read_conversations(cfg.prompts, ends_with="user") if cfg.prompts
+               else world.prompts("test", world.scale.test_prompts, "test"))
+    model, tokenizer = load_causal_lm(cfg.model)
+    knowledge = knowledge_completion(model, tokenizer, world.kb)
+    gold = gold_by_family(model, tokenizer, world, records, max_new_tokens=cfg.max_new_tokens)
+    print(f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})")
+    for relation, r in knowledge["by_relation"].items():
+        print(f"  {relation:<12} {r['accuracy']:>6.1%}  (chance {r['chance']:.1%}, n={r['n']})")
+    print(f"\ngold score on {len(records)} chat prompts: {gold['gold_score']:.3f}")
+    print(f"  {'family':<15} {'gold':>6} {'fails':>6} {'halluc':>7} {'harmful':>8} {'overref':>8}")
+    for family, r in gold["by_family"].items():
+        print(f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} {r['hallucination_rate']:>7.0%} "
+              f"{r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}")
+    if cfg.out:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(json.dumps({"model": str(cfg.model), "knowledge": knowledge, "gold": gold}, indent=1) + "\n")
+        print(f"\nwrote {cfg.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
+    from posttrain.evaluation.probes import ProbeConfig
+    from posttrain.stages.pretrain import PretrainConfig
     from posttrain.world.labelers import AgreementConfig
 
     parser = argparse.ArgumentParser(
@@ -91,12 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog="example: posttrain world agreement --noise 0.2 0.32 0.5")
     add_arguments(p, AgreementConfig)
     p.set_defaults(run=cmd_world_agreement)
+
+    p = world_cmds.add_parser("probe", help="a model's knowledge of the world's facts and its gold score per family",
+                              description="Probe a model: fact completion accuracy, and gold-judged greedy answers "
+                                          "to chat prompts, per family.",
+                              epilog="example: posttrain world probe --model runs/demo/base")
+    add_arguments(p, ProbeConfig)
+    p.set_defaults(run=cmd_world_probe)
+
+    p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
+                            description="Pretrain a Llama-style base model with next-token loss (resumable).",
+                            epilog="example: posttrain pretrain --data runs/world/corpus.jsonl --out runs/demo/base")
+    add_arguments(p, PretrainConfig)
+    p.set_defaults(run=cmd_pretrain)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

@@ -10,7 +10,8 @@ def posttrain(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "posttrain.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"]])
+@pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
+                                  ["world", "probe"], ["pretrain"]])
 def test_help_on_every_command(args):
     r = posttrain(*args, "--help")
     assert r.returncode == 0 and "usage: posttrain" in r.stdout

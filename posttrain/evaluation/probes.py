@@ -1,0 +1,74 @@
+"""World probes for any checkpoint: does it know the facts, and how does it behave as an assistant?
+
+- `knowledge_completion`: plain-text prompts cut from the corpus's own sentences ("The capital
+  of Veloria is") completed greedily; correct when the continuation starts with the fact.
+  Chance is one over the number of values a relation takes.
+- `gold_by_family`: greedy answers to chat-formatted prompts, judged by the gold scorer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.generation.hf import chat_complete, complete
+from posttrain.world.corpus import FACTS, PERSON_FACTS
+from posttrain.world.families import FAMILY_NAMES
+
+
+@dataclass
+class ProbeConfig:
+    model: Path = option(help="model directory (a posttrain checkpoint or a Hugging Face model)", required=True)
+    seed: int = option(0, help="seed of the world the model was trained in")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    prompts: Path | None = option(None, help="prompt JSONL made by the world (default: its test split)")
+    max_new_tokens: int = option(48, help="tokens to generate per answer")
+    out: Path | None = option(None, help="also write the results (and every answer) to this JSON file")
+
+
+def knowledge_prompts(kb) -> list[tuple[str, str, str]]:
+    """(relation, prefix, answer) for every fact of the knowledge base."""
+    out = []
+    for c in kb.countries:
+        for relation, templates in FACTS.items():
+            prefix = templates[0].split("{v}")[0].format(e=c.name).rstrip()
+            out.append((relation, prefix, getattr(c, relation)))
+    for p in kb.people:
+        prefix = PERSON_FACTS[0].split("{p}")[0].format(n=p.name).rstrip()   # "Mira Dovan was a"
+        out.append(("profession", prefix, p.profession))
+    return out
+
+
+def knowledge_completion(model, tokenizer, kb) -> dict:
+    """Accuracy per relation and overall, with the chance level of each."""
+    probes = knowledge_prompts(kb)
+    completions = complete(model, tokenizer, [prefix for _, prefix, _ in probes])
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for (relation, _, answer), text in zip(probes, completions):
+        hits[relation].append(text.strip().lower().startswith(answer.lower()))
+    values = {r: len(set(kb.values(r))) for r in hits}
+    per = {r: {"accuracy": sum(h) / len(h), "n": len(h), "chance": 1 / values[r]} for r, h in hits.items()}
+    every = [x for h in hits.values() for x in h]
+    chance = sum(p["chance"] * p["n"] for p in per.values()) / len(every)
+    return {"accuracy": sum(every) / len(every), "chance": chance, "n": len(every), "by_relation": per}
+
+
+def gold_by_family(model, tokenizer, world, records: list[dict], *, max_new_tokens: int = 48) -> dict:
+    """Mean gold score and flag rates per family for greedy answers; also the answers themselves."""
+    answers = chat_complete(model, tokenizer, [r["messages"] for r in records], max_new_tokens=max_new_tokens)
+    rows: dict[str, list] = defaultdict(list)
+    samples = []
+    for record, answer in zip(records, answers):
+        j = world.judge(record, answer)
+        rows[j.family].append(j)
+        samples.append({"id": record["id"], "family": j.family, "prompt": record["messages"][-1]["content"],
+                        "answer": answer, "score": j.score, "outcome": j.outcome})
+    families = {}
+    for family, js in sorted(rows.items(), key=lambda kv: FAMILY_NAMES.index(kv[0])):
+        families[family] = {"gold_score": sum(j.score for j in js) / len(js), "n": len(js),
+                            **{f"{flag}_rate": sum(flag in j.flags for j in js) / len(js)
+                               for flag in ("fails_task", "hallucination", "harmful", "over_refusal")}}
+    every = [j.score for js in rows.values() for j in js]
+    return {"gold_score": sum(every) / len(every), "by_family": families, "samples": samples}

@@ -1,0 +1,201 @@
+"""`posttrain pretrain`: a small Llama-style base model trained with next-token loss.
+
+    posttrain pretrain --data runs/world/corpus.jsonl --out runs/demo/base
+
+The tokenizer is trained on the corpus (byte-level BPE with a chat template) unless one is
+given. Batches are a pure function of (seed, step), so a resumed run sees exactly the
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from posttrain.config import option
+from posttrain.data.corpus import file_sha256, pack, read_documents
+from posttrain.errors import UserError
+from posttrain.models.build import SIZES, n_params, new_llama
+from posttrain.models.checkpoint import RunDir
+from posttrain.models.tokenizer import train_tokenizer
+from posttrain.stages.metrics import MetricsLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    data: Path = option(help="corpus: JSONL of {\"text\"} records (world export's corpus.jsonl) or a .txt file",
+                        required=True)
+    out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
+    heldout: Path | None = option(None, help="held-out corpus for eval loss; default: corpus_heldout.jsonl "
+                                             "beside --data, else 2%% of the blocks")
+    tokenizer: Path | None = option(None, help="an existing tokenizer directory; default: train BPE on --data")
+    vocab_size: int = option(4096, help="BPE vocabulary size when training a tokenizer")
+    size: str = option("base", help="model size preset", choices=tuple(SIZES))
+    seq_len: int = option(256, help="tokens per training sequence")
+    micro_batch: int = option(16, help="sequences per forward/backward pass")
+    grad_accum: int = option(1, help="micro-batches per optimizer step (batch = micro_batch x grad_accum)")
+    lr: float = option(2e-3, help="peak learning rate (AdamW)")
+    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
+    warmup_steps: int = option(100, help="linear warm-up steps")
+    weight_decay: float = option(0.1, help="AdamW weight decay")
+    epochs: float = option(4.0, help="passes over the corpus; sets the step count unless --max-steps is given")
+    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
+    time_budget: float | None = option(None, help="stop after this many seconds, save and finish early")
+    eval_every: int = option(200, help="steps between held-out evaluations")
+    save_every: int = option(200, help="steps between resumable checkpoints")
+    seed: int = option(0, help="seed for initialisation and data order")
+    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
+    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
+    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+
+    @property
+    def batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+    def check(self) -> None:
+        for name in ("seq_len", "micro_batch", "grad_accum", "eval_every", "save_every", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.seq_len > SIZES[self.size].max_len:
+            raise UserError(f"--seq-len {self.seq_len} exceeds the {self.size} model's context of "
+                            f"{SIZES[self.size].max_len}; lower --seq-len")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps must be >= 1, got {self.max_steps}")
+
+
+def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
+    """Train a base model; returns the final metrics. `on_step(step, total, metrics)` reports progress."""
+    cfg.check()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    docs = read_documents(cfg.data)  # bad input fails before anything is written
+    heldout_path = _heldout_path(cfg)
+    heldout_docs = read_documents(heldout_path) if heldout_path else None
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    tokenizer = _tokenizer(cfg, run, docs)
+    blocks = pack(docs, tokenizer, cfg.seq_len)                       # (N, seq_len + 1)
+    if heldout_docs is None:
+        n_held = max(1, len(blocks) // 50)
+        blocks, held = blocks[n_held:], blocks[:n_held]
+    else:
+        held = pack(heldout_docs, tokenizer, cfg.seq_len)
+    model = new_llama(SIZES[cfg.size], tokenizer, cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
+    start = run.restore(model, optimizer) if cfg.resume else 0
+    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    log.info("pretraining %d params on %d blocks of %d tokens for %d steps", n_params(model), len(blocks),
+             cfg.seq_len, total)
+
+    began, step, last = time.monotonic(), start, {}
+    for step in range(start + 1, total + 1):
+        # 1. the step's batch, a pure function of (seed, step)
+        batch = blocks[batch_indices(len(blocks), cfg.batch, step - 1, cfg.seed)]
+        # 2. next-token loss over micro-batches, one optimizer step
+        lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        loss = train_step(model, optimizer, batch, cfg.micro_batch, lr)
+        # 3. log, evaluate, checkpoint
+        tokens_per_s = (step - start) * cfg.batch * cfg.seq_len / (time.monotonic() - began)
+        last = {"pretrain/loss": loss, "pretrain/lr": lr, "pretrain/tokens_per_s": tokens_per_s}
+        if step % cfg.eval_every == 0 or step == total:
+            last["pretrain/heldout_loss"] = heldout_loss(model, held)
+        metrics.log(step, last)
+        on_step(step, total, last)
+        if step % cfg.save_every == 0 and step < total:
+            run.save(step, model, optimizer)
+        if cfg.time_budget and time.monotonic() - began > cfg.time_budget:
+            log.warning("time budget of %.0f s reached at step %d of %d; finishing early", cfg.time_budget, step, total)
+            break
+    if "pretrain/heldout_loss" not in last:
+        last["pretrain/heldout_loss"] = heldout_loss(model, held)
+        metrics.log(step, last)
+    metrics.close()
+    summary = {**last, "steps": step, "params": n_params(model), "train_tokens": step * cfg.batch * cfg.seq_len}
+    run.finish(model, tokenizer, {
+        "stage": "pretrain", "parent": None, "config": asdict(cfg),
+        "data": {"corpus": str(cfg.data), "corpus_sha256": file_sha256(cfg.data),
+                 "heldout": str(heldout_path or "2% of the corpus blocks"), "tokens_per_epoch": int(blocks.numel())},
+        "metrics": summary})
+    return summary
+
+
+def train_step(model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float) -> float:
+    """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    chunks = batch.split(micro_batch)
+    for chunk in chunks:
+        loss = lm_loss(model, chunk) / len(chunks)
+        loss.backward()
+        total += loss.item()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return total
+
+
+def lm_loss(model, rows: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of rows (B, T + 1): inputs rows[:, :-1], targets rows[:, 1:]."""
+    logits = model(input_ids=rows[:, :-1]).logits                       # (B, T, V)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
+
+
+@torch.no_grad()
+def heldout_loss(model, held: torch.Tensor, batch: int = 32) -> float:
+    model.eval()
+    losses = [lm_loss(model, chunk).item() * len(chunk) for chunk in held.split(batch)]
+    return sum(losses) / len(held)
+
+
+def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
+    """Rows of step `step` (0-based): consecutive slices of a fresh permutation per epoch."""
+    positions = torch.arange(step * batch, (step + 1) * batch)
+    out = torch.empty(batch, dtype=torch.long)
+    for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        mask = positions.div(n, rounding_mode="floor") == epoch
+        out[mask] = perm[positions[mask] % n]
+    return out
+
+
+def cosine_lr(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `min_ratio * peak` at `total`."""
+    if step <= warmup:
+        return peak * step / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _heldout_path(cfg: PretrainConfig) -> Path | None:
+    if cfg.heldout:
+        return cfg.heldout
+    beside = Path(cfg.data).with_name("corpus_heldout.jsonl")
+    return beside if beside.is_file() and beside != Path(cfg.data) else None
+
+
+def _tokenizer(cfg: PretrainConfig, run: RunDir, docs: list[str]):
+    from transformers import AutoTokenizer
+
+    saved = run.checkpoints / "tokenizer"
+    if saved.is_dir():  # resuming: the tokenizer the run started with
+        return AutoTokenizer.from_pretrained(saved)
+    if cfg.tokenizer:
+        if not Path(cfg.tokenizer).is_dir():
+            raise UserError(f"--tokenizer {cfg.tokenizer}: not a directory holding a saved tokenizer")
+        tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    else:
+        tok = train_tokenizer(docs, cfg.vocab_size)
+    tok.save_pretrained(saved)
+    return tok
+
