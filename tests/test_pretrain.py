@@ -108,3 +108,14 @@ def test_each_epoch_visits_every_block_once():
     assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:20].tolist()) == list(range(10))
     assert torch.equal(batch_indices(n, batch, 3, seed=0), batch_indices(n, batch, 3, seed=0))
     assert not torch.equal(batch_indices(n, batch, 0, seed=0), batch_indices(n, batch, 0, seed=1))
+
+
+def test_time_budget_stops_early_and_still_finishes(corpus, tmp_path):
+    from posttrain.stages.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(data=corpus, out=tmp_path / "run", size="tiny", seq_len=32, micro_batch=4, vocab_size=400,
+                         max_steps=100_000, time_budget=0.5, eval_every=10_000, save_every=10_000, threads=1)
+    summary = pretrain(cfg)
+    assert 1 <= summary["steps"] < 100_000
+    assert (tmp_path / "run" / "model.safetensors").is_file() and not (tmp_path / "run.partial").exists()
+    assert "pretrain/heldout_loss" in read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
