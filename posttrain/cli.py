@@ -60,21 +60,37 @@ def cmd_world_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class StepBar:
+    """A progress bar (steps, ETA) showing a few of a stage's metrics; silent when not on a terminal."""
 
+    def __init__(self, desc: str, shown: dict[str, str]):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, disable=None, dynamic_ncols=True)
+        self.shown = shown  # label -> metric name
+        self.seen: dict[str, float] = {}
+
+    def __call__(self, step: int, total: int, metrics: dict) -> None:
+        self.seen.update(metrics)
+        self.bar.total, self.bar.n = total, step
+        self.bar.set_postfix({label: f"{self.seen[name]:.3g}" for label, name in self.shown.items()
+                              if name in self.seen}, refresh=False)
+        self.bar.refresh()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
     from posttrain.stages.pretrain import PretrainConfig, pretrain
 
     cfg = from_namespace(PretrainConfig, args)
-    with tqdm(desc="pretrain", unit="step", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
-        def step(i: int, total: int, m: dict) -> None:
-            bar.total = total
-            bar.n = i
-            bar.set_postfix({"loss": f"{m['pretrain/loss']:.3f}", "tok/s": f"{m['pretrain/tokens_per_s']:.0f}",
-                             **({"heldout": f"{m['pretrain/heldout_loss']:.3f}"} if "pretrain/heldout_loss" in m else {})},
-                            refresh=False)
-            bar.refresh()
-        summary = pretrain(cfg, on_step=step)
+    shown = {"loss": "pretrain/loss", "heldout": "pretrain/heldout_loss", "tok/s": "pretrain/tokens_per_s"}
+    with StepBar("pretrain", shown) as bar:
+        summary = pretrain(cfg, on_step=bar)
     print(f"pretrained {summary['params']:,} parameters for {summary['steps']} steps: "
           f"loss {summary['pretrain/loss']:.3f}, held-out loss {summary['pretrain/heldout_loss']:.3f}, "
           f"{summary['pretrain/tokens_per_s']:.0f} tokens/s")
@@ -112,11 +128,25 @@ def cmd_world_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sft(args: argparse.Namespace) -> int:
+    from posttrain.stages.sft import SFTConfig, sft
+
+    cfg = from_namespace(SFTConfig, args)
+    with StepBar("sft", {"loss": "sft/loss", "eval": "sft/eval_loss"}) as bar:
+        summary = sft(cfg, on_step=bar)
+    evaluated = f", eval loss {summary['sft/eval_loss']:.3f}" if "sft/eval_loss" in summary else ""
+    print(f"fine-tuned on {summary['train_examples']} conversations for {summary['steps']} steps: "
+          f"loss {summary['sft/loss']:.3f}{evaluated}")
+    print(f"wrote {cfg.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
     from posttrain.evaluation.probes import ProbeConfig
     from posttrain.stages.pretrain import PretrainConfig
+    from posttrain.stages.sft import SFTConfig
     from posttrain.world.labelers import AgreementConfig
 
     parser = argparse.ArgumentParser(
@@ -159,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="example: posttrain pretrain --data runs/world/corpus.jsonl --out runs/demo/base")
     add_arguments(p, PretrainConfig)
     p.set_defaults(run=cmd_pretrain)
+
+    p = commands.add_parser("sft", help="supervised fine-tuning on demonstrations (loss on assistant turns)",
+                            description="Fine-tune a causal LM on chat demonstrations; only assistant tokens "
+                                        "(and their EOS) carry loss. Resumable.",
+                            epilog="example: posttrain sft --model assets/base-small-seed0 "
+                                   "--data runs/world/demos.jsonl --out runs/demo/sft --lr 1e-3")
+    add_arguments(p, SFTConfig)
+    p.set_defaults(run=cmd_sft)
     return parser
 
 

@@ -77,8 +77,10 @@ def validate_conversation(record: dict, where: str, *, ends_with: str | None = N
     return record
 
 
-def read_conversations(path: str | Path, *, ends_with: str | None = None) -> list[dict]:
-    return [validate_conversation(r, where, ends_with=ends_with) for where, r in read_jsonl(path)]
+def read_conversations(path: str | Path, *, ends_with: str | None = None, with_location: bool = False) -> list:
+    """Validated conversation records; with `with_location`, ("file:line", record) pairs."""
+    pairs = [(where, validate_conversation(r, where, ends_with=ends_with)) for where, r in read_jsonl(path)]
+    return pairs if with_location else [r for _, r in pairs]
 
 
 def dumps(record: dict) -> str:

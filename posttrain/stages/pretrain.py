@@ -10,7 +10,6 @@ batches an uninterrupted one would.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.tokenizer import train_tokenizer
 from posttrain.stages.metrics import MetricsLog
+from posttrain.stages.schedule import cosine_lr
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +167,6 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
         mask = positions.div(n, rounding_mode="floor") == epoch
         out[mask] = perm[positions[mask] % n]
     return out
-
-
-def cosine_lr(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
-    """Linear warm-up to `peak`, then cosine decay to `min_ratio * peak` at `total`."""
-    if step <= warmup:
-        return peak * step / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def _heldout_path(cfg: PretrainConfig) -> Path | None:

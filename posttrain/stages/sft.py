@@ -1,0 +1,227 @@
+"""`posttrain sft`: supervised fine-tuning on demonstrations, loss on assistant tokens only.
+
+    posttrain sft --model assets/base-small-seed0 --data runs/world/demos.jsonl --out runs/demo/sft
+
+Step 1 of InstructGPT (Ouyang et al. 2022, section 3.5): causal LM loss on the labeler-written
+assistant turns of multi-turn conversations, rendered with the tokenizer's chat template.
+Each row is one conversation, padded on the right, so no example attends to another; rows are
+grouped by length to waste little padding. The loss is the mean over all assistant tokens of
+the optimizer batch, so micro-batching with accumulation gives the same gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from posttrain.config import option
+from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, encode_chat, fit
+from posttrain.data.corpus import file_sha256
+from posttrain.data.records import read_conversations
+from posttrain.errors import UserError
+from posttrain.models.checkpoint import RunDir
+from posttrain.models.load import load_causal_lm
+from posttrain.stages.metrics import MetricsLog
+from posttrain.stages.schedule import cosine_lr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTConfig:
+    model: str = option(help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id",
+                        required=True)
+    data: Path = option(help="demonstrations: conversation JSONL, each with at least one assistant turn",
+                        required=True)
+    out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
+    eval_data: Path | None = option(None, help="held-out demonstrations for eval loss (default: --eval-fraction of --data)")
+    eval_fraction: float = option(0.05, help="share of --data held out for eval loss when --eval-data is not given")
+    max_len: int = option(512, help="tokens per conversation; longer ones follow --overlong")
+    overlong: str = option("truncate", help="over-long conversations: truncate (keep the first --max-len tokens), "
+                                            "drop, or error", choices=OVERLONG)
+    micro_batch: int = option(8, help="conversations per forward/backward pass")
+    grad_accum: int = option(1, help="micro-batches per optimizer step (batch = micro_batch x grad_accum)")
+    lr: float = option(1e-4, help="peak learning rate (AdamW)")
+    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
+    warmup_steps: int = option(10, help="linear warm-up steps")
+    weight_decay: float = option(0.0, help="AdamW weight decay")
+    epochs: float = option(3.0, help="passes over the demonstrations; sets the step count unless --max-steps is given")
+    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
+    eval_every: int = option(100, help="steps between eval-loss measurements")
+    save_every: int = option(100, help="steps between resumable checkpoints")
+    seed: int = option(0, help="seed for the eval split and data order")
+    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
+    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
+    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
+    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+
+    @property
+    def batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+    def check(self) -> None:
+        for name in ("max_len", "micro_batch", "grad_accum", "eval_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.eval_fraction < 1:
+            raise UserError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps must be >= 1, got {self.max_steps}")
+
+
+def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
+    """Fine-tune; returns the final metrics. `on_step(step, total, metrics)` reports progress."""
+    cfg.check()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    records = load_demonstrations(cfg.data)
+    eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
+    model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * plan.steps_per_epoch))
+    start = run.restore(model, optimizer) if cfg.resume else 0
+    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    pad = tokenizer.pad_token_id
+    log.info("SFT on %d conversations (%d held out) for %d steps", len(train), len(held), total)
+
+    began, step, last = time.monotonic(), start, {}
+    for step in range(start + 1, total + 1):
+        # 1. the step's conversations, grouped by length
+        batch = [train[i] for i in plan.batch(step - 1)]
+        # 2. loss on assistant tokens, accumulated over micro-batches
+        lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        loss, n_tokens = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr)
+        # 3. log, evaluate, checkpoint
+        last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
+                "sft/tokens_per_s": sum(len(e.input_ids) for e in batch) / max(1e-9, time.monotonic() - began)}
+        began = time.monotonic()
+        if held and (step % cfg.eval_every == 0 or step == total):
+            last["sft/eval_loss"] = eval_loss(model, held, cfg.micro_batch, pad)
+        metrics.log(step, last)
+        on_step(step, total, last)
+        if step % cfg.save_every == 0 and step < total:
+            run.save(step, model, optimizer)
+    metrics.close()
+    summary = {**last, "steps": step, "train_examples": len(train), "eval_examples": len(held)}
+    run.finish(model, tokenizer, {"stage": "sft", "parent": str(cfg.model), "config": asdict(cfg),
+                                  "data": data_info, "metrics": summary})
+    return summary
+
+
+def load_demonstrations(path: Path) -> list[tuple[str, dict]]:
+    """(file:line, record) for each valid demonstration; the first bad one is a UserError."""
+    records = read_conversations(path, with_location=True)
+    for where, record in records:
+        check_sft_record(record, where)
+    return records
+
+
+def prepare(records, eval_records, tokenizer, cfg: SFTConfig):
+    """Encode, apply the over-long policy, split off the eval set; returns (train, held, data info)."""
+    def encode(pairs):
+        out = []
+        for where, record in pairs:
+            example = fit(encode_chat(tokenizer, record["messages"]), cfg.max_len, cfg.overlong, where)
+            if example is not None:
+                out.append(example)
+        return out
+
+    if eval_records is None:
+        order = torch.randperm(len(records), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_eval = int(len(records) * cfg.eval_fraction)
+        eval_records = [records[i] for i in order[:n_eval]]
+        records = [records[i] for i in sorted(order[n_eval:])]
+    train, held = encode(records), encode(eval_records)
+    dropped = len(records) + len(eval_records) - len(train) - len(held)
+    if dropped:
+        log.warning("%d over-long conversations dropped (--max-len %d, --overlong %s)", dropped, cfg.max_len, cfg.overlong)
+    if not train:
+        raise UserError(f"{cfg.data}: no demonstration left to train on (all {dropped} were over --max-len)")
+    info = {"demos": str(cfg.data), "demos_sha256": file_sha256(cfg.data), "train_examples": len(train),
+            "eval_examples": len(held), "dropped_overlong": dropped}
+    return train, held, info
+
+
+class LengthGroupedPlan:
+    """Which examples each step trains on: per epoch, a seeded shuffle cut into mega-batches of
+    50 batches, each sorted by length and cut into batches, whose order is shuffled again.
+    A pure function of (seed, step), so a resumed run sees the same batches."""
+
+    def __init__(self, lengths: list[int], batch: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch, seed
+        self.steps_per_epoch = math.ceil(len(lengths) / batch)
+        self._epoch, self._batches = -1, []
+
+    def batch(self, step: int) -> list[int]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self._plan(epoch)
+        return self._batches[index]
+
+    def _plan(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        mega = self.batch_size * 50
+        batches = []
+        for i in range(0, len(perm), mega):
+            chunk = sorted(perm[i:i + mega], key=lambda j: self.lengths[j])
+            batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
+def collate(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
+    """Right-padded (B, T) input_ids, attention_mask and labels (IGNORE on padding)."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled (assistant) positions, and their count."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    targets = batch["labels"][:, 1:]                                                                # (B, T-1)
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+    return loss, int((targets != IGNORE).sum())
+
+
+def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float) -> tuple[float, int]:
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    n_tokens = sum(e.n_labeled for e in batch)   # every micro-batch divides by the whole batch's count
+    total = 0.0
+    for i in range(0, len(batch), micro_batch):
+        loss_sum, _ = assistant_loss_sum(model, collate(batch[i:i + micro_batch], pad))
+        (loss_sum / n_tokens).backward()
+        total += loss_sum.item()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return total / n_tokens, n_tokens
+
+
+@torch.no_grad()
+def eval_loss(model, held: list[Example], micro_batch: int, pad: int) -> float:
+    model.eval()
+    ordered = sorted(held, key=lambda e: len(e.input_ids))
+    total, count = 0.0, 0
+    for i in range(0, len(ordered), micro_batch):
+        loss_sum, n = assistant_loss_sum(model, collate(ordered[i:i + micro_batch], pad))
+        total, count = total + loss_sum.item(), count + n
+    return total / max(1, count)
