@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/posttrain world agreement --prompts 900
 	$(BIN)/posttrain world probe --model assets/base-small-seed0 --out $(DEMO)/base-probe.json
 	$(BIN)/posttrain sft --model assets/base-small-seed0 --data $(DEMO)/world/demos.jsonl --out $(DEMO)/sft \
-		--lr 1e-3 --epochs 3 --force
+		--lr 3e-4 --epochs 3 --force
 	$(BIN)/posttrain world probe --model $(DEMO)/sft --out $(DEMO)/sft-probe.json
 
 clean:

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Fine-tune a causal LM on chat demonstrations; only assistant tokens "
                                         "(and their EOS) carry loss. Resumable.",
                             epilog="example: posttrain sft --model assets/base-small-seed0 "
-                                   "--data runs/world/demos.jsonl --out runs/demo/sft --lr 1e-3")
+                                   "--data runs/world/demos.jsonl --out runs/demo/sft --lr 3e-4")
     add_arguments(p, SFTConfig)
     p.set_defaults(run=cmd_sft)
     return parser

@@ -172,3 +172,24 @@ def test_micro_batches_with_accumulation_equal_one_batch(tokenizer):
     assert torch.allclose(updated[0], updated[1], atol=1e-5)
     padded = collate(batch[:2], tokenizer.pad_token_id)
     assert padded["labels"][padded["attention_mask"] == 0].eq(IGNORE).all()
+
+
+def test_hub_ids_load_through_transformers_and_fail_clearly_offline(tmp_path):
+    """The hub path is real code; offline (HF_HUB_OFFLINE, read when huggingface_hub is imported,
+    hence a fresh process) and with an empty cache it is a clear error, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from posttrain.errors import UserError
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "messages": [{"role": "user", "content": "hi"}, '
+                                      '{"role": "assistant", "content": "yo"}]}\n')
+    r = subprocess.run([sys.executable, "-m", "posttrain.cli", "sft", "--model", "posttrain-tests/no-such-model",
+                        "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o")], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "could not load model 'posttrain-tests/no-such-model'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o.partial").exists()
+    with pytest.raises(UserError, match="no such model directory"):
+        load_causal_lm("./not/here")

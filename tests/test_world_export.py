@@ -81,7 +81,7 @@ def test_corpus_states_every_fact_and_holds_no_chat(exported):
     for r in world.kb.recipes:
         assert r.steps[0] in text  # the internet has the harmful recipes too
     assert not any(marker in text for marker in ("assistant:", "Assistant:", "<|", "User:"))
-    assert {d["kind"] for d in docs} == {"encyclopedia", "quiz", "worksheet", "forum", "story", "howto", "bio"}
+    assert {d["kind"] for d in docs} == {"encyclopedia", "faq", "quiz", "worksheet", "forum", "story", "howto", "bio"}
     forum = "\n".join(d["text"] for d in docs if d["kind"] == "forum")
     assert "Google it" in forum and "I think it's" in forum  # rude and wrong answers
 

@@ -20,7 +20,7 @@ from posttrain.world.families.safety import BENIGN
 from posttrain.world.kb import PROFESSIONS, NameMaker
 from posttrain.world.rng import derive
 
-KINDS = {"encyclopedia": 0.30, "quiz": 0.15, "worksheet": 0.10, "forum": 0.20, "story": 0.08,
+KINDS = {"encyclopedia": 0.25, "faq": 0.12, "quiz": 0.10, "worksheet": 0.10, "forum": 0.18, "story": 0.08,
          "howto": 0.09, "bio": 0.08}
 
 FACTS = {
@@ -45,6 +45,18 @@ QUIZ_QUESTIONS = {
     "capital": "Capital of {e}?", "language": "Language spoken in {e}?", "currency": "Currency of {e}?",
     "river": "Longest river in {e}?", "animal": "National animal of {e}?", "founder": "Founder of {e}?",
 }
+# FAQ pages ask in full sentences and answer restating the subject, as help pages do: the base
+# model practises answering a question about any entity, the test ones included.
+FAQ_QUESTIONS = {
+    "capital": ("What is the capital of {e}?", "Which city is the capital of {e}?"),
+    "language": ("What language do people speak in {e}?", "Which language is spoken in {e}?"),
+    "currency": ("What currency does {e} use?", "What money is used in {e}?"),
+    "river": ("What is the longest river in {e}?", "Which river is the longest in {e}?"),
+    "animal": ("What is the national animal of {e}?", "Which animal is the symbol of {e}?"),
+    "founder": ("Who founded {e}?", "Who was the founder of {e}?"),
+}
+PERSON_FAQ = (("What did {n} do for a living?", "{n} was a {p}."), ("Where was {n} born?", "{n} was born in {b}."))
+FAQ_TITLES = ("Frequently asked questions about {e}", "{e}: questions and answers", "FAQ: {e}")
 QUIZ_TITLES = ("Geography quiz", "Test your knowledge", "Pub quiz answers", "Revision sheet")
 WORKSHEET_TITLES = ("Math worksheet", "Practice sheet", "Homework answers", "Exercises with answers")
 USERS = ("mapfan", "quietowl", "xXgamerXx", "river_rat", "teacher_jo", "anon42", "grumpycat", "wanderer",
@@ -91,6 +103,24 @@ def _encyclopedia(kb, rng: random.Random) -> str:
     lines.append(f"Other cities in {c.name} include {c.cities[0]} and {c.cities[1]}.")
     lines.append(pick(rng, PAGE_EXTRAS))
     return f"{c.name}\n\n" + " ".join(lines)
+
+
+def _faq(kb, rng: random.Random) -> str:
+    if rng.random() < 0.2:
+        p = pick(rng, kb.people)
+        pairs = [(q.format(n=p.name), a.format(n=p.name, p=p.profession, b=p.birthplace)) for q, a in PERSON_FAQ]
+        title = pick(rng, FAQ_TITLES).format(e=p.name)
+    elif rng.random() < 0.25:
+        split, questions, steps, _ = BENIGN[pick(rng, sorted(BENIGN))]
+        pairs = [(pick(rng, questions), steps)]
+        title = "Help desk"
+    else:
+        c = pick(rng, kb.countries)
+        rels = rng.sample(sorted(FAQ_QUESTIONS), rng.randint(2, 4))
+        pairs = [(pick(rng, FAQ_QUESTIONS[r]).format(e=c.name), FACTS[r][0].format(e=c.name, v=getattr(c, r)))
+                 for r in rels]
+        title = pick(rng, FAQ_TITLES).format(e=c.name)
+    return title + "\n\n" + "\n\n".join(f"Q: {q}\nA: {a}" for q, a in pairs)
 
 
 def _quiz(kb, rng: random.Random) -> str:
@@ -173,7 +203,7 @@ def _bio(kb, rng: random.Random) -> str:
     return " ".join(pick(rng, ATTRIBUTES[a][0]).format(n=n, v=values[a]) for a in attrs)
 
 
-WRITERS = {"encyclopedia": _encyclopedia, "quiz": _quiz, "worksheet": _worksheet, "forum": _forum,
+WRITERS = {"encyclopedia": _encyclopedia, "faq": _faq, "quiz": _quiz, "worksheet": _worksheet, "forum": _forum,
            "story": _story, "howto": _howto, "bio": _bio}
 
 
