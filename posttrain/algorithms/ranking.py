@@ -1,0 +1,24 @@
+"""InstructGPT's reward-model loss over K-way rankings (Ouyang et al. 2022, eq. 1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """Mean over prompts of each prompt's mean  -log sigmoid(r_better - r_worse)  over its pairs.
+
+    scores: (B, K) reward of each completion, each completion scored once.
+    ranks:  (B, K) integers, 0 is best; equal ranks tie (no pair); -1 marks padding.
+    All C(K, 2) comparisons of one prompt form one batch element, so a prompt with many pairs
+    weighs as much as one with few. Prompts with no strict pair are left out of the mean.
+    """
+    valid = ranks >= 0
+    better = (ranks.unsqueeze(2) < ranks.unsqueeze(1)) & valid.unsqueeze(2) & valid.unsqueeze(1)  # (B, K, K)
+    margin = scores.unsqueeze(2) - scores.unsqueeze(1)                  # [b, i, j] = r_i - r_j
+    pair_loss = -F.logsigmoid(margin) * better
+    pairs = better.sum(dim=(1, 2))                                      # (B,)
+    has_pairs = pairs > 0
+    per_prompt = pair_loss.sum(dim=(1, 2))[has_pairs] / pairs[has_pairs]
+    return per_prompt.mean() if has_pairs.any() else scores.sum() * 0.0
