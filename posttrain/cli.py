@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from posttrain import __version__
 from posttrain.config import add_arguments, from_namespace
@@ -150,10 +151,42 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from posttrain.stages.sample import SampleConfig, sample
+
+    cfg = from_namespace(SampleConfig, args)
+    with StepBar("sample", {}) as bar:
+        counts = sample(cfg, on_batch=lambda done, total: bar(done, total, {}))
+    print(f"sampled {cfg.k} completions for {counts['prompts']} prompts ({counts['truncated']} cut at "
+          f"--max-new-tokens, {counts['empty_dropped']} empty dropped, {counts['skipped']} prompts skipped)")
+    print(f"wrote {cfg.out}")
+    return 0
+
+
+def cmd_label_sim(args: argparse.Namespace) -> int:
+    from posttrain.labeling.simulated import LabelSimConfig, label_sim
+
+    cfg = from_namespace(LabelSimConfig, args)
+    n = label_sim(cfg)
+    print(f"wrote {n} rankings to {cfg.out}")
+    return 0
+
+
+def cmd_label_agreement(args: argparse.Namespace) -> int:
+    from posttrain.labeling.simulated import agreement_from_rankings
+
+    r = agreement_from_rankings(args.data)
+    print(f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} pairs "
+          f"both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); InstructGPT: 72.6%")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
     from posttrain.data.imports import ImportConfig
+    from posttrain.labeling.simulated import LabelSimConfig
+    from posttrain.stages.sample import SampleConfig
     from posttrain.evaluation.probes import ProbeConfig
     from posttrain.stages.pretrain import PretrainConfig
     from posttrain.stages.sft import SFTConfig
@@ -203,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
                              epilog="example: posttrain data import --format alpaca --input alpaca.json --out demos.jsonl")
     add_arguments(p, ImportConfig)
     p.set_defaults(run=cmd_data_import)
+
+    p = commands.add_parser("sample", help="sample K completions per prompt from a policy, for ranking",
+                            description="Sample K completions per prompt (batched generate with a KV cache). Resumable.",
+                            epilog="example: posttrain sample --model runs/demo/sft --prompts runs/world/prompts_rm.jsonl "
+                                   "--k 4 --out runs/demo/samples.jsonl")
+    add_arguments(p, SampleConfig)
+    p.set_defaults(run=cmd_sample)
+
+    label = commands.add_parser("label", help="rank samples: simulated labelers (and measure their agreement)",
+                                description="Turn samples into rankings.")
+    label_cmds = label.add_subparsers(title="label commands", metavar="COMMAND")
+    label.set_defaults(run=lambda a: (label.print_help(), 2)[1])
+    p = label_cmds.add_parser("sim", help="the world's simulated labelers rank the samples",
+                              description="Rank samples with the world's simulated labelers (ties, Likert, flags).",
+                              epilog="example: posttrain label sim --samples samples.jsonl --out rankings.jsonl "
+                                     "--labelers-per-item 2")
+    add_arguments(p, LabelSimConfig)
+    p.set_defaults(run=cmd_label_sim)
+    p = label_cmds.add_parser("agreement", help="pairwise agreement of labelers who ranked the same items",
+                              description="Measure how often labelers who ranked the same item order pairs alike.")
+    p.add_argument("--data", type=Path, required=True, help="rankings JSONL with items ranked by 2+ labelers")
+    p.set_defaults(run=cmd_label_agreement)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",

@@ -11,7 +11,8 @@ def posttrain(*args, cwd=None):
 
 
 @pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
-                                  ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"]])
+                                  ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"],
+                                  ["sample"], ["label"], ["label", "sim"], ["label", "agreement"]])
 def test_help_on_every_command(args):
     r = posttrain(*args, "--help")
     assert r.returncode == 0 and "usage: posttrain" in r.stdout

@@ -35,3 +35,23 @@ def complete(model, tokenizer, prefixes: list[str], *, max_new_tokens: int = 8, 
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
+
+
+@torch.no_grad()
+def sample_k(model, tokenizer, conversations: list[list[dict]], *, k: int, temperature: float, top_p: float,
+             max_new_tokens: int, seed: int) -> list[list[tuple[str, str]]]:
+    """K sampled assistant turns per conversation, as (text, finish_reason) with finish_reason
+    "stop" (EOS reached) or "length". One `generate` call for the whole batch, KV cache on."""
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    tokenizer.padding_side = "left"
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        ids = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                             num_return_sequences=k, max_new_tokens=max_new_tokens, use_cache=True,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    new = ids[:, enc["input_ids"].shape[1]:]                                   # (B * K, <= max_new_tokens)
+    finished = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+    decoded = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    flat = [(text, "stop" if done else "length") for text, done in zip(decoded, finished)]
+    return [flat[i * k:(i + 1) * k] for i in range(len(conversations))]

@@ -176,16 +176,29 @@ def pairwise_agreement(pool: LabelerPool, records: list[dict], k: int = 4, seed:
     `tie_rate` reports the share of pairs at least one of them tied.
     """
     rng = derive(seed, "agreement")
-    agree = strict = pairs = 0
+    tally = AgreementTally()
     for rec in records:
         answers = model_like_answers(pool.world, rec, k, rng)
         a, b = pool.pick_labelers(rec["id"], 2)
-        ra, rb = (ranks_of(pool.rank(lab, rec, answers)["ranking"]) for lab in (a, b))
-        for i, j in itertools.combinations(range(k), 2):
-            pairs += 1
+        tally.add(*(pool.rank(lab, rec, answers)["ranking"] for lab in (a, b)))
+    return tally.result()
+
+
+class AgreementTally:
+    """Counts, over pairs of completions, how often two rankings of the same K order them alike."""
+
+    def __init__(self):
+        self.agree = self.strict = self.pairs = 0
+
+    def add(self, ranking_a: list[list[int]], ranking_b: list[list[int]]) -> None:
+        ra, rb = ranks_of(ranking_a), ranks_of(ranking_b)
+        for i, j in itertools.combinations(sorted(ra), 2):
+            self.pairs += 1
             if ra[i] == ra[j] or rb[i] == rb[j]:
                 continue
-            strict += 1
-            agree += (ra[i] < ra[j]) == (rb[i] < rb[j])
-    return {"agreement": agree / max(strict, 1), "pairs": pairs, "strict_pairs": strict,
-            "tie_rate": 1 - strict / max(pairs, 1)}
+            self.strict += 1
+            self.agree += (ra[i] < ra[j]) == (rb[i] < rb[j])
+
+    def result(self) -> dict:
+        return {"agreement": self.agree / max(self.strict, 1), "pairs": self.pairs, "strict_pairs": self.strict,
+                "tie_rate": 1 - self.strict / max(self.pairs, 1)}

@@ -1,0 +1,69 @@
+"""Samples and rankings (DESIGN.md, "Data formats"), validated record by record.
+
+A samples record (what `posttrain sample` writes, before anyone ranks it):
+
+    {"id", "prompt": [messages ending with a user turn],
+     "completions": [{"text", "source", ...}, ...], "meta": {...}}
+
+A ranking record adds who ranked it and how:
+
+    {..., "ranking": [[best, tied...], [next], ...], "labeler", "likert"?, "flags"?, "notes"?}
+
+`ranking` holds every completion index exactly once, best group first; indices in one group tie.
+"""
+
+from __future__ import annotations
+
+from posttrain.data.records import read_jsonl, validate_conversation
+from posttrain.errors import UserError
+
+
+def validate_samples(record: dict, where: str) -> dict:
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise UserError(f"{where}: field 'id' must be a non-empty string")
+    validate_conversation({"id": record["id"], "messages": record.get("prompt")}, where, ends_with="user")
+    completions = record.get("completions")
+    if not isinstance(completions, list) or len(completions) < 2:
+        raise UserError(f"{where}: field 'completions' must list at least 2 completions (K >= 2) to compare")
+    for i, c in enumerate(completions):
+        if not isinstance(c, dict) or not isinstance(c.get("text"), str) or not c["text"].strip():
+            raise UserError(f"{where}: field 'completions[{i}].text' must be a non-empty string")
+        if not isinstance(c.get("source"), str) or not c["source"]:
+            raise UserError(f"{where}: field 'completions[{i}].source' must say where the completion came from "
+                            "(model:<checkpoint> or human:<who>)")
+    return record
+
+
+def validate_ranking(record: dict, where: str) -> dict:
+    validate_samples(record, where)
+    k = len(record["completions"])
+    ranking = record.get("ranking")
+    if not isinstance(ranking, list) or not all(isinstance(g, list) and g for g in ranking):
+        raise UserError(f"{where}: field 'ranking' must be a list of non-empty groups of completion indices, best first")
+    seen: set[int] = set()
+    for group in ranking:
+        for i in group:
+            if not isinstance(i, int) or not 0 <= i < k:
+                raise UserError(f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions (0..{k - 1})")
+            if i in seen:
+                raise UserError(f"{where}: field 'ranking' ranks completion {i} twice; each index appears once")
+            seen.add(i)
+    if len(seen) != k:
+        missing = sorted(set(range(k)) - seen)
+        raise UserError(f"{where}: field 'ranking' leaves out completions {missing}; rank every completion")
+    if not isinstance(record.get("labeler"), str) or not record["labeler"]:
+        raise UserError(f"{where}: field 'labeler' must name who ranked the completions")
+    return record
+
+
+def read_samples(path) -> list[tuple[str, dict]]:
+    return [(where, validate_samples(r, where)) for where, r in read_jsonl(path)]
+
+
+def read_rankings(path) -> list[tuple[str, dict]]:
+    return [(where, validate_ranking(r, where)) for where, r in read_jsonl(path)]
+
+
+def rank_of(ranking: list[list[int]]) -> dict[int, int]:
+    """Completion index -> its group's position (0 is best)."""
+    return {i: g for g, group in enumerate(ranking) for i in group}
