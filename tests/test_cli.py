@@ -13,9 +13,17 @@ def posttrain(*args, cwd=None):
 @pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
                                   ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"],
                                   ["sample"], ["label"], ["label", "sim"], ["label", "agreement"]])
-def test_help_on_every_command(args):
-    r = posttrain(*args, "--help")
-    assert r.returncode == 0 and "usage: posttrain" in r.stdout
+def test_help_on_every_command(args, capsys):
+    from posttrain.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--help"])
+    assert exit_.value.code == 0 and "usage: posttrain" in capsys.readouterr().out
+
+
+def test_the_console_entry_point_answers():
+    r = posttrain("--help")
+    assert r.returncode == 0 and "pretrain" in r.stdout and "sft" in r.stdout
 
 
 def test_export_prints_counts_per_family(tmp_path):
