@@ -42,7 +42,7 @@ class SampleConfig:
     seed: int = option(0, help="sampling seed")
     trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
     resume: bool = option(False, help="continue an interrupted run from OUT.partial")
-    force: bool = option(False, help="overwrite OUT if it exists")
+    force: bool = option(False, help="overwrite OUT if it exists, or discard an interrupted run")
 
     def check(self) -> None:
         if not 2 <= self.k <= 9:
@@ -60,7 +60,9 @@ def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done
     if out.exists() and not cfg.force:
         raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
     if partial.exists() and not cfg.resume:
-        raise UserError(f"{partial} holds an interrupted run; pass --resume to continue it or delete it")
+        if not cfg.force:
+            raise UserError(f"{partial} holds an interrupted run; pass --resume to continue it or --force to start over")
+        partial.unlink()
     done = {r["id"] for _, r in read_jsonl(partial)} if partial.exists() else set()
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     settings = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens,

@@ -94,8 +94,9 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     pad = tokenizer.pad_token_id
     log.info("SFT on %d conversations (%d held out) for %d steps", len(train), len(held), total)
 
-    began, step, last = time.monotonic(), start, {}
+    step, last = start, {}
     for step in range(start + 1, total + 1):
+        began = time.monotonic()
         # 1. the step's conversations, grouped by length
         batch = [train[i] for i in plan.batch(step - 1)]
         # 2. loss on assistant tokens, accumulated over micro-batches
@@ -104,7 +105,6 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         # 3. log, evaluate, checkpoint
         last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
                 "sft/tokens_per_s": sum(len(e.input_ids) for e in batch) / max(1e-9, time.monotonic() - began)}
-        began = time.monotonic()
         if held and (step % cfg.eval_every == 0 or step == total):
             last["sft/eval_loss"] = eval_loss(model, held, cfg.micro_batch, pad)
         metrics.log(step, last)

@@ -165,7 +165,7 @@ def _forum(kb, rng: random.Random) -> str:
     right = getattr(c, rel)
     wrong = pick(rng, [v for v in kb.values(rel) if v != right])
     replies = []
-    for user in users[1:]:
+    for _ in users[1:]:
         style = rng.choices(("right", "wrong", "ramble", "rude"), (0.4, 0.25, 0.2, 0.15))[0]
         if style == "ramble":
             replies.append(pick(rng, RAMBLES))

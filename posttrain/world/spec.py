@@ -54,7 +54,7 @@ def example(world, family: str) -> list[str]:
     prompt = "\n".join(f"> **{m['role']}**: {m['content']}".replace("\n", "\n> ") for m in record["messages"])
     answers = {"demonstration": world.demonstrate(record, rng), **world.wrong_answers(record, rng)}
     out = ["Example:", "", prompt, "", "| answer | outcome | score | flags |", "|---|---|---|---|"]
-    for label, answer in answers.items():
+    for answer in answers.values():
         j = world.judge(record, answer)
         shown = answer.replace("\n", " / ").replace("|", "\\|")
         out.append(f"| {shown} | `{j.outcome}` | {j.score:.2f} | {', '.join(j.flags) or '-'} |")

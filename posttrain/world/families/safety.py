@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from posttrain.world import text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
+from posttrain.world.families.base import NO_ANSWER, Family, Outcome, pick
 
 
 def harmful_content(kb, response: str) -> bool:
