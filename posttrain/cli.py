@@ -181,11 +181,28 @@ def cmd_label_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rm(args: argparse.Namespace) -> int:
+    from posttrain.stages.rm import RMConfig, rm
+
+    cfg = from_namespace(RMConfig, args)
+    with StepBar("rm", {"loss": "rm/loss", "acc": "rm/accuracy", "eval acc": "rm/eval_accuracy"}) as bar:
+        summary = rm(cfg, on_step=bar)
+    print(f"trained on {summary['train_rankings']} rankings for {summary['steps']} steps: loss {summary['rm/loss']:.3f}")
+    if "accuracy" in summary:
+        print(f"held-out labeler pairs: {summary['accuracy']:.1%} accuracy"
+              + (f"; gold order: {summary['gold_accuracy']:.1%}" if "gold_accuracy" in summary else ""))
+        for key in sorted(k for k in summary if k.startswith("gold_accuracy/")):
+            print(f"  {key.split('/', 1)[1]:<15} gold {summary[key]:.1%}   labelers {summary.get('accuracy/' + key.split('/', 1)[1], float('nan')):.1%}")
+    print(f"wrote {cfg.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
     from posttrain.data.imports import ImportConfig
     from posttrain.labeling.simulated import LabelSimConfig
+    from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
     from posttrain.evaluation.probes import ProbeConfig
     from posttrain.stages.pretrain import PretrainConfig
@@ -258,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Measure how often labelers who ranked the same item order pairs alike.")
     p.add_argument("--data", type=Path, required=True, help="rankings JSONL with items ranked by 2+ labelers")
     p.set_defaults(run=cmd_label_agreement)
+
+    p = commands.add_parser("rm", help="train a reward model on K-way rankings (InstructGPT's loss)",
+                            description="Train a reward model: all C(K,2) pairs of a ranking form one batch element, "
+                                        "each completion scored once. Resumable.",
+                            epilog="example: posttrain rm --model runs/demo/sft --data runs/demo/rankings.jsonl "
+                                   "--out runs/demo/rm")
+    add_arguments(p, RMConfig)
+    p.set_defaults(run=cmd_rm)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",

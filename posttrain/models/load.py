@@ -41,21 +41,34 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
     """(model, tokenizer) for `spec`, the model in eval mode and float32."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = resolve(str(spec))
-    kwargs = {"trust_remote_code": trust_remote_code}
+    tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code, path=path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
+                                                     trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
+                        f"'{SMOLLM2}', or a hub id reachable from this machine") from None
+    model.eval()
+    return model, tokenizer
+
+
+def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False, path: str | None = None):
+    """The tokenizer of `spec`, ready for posttrain (chat template, EOS, pad)."""
+    from transformers import AutoTokenizer
+
+    path = path or resolve(str(spec))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
                         f"'{SMOLLM2}', or a hub id reachable from this machine") from None
     prepare_tokenizer(tokenizer, str(spec))
-    model.eval()
-    return model, tokenizer
+    return tokenizer
 
 
 def resolve(spec: str) -> str:

@@ -1,0 +1,56 @@
+"""The reward model: a causal LM's backbone with a scalar head read at the last token.
+
+Built with `AutoModelForSequenceClassification(num_labels=1)`, so the head is the architecture's
+own `score` layer and checkpoints are ordinary Hugging Face directories; the pooling is done
+here, at the last real token of each right-padded row, whatever the pad token is.
+After training, `gain` and `bias` (in posttrain.json) make SFT samples score mean 0, std 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from posttrain.data.chat import Example
+
+
+def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = False):
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new head is reported as "newly initialised": expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(N,) raw rewards of right-padded (N, T) rows, read at each row's last real token."""
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (N, T, H)
+    last = attention_mask.sum(dim=1) - 1                                                             # (N,)
+    pooled = hidden[torch.arange(hidden.size(0)), last]                                              # (N, H)
+    return model.score(pooled).squeeze(-1)
+
+
+def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) -> Example:
+    """The conversation with `response` as its final assistant turn, cut to `max_len` tokens
+    from the left so the response (and its end) is what the head reads."""
+    text = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": response}], tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][-max_len:]
+    return Example(ids, ids)
+
+
+def batch_rewards(model, examples: list[Example], pad: int) -> torch.Tensor:
+    """(N,) raw rewards of encoded conversations, one forward pass for all of them."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[row, :len(e.input_ids)] = 1
+    return rewards(model, ids, mask)

@@ -1,0 +1,237 @@
+"""`posttrain rm`: a reward model trained on K-way rankings with InstructGPT's loss.
+
+    posttrain rm --model runs/demo/sft --data runs/demo/rankings.jsonl --out runs/demo/rm
+
+Step 2 of InstructGPT (Ouyang et al. 2022, section 3.5): all C(K, 2) comparisons of one ranking
+are one batch element; each completion is scored once and the loss averages
+-log sigmoid(r_better - r_worse) over the ranking's pairs (`posttrain.algorithms.ranking_loss`),
+every prompt weighing the same. Human-written completions (`source: human...`) are left out by
+default: counted as the best answer they taught an RM to prefer their typos. After training,
+`gain` and `bias` are stored so the SFT samples (model-sourced completions) score mean 0, std 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from posttrain.algorithms import ranking_loss
+from posttrain.config import option
+from posttrain.data.corpus import file_sha256
+from posttrain.data.rankings import rank_of, read_rankings
+from posttrain.errors import UserError
+from posttrain.models.checkpoint import RunDir
+from posttrain.models.load import load_tokenizer, resolve
+from posttrain.models.reward import batch_rewards, encode_response, reward_from_pretrained
+from posttrain.stages.metrics import MetricsLog
+from posttrain.stages.schedule import cosine_lr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RMConfig:
+    model: str = option(help="the SFT model to start from (its LM head is replaced by a scalar head)", required=True)
+    data: Path = option(help="rankings JSONL (posttrain label sim, label export, or an import)", required=True)
+    out: Path = option(help="run directory to create", required=True)
+    eval_fraction: float = option(0.1, help="share of items (prompts) held out for accuracy")
+    max_len: int = option(512, help="tokens per conversation (prompt cut from the left beyond this)")
+    micro_batch: int = option(8, help="rankings per forward/backward pass (all their completions at once)")
+    grad_accum: int = option(1, help="micro-batches per optimizer step")
+    lr: float = option(1e-4, help="peak learning rate (AdamW)")
+    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
+    warmup_steps: int = option(10, help="linear warm-up steps")
+    epochs: float = option(1.0, help="passes over the rankings (InstructGPT: one; more overfits)")
+    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
+    eval_every: int = option(50, help="steps between held-out accuracy measurements")
+    save_every: int = option(100, help="steps between resumable checkpoints")
+    human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
+                                    choices=("exclude", "keep"))
+    world_seed: int = option(0, help="seed of the world the prompts came from (for accuracy against the gold order)")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    seed: int = option(0, help="seed for the eval split and data order")
+    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
+    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
+    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
+    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+
+    @property
+    def batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+
+@dataclass
+class Item:
+    """One ranking, encoded: K conversations and their ranks (-1: left out)."""
+
+    examples: list
+    ranks: list[int]
+    from_model: list[bool]
+    family: str | None
+    gold: list[float] | None
+    key: str
+
+
+def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rankings = read_rankings(cfg.data)
+    tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
+    train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    start = run.restore(model, optimizer) if cfg.resume else 0
+    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    pad = tokenizer.pad_token_id
+    log.info("reward model on %d rankings (%d held out) for %d steps", len(train), len(held), total)
+
+    step, last = start, {}
+    for step in range(start + 1, total + 1):
+        began = time.monotonic()
+        # 1. the step's rankings
+        batch = [train[i] for i in order(len(train), cfg.batch, step - 1, cfg.seed)]
+        # 2. score every completion once, K-way ranking loss per prompt
+        lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        loss, accuracy = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr)
+        # 3. log, evaluate, checkpoint
+        last = {"rm/loss": loss, "rm/accuracy": accuracy, "rm/lr": lr, "rm/seconds_per_step": time.monotonic() - began}
+        if held and (step % cfg.eval_every == 0 or step == total):
+            last.update(prefixed(evaluate(model, held, pad, cfg.micro_batch)))
+        metrics.log(step, last)
+        on_step(step, total, last)
+        if step % cfg.save_every == 0 and step < total:
+            run.save(step, model, optimizer)
+    metrics.close()
+    report = evaluate(model, held, pad, cfg.micro_batch) if held else {}
+    gain, bias = normalisation(model, train, pad, cfg.micro_batch)
+    summary = {**last, "steps": step, "train_rankings": len(train), "eval_rankings": len(held), **report}
+    run.finish(model, tokenizer, {"stage": "rm", "parent": str(cfg.model), "config": asdict(cfg),
+                                  "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
+                                  "reward_normalisation": {"gain": gain, "bias": bias}, "metrics": summary})
+    return summary
+
+
+def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
+    from posttrain.world import World
+
+    world = None
+    items = []
+    for where, r in rankings:
+        ranks_by_index = rank_of(r["ranking"])
+        human = [c["source"].startswith("human") for c in r["completions"]]
+        ranks = [-1 if (h and cfg.human_completions == "exclude") else ranks_by_index[i] for i, h in enumerate(human)]
+        if len({x for x in ranks if x >= 0}) < 2:
+            continue  # no strict pair left: nothing to learn from
+        meta = r.get("meta") or {}
+        gold = None
+        if "task" in meta and "family" in meta:
+            world = world or World(seed=cfg.world_seed, scale=cfg.scale)
+            prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
+            gold = [world.judge(prompt, c["text"]).score for c in r["completions"]]
+        examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
+        items.append(Item(examples, ranks, [not h for h in human], meta.get("family"), gold, meta.get("item", r["id"])))
+    if not items:
+        raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
+    return items
+
+
+def split(items: list[Item], cfg: RMConfig) -> tuple[list[Item], list[Item]]:
+    """Hold out whole items (every labeler's ranking of a prompt stays on one side)."""
+    keys = sorted({i.key for i in items})
+    order_ = torch.randperm(len(keys), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    held_keys = {keys[i] for i in order_[: int(len(keys) * cfg.eval_fraction)]}
+    return [i for i in items if i.key not in held_keys], [i for i in items if i.key in held_keys]
+
+
+def order(n: int, batch: int, step: int, seed: int) -> list[int]:
+    """Items of a step: consecutive slices of a fresh seeded permutation per epoch."""
+    per_epoch = math.ceil(n / batch)
+    epoch, index = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+    return perm[index * batch:(index + 1) * batch]
+
+
+def score_items(model, items: list[Item], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K) rewards, each completion scored once in one forward pass, and (B, K) ranks (-1 pad)."""
+    k = max(len(i.examples) for i in items)
+    flat = batch_rewards(model, [e for i in items for e in i.examples], pad)         # (sum of K_i,)
+    rows = flat.split([len(i.examples) for i in items])
+    scores = torch.stack([F.pad(r, (0, k - len(r))) for r in rows])                  # (B, K)
+    ranks = torch.tensor([i.ranks + [-1] * (k - len(i.ranks)) for i in items])       # (B, K)
+    return scores, ranks
+
+
+def pair_accuracy(scores: torch.Tensor, order_: torch.Tensor, valid: torch.Tensor) -> tuple[int, int]:
+    """(correct, pairs) over pairs i, j with order_[i] < order_[j] (lower is better), both valid."""
+    better = (order_.unsqueeze(-1) < order_.unsqueeze(-2)) & valid.unsqueeze(-1) & valid.unsqueeze(-2)
+    correct = better & (scores.unsqueeze(-1) > scores.unsqueeze(-2))
+    return int(correct.sum()), int(better.sum())
+
+
+def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, lr: float) -> tuple[float, float]:
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    total, correct, pairs = 0.0, 0, 0
+    for i in range(0, len(batch), micro_batch):
+        chunk = batch[i:i + micro_batch]
+        scores, ranks = score_items(model, chunk, pad)
+        loss = ranking_loss(scores, ranks) * len(chunk) / len(batch)   # every prompt weighs the same
+        loss.backward()
+        total += loss.item()
+        c, p = pair_accuracy(scores.detach(), ranks, ranks >= 0)
+        correct, pairs = correct + c, pairs + p
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return total, correct / max(1, pairs)
+
+
+@torch.no_grad()
+def evaluate(model, held: list[Item], pad: int, micro_batch: int) -> dict:
+    """Accuracy on held-out labelers' pairs, and against the gold order, overall and per family."""
+    model.eval()
+    tallies = defaultdict(lambda: [0, 0])
+    for i in range(0, len(held), micro_batch):
+        chunk = held[i:i + micro_batch]
+        scores, ranks = score_items(model, chunk, pad)
+        for row, item in enumerate(chunk):
+            n = len(item.examples)
+            s, r = scores[row, :n], ranks[row, :n]
+            found = {"accuracy": pair_accuracy(s, r, r >= 0)}
+            if item.gold is not None:   # pairs the gold scorer orders strictly (higher gold is better)
+                found["gold_accuracy"] = pair_accuracy(s, -torch.tensor(item.gold), torch.ones(n, dtype=torch.bool))
+            for key, (c, p) in found.items():
+                for name in (key, f"{key}/{item.family}"):
+                    tallies[name][0] += c
+                    tallies[name][1] += p
+    return {name: c / p for name, (c, p) in sorted(tallies.items()) if p}
+
+
+def prefixed(report: dict) -> dict:
+    return {f"rm/eval_{k}": v for k, v in report.items() if "/" not in k}
+
+
+@torch.no_grad()
+def normalisation(model, items: list[Item], pad: int, micro_batch: int) -> tuple[float, float]:
+    """gain, bias such that gain * r + bias has mean 0 and std 1 over the model-sourced completions."""
+    model.eval()
+    values = []
+    for i in range(0, len(items), micro_batch):
+        chunk = items[i:i + micro_batch]
+        raw = batch_rewards(model, [e for it in chunk for e in it.examples], pad)
+        values += [v for v, m in zip(raw.tolist(), [m for it in chunk for m in it.from_model]) if m]
+    t = torch.tensor(values)
+    std = float(t.std()) if len(values) > 1 else 1.0
+    return 1.0 / max(std, 1e-6), -float(t.mean()) / max(std, 1e-6)
