@@ -127,7 +127,7 @@ def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
 
     world = None
     items = []
-    for where, r in rankings:
+    for _, r in rankings:
         ranks_by_index = rank_of(r["ranking"])
         human = [c["source"].startswith("human") for c in r["completions"]]
         ranks = [-1 if (h and cfg.human_completions == "exclude") else ranks_by_index[i] for i, h in enumerate(human)]
