@@ -197,11 +197,32 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rm_score(args: argparse.Namespace) -> int:
+    from posttrain.evaluation.reward import ScoreConfig, score_file
+
+    cfg = from_namespace(ScoreConfig, args)
+    print(f"scored {score_file(cfg)} records into {cfg.out}")
+    return 0
+
+
+def cmd_rm_robustness(args: argparse.Namespace) -> int:
+    from posttrain.evaluation.reward import RobustnessConfig, paraphrase_robustness
+
+    r = paraphrase_robustness(from_namespace(RobustnessConfig, args))
+    print(f"reward change under paraphrase, {r['prompts']} prompts (normalised units; SFT samples have std 1): "
+          f"mean |change| {r['mean_abs_change']:.3f}")
+    print(f"  {'family':<15} {'|change|':>9} {'good - bad':>11}")
+    for family, f in r["by_family"].items():
+        print(f"  {family:<15} {f['mean_abs_change']:>9.3f} {f['good_minus_bad']:>11.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
     from posttrain.data.imports import ImportConfig
     from posttrain.labeling.simulated import LabelSimConfig
+    from posttrain.evaluation.reward import RobustnessConfig, ScoreConfig
     from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
     from posttrain.evaluation.probes import ProbeConfig
@@ -283,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--out runs/demo/rm")
     add_arguments(p, RMConfig)
     p.set_defaults(run=cmd_rm)
+    # `posttrain rm score ...` and `posttrain rm robustness ...` (main() joins the two words)
+    p = commands.add_parser("rm score", help="score (prompt, response) records with a reward model",
+                            description="Add normalised reward-model scores to samples, rankings or conversations.",
+                            epilog="example: posttrain rm score --model runs/demo/rm --data samples.jsonl --out scored.jsonl")
+    add_arguments(p, ScoreConfig)
+    p.set_defaults(run=cmd_rm_score)
+    p = commands.add_parser("rm robustness", help="how much a reward model's scores move when prompts are reworded",
+                            description="Score the same answers under a world prompt and its paraphrase.",
+                            epilog="example: posttrain rm robustness --model runs/demo/rm --prompts 200")
+    add_arguments(p, RobustnessConfig)
+    p.set_defaults(run=cmd_rm_robustness)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",
@@ -302,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rm"] and argv[1:2] in (["score"], ["robustness"]):
+        argv = [f"rm {argv[1]}", *argv[2:]]
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not hasattr(args, "run"):

@@ -91,6 +91,17 @@ def test_rm_trains_reports_accuracy_and_normalises(tiny, rankings, tmp_path, cap
     normalised = norm["gain"] * raw + norm["bias"]
     assert abs(normalised.mean().item()) < 0.3 and 0.7 < normalised.std().item() < 1.3
 
+    # rm score adds the same normalised scores to the records; rm robustness reports per family
+    assert main(["rm", "score", "--model", str(out), "--data", str(rankings), "--out", str(tmp_path / "s.jsonl")]) == 0
+    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    first = scored[0]["scores"]
+    assert len(first) == len(scored[0]["completions"])
+    assert first == pytest.approx(normalised[:len(first)].tolist(), abs=1e-4)
+    capsys.readouterr()
+    assert main(["rm", "robustness", "--model", str(out), "--prompts", "18"]) == 0
+    assert "mean |change|" in capsys.readouterr().out
+    assert main(["rm", "score", "--model", str(directory), "--data", str(rankings), "--out", str(tmp_path / "x")]) == 2
+
 
 def test_human_completions_are_left_out_unless_asked(tiny, tmp_path):
     directory, tokenizer = tiny

@@ -54,3 +54,32 @@ def batch_rewards(model, examples: list[Example], pad: int) -> torch.Tensor:
         ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
         mask[row, :len(e.input_ids)] = 1
     return rewards(model, ids, mask)
+
+
+class RewardScorer:
+    """A trained reward model ready to score: normalised so SFT samples have mean 0, std 1."""
+
+    def __init__(self, path: str, max_len: int = 512):
+        from posttrain.models.checkpoint import read_manifest
+        from posttrain.models.load import load_tokenizer
+
+        manifest = read_manifest(path)
+        if "reward_normalisation" not in manifest:
+            from posttrain.errors import UserError
+
+            raise UserError(f"{path} is a {manifest.get('stage')!r} checkpoint, not a reward model (posttrain rm)")
+        self.tokenizer = load_tokenizer(path)
+        self.model = reward_from_pretrained(path, self.tokenizer).eval()
+        self.gain = manifest["reward_normalisation"]["gain"]
+        self.bias = manifest["reward_normalisation"]["bias"]
+        self.max_len = max_len
+
+    @torch.no_grad()
+    def score(self, pairs: list[tuple[list[dict], str]], batch_size: int = 32) -> list[float]:
+        """Normalised rewards of (prompt messages, response) pairs."""
+        out: list[float] = []
+        for i in range(0, len(pairs), batch_size):
+            examples = [encode_response(self.tokenizer, p, r, self.max_len) for p, r in pairs[i:i + batch_size]]
+            raw = batch_rewards(self.model, examples, self.tokenizer.pad_token_id)
+            out += (self.gain * raw + self.bias).tolist()
+        return out
