@@ -147,7 +147,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
     cfg = from_namespace(ImportConfig, args)
     n = import_dataset(cfg)
-    print(f"wrote {n} conversations to {cfg.out}")
+    print(f"wrote {n} {'rankings' if cfg.format in ('trl', 'hh') else 'conversations'} to {cfg.out}")
     return 0
 
 
@@ -217,9 +217,18 @@ def cmd_rm_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from posttrain.data.imports import ExportConfig, export_pairs
+
+    cfg = from_namespace(ExportConfig, args)
+    print(f"wrote {export_pairs(cfg)} preference pairs to {cfg.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from posttrain.world.core import SCALES
     from posttrain.world.export import ExportConfig
+    from posttrain.data.imports import ExportConfig as PairsExportConfig
     from posttrain.data.imports import ImportConfig
     from posttrain.labeling.simulated import LabelSimConfig
     from posttrain.evaluation.reward import RobustnessConfig, ScoreConfig
@@ -274,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
                              epilog="example: posttrain data import --format alpaca --input alpaca.json --out demos.jsonl")
     add_arguments(p, ImportConfig)
     p.set_defaults(run=cmd_data_import)
+    p = data_cmds.add_parser("export", help="rankings to TRL or HH-style preference pairs",
+                             description="Write every strictly ordered pair of each ranking as a preference row.",
+                             epilog="example: posttrain data export --data rankings.jsonl --out pairs.jsonl")
+    add_arguments(p, PairsExportConfig)
+    p.set_defaults(run=cmd_data_export)
 
     p = commands.add_parser("sample", help="sample K completions per prompt from a policy, for ranking",
                             description="Sample K completions per prompt (batched generate with a KV cache). Resumable.",

@@ -11,7 +11,7 @@ def posttrain(*args, cwd=None):
 
 
 @pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
-                                  ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"],
+                                  ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"], ["data", "export"],
                                   ["sample"], ["label"], ["label", "sim"], ["label", "agreement"], ["rm"],
                                   ["rm", "score"], ["rm", "robustness"]])
 def test_help_on_every_command(args, capsys):

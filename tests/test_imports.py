@@ -40,3 +40,56 @@ def test_bad_rows_name_the_row_and_write_nothing(tmp_path, capsys):
     assert not (tmp_path / "d.jsonl").exists()
     assert main(["data", "import", "--format", "alpaca", "--input", str(src), "--out", str(tmp_path / "d.jsonl")]) == 2
     assert "row 0: field 'instruction'" in capsys.readouterr().err
+
+
+def test_trl_and_hh_pairs_import_as_rankings_and_export_back(tmp_path):
+    from posttrain.data.rankings import read_rankings
+
+    trl = tmp_path / "trl.jsonl"
+    trl.write_text(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5"}) + "\n")
+    conversational = tmp_path / "conv.jsonl"
+    conversational.write_text(json.dumps(
+        {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello!"}],
+         "rejected": [{"role": "assistant", "content": "Go away."}]}) + "\n")
+    assert main(["data", "import", "--format", "trl", "--input", str(conversational), "--out", str(tmp_path / "c.jsonl")]) == 0
+    [ranking] = [r for _, r in read_rankings(tmp_path / "c.jsonl")]
+    assert ranking["prompt"] == [{"role": "user", "content": "Hi"}] and ranking["ranking"] == [[0], [1]]
+    assert [c["text"] for c in ranking["completions"]] == ["Hello!", "Go away."]
+    assert main(["data", "import", "--format", "trl", "--input", str(trl), "--out", str(tmp_path / "r.jsonl")]) == 0
+    assert main(["data", "export", "--data", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "p.jsonl"),
+                 "--style", "plain"]) == 0
+    assert [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()][0] == \
+        {"prompt": "2+2?", "chosen": "4", "rejected": "5"}
+
+    hh = tmp_path / "hh.jsonl"
+    history = "\n\nHuman: Name a color.\n\nAssistant: Blue.\n\nHuman: Another?"
+    hh.write_text(json.dumps({"chosen": history + "\n\nAssistant: Red.", "rejected": history + "\n\nAssistant: No."}) + "\n")
+    assert main(["data", "import", "--format", "hh", "--input", str(hh), "--out", str(tmp_path / "h.jsonl")]) == 0
+    [ranking] = [r for _, r in read_rankings(tmp_path / "h.jsonl")]
+    assert [m["role"] for m in ranking["prompt"]] == ["user", "assistant", "user"]
+    assert main(["data", "export", "--data", str(tmp_path / "h.jsonl"), "--out", str(tmp_path / "h2.jsonl"),
+                 "--style", "hh"]) == 0
+    assert json.loads((tmp_path / "h2.jsonl").read_text()) == json.loads(hh.read_text())
+
+
+def test_a_k_way_ranking_exports_every_ordered_pair_and_reads_back_unchanged(tmp_path):
+    from posttrain.data.imports import ExportConfig, export_pairs
+    from posttrain.data.rankings import read_rankings
+    from posttrain.data.records import write_jsonl
+
+    record = {"id": "r1", "prompt": [{"role": "user", "content": "Q"}], "labeler": "ann", "meta": {"item": "r1"},
+              "completions": [{"text": t, "source": "model:m"} for t in "abcd"], "ranking": [[2], [0, 3], [1]],
+              "likert": [5, 2, 7, 5], "flags": [[], ["fails_task"], [], []]}
+    write_jsonl(tmp_path / "r.jsonl", [record])
+    assert [r for _, r in read_rankings(tmp_path / "r.jsonl")] == [record]      # written and read back unchanged
+    assert export_pairs(ExportConfig(data=tmp_path / "r.jsonl", out=tmp_path / "p.jsonl")) == 5  # 6 pairs, 1 tie
+
+
+def test_bad_preference_rows_are_clear(tmp_path, capsys):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(json.dumps({"prompt": "x", "chosen": "a"}) + "\n")
+    assert main(["data", "import", "--format", "trl", "--input", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "row 0: field 'rejected' is missing" in capsys.readouterr().err
+    src.write_text(json.dumps({"chosen": "Human: hi", "rejected": "x"}) + "\n")
+    assert main(["data", "import", "--format", "hh", "--input", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "must start with" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Imports into conversation JSONL: Hugging Face datasets with a `messages` column, and Alpaca.
+"""Imports into conversation JSONL (Hugging Face `messages` datasets, Alpaca) and ranking JSONL
+(TRL and HH preference pairs, see data/preferences.py), and the export of rankings as pairs.
 
     posttrain data import --format messages --input HuggingFaceH4/some_chats --split train --out demos.jsonl
     posttrain data import --format alpaca --input alpaca_data.json --out demos.jsonl
@@ -15,19 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import option
+from posttrain.data.preferences import from_hh, from_trl, to_pairs
+from posttrain.data.rankings import read_rankings
 from posttrain.data.records import validate_conversation, write_jsonl
 from posttrain.errors import UserError
 
-FORMATS = ("messages", "alpaca")
+FORMATS = ("messages", "alpaca", "trl", "hh")
 
 
 @dataclass
 class ImportConfig:
     input: str = option(help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id",
                         required=True)
-    format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output",
-                         required=True, choices=FORMATS)
-    out: Path = option(help="conversation JSONL to write", required=True)
+    format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output "
+                              "(both give conversations); trl: prompt/chosen/rejected; hh: chosen/rejected "
+                              "transcripts (both give rankings of K = 2)", required=True, choices=FORMATS)
+    out: Path = option(help="JSONL to write (conversations, or rankings for trl and hh)", required=True)
     split: str = option("train", help="dataset split to read")
     source: str | None = option(None, help="the records' `source` field (default: the input's name)")
 
@@ -78,5 +82,22 @@ def import_dataset(cfg: ImportConfig) -> int:
     """Write the converted records; returns how many."""
     rows = load_rows(cfg.input, cfg.split)
     source = cfg.source or Path(cfg.input).stem
-    records = [to_conversation(row, cfg.format, i, source) for i, row in enumerate(rows)]
+    if cfg.format in ("trl", "hh"):
+        convert = from_trl if cfg.format == "trl" else from_hh
+        records = [convert(row, f"row {i}", source) for i, row in enumerate(rows)]
+    else:
+        records = [to_conversation(row, cfg.format, i, source) for i, row in enumerate(rows)]
     return write_jsonl(cfg.out, records)
+
+
+@dataclass
+class ExportConfig:
+    data: Path = option(help="rankings JSONL", required=True)
+    out: Path = option(help="preference pairs JSONL to write, one row per strictly ordered pair", required=True)
+    style: str = option("conversational", help="conversational or plain TRL rows, or hh transcripts",
+                        choices=("conversational", "plain", "hh"))
+
+
+def export_pairs(cfg: ExportConfig) -> int:
+    rows = [row for _, record in read_rankings(cfg.data) for row in to_pairs(record, cfg.style)]
+    return write_jsonl(cfg.out, rows)
