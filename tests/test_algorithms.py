@@ -102,13 +102,15 @@ def test_value_loss_clips():
     assert stats["clipfrac"].item() == 0.0
 
 
-def naive_ranking_loss(scores, ranks):
+def naive_ranking_loss(scores, ranks, margins=None):
     """Expand each ranking into its pairs and average, prompt by prompt."""
+    margins = torch.zeros_like(scores) if margins is None else margins
     per_prompt = []
-    for s, r in zip(scores.tolist(), ranks.tolist()):
+    for s, r, m in zip(scores.tolist(), ranks.tolist(), margins.tolist()):
         pairs = [(i, j) for i, j in itertools.permutations(range(len(r)), 2) if 0 <= r[i] < r[j]]
         if pairs:
-            per_prompt.append(sum(-math.log(1 / (1 + math.exp(-(s[i] - s[j])))) for i, j in pairs) / len(pairs))
+            per_prompt.append(sum(-math.log(1 / (1 + math.exp(-(s[i] - s[j] - (m[i] - m[j])))))
+                                  for i, j in pairs) / len(pairs))
     return sum(per_prompt) / len(per_prompt)
 
 
@@ -117,6 +119,8 @@ def test_ranking_loss_equals_the_naive_pair_average():
     scores = torch.randn(4, 6)
     ranks = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 1, 2, -1, -1], [3, 2, 1, 0, 0, -1], [1, 1, 1, 1, 1, 1]])
     assert ranking_loss(scores, ranks).item() == pytest.approx(naive_ranking_loss(scores, ranks), rel=1e-6)
+    likert = torch.randint(1, 8, (4, 6)).float() * 0.1
+    assert ranking_loss(scores, ranks, likert).item() == pytest.approx(naive_ranking_loss(scores, ranks, likert), rel=1e-6)
     # K = 2 reduces to the usual pairwise loss
     pair = ranking_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[0, 1]]))
     assert pair.item() == pytest.approx(-F.logsigmoid(torch.tensor(1.0)).item())

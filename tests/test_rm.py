@@ -66,7 +66,7 @@ def test_k_way_loss_scores_each_completion_once_and_equals_the_pair_average(tiny
     hook.remove()
     assert calls == [sum(len(i.examples) for i in items)]       # one pass, each completion once
     # the same loss, pair by pair
-    scores, ranks = score_items(model, items, tokenizer.pad_token_id)
+    scores, ranks, _ = score_items(model, items, tokenizer.pad_token_id)
     per_prompt = []
     for s, r in zip(scores.tolist(), ranks.tolist()):
         pairs = [(i, j) for i, j in itertools.permutations(range(len(r)), 2) if 0 <= r[i] < r[j]]
@@ -113,4 +113,7 @@ def test_human_completions_are_left_out_unless_asked(tiny, tmp_path):
     assert item.ranks == [1, 2, -1]
     cfg.human_completions = "keep"
     [item] = encode_items([("r.jsonl:1", record)], tokenizer, cfg)
-    assert item.ranks == [1, 2, 0]
+    assert item.ranks == [1, 2, 0] and item.margins == [0.0, 0.0, 0.0]
+    cfg.likert_margin = 0.5
+    [item] = encode_items([("r.jsonl:1", {**record, "likert": [4, 2, 7]})], tokenizer, cfg)
+    assert item.margins == [2.0, 1.0, 3.5]

@@ -53,6 +53,8 @@ class RMConfig:
     max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
     eval_every: int = option(50, help="steps between held-out accuracy measurements")
     save_every: int = option(100, help="steps between resumable checkpoints")
+    likert_margin: float = option(0.0, help="margin per Likert point between a better and a worse completion "
+                                            "(0: off; needs `likert` in the rankings)")
     human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
                                     choices=("exclude", "keep"))
     world_seed: int = option(0, help="seed of the world the prompts came from (for accuracy against the gold order)")
@@ -74,6 +76,7 @@ class Item:
 
     examples: list
     ranks: list[int]
+    margins: list[float]      # likert_margin x the labeler's Likert rating (zeros without one)
     from_model: list[bool]
     family: str | None
     gold: list[float] | None
@@ -140,7 +143,10 @@ def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
             prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
             gold = [world.judge(prompt, c["text"]).score for c in r["completions"]]
         examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
-        items.append(Item(examples, ranks, [not h for h in human], meta.get("family"), gold, meta.get("item", r["id"])))
+        likert = r.get("likert") or [0] * len(examples)
+        margins = [cfg.likert_margin * float(x) for x in likert]
+        items.append(Item(examples, ranks, margins, [not h for h in human], meta.get("family"), gold,
+                          meta.get("item", r["id"])))
     if not items:
         raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
     return items
@@ -162,14 +168,15 @@ def order(n: int, batch: int, step: int, seed: int) -> list[int]:
     return perm[index * batch:(index + 1) * batch]
 
 
-def score_items(model, items: list[Item], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, K) rewards, each completion scored once in one forward pass, and (B, K) ranks (-1 pad)."""
+def score_items(model, items: list[Item], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, K) rewards, each completion scored once in one forward pass, (B, K) ranks (-1 pad), (B, K) margins."""
     k = max(len(i.examples) for i in items)
     flat = batch_rewards(model, [e for i in items for e in i.examples], pad)         # (sum of K_i,)
     rows = flat.split([len(i.examples) for i in items])
     scores = torch.stack([F.pad(r, (0, k - len(r))) for r in rows])                  # (B, K)
     ranks = torch.tensor([i.ranks + [-1] * (k - len(i.ranks)) for i in items])       # (B, K)
-    return scores, ranks
+    margins = torch.tensor([i.margins + [0.0] * (k - len(i.margins)) for i in items])
+    return scores, ranks, margins
 
 
 def pair_accuracy(scores: torch.Tensor, order_: torch.Tensor, valid: torch.Tensor) -> tuple[int, int]:
@@ -187,8 +194,8 @@ def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, 
     total, correct, pairs = 0.0, 0, 0
     for i in range(0, len(batch), micro_batch):
         chunk = batch[i:i + micro_batch]
-        scores, ranks = score_items(model, chunk, pad)
-        loss = ranking_loss(scores, ranks) * len(chunk) / len(batch)   # every prompt weighs the same
+        scores, ranks, margins = score_items(model, chunk, pad)
+        loss = ranking_loss(scores, ranks, margins) * len(chunk) / len(batch)   # every prompt weighs the same
         loss.backward()
         total += loss.item()
         c, p = pair_accuracy(scores.detach(), ranks, ranks >= 0)
@@ -205,7 +212,7 @@ def evaluate(model, held: list[Item], pad: int, micro_batch: int) -> dict:
     tallies = defaultdict(lambda: [0, 0])
     for i in range(0, len(held), micro_batch):
         chunk = held[i:i + micro_batch]
-        scores, ranks = score_items(model, chunk, pad)
+        scores, ranks, _ = score_items(model, chunk, pad)
         for row, item in enumerate(chunk):
             n = len(item.examples)
             s, r = scores[row, :n], ranks[row, :n]
