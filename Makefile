@@ -28,6 +28,13 @@ demo: setup
 	$(BIN)/posttrain sft --model assets/base-small-seed0 --data $(DEMO)/world/demos.jsonl --out $(DEMO)/sft \
 		--lr 3e-4 --epochs 3 --force
 	$(BIN)/posttrain world probe --model $(DEMO)/sft --out $(DEMO)/sft-probe.json
+	$(BIN)/posttrain sample --model $(DEMO)/sft --prompts $(DEMO)/world/prompts_rm.jsonl --k 4 \
+		--out $(DEMO)/samples.jsonl --force
+	$(BIN)/posttrain label sim --samples $(DEMO)/samples.jsonl --out $(DEMO)/rankings.jsonl \
+		--labelers-per-item 2 --force
+	$(BIN)/posttrain label agreement --data $(DEMO)/rankings.jsonl
+	$(BIN)/posttrain rm --model $(DEMO)/sft --data $(DEMO)/rankings.jsonl --out $(DEMO)/rm --lr 3e-4 --force
+	$(BIN)/posttrain rm robustness --model $(DEMO)/rm --prompts 180
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
