@@ -59,7 +59,7 @@ class RMConfig:
                                     choices=("exclude", "keep"))
     world_seed: int = option(0, help="seed of the world the prompts came from (for accuracy against the gold order)")
     scale: str = option("small", help="scale of that world", choices=("small", "paper"))
-    seed: int = option(0, help="seed for the eval split and data order")
+    seed: int = option(0, help="seed for the scalar head's initialisation, the eval split and data order")
     threads: int | None = option(None, help="torch CPU threads (default: all cores)")
     trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
     resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
@@ -88,7 +88,9 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         torch.set_num_threads(cfg.threads)
     rankings = read_rankings(cfg.data)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
+        model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
     run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
