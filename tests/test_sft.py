@@ -139,6 +139,7 @@ def test_overlong_conversations_error_drop_or_truncate(tmp_path, capsys):
     assert json.loads((tmp_path / "d" / "posttrain.json").read_text())["data"]["dropped_overlong"] == 4
     # truncation keeps the first 64 tokens: the long ones lose their answer and are dropped too
     assert main([*args, "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "posttrain.json").read_text())["data"]["dropped_overlong"] == 4
 
 
 def test_an_interrupted_run_resumes_to_the_same_curve(demos, tmp_path):

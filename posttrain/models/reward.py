@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from posttrain.data.chat import Example
+from posttrain.errors import UserError
 
 
 def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = False):
@@ -65,8 +66,6 @@ class RewardScorer:
 
         manifest = read_manifest(path)
         if "reward_normalisation" not in manifest:
-            from posttrain.errors import UserError
-
             raise UserError(f"{path} is a {manifest.get('stage')!r} checkpoint, not a reward model (posttrain rm)")
         self.tokenizer = load_tokenizer(path)
         self.model = reward_from_pretrained(path, self.tokenizer).eval()

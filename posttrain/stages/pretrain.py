@@ -23,6 +23,7 @@ from posttrain.data.corpus import file_sha256, pack, read_documents
 from posttrain.errors import UserError
 from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
+from posttrain.models.load import prepare_tokenizer
 from posttrain.models.tokenizer import train_tokenizer
 from posttrain.stages.metrics import MetricsLog
 from posttrain.stages.schedule import cosine_lr
@@ -186,6 +187,7 @@ def _tokenizer(cfg: PretrainConfig, run: RunDir, docs: list[str]):
         if not Path(cfg.tokenizer).is_dir():
             raise UserError(f"--tokenizer {cfg.tokenizer}: not a directory holding a saved tokenizer")
         tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        prepare_tokenizer(tok, str(cfg.tokenizer))  # the chat template, EOS and pad every stage relies on
     else:
         tok = train_tokenizer(docs, cfg.vocab_size)
     tok.save_pretrained(saved)

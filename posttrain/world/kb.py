@@ -11,7 +11,7 @@ customers"). Ghosts are names that appear nowhere: the honest answer about them 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s",
           "sk", "st", "t", "th", "v", "z", "ar", "el", "or", "ul", "is", "en")
@@ -74,10 +74,11 @@ class KnowledgeBase:
     recipes: list[Recipe]
     ghost_countries: list[str]
     ghost_people: list[str]
-    _by_name: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        # lookups, not fields: kb.json (dataclasses.asdict) holds only the facts
         self._by_name = {c.name: c for c in self.countries} | {p.name: p for p in self.people}
+        self._names = self._all_names()
 
     def get(self, name: str) -> Country | Person:
         return self._by_name[name]
@@ -100,13 +101,16 @@ class KnowledgeBase:
             return sorted({getattr(p, relation) for p in self.people})
         return sorted({getattr(c, relation) for c in self.countries})
 
-    def names(self) -> set[str]:
-        """Every proper name of the world, ghosts included."""
+    def names(self) -> frozenset[str]:
+        """Every proper name of the world, ghosts included (computed once; passage tasks ask often)."""
+        return self._names
+
+    def _all_names(self) -> frozenset[str]:
         out = set(self._by_name) | set(self.ghost_countries) | set(self.ghost_people)
         out |= {r.thing.split()[0] for r in self.recipes} | {s for r in self.recipes for s in r.stems}
         for c in self.countries:
             out |= {c.capital, c.language, c.currency, c.river, *c.cities}
-        return out
+        return frozenset(out)
 
 
 class NameMaker:
