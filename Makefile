@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := runs/demo
 
-.PHONY: setup test demo clean
+.PHONY: setup browser test demo clean
 
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in the same pip
 # command as everything that needs it: an unpinned resolve would pull a multi-GB CUDA build.
@@ -18,7 +18,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+# Browser tests drive Debian's chromium through Playwright (its own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+
+browser: $(CHROMIUM)
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 demo: setup

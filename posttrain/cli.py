@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Measure how often labelers who ranked the same item order pairs alike.")
     p.add_argument("--data", type=Path, required=True, help="rankings JSONL with items ranked by 2+ labelers")
     p.set_defaults(run=cmd_label_agreement)
+    from posttrain.commands import labeling
+    labeling.add_commands(label_cmds)
 
     p = commands.add_parser("rm", help="train a reward model on K-way rankings (InstructGPT's loss)",
                             description="Train a reward model: all C(K,2) pairs of a ranking form one batch element, "
@@ -343,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--data runs/world/demos.jsonl --out runs/demo/sft --lr 3e-4")
     add_arguments(p, SFTConfig)
     p.set_defaults(run=cmd_sft)
+
+    from posttrain.commands import evaluation, serving
+    serving.add_commands(commands)
+    evaluation.add_commands(commands)
     return parser
 
 
