@@ -1,0 +1,217 @@
+"""The OpenAI-compatible HTTP API (FastAPI): routes, the API key, errors, server-sent events.
+
+    GET  /health                 liveness, the served model, queued requests
+    GET  /v1/models              the one served model
+    POST /v1/chat/completions    chat, streamed or not; n, temperature, top_p, max_tokens, stop, seed
+    POST /v1/completions         plain-text continuation of a prompt (or a list of prompts)
+    POST /v1/feedback            store a rating, flags or a preferred answer (feedback.py's format)
+
+Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
+When an API key is set, every route asks for `Authorization: Bearer KEY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from posttrain.errors import UserError
+from posttrain.generation.streaming import Sampling
+from posttrain.serving.engine import Busy, Engine, Event, Job
+from posttrain.serving.feedback import FeedbackLog, feedback_record
+from posttrain.serving.model import ServedModel
+from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, CompletionFormat, CompletionRequest,
+                                        FeedbackRequest, SamplingRequest, usage)
+
+log = logging.getLogger(__name__)
+
+
+def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None) -> FastAPI:
+    app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(key_guard(api_key))])
+    add_error_handlers(app)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": served.name, "queued": engine.queued}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [model_card(served)]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        check_model(served, model_id)
+        return model_card(served)
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest):
+        check_model(served, req.model)
+        prompt = served.chat_prompt([m.plain() for m in req.messages])
+        limit = req.max_completion_tokens or req.max_tokens
+        rows = plan_rows(served, req, [prompt], limit, param="messages")
+        return await respond(engine, req, rows, len(prompt), ChatFormat(served.name, req.include_usage))
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest):
+        check_model(served, req.model)
+        prompts = [served.text_prompt(p) for p in req.prompt]
+        if any(not p for p in prompts):
+            raise APIError(400, "prompt: an empty prompt gives the model nothing to continue", param="prompt")
+        rows = plan_rows(served, req, prompts, req.max_tokens, param="prompt")
+        return await respond(engine, req, rows, sum(map(len, prompts)), CompletionFormat(served.name, req.include_usage))
+
+    @app.post("/v1/feedback")
+    def store_feedback(req: FeedbackRequest):   # sync: the fsync runs in FastAPI's thread pool
+        try:
+            record = feedback_record(model=req.model or served.name, messages=req.messages, completion=req.completion,
+                                     rating=req.rating, flags=req.flags, preferred=req.preferred, notes=req.notes)
+            return feedback.append(record)
+        except UserError as e:
+            raise APIError(400, str(e).removeprefix("feedback: ")) from None
+
+    return app
+
+
+def key_guard(api_key: str | None):
+    async def check(authorization: str | None = Header(None)):
+        if api_key is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+            raise APIError(401, "missing or incorrect API key; send 'Authorization: Bearer KEY' with the key "
+                                "the server was started with", code="invalid_api_key")
+    return check
+
+
+def model_card(served: ServedModel) -> dict:
+    return {"id": served.name, "object": "model", "created": 0, "owned_by": "posttrain",
+            "context_length": served.context_length}
+
+
+def check_model(served: ServedModel, name: str) -> None:
+    if name != served.name:
+        raise APIError(404, f"the model {name!r} does not exist; this server serves {served.name!r}",
+                       param="model", code="model_not_found")
+
+
+def plan_rows(served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None,
+              *, param: str) -> list[tuple[list[int], Sampling]]:
+    """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the context."""
+    rows = []
+    for prompt in prompts:
+        room = served.context_length - len(prompt)
+        if room < 1:
+            raise APIError(400, f"the prompt is {len(prompt)} tokens, but this model's context is "
+                                f"{served.context_length} tokens; shorten the {param}", param=param,
+                           code="context_length_exceeded")
+        for i in range(req.n):
+            seed = None if req.seed is None else req.seed + i
+            rows.append((prompt, Sampling(temperature=1.0 if req.temperature is None else req.temperature,
+                                          top_p=1.0 if req.top_p is None else req.top_p,
+                                          max_tokens=min(max_tokens or room, room), seed=seed)))
+    return rows
+
+
+async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
+    loop, events = asyncio.get_running_loop(), asyncio.Queue()
+    job = Job(rows, req.stop or [], emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
+    try:
+        engine.submit(job)
+    except Busy as e:
+        raise APIError(503, f"the server is busy: {e}", type="server_error", code="server_overloaded") from None
+    if req.stream:
+        return StreamingResponse(stream(job, events, len(rows), prompt_tokens, fmt, req.include_usage),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    texts, reasons, completion_tokens = await collect(job, events, len(rows))
+    return fmt.body(texts, reasons, usage(prompt_tokens, completion_tokens))
+
+
+async def collect(job: Job, events: asyncio.Queue, n: int) -> tuple[list[str], list[str], int]:
+    """A whole response: each choice's text and finish reason, and the tokens generated."""
+    texts, reasons = [""] * n, [""] * n
+    try:
+        while (ev := await events.get()).kind != "done":
+            if ev.kind == "error":
+                raise APIError(500, ev.text, type="server_error", code="generation_failed")
+            if ev.kind == "delta":
+                texts[ev.index] += ev.text
+            elif ev.kind == "finish":
+                reasons[ev.index] = ev.finish_reason
+    except BaseException:
+        job.cancelled = True    # the client went away or the batch failed: stop generating its rows
+        raise
+    return texts, reasons, sum(ev.completion_tokens)
+
+
+async def stream(job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fmt: ChatFormat, include_usage: bool):
+    """Server-sent events: role chunks, content chunks, a finish chunk per choice, usage if asked, [DONE]."""
+    done = False
+    try:
+        for i in range(n):
+            if (chunk := fmt.role_chunk(i)) is not None:
+                yield sse(chunk)
+        while True:
+            ev: Event = await events.get()
+            if ev.kind == "delta":
+                yield sse(fmt.text_chunk(ev.index, ev.text))
+            elif ev.kind == "finish":
+                yield sse(fmt.finish_chunk(ev.index, ev.finish_reason))
+            elif ev.kind == "error":
+                yield sse(APIError(500, ev.text, type="server_error", code="generation_failed").body())
+                done = True
+                return
+            elif ev.kind == "done":
+                if include_usage:
+                    yield sse(fmt.usage_chunk(usage(prompt_tokens, sum(ev.completion_tokens))))
+                yield "data: [DONE]\n\n"
+                done = True
+                return
+    finally:
+        job.cancelled = not done   # the client went away: stop generating its rows
+
+
+def sse(data: dict) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, e: APIError):
+        return JSONResponse(e.body(), status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        return JSONResponse(validation_error(e).body(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException):
+        kind = "not_found" if e.status_code == 404 else "invalid_request_error"
+        return JSONResponse(APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}",
+                                     type=kind).body(), status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, e: Exception):
+        log.exception("request failed")
+        return JSONResponse(APIError(500, f"internal error: {type(e).__name__}", type="server_error").body(),
+                            status_code=500)
+
+
+def validation_error(e: RequestValidationError) -> APIError:
+    """The first problem of a request that does not fit the schema, with the field as `param`."""
+    first = e.errors()[0]
+    if first.get("type") == "json_invalid":
+        return APIError(400, "the request body is not valid JSON", code="invalid_json")
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    # a union field (str | list) reports which branch failed; the field's name is what a person needs
+    param = loc[0] if loc else None
+    detail = first.get("msg", "invalid value").removeprefix("Value error, ")
+    where = ".".join(loc)
+    return APIError(400, f"{where}: {detail}" if where else detail, param=param, code="invalid_value")

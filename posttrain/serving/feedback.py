@@ -1,0 +1,73 @@
+"""Feedback on model answers: ratings, flags and preferred answers, one JSON object a line.
+
+    {"id": "fb-...", "created": "2026-11-22T18:40:00+00:00", "model": "sft",
+     "messages": [... chat messages ending with a user turn],
+     "completion": "the model's answer", "rating": "up" | "down" | null,
+     "flags": ["hallucination", ...], "preferred": "a better answer" | null, "notes": str | null}
+
+The chat REPL and the server's `POST /v1/feedback` both write through `FeedbackLog.append`:
+append-only, one `write` per record, flushed and fsync'd before the call returns, so a record
+that was acknowledged survives a crash. The labeling tools turn records with a `preferred`
+answer or a rating into comparison tasks (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from posttrain.data.records import validate_conversation
+from posttrain.errors import UserError
+
+RATINGS = ("up", "down", None)
+FIELDS = ("id", "created", "model", "messages", "completion", "rating", "flags", "preferred", "notes")
+
+
+def feedback_record(*, model: str, messages: list[dict], completion: str, rating: str | None = None,
+                    flags: list[str] | tuple[str, ...] = (), preferred: str | None = None,
+                    notes: str | None = None) -> dict:
+    """A validated feedback record with a fresh id and the current UTC time; UserError names the bad field."""
+    validate_conversation({"id": "feedback", "messages": messages}, "feedback", ends_with="user")
+    if rating not in RATINGS:
+        raise UserError(f"feedback: field 'rating' is {rating!r}; use 'up', 'down' or null")
+    if not isinstance(completion, str):
+        raise UserError("feedback: field 'completion' must be a string")
+    if not all(isinstance(f, str) and f.strip() for f in flags):
+        raise UserError("feedback: field 'flags' must be a list of non-empty strings")
+    for field, value in (("preferred", preferred), ("notes", notes)):
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"feedback: field '{field}' must be a string or null")
+    if rating is None and not flags and preferred is None and notes is None:
+        raise UserError("feedback: give at least one of 'rating', 'flags', 'preferred' or 'notes'")
+    return {"id": f"fb-{uuid.uuid4().hex[:16]}", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "completion": completion, "rating": rating, "flags": list(flags), "preferred": preferred, "notes": notes}
+
+
+class FeedbackLog:
+    """An append-only JSONL file of feedback records, safe to share between threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, record: dict) -> dict:
+        line = (json.dumps({k: record[k] for k in FIELDS}, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                try:
+                    view = memoryview(line)
+                    while view:                 # os.write may write less than asked
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot append feedback ({e.strerror}); pass a writable --feedback FILE") from None
+        return record

@@ -1,0 +1,52 @@
+"""A loaded causal LM with what chat and serving need: prompts as token ids and the context length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.errors import UserError
+
+
+@dataclass
+class ServedModel:
+    model: object
+    tokenizer: object
+    name: str              # the id clients pass as `model`
+    context_length: int    # prompt + completion tokens the model can attend to
+
+    @property
+    def eos_ids(self) -> set[int]:
+        return {self.tokenizer.eos_token_id}
+
+    def chat_prompt(self, messages: list[dict]) -> list[int]:
+        """Token ids of `messages` rendered by the chat template, ready for the assistant's turn."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def text_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a plain-text prompt (no chat template), as `posttrain.generation.hf.complete` encodes them."""
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def load_served(spec: str, *, name: str | None = None, trust_remote_code: bool = False) -> ServedModel:
+    """Load anything `load_causal_lm` accepts; the served name defaults to the directory or file name."""
+    from posttrain.models.load import load_causal_lm
+
+    model, tokenizer = load_causal_lm(spec, trust_remote_code=trust_remote_code)
+    return ServedModel(model, tokenizer, name or default_name(spec), context_length(model, tokenizer))
+
+
+def default_name(spec: str) -> str:
+    path = Path(spec)
+    return path.name if path.name else str(spec)
+
+
+def context_length(model, tokenizer) -> int:
+    """The model's position limit, or the tokenizer's when the config has none."""
+    n = getattr(model.config, "max_position_embeddings", None)
+    if not n:
+        n = getattr(tokenizer, "model_max_length", None)
+    if not n or n > 10**7:  # transformers' "no limit" sentinel is a huge number
+        raise UserError("cannot tell the model's context length (no max_position_embeddings in its config)")
+    return int(n)

@@ -1,0 +1,80 @@
+"""Run the API with uvicorn: in the foreground (`posttrain serve`) or on a background thread (tests, bench)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.errors import UserError
+
+API_KEY_ENV = "POSTTRAIN_API_KEY"
+
+
+@dataclass
+class ServeConfig:
+    model: str = option(help="what to serve: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
+                        required=True)
+    host: str = option("127.0.0.1", help="address to listen on; 127.0.0.1 keeps the server on this machine")
+    port: int = option(8000, help="TCP port to listen on (0 picks a free one)")
+    api_key: str | None = option(None, help=f"require 'Authorization: Bearer KEY' on every route "
+                                            f"(default: ${API_KEY_ENV} if set, else no key)")
+    feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for POST /v1/feedback records")
+    name: str | None = option(None, help="the model id clients pass as `model` (default: MODEL's directory or file name)")
+    max_batch: int = option(32, help="most sequences decoded together by the generation worker")
+    max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503")
+    trust_remote_code: bool = option(False, help="let the model directory run its own Python code (off: weights only)")
+
+    def check(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UserError(f"--port {self.port} is not a TCP port; use 1-65535 (or 0 for any free port)")
+        if self.max_batch < 1 or self.max_queue < 1:
+            raise UserError("--max-batch and --max-queue must be at least 1")
+        if self.api_key is not None and not self.api_key.strip():
+            raise UserError("--api-key is empty; give a key or leave the option out")
+
+
+class BackgroundServer:
+    """uvicorn on a thread, listening on an already-bound socket so the port is known before it starts."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.socket = bind(host, port)
+        self.host, self.port = host, self.socket.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> "BackgroundServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start within 30 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.socket.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port or --host") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
