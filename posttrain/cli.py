@@ -78,6 +78,10 @@ class StepBar:
                               if name in self.seen}, refresh=False)
         self.bar.refresh()
 
+    def write(self, text: str) -> None:
+        """Print above the bar (to stdout: it is the command's output)."""
+        self.bar.write(text, file=sys.stdout)
+
     def __enter__(self):
         return self
 
@@ -197,6 +201,32 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ppo(args: argparse.Namespace) -> int:
+    from posttrain.stages.ppo import PPOConfig, ppo
+
+    cfg = from_namespace(PPOConfig, args)
+    shown = {"score": "objective/score", "kl": "objective/kl", "gold": "world/gold_score",
+             "clip": "ppo/policy/clipfrac"}
+    with StepBar("ppo", shown) as bar:
+        summary = ppo(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
+    gold = f", gold {summary['world/gold_score']:.3f}" if "world/gold_score" in summary else ""
+    print(f"PPO{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} episodes; last step: "
+          f"score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}")
+    print(f"wrote {cfg.out}/")
+    return 0
+
+
+def samples_table(step: int, rows: list[dict]) -> str:
+    """A few rollouts of a PPO step as aligned text lines (prompt and response cut to fit)."""
+    cut = lambda s, n: (s if len(s) <= n else s[:n - 1] + "~").replace("\n", " ")
+    head = f"step {step}: " + ("score   gold  " if rows and "gold" in rows[0] else "score  ")
+    lines = [head + "prompt -> response"]
+    for r in rows:
+        gold = f"{r['gold']:>5.2f}  " if "gold" in r else ""
+        lines.append(f"  {r['score']:>+6.2f} {gold}{cut(r['prompt'], 50)} -> {cut(r['response'], 60)}")
+    return "\n".join(lines)
+
+
 def cmd_rm_score(args: argparse.Namespace) -> int:
     from posttrain.evaluation.reward import ScoreConfig, score_file
 
@@ -232,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     from posttrain.data.imports import ImportConfig
     from posttrain.labeling.simulated import LabelSimConfig
     from posttrain.evaluation.reward import RobustnessConfig, ScoreConfig
+    from posttrain.stages.ppo import PPOConfig
     from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
     from posttrain.evaluation.probes import ProbeConfig
@@ -331,6 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="example: posttrain rm robustness --model runs/demo/rm --prompts 200")
     add_arguments(p, RobustnessConfig)
     p.set_defaults(run=cmd_rm_robustness)
+
+    p = commands.add_parser("ppo", help="optimise a policy against a reward model with PPO (or PPO-ptx)",
+                            description="PPO with a per-token KL penalty to the SFT policy, value function "
+                                        "initialised from the reward model, optional pretraining-loss mixing "
+                                        "(PPO-ptx). Resumable. Metrics: docs/metrics.md.",
+                            epilog="example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm "
+                                   "--prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo "
+                                   "--ptx runs/demo/world/corpus.jsonl")
+    add_arguments(p, PPOConfig)
+    p.set_defaults(run=cmd_ppo)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",

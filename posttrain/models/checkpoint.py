@@ -47,15 +47,17 @@ class RunDir:
         found = sorted(self.checkpoints.glob("step-*")) if self.checkpoints.exists() else []
         return found[-1] if found else None
 
-    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Path:
-        """Write a resumable checkpoint atomically and keep the last few."""
+    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             extra: dict | None = None) -> Path:
+        """Write a resumable checkpoint atomically and keep the last few. `extra` (JSON) is a
+        stage's own state beyond weights and optimizer, e.g. PPO's adaptive KL coefficient."""
         final = self.checkpoints / f"step-{step:06d}"
         tmp = self.checkpoints / f".step-{step:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_model(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-        (tmp / "step.json").write_text(json.dumps({"step": step}) + "\n")
+        (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step}) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -63,7 +65,9 @@ class RunDir:
         return final
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """Load the latest checkpoint into model and optimizer; returns its step (0 if none)."""
+        """Load the latest checkpoint into model and optimizer; returns its step (0 if none).
+        The `extra` state it was saved with is left in `self.restored`."""
+        self.restored: dict = {}
         ckpt = self.latest()
         if ckpt is None:
             return 0
@@ -71,7 +75,8 @@ class RunDir:
         state = torch.load(ckpt / "state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-        step = json.loads((ckpt / "step.json").read_text())["step"]
+        self.restored = json.loads((ckpt / "step.json").read_text())
+        step = self.restored["step"]
         log.info("resumed from %s (step %d)", ckpt, step)
         return step
 

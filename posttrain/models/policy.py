@@ -1,0 +1,59 @@
+"""Policy and value forward passes over (prompt, response) sequences, as PPO needs them.
+
+Layout of one batch of episodes (B rows):
+
+    query     (B, P)  prompt tokens, LEFT-padded (as generation wants them)
+    response  (B, T)  sampled tokens, RIGHT-padded after each row's EOS
+
+`episode_inputs` joins them into (B, P + T) with an attention mask and position ids that skip the
+left padding, so a row means the same whatever else shares its batch. The logit that predicts
+response token t sits at position P - 1 + t; so does the value of the state before it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def response_mask(response: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """(B, T) 1 on every response token up to and including the first EOS, 0 after it.
+    Correct even when the pad token is the EOS token."""
+    is_eos = response == eos_token_id
+    T = response.size(1)
+    first_eos = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(is_eos[:, 0], T, dtype=torch.long))
+    return (torch.arange(T, device=response.device) <= first_eos.unsqueeze(1)).long()
+
+
+def episode_inputs(query: torch.Tensor, query_mask: torch.Tensor, response: torch.Tensor,
+                   mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask and position_ids of the joined (B, P + T) sequences."""
+    attention_mask = torch.cat([query_mask, mask], dim=1)
+    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    return {"input_ids": torch.cat([query, response], dim=1), "attention_mask": attention_mask,
+            "position_ids": position_ids}
+
+
+def response_logprobs(model, inputs: dict[str, torch.Tensor], prompt_len: int, temperature: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) log pi(a_t | s_t) of the response tokens and (B, T) entropy of pi(. | s_t), both under
+    the sampling temperature (the policy that produced the tokens is softmax(logits / temperature))."""
+    logits = model(**inputs).logits[:, prompt_len - 1:-1].float() / temperature       # (B, T, V)
+    logp = F.log_softmax(logits, dim=-1)
+    tokens = inputs["input_ids"][:, prompt_len:]                                       # (B, T)
+    logprobs = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return logprobs, entropy
+
+
+def token_values(value_model, inputs: dict[str, torch.Tensor], prompt_len: int) -> torch.Tensor:
+    """(B, T) V(s_t): the scalar head (a reward model's `score` layer) read at every position that
+    predicts a response token."""
+    hidden = value_model.base_model(**inputs).last_hidden_state                        # (B, P + T, H)
+    return value_model.score(hidden[:, prompt_len - 1:-1]).squeeze(-1).float()         # (B, T)
+
+
+def lm_loss(model, blocks: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of packed pretraining rows (N, L + 1): the PPO-ptx term."""
+    logits = model(input_ids=blocks[:, :-1]).logits                                    # (N, L, V)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), blocks[:, 1:].reshape(-1))

@@ -1,0 +1,229 @@
+"""`posttrain ppo`: optimise the SFT policy against the reward model with PPO (or PPO-ptx).
+
+    posttrain ppo --policy runs/demo/sft --reward runs/demo/rm --prompts runs/world/prompts_ppo.jsonl \\
+                  --out runs/demo/ppo [--ptx runs/world/corpus.jsonl --ptx-coef 1.0]
+
+Step 3 of InstructGPT (Ouyang et al. 2022, section 3.5, eq. 2), with the details of Ziegler et al.
+2019 and lm-human-preferences: bandit episodes (prompt -> whole response); reward = the reward
+model's normalised score at the last token minus beta * (log pi - log pi_SFT) on every token
+(fixed or adaptive beta); value function initialised from the reward model; GAE with gamma = 1,
+lambda = 0.95; whitened advantages; clipped policy and value losses; several epochs of shuffled
+minibatches. PPO-ptx adds gamma_ptx times the pretraining LM loss to every minibatch.
+
+EOS and truncation: a response ends at its first EOS, which belongs to it (the policy chose to
+stop). A response cut at --max-new-tokens keeps its reward-model score unless
+--missing-eos-penalty is set, which subtracts that much from it (as in TRL).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from posttrain.algorithms import (AdaptiveKLController, FixedKLController, gae, kl_shaped_rewards, masked_mean,
+                                  masked_whiten, policy_loss, value_loss)
+from posttrain.config import option
+from posttrain.data.corpus import file_sha256
+from posttrain.errors import UserError
+from posttrain.models.checkpoint import RunDir
+from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, token_values
+from posttrain.stages.metrics import MetricsLog
+from posttrain.stages.rollout import (Rollouts, heldout_loss, load_models, load_prompts, load_ptx, order, rollout,
+                                      sample_table, world_for)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PPOConfig:
+    policy: str = option(help="the SFT policy to optimise (also the frozen KL reference)", required=True)
+    reward: Path = option(help="reward model run directory (posttrain rm); also initialises the value function",
+                          required=True)
+    prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
+    out: Path = option(help="run directory to create", required=True)
+    ptx: Path | None = option(None, help="pretraining corpus (JSONL or .txt) for PPO-ptx; off when not given")
+    ptx_coef: float = option(1.0, help="gamma_ptx: weight of the pretraining LM loss in PPO-ptx")
+    ptx_batch: int = option(8, help="pretraining rows per optimizer step in PPO-ptx")
+    ptx_seq_len: int = option(128, help="tokens per pretraining row")
+    heldout_corpus: Path | None = option(None, help="held-out pretraining text: its LM loss is logged as "
+                                                    "alignment/heldout_loss (the alignment tax)")
+    kl_coef: float = option(0.05, help="beta: per-token KL penalty to the reference policy")
+    kl_target: float | None = option(None, help="adaptive beta: target KL per episode (Ziegler et al. 2019); "
+                                                "fixed beta when not given")
+    kl_horizon: int = option(10000, help="adaptive beta: horizon in episodes")
+    rollout_batch: int = option(64, help="episodes (prompts) per PPO step")
+    minibatches: int = option(4, help="minibatches per PPO epoch (minibatch = rollout_batch / minibatches)")
+    micro_batch: int = option(8, help="episodes per forward/backward pass (gradient accumulation over a minibatch)")
+    ppo_epochs: int = option(4, help="passes over each rollout batch")
+    lr: float = option(3e-5, help="policy learning rate (AdamW, constant)")
+    value_lr: float | None = option(None, help="value function learning rate (default: --lr)")
+    clip_range: float = option(0.2, help="PPO ratio clip epsilon")
+    value_clip: float = option(0.2, help="value clip epsilon (around the rollout's values)")
+    vf_coef: float = option(0.1, help="weight of the value loss")
+    gamma: float = option(1.0, help="discount (1: bandit episodes are short)")
+    lam: float = option(0.95, help="GAE lambda")
+    temperature: float = option(1.0, help="sampling temperature; logprobs are recomputed with the same one")
+    max_new_tokens: int = option(48, help="response length at most")
+    missing_eos_penalty: float = option(0.0, help="subtracted from the score of a response cut at --max-new-tokens")
+    epochs: float = option(1.0, help="passes over the prompts; sets the step count unless --max-steps is given")
+    max_steps: int | None = option(None, help="PPO steps in total (overrides --epochs)")
+    sample_every: int = option(10, help="steps between printed tables of sample responses")
+    eval_every: int = option(10, help="steps between held-out corpus loss measurements")
+    save_every: int = option(10, help="steps between resumable checkpoints")
+    world_seed: int = option(0, help="seed of the world the prompts came from (gold score of rollouts)")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles")
+    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
+    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
+    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
+    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+
+    @property
+    def minibatch(self) -> int:
+        return self.rollout_batch // self.minibatches
+
+    @property
+    def grad_accum(self) -> int:
+        return self.minibatch // self.micro_batch
+
+    def check(self) -> None:
+        for name in ("rollout_batch", "minibatches", "micro_batch", "ppo_epochs", "max_new_tokens",
+                     "sample_every", "eval_every", "save_every", "ptx_batch", "ptx_seq_len"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.rollout_batch % self.minibatches or self.minibatch % self.micro_batch:
+            raise UserError(f"rollout_batch = minibatches x micro_batch x grad_accum must hold: --rollout-batch "
+                            f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
+                            f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
+                            "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8")
+        if self.temperature <= 0:
+            raise UserError(f"--temperature must be > 0 for PPO rollouts, got {self.temperature}")
+        if self.kl_coef < 0 or (self.kl_target is not None and self.kl_target <= 0):
+            raise UserError("--kl-coef must be >= 0 and --kl-target > 0")
+
+
+def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None,
+        on_samples: Callable[[int, list[dict]], None] = lambda *a: None) -> dict:
+    """Run PPO; returns the final metrics. `on_samples(step, rows)` receives a few rollouts to show."""
+    cfg.check()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    prompts = load_prompts(cfg.prompts)
+    m = load_models(cfg)
+    ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
+    heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len) if cfg.heldout_corpus else None
+    world = world_for(prompts, cfg.world_seed, cfg.scale)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    optimizer = torch.optim.AdamW([{"params": m.policy.parameters(), "lr": cfg.lr},
+                                   {"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr}])
+    kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
+              else FixedKLController(cfg.kl_coef))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(prompts) / cfg.rollout_batch))
+    start = run.restore(m.trained, optimizer) if cfg.resume else 0
+    kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value) if cfg.resume else kl_ctl.value
+    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    log.info("PPO%s on %d prompts for %d steps of %d episodes", "-ptx" if ptx_rows is not None else "",
+             len(prompts), total, cfg.rollout_batch)
+
+    step, last = start, {}
+    for step in range(start + 1, total + 1):
+        began = time.monotonic()
+        batch = [prompts[i] for i in order(len(prompts), cfg.rollout_batch, step - 1, cfg.seed)]
+        # 1. rollout: sample responses, logprobs of policy and reference, values, RM scores
+        r = rollout(m, batch, cfg, seed=cfg.seed * 1_000_003 + step)
+        # 2. KL-shaped rewards: score at the last token, -beta * (log pi - log pi_ref) on every token
+        rewards = kl_shaped_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_ctl.value)
+        # 3. advantages (GAE, whitened) and returns
+        advantages, r.returns = gae(rewards, r.values, r.mask, cfg.gamma, cfg.lam)
+        r.advantages = masked_whiten(advantages, r.mask)
+        # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx)
+        train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step)
+        last = {**rollout_metrics(r, rewards, kl_ctl.value, world, batch), **train,
+                "time/seconds_per_step": time.monotonic() - began}
+        kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
+        if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
+            last["alignment/heldout_loss"] = heldout_loss(m.policy, heldout_rows)
+        metrics.log(step, last)
+        on_step(step, total, last)
+        if step % cfg.sample_every == 0 or step == total:
+            on_samples(step, sample_table(r, batch, world, run.partial / "samples.jsonl", step))
+        if step % cfg.save_every == 0 and step < total:
+            run.save(step, m.trained, optimizer, extra={"kl_coef": kl_ctl.value})
+    metrics.close()
+    summary = {**last, "steps": step, "prompts": len(prompts)}
+    run.finish(m.policy, m.tokenizer, manifest(cfg, summary, kl_ctl.value))
+    return summary
+
+
+def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -> dict:
+    """Several epochs of clipped PPO updates over shuffled minibatches of one rollout batch."""
+    m.policy.eval()  # no dropout: the ratio must compare the same function before and after
+    m.value.eval()
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    ptx_g = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
+    sums: dict[str, float] = {}
+    updates = 0
+    for _ in range(cfg.ppo_epochs):
+        perm = torch.randperm(cfg.rollout_batch, generator=g)
+        for mb in perm.split(cfg.minibatch):
+            optimizer.zero_grad(set_to_none=True)
+            stats: dict[str, float] = {}
+            for micro in mb.split(cfg.micro_batch):
+                found = micro_step(m, r.select(micro), cfg, weight=len(micro) / len(mb))
+                for k, v in found.items():
+                    stats[k] = stats.get(k, 0.0) + v * len(micro) / len(mb)
+            if ptx_rows is not None:
+                rows = ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
+                ptx = lm_loss(m.policy, rows)
+                (cfg.ptx_coef * ptx).backward()
+                stats["ppo/ptx_loss"] = ptx.item()
+            torch.nn.utils.clip_grad_norm_(m.trained.parameters(), 1.0)
+            optimizer.step()
+            updates += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+    return {k: v / updates for k, v in sums.items()}
+
+
+def micro_step(m, r: Rollouts, cfg: PPOConfig, weight: float) -> dict[str, float]:
+    """Forward both models on a micro-batch, backpropagate its share of the minibatch loss."""
+    inputs = episode_inputs(r.query, r.query_mask, r.response, r.mask)
+    P = r.query.size(1)
+    logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
+    values = token_values(m.value, inputs, P)
+    pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range)
+    vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip)
+    ((pg_loss + cfg.vf_coef * vf_loss) * weight).backward()
+    return {"ppo/loss/policy": pg_loss.item(), "ppo/loss/value": vf_loss.item(),
+            "ppo/policy/clipfrac": pg["clipfrac"].item(), "ppo/policy/approx_kl": pg["approx_kl"].item(),
+            "ppo/policy/entropy": masked_mean(entropy, r.mask).item(),
+            "ppo/value/clipfrac": vf["clipfrac"].item(), "ppo/value/explained_var": vf["explained_var"].item()}
+
+
+def rollout_metrics(r: Rollouts, rewards: torch.Tensor, beta: float, world, batch: list[dict]) -> dict:
+    kl = ((r.logprobs - r.ref_logprobs) * r.mask).sum(1)                                   # (B,)
+    out = {"objective/score": r.scores.mean().item(), "objective/kl": kl.mean().item(),
+           "objective/non_score_reward": (-beta * kl).mean().item(),
+           "objective/rlhf_reward": (r.scores - beta * kl).mean().item(),
+           "objective/entropy": (r.entropy * r.mask).sum(1).mean().item(),
+           "objective/kl_coef": beta,
+           "ppo/returns/mean": masked_mean(r.returns, r.mask).item(),
+           "ppo/response_length": r.mask.sum(1).float().mean().item(),
+           "ppo/eos_rate": r.ended.float().mean().item()}
+    if world is not None:
+        out["world/gold_score"] = sum(world.judge(p, t).score for p, t in zip(batch, r.texts)) / len(batch)
+    return out
+
+
+def manifest(cfg: PPOConfig, summary: dict, beta: float) -> dict:
+    data = {"prompts": str(cfg.prompts), "prompts_sha256": file_sha256(cfg.prompts)}
+    if cfg.ptx:
+        data.update(ptx=str(cfg.ptx), ptx_sha256=file_sha256(cfg.ptx))
+    return {"stage": "ppo", "parent": str(cfg.policy), "reward_model": str(cfg.reward), "config": asdict(cfg),
+            "final_kl_coef": beta, "data": data, "metrics": summary}

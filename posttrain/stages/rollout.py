@@ -1,0 +1,142 @@
+"""What PPO does besides the update: its models, prompts and corpora, rollouts, and sample tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from posttrain.data.corpus import pack, read_documents
+from posttrain.data.records import read_conversations
+from posttrain.errors import UserError
+from posttrain.generation.hf import generate_tokens
+from posttrain.models.load import load_causal_lm
+from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, response_mask, token_values
+from posttrain.models.reward import RewardScorer, reward_from_pretrained
+from posttrain.stages.rm import order
+
+__all__ = ["Rollouts", "heldout_loss", "load_models", "load_prompts", "load_ptx", "order", "rollout",
+           "sample_table", "world_for"]
+
+
+@dataclass
+class Rollouts:
+    """One batch of episodes. B episodes, P prompt tokens (left-padded), T response tokens."""
+
+    query: torch.Tensor         # (B, P) prompt ids, left-padded
+    query_mask: torch.Tensor    # (B, P) 1 on real prompt tokens
+    response: torch.Tensor      # (B, T) sampled ids, padding after the first EOS
+    mask: torch.Tensor          # (B, T) 1 on response tokens up to and including the first EOS
+    ended: torch.Tensor         # (B,) True when the response reached EOS (not cut at max_new_tokens)
+    logprobs: torch.Tensor      # (B, T) log pi_old(a_t|s_t), at the sampling temperature
+    ref_logprobs: torch.Tensor  # (B, T) log pi_ref(a_t|s_t)
+    entropy: torch.Tensor       # (B, T) entropy of pi_old(.|s_t)
+    values: torch.Tensor        # (B, T) V_old(s_t)
+    scores: torch.Tensor        # (B,) normalised reward-model score (minus the missing-EOS penalty)
+    texts: list[str]            # decoded responses
+    advantages: torch.Tensor | None = None  # (B, T) whitened GAE advantages
+    returns: torch.Tensor | None = None     # (B, T) GAE returns (value targets)
+
+    def select(self, rows: torch.Tensor) -> "Rollouts":
+        """The episodes `rows`, with the prompt and response trimmed to what they need."""
+        picked = {f.name: (getattr(self, f.name)[rows] if isinstance(getattr(self, f.name), torch.Tensor)
+                           else getattr(self, f.name)) for f in fields(self)}
+        picked["texts"] = [self.texts[i] for i in rows.tolist()]
+        left = int((picked["query_mask"].sum(0) == 0).long().cumprod(0).sum())   # all-padding columns on the left
+        width = int(picked["mask"].sum(1).max())
+        picked["query"], picked["query_mask"] = picked["query"][:, left:], picked["query_mask"][:, left:]
+        for name in ("response", "mask", "logprobs", "ref_logprobs", "entropy", "values", "advantages", "returns"):
+            if picked[name] is not None:
+                picked[name] = picked[name][:, :width]
+        return Rollouts(**picked)
+
+
+def load_prompts(path: Path) -> list[dict]:
+    prompts = read_conversations(path, ends_with="user")
+    if not prompts:
+        raise UserError(f"{path}: no prompts")
+    return prompts
+
+
+def load_models(cfg) -> SimpleNamespace:
+    """policy (trained), ref (frozen copy of the policy), value (from the reward model, trained),
+    reward (frozen scorer), tokenizer; `trained` holds both trained modules for checkpoints."""
+    policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
+    ref, _ = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
+    ref.requires_grad_(False)
+    reward = RewardScorer(str(cfg.reward))
+    if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise UserError(f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value function is "
+                        "initialised from the reward model, so train the reward model from this policy's SFT run")
+    reward.model.requires_grad_(False)
+    value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
+    with torch.no_grad():
+        value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
+    return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, tokenizer=tokenizer,
+                           trained=torch.nn.ModuleDict({"policy": policy, "value": value}))
+
+
+def load_ptx(path: Path, tokenizer, seq_len: int) -> torch.Tensor:
+    """(N, seq_len + 1) packed rows of a pretraining corpus."""
+    return pack(read_documents(path), tokenizer, seq_len)
+
+
+def world_for(prompts: list[dict], seed: int, scale: str):
+    """The built-in world, when the prompts are its own (they carry a task): rollouts get a gold score."""
+    if not all("task" in (p.get("meta") or {}) for p in prompts):
+        return None
+    from posttrain.world import World
+
+    return World(seed=seed, scale=scale)
+
+
+@torch.no_grad()
+def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
+    """Sample a response per prompt; score it; logprobs, reference logprobs and values by forward passes."""
+    tok = m.tokenizer
+    texts = [tok.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True) for p in batch]
+    tok.padding_side = "left"
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    query, query_mask = enc["input_ids"], enc["attention_mask"]
+    response = generate_tokens(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens,
+                               temperature=cfg.temperature, eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id, seed=seed)                  # (B, T)
+    mask = response_mask(response, tok.eos_token_id)
+    ended = (response == tok.eos_token_id).any(1)
+    decoded = [tok.decode(row[:n], skip_special_tokens=True).strip()
+               for row, n in zip(response, mask.sum(1).tolist())]
+    scores = torch.tensor(m.reward.score([(p["messages"], t) for p, t in zip(batch, decoded)]))
+    scores = scores - cfg.missing_eos_penalty * (~ended).float()
+    inputs = episode_inputs(query, query_mask, response, mask)
+    P = query.size(1)
+    logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
+    ref_logprobs, _ = response_logprobs(m.ref, inputs, P, cfg.temperature)
+    values = token_values(m.value, inputs, P)
+    z = lambda x: x * mask                                                                  # zero on padding
+    return Rollouts(query, query_mask, response, mask, ended, z(logprobs), z(ref_logprobs), z(entropy),
+                    z(values), scores, decoded)
+
+
+@torch.no_grad()
+def heldout_loss(model, rows: torch.Tensor, batch: int = 16, limit: int = 64) -> float:
+    """Mean LM loss of the first `limit` held-out rows (the alignment tax, as a loss)."""
+    rows = rows[:limit]
+    losses = [lm_loss(model, rows[i:i + batch]).item() * len(rows[i:i + batch]) for i in range(0, len(rows), batch)]
+    return sum(losses) / len(rows)
+
+
+def sample_table(r: Rollouts, batch: list[dict], world, path: Path, step: int, n: int = 4) -> list[dict]:
+    """A few episodes of this step, appended to `samples.jsonl`."""
+    rows = []
+    for i in range(min(n, len(batch))):
+        row = {"step": step, "prompt": batch[i]["messages"][-1]["content"], "response": r.texts[i],
+               "score": round(float(r.scores[i]), 3)}
+        if world is not None:
+            row["gold"] = round(world.judge(batch[i], r.texts[i]).score, 3)
+        rows.append(row)
+    with path.open("a", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return rows

@@ -1,0 +1,136 @@
+"""`posttrain ppo`: rollouts read right, the first update starts at ratio 1, every metric is logged,
+PPO-ptx mixes the LM loss, and a run killed with SIGKILL resumes to the same result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from posttrain.cli import main
+from posttrain.data.records import write_jsonl
+from posttrain.models.load import load_causal_lm
+from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
+from posttrain.stages.metrics import read_metrics
+from posttrain.world import World
+from posttrain.world.labelers import LabelerPool, model_like_answers
+from posttrain.world.rng import derive
+
+BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
+PPO_METRICS = ("objective/score", "objective/kl", "objective/entropy", "objective/non_score_reward",
+               "objective/kl_coef", "ppo/policy/clipfrac", "ppo/policy/approx_kl", "ppo/policy/entropy",
+               "ppo/value/explained_var", "ppo/value/clipfrac", "ppo/loss/policy", "ppo/loss/value",
+               "ppo/response_length", "ppo/eos_rate", "world/gold_score", "time/seconds_per_step")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny random policy, a reward model trained from it for a few steps, world prompts and corpus."""
+    root = tmp_path_factory.mktemp("ppo")
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                 max_position_embeddings=512)).save_pretrained(root / "sft")
+    tokenizer.save_pretrained(root / "sft")
+    world, rng = World(seed=0), derive(0, "ppo-test")
+    pool = LabelerPool(world)
+    rankings = []
+    for p in world.prompts("ppo-test-rm", 24, "train"):
+        texts = list(dict.fromkeys(model_like_answers(world, p, 4, rng)))
+        lab = pool.pick_labelers(p["id"], 1)[0]
+        rankings.append({"id": p["id"], "prompt": p["messages"], "completions": [{"text": t, "source": "model:t"} for t in texts],
+                         "ranking": pool.rank(lab, p, texts)["ranking"], "labeler": lab.id, "meta": p["meta"]})
+    write_jsonl(root / "rankings.jsonl", rankings)
+    assert main(["rm", "--model", str(root / "sft"), "--data", str(root / "rankings.jsonl"), "--out", str(root / "rm"),
+                 "--max-steps", "2", "--micro-batch", "4"]) == 0
+    write_jsonl(root / "prompts.jsonl", world.prompts("ppo-test", 16, "train"))
+    write_jsonl(root / "corpus.jsonl", [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)])
+    return root
+
+
+def ppo_args(root: Path, out: str, *extra: str) -> list[str]:
+    return ["ppo", "--policy", str(root / "sft"), "--reward", str(root / "rm"), "--prompts", str(root / "prompts.jsonl"),
+            "--out", str(root / out), "--rollout-batch", "8", "--minibatches", "2", "--micro-batch", "2",
+            "--ppo-epochs", "2", "--max-new-tokens", "8", "--lr", "1e-3", "--threads", "1", *extra]
+
+
+def test_response_mask_stops_after_the_first_eos_even_when_pad_is_eos():
+    eos = 5
+    response = torch.tensor([[1, 2, eos, eos, eos], [1, 2, 3, 4, 6], [eos, eos, eos, eos, eos]])
+    assert response_mask(response, eos).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+
+
+def test_response_logprobs_do_not_depend_on_left_padding(setup):
+    model, tokenizer = load_causal_lm(setup / "sft")
+    prompt, response = torch.tensor([[11, 12, 13]]), torch.tensor([[21, 22, 23, 24]])
+    mask = torch.ones_like(response)
+    alone, _ = response_logprobs(model, episode_inputs(prompt, torch.ones_like(prompt), response, mask), 3, 0.7)
+    padded_prompt = torch.cat([torch.full((1, 4), tokenizer.pad_token_id), prompt], 1)
+    padded_mask = torch.cat([torch.zeros(1, 4, dtype=torch.long), torch.ones_like(prompt)], 1)
+    padded, _ = response_logprobs(model, episode_inputs(padded_prompt, padded_mask, response, mask), 7, 0.7)
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_a_ppo_run_logs_every_metric_and_writes_a_policy(setup, capsys):
+    assert main(ppo_args(setup, "ppo", "--max-steps", "2", "--sample-every", "1")) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "prompt -> response" in out
+    rows = read_metrics(setup / "ppo" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(name in rows[-1] for name in PPO_METRICS), set(PPO_METRICS) - set(rows[-1])
+    manifest = json.loads((setup / "ppo" / "posttrain.json").read_text())
+    assert manifest["stage"] == "ppo" and manifest["parent"] == str(setup / "sft")
+    policy, _ = load_causal_lm(setup / "ppo")   # an ordinary causal LM checkpoint
+    before, _ = load_causal_lm(setup / "sft")
+    assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(), before.parameters()))
+
+
+def test_the_first_update_starts_from_ratio_one(setup):
+    """Rollout logprobs and the training forward pass agree, so the first minibatch is unclipped."""
+    assert main(ppo_args(setup, "ppo-ratio", "--max-steps", "1", "--ppo-epochs", "1", "--minibatches", "1",
+                         "--micro-batch", "8")) == 0
+    row = read_metrics(setup / "ppo-ratio" / "metrics.jsonl")[0]
+    assert row["ppo/policy/clipfrac"] == 0 and row["ppo/policy/approx_kl"] < 1e-10
+
+
+def test_ptx_mixes_the_pretraining_loss_and_heldout_loss_is_logged(setup):
+    assert main(ppo_args(setup, "ppo-ptx", "--max-steps", "1", "--ptx", str(setup / "corpus.jsonl"),
+                         "--ptx-seq-len", "16", "--heldout-corpus", str(setup / "corpus.jsonl"))) == 0
+    row = read_metrics(setup / "ppo-ptx" / "metrics.jsonl")[0]
+    assert row["ppo/ptx_loss"] > 0 and row["alignment/heldout_loss"] > 0
+    assert json.loads((setup / "ppo-ptx" / "posttrain.json").read_text())["data"]["ptx_sha256"]
+
+
+def test_bad_batch_shape_is_a_clear_error(setup, capsys):
+    assert main(ppo_args(setup, "ppo-bad", "--micro-batch", "3")) == 2
+    assert "--micro-batch 3 must divide" in capsys.readouterr().err
+    assert not (setup / "ppo-bad").exists() and not (setup / "ppo-bad.partial").exists()
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_result(setup):
+    args = ppo_args(setup, "ppo-killed", "--max-steps", "4", "--save-every", "1", "--kl-target", "1.0")
+    proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    checkpoint = setup / "ppo-killed.partial" / "checkpoints" / "step-000002"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), proc.stderr.read().decode()
+    assert not (setup / "ppo-killed").exists()
+    assert main([*args, "--resume"]) == 0
+    assert main(ppo_args(setup, "ppo-whole", "--max-steps", "4", "--save-every", "1", "--kl-target", "1.0")) == 0
+    resumed = read_metrics(setup / "ppo-killed" / "metrics.jsonl")
+    whole = read_metrics(setup / "ppo-whole" / "metrics.jsonl")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(resumed, whole):
+        for name in ("objective/score", "objective/kl", "objective/kl_coef", "ppo/loss/policy"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (a["step"], name)
