@@ -1,0 +1,179 @@
+"""`posttrain label serve`: the labeling web app (FastAPI) over the SQLite store.
+
+    posttrain label serve --samples samples.jsonl --db labels.sqlite [--host 127.0.0.1 --port 8000]
+
+`/` and `/static/*` are the page shell (plain HTML, JS and CSS from posttrain/labeling/static);
+every `/api/*` route needs `Authorization: Bearer <token>` (docs/labeling.md lists them). A
+submission is answered only after its transaction is committed. Model output reaches the page as
+JSON and is put on screen with `textContent`; the Content-Security-Policy header forbids inline
+scripts as a second line of defence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Body, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from posttrain.config import option
+from posttrain.errors import UserError
+from posttrain.labeling import queue
+from posttrain.labeling.intake import AddSamplesConfig
+from posttrain.labeling.quality import admin_stats
+from posttrain.labeling.store import Conflict, Labeler, Store
+from posttrain.labeling.submission import BadSubmission, check_ids, check_label, check_skip
+
+STATIC = Path(__file__).parent / "static"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass
+class ServeConfig(AddSamplesConfig):
+    host: str = option("127.0.0.1", help="address to listen on; keep the loopback default unless a proxy "
+                                         "with TLS stands in front")
+    port: int = option(8000, help="port to listen on")
+    labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)")
+    gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)")
+
+    def check(self) -> None:
+        if self.labelers_per_item < 1:
+            raise UserError(f"--labelers-per-item must be >= 1, got {self.labelers_per_item}")
+        if not 0 <= self.gold_rate <= 1:
+            raise UserError(f"--gold-rate must be between 0 and 1, got {self.gold_rate}")
+
+
+class NotFound(UserError):
+    """Something the request names does not exist, or is not the caller's to see (HTTP 404)."""
+
+
+class Forbidden(UserError):
+    """The caller's token is valid but not allowed here (HTTP 403)."""
+
+
+STATUS = {BadSubmission: 422, Conflict: 409, NotFound: 404, Forbidden: 403}
+
+
+def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1) -> FastAPI:
+    app = FastAPI(title="posttrain labeling", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def labeler(authorization: str | None = Header(None)) -> Labeler:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = store.labeler_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if found is None:
+            raise HTTPException(401, "a valid token is needed: send 'Authorization: Bearer <token>' "
+                                     "(`posttrain label add-labeler` prints one)")
+        return found
+
+    def admin(me: Labeler = Depends(labeler)) -> Labeler:
+        if not me.admin:
+            raise Forbidden("this view is for admins; an admin token comes from `posttrain label add-labeler --admin`")
+        return me
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/me")
+    def me(me: Labeler = Depends(labeler)) -> dict:
+        return {"name": me.name, "admin": me.admin, "progress": queue.progress(store, me, labelers_per_item)}
+
+    @app.get("/api/next")
+    def next_item(me: Labeler = Depends(labeler)) -> dict:
+        item = queue.next_item(store, me, labelers_per_item, gold_rate)
+        shown = None if item is None else {
+            "id": item["id"], "prompt": item["prompt"], "completions": [{"text": c["text"]} for c in item["completions"]]}
+        return {"item": shown, "progress": queue.progress(store, me, labelers_per_item)}
+
+    @app.post("/api/labels")
+    def submit_label(body: dict = Body(...), me: Labeler = Depends(labeler)) -> dict:
+        submission, item_id = check_ids(body)
+        item = _item(store, item_id)
+        saved = store.save_label(me, item_id, submission, "ranked", check_label(body, len(item["completions"])))
+        return _ack(saved)
+
+    @app.post("/api/skips")
+    def submit_skip(body: dict = Body(...), me: Labeler = Depends(labeler)) -> dict:
+        submission, item_id = check_ids(body)
+        _item(store, item_id)
+        return _ack(store.save_label(me, item_id, submission, "skipped", check_skip(body)))
+
+    @app.get("/api/labels")
+    def my_labels(me: Labeler = Depends(labeler)) -> dict:
+        return {"labels": store.labels(me)}
+
+    @app.get("/api/labels/{label_id}")
+    def my_label(label_id: int, me: Labeler = Depends(labeler)) -> dict:
+        found = store.label(me, label_id)
+        if found is None:
+            raise NotFound(f"you have no label {label_id}")
+        return found
+
+    @app.get("/api/admin/stats")
+    def stats(_: Labeler = Depends(admin)) -> dict:
+        return admin_stats(store.items(), store.labels(), labelers_per_item)
+
+    return app
+
+
+def serve(store: Store, cfg: ServeConfig) -> None:
+    import uvicorn
+
+    app = create_app(store, cfg.labelers_per_item, cfg.gold_rate)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+
+
+def _item(store: Store, item_id: str) -> dict:
+    item = store.item(item_id)
+    if item is None:
+        raise NotFound(f"no item {item_id!r}; take item ids from GET /api/next")
+    return item
+
+
+def _ack(saved: dict) -> dict:
+    return {"saved": True, "label_id": saved["id"], "submission_id": saved["submission"], "item_id": saved["item_id"]}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is `{"error": "<what was wrong and what to do>"}` with its HTTP status."""
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, e: UserError) -> JSONResponse:
+        status = next((code for cls, code in STATUS.items() if isinstance(e, cls)), 400)
+        return JSONResponse({"error": str(e)}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if e.status_code == 401 else None
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        return JSONResponse({"error": f"field '{where}': {first.get('msg', 'invalid')}; "
+                                      "the request body must be a JSON object (docs/labeling.md)"}, status_code=422)
