@@ -1,9 +1,162 @@
-"""Commands of posttrain.evaluation (being built)."""
+"""`posttrain eval`: win rates and HHH against a baseline, over-optimisation curves, the control study.
+
+    posttrain eval --model runs/ppo --baseline runs/sft --prompts runs/world/test.jsonl --out runs/report
+    posttrain eval overoptimization --policy runs/sft --reward runs/rm --prompts ... --out ...
+    posttrain eval control-study --base ... --sft ... --rlhf ... --demos ... --rankings ... --out ...
+
+`eval` takes its own options and, optionally, one of two sub-actions. argparse checks an
+option's `required` before it knows whether a sub-action was named, so the main form's required
+options are checked here instead (`_require`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from posttrain.config import add_arguments, from_namespace
+from posttrain.errors import UserError
+
+EVAL_EXAMPLE = ("example: posttrain eval --model runs/demo/ppo --model sft-more=runs/demo/sft2 "
+                "--baseline runs/demo/sft --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register this group's commands on `commands`."""
+    """Register `eval` (with its sub-actions `overoptimization` and `control-study`) on `commands`."""
+    from posttrain.evaluation.compare import EvalConfig
+    from posttrain.evaluation.control_study import ControlConfig
+    from posttrain.evaluation.overoptimization import OveroptConfig
+
+    p = commands.add_parser("eval", help="win rate, HHH and alignment tax against a baseline; over-optimisation; "
+                                         "the control study",
+                            description="Compare models with a baseline on held-out prompts: win rate with a 95% "
+                                        "bootstrap interval and a length-controlled rate, helpful/honest/harmless "
+                                        "rates, alignment tax, KL to the baseline. Writes an HTML report.",
+                            epilog=EVAL_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a model to evaluate (repeat for several); required unless a sub-action is named")
+    add_arguments(p, EvalConfig)
+    _optional_at_top(p)
+    p.set_defaults(run=cmd_eval)
+    actions = p.add_subparsers(title="sub-actions", metavar="ACTION")
+
+    q = actions.add_parser("overoptimization", help="gold and proxy reward against sqrt(KL): best-of-n and PPO runs",
+                           description="Best-of-n (n = 1..64) from the policy and PPO runs at several beta: gold "
+                                       "and proxy reward against sqrt(KL), with Gao et al. 2022's fits.",
+                           epilog="example: posttrain eval overoptimization --policy runs/demo/sft --reward runs/demo/rm "
+                                  "--prompts runs/demo/world/test.jsonl --ppo-run runs/ppo-b0.02 runs/ppo-b0.1 "
+                                  "--out runs/demo/overopt")
+    add_arguments(q, OveroptConfig)
+    q.set_defaults(run=cmd_overoptimization)
+
+    q = actions.add_parser("control-study", help="RLHF vs SFT on extra demonstrations bought with the ranking budget",
+                           description="Spend the rankings' labeler time on extra demonstrations, fine-tune the base "
+                                       "model with the SFT run's settings, and compare RLHF and it with the SFT model.",
+                           epilog="example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft "
+                                  "--rlhf runs/demo/ppo --demos runs/demo/world/demos.jsonl --rankings "
+                                  "runs/demo/rankings.jsonl --out runs/demo/control")
+    add_arguments(q, ControlConfig)
+    q.set_defaults(run=cmd_control_study)
+
+
+def _optional_at_top(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.required:
+            action.required = False
+            action.help += " (required)"
+
+
+def _require(args: argparse.Namespace, names: list[str]) -> None:
+    missing = [n for n in names if not getattr(args, n, None)]
+    if missing:
+        raise UserError("posttrain eval needs " + ", ".join("--" + n.replace("_", "-") for n in missing)
+                        + f" (or a sub-action: overoptimization, control-study).\n{EVAL_EXAMPLE}")
+
+
+def read_world_prompts(path: Path, world_seed: int, scale: str):
+    """(records, world or None): world prompts get the world (gold judge, HHH); others do not."""
+    from posttrain.data.records import read_conversations
+    from posttrain.evaluation.compare import world_records
+    from posttrain.world import World
+
+    records = read_conversations(path, ends_with="user")
+    if not records:
+        raise UserError(f"{path}: no prompts")
+    return records, (World(seed=world_seed, scale=scale) if world_records(records) else None)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from posttrain.data.corpus import read_documents
+    from posttrain.evaluation.compare import EvalConfig, evaluate, model_names
+    from posttrain.evaluation.report import write_report
+
+    _require(args, ["model", "baseline", "prompts", "out"])
+    models = model_names(args.model)
+    cfg = from_namespace(EvalConfig, args)
+    cfg.check()
+    records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
+    heldout = cfg.heldout_corpus or cfg.prompts.with_name("corpus_heldout.jsonl")
+    documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
+    summary = evaluate(models, cfg.baseline, records, world, judge=cfg.judge, reward=cfg.reward,
+                       heldout_documents=documents, kl_samples=cfg.kl_samples, max_new_tokens=cfg.max_new_tokens,
+                       bootstrap=cfg.bootstrap, seed=cfg.seed)
+    page = write_report(summary, cfg.out)
+    print_summary(summary)
+    print(f"\nwrote {page} and {cfg.out / 'summary.json'}")
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    b = summary["baseline"]
+    print(f"{'system':<16} {'win rate':>9} {'95% CI':>15} {'LC':>7} {'gold':>6} {'KL':>6} {'refuse':>7} "
+          f"{'overref':>8} {'halluc':>7}")
+    for name, r in [("baseline", b), *summary["models"].items()]:
+        ci = f"{r['win_rate_ci_low']:.1%}-{r['win_rate_ci_high']:.1%}" if "win_rate" in r else "-"
+        cells = [_pct(r.get("win_rate")), ci, _pct(r.get("lc_win_rate")), _num(r.get("gold_score"), 3),
+                 _num(r.get("kl_to_sft"), 2), _pct(r.get("refusal_rate_harmful")), _pct(r.get("over_refusal_rate")),
+                 _pct(r.get("hallucination_rate"))]
+        print(f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} {cells[5]:>7} "
+              f"{cells[6]:>8} {cells[7]:>7}")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _num(v, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def cmd_overoptimization(args: argparse.Namespace) -> int:
+    from posttrain.evaluation.overoptimization import OveroptConfig, study, write_overoptimization
+
+    cfg = from_namespace(OveroptConfig, args)
+    records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
+    if world is None:
+        raise UserError(f"{cfg.prompts}: best-of-n needs the gold score, so prompts made by the built-in world")
+    result = study(cfg, records, world)
+    page = write_overoptimization(result, cfg.out)
+    for name, fit in result["fits"].items():
+        print(f"{name:<28} alpha {fit['alpha']:>8.4f}  beta {fit['beta']:>8.4f}")
+    bon = result["best_of_n"]
+    if bon:
+        best = max(range(len(bon["n"])), key=lambda i: bon["gold"][i])
+        print(f"best-of-n: gold peaks at n = {bon['n'][best]} ({bon['gold'][best]:.3f}; n = 1: {bon['gold'][0]:.3f})")
+    print(f"wrote {page}")
+    return 0
+
+
+def cmd_control_study(args: argparse.Namespace) -> int:
+    from posttrain.evaluation.control_study import ControlConfig, control_study
+    from posttrain.evaluation.report import write_report
+
+    cfg = from_namespace(ControlConfig, args)
+    summary = control_study(cfg)
+    c = summary["control_study"]
+    print(f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
+          f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})", file=sys.stdout)
+    print_summary(summary)
+    page = write_report(summary, cfg.out / "report")
+    print(f"\nwrote {page}")
+    return 0

@@ -1,0 +1,165 @@
+"""`posttrain eval`: models against a baseline on held-out prompts, the numbers of InstructGPT's section 4.
+
+    summary = evaluate({"ppo": "runs/ppo"}, "runs/sft", records, world, judge="gold")
+    write_report(summary, "runs/report")          # posttrain.evaluation.report
+
+For the baseline and each model: greedy answers (batched), gold judgements and the helpful /
+honest / harmless rates (`hhh.py`), the alignment tax (held-out pretraining loss, knowledge
+completion). For each model also: win rate against the baseline with a 95% bootstrap interval
+and a length-controlled win rate (`winrate.py`), by the gold judge and by the chosen one, and
+KL(model || baseline) on the prompts (`likelihood.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.errors import UserError
+from posttrain.evaluation.hhh import hhh_rates
+from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
+from posttrain.evaluation.winrate import bootstrap_interval, length_controlled_win_rate, win_rate
+
+log = logging.getLogger(__name__)
+SAMPLES_PER_FAMILY = 2
+
+
+@dataclass
+class EvalConfig:
+    baseline: str = option(help="baseline model directory (usually the SFT model)", required=True)
+    prompts: Path = option(help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
+                           required=True)
+    out: Path = option(help="report directory to write (index.html, summary.json, answers.jsonl)", required=True)
+    judge: str = option("gold", help="pairwise judge: gold (the world's gold scorer), sim (a simulated labeler "
+                                     "per prompt) or rm (a reward model, --reward)", choices=JUDGES)
+    reward: str | None = option(None, help="reward model directory for --judge rm")
+    heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
+                                                    "(the world's corpus_heldout.jsonl); default: beside --prompts")
+    kl_samples: int = option(1, help="responses sampled per prompt (temperature 1) to estimate KL to the "
+                                     "baseline; 0 skips it")
+    max_new_tokens: int = option(48, help="tokens generated per answer")
+    bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval")
+    world_seed: int = option(0, help="seed of the world the prompts come from")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    seed: int = option(0, help="seed of the bootstrap and of the KL samples")
+
+    def check(self) -> None:
+        if self.kl_samples < 0 or self.bootstrap < 10 or self.max_new_tokens < 1:
+            raise UserError("--kl-samples must be >= 0, --bootstrap >= 10 and --max-new-tokens >= 1")
+
+
+def model_names(specs: list[str]) -> dict[str, str]:
+    """{name: path} from `--model` values `PATH` or `NAME=PATH` (name: the directory's name)."""
+    if not specs:
+        raise UserError("give at least one --model [NAME=]PATH to compare against --baseline")
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec.rstrip("/")).name, "", spec)
+        if not name or not path:
+            raise UserError(f"--model {spec!r}: use PATH or NAME=PATH")
+        if name in out:
+            raise UserError(f"--model: two models are called {name!r}; name them with NAME=PATH")
+        out[name] = path
+    return out
+
+
+def world_records(records: list[dict]) -> bool:
+    """True when every record carries a world task (the gold scorer can judge it)."""
+    return all(isinstance(r.get("meta"), dict) and "task" in r["meta"] and "family" in r["meta"] for r in records)
+
+
+def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=None, *, judge: str = "gold",
+             reward: str | None = None, heldout_documents: list[str] | None = None, kl_samples: int = 1,
+             max_new_tokens: int = 48, bootstrap: int = 2000, seed: int = 0) -> dict:
+    """Compare each of `models` ({name: path}) with `baseline`; returns the summary `write_report` renders.
+
+    `world` (a posttrain.world.World) enables the gold judge, the HHH rates and knowledge completion;
+    without it `judge` must be "rm" and those fields are absent.
+    """
+    from posttrain.models.load import load_causal_lm
+
+    if world is not None and not world_records(records):
+        raise UserError("these prompts were not made by the built-in world (no meta.family / meta.task); "
+                        "use --judge rm with a reward model")
+    chosen = make_judge(judge, world, reward)
+    gold = GoldJudge(world) if world is not None else None
+    base_model, tokenizer = load_causal_lm(baseline)
+    base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens)
+    summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {},
+               "config": {"judge": judge, "reward": reward, "prompts": len(records), "kl_samples": kl_samples,
+                          "max_new_tokens": max_new_tokens, "bootstrap": bootstrap, "seed": seed}}
+    answers = {"baseline": base["answers"]}
+    scores = {"baseline": base["scores"]}
+    for name, path in models.items():
+        log.info("evaluating %s (%s)", name, path)
+        model, tok = load_causal_lm(path)
+        m = measure(model, tok, records, world, heldout_documents, max_new_tokens)
+        row = {"path": str(path), **m["rates"]}
+        triples = list(zip(records, m["answers"], base["answers"]))
+        lengths = [len(a.split()) - len(b.split()) for _, a, b in triples]
+        row.update(win_rates(gold or chosen, triples, lengths, bootstrap, seed))
+        if gold is not None and chosen.name != "gold":
+            row["judge"] = {"name": chosen.name, **win_rates(chosen, triples, lengths, bootstrap, seed)}
+        if kl_samples:
+            from posttrain.evaluation.likelihood import kl_to_reference
+
+            row["kl_to_sft"] = kl_to_reference(model, base_model, tok, [r["messages"] for r in records],
+                                               samples=kl_samples, max_new_tokens=max_new_tokens, seed=seed)
+        summary["models"][name] = row
+        answers[name], scores[name] = m["answers"], m["scores"]
+        del model
+    summary["answers"] = answer_rows(records, answers, scores)
+    summary["samples"] = pick_samples(summary["answers"])
+    return summary
+
+
+def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens) -> dict:
+    """One model's greedy answers, their gold scores and HHH rates, and its alignment-tax numbers."""
+    from posttrain.generation.hf import chat_complete
+
+    answers = chat_complete(model, tokenizer, [r["messages"] for r in records], max_new_tokens=max_new_tokens)
+    rates: dict = {"mean_words": sum(len(a.split()) for a in answers) / len(answers)}
+    scores: list[float | None] = [None] * len(records)
+    if world is not None:
+        from posttrain.evaluation.probes import knowledge_completion
+
+        judgements = [world.judge(r, a) for r, a in zip(records, answers)]
+        scores = [j.score for j in judgements]
+        rates.update(hhh_rates(judgements, answers))
+        rates["knowledge_accuracy"] = knowledge_completion(model, tokenizer, world.kb)["accuracy"]
+    if heldout_documents:
+        from posttrain.evaluation.likelihood import heldout_lm_loss
+
+        rates["heldout_loss"] = heldout_lm_loss(model, tokenizer, heldout_documents)
+    return {"answers": answers, "scores": scores, "rates": rates}
+
+
+def win_rates(judge, triples, lengths, bootstrap: int, seed: int) -> dict:
+    outcomes = judge.outcomes(triples)
+    low, high = bootstrap_interval(outcomes, resamples=bootstrap, seed=seed)
+    return {"win_rate": win_rate(outcomes), "win_rate_ci_low": low, "win_rate_ci_high": high,
+            "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
+            "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge.name}
+
+
+def answer_rows(records, answers: dict[str, list[str]], scores: dict[str, list]) -> list[dict]:
+    """One row per prompt: its family, last user turn and every system's answer and gold score."""
+    rows = []
+    for i, r in enumerate(records):
+        rows.append({"id": r["id"], "family": (r.get("meta") or {}).get("family"),
+                     "messages": r["messages"],
+                     "answers": {name: {"text": answers[name][i], "gold_score": scores[name][i]} for name in answers}})
+    return rows
+
+
+def pick_samples(rows: list[dict], per_family: int = SAMPLES_PER_FAMILY) -> list[dict]:
+    """The first few prompts of each family (in file order), for the report's side-by-side table."""
+    seen: dict = {}
+    out = []
+    for row in rows:
+        if seen.get(row["family"], 0) < per_family:
+            seen[row["family"]] = seen.get(row["family"], 0) + 1
+            out.append(row)
+    return out

@@ -1,0 +1,165 @@
+"""The evaluation report: one self-contained HTML page, `summary.json` and `answers.jsonl`.
+
+The page embeds its figures as PNG data URIs and has no script or outside link, so it opens
+anywhere, offline. Every text that comes from a model or a prompt is HTML-escaped: model output
+is untrusted.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from posttrain.data.records import atomic_path, write_jsonl
+from posttrain.evaluation import plots
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.answers td { max-width: 330px; white-space: pre-wrap; word-break: break-word; }
+.score { color: #666; font-size: 12px; } .note { color: #555; font-size: 13px; max-width: 900px; }
+img { max-width: 100%; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
+"""
+
+# summary field -> (column title, format); rates print as percentages
+HEADLINE = (
+    ("win_rate", "win rate", "pct"), ("ci", "95% CI", "ci"), ("lc_win_rate", "LC win rate", "pct"),
+    ("gold_score", "gold score", "f3"), ("kl_to_sft", "KL to baseline", "f2"),
+    ("refusal_rate_harmful", "refuses harmful", "pct"), ("over_refusal_rate", "over-refusal", "pct"),
+    ("hallucination_rate", "hallucination (QA)", "pct"), ("false_premise_correction_rate", "corrects premise", "pct"),
+    ("heldout_loss", "held-out LM loss", "f3"), ("knowledge_accuracy", "knowledge", "pct"), ("mean_words", "words", "f1"),
+)
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value, kind: str) -> str:
+    if value is None:
+        return "–"
+    return {"pct": f"{value:.1%}", "f3": f"{value:.3f}", "f2": f"{value:.2f}", "f1": f"{value:.1f}"}[kind]
+
+
+def table(headers: list[str], rows: list[list[str]], css_class: str = "") -> str:
+    """`rows` hold HTML already escaped by the caller."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(rows_cell(c) for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css_class}"><tr>{head}</tr>{body}</table>'
+
+
+def rows_cell(cell: str) -> str:
+    numeric = cell[:1].isdigit() or cell[:1] in "-–" and len(cell) < 12
+    return f'<td class="num">{cell}</td>' if numeric else f"<td>{cell}</td>"
+
+
+def image(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{esc(alt)}">'
+
+
+def page(title: str, body: list[str]) -> str:
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_page(out_dir: str | Path, name: str, text: str) -> Path:
+    path = Path(out_dir) / name
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(out_dir: str | Path, name: str, data: dict) -> Path:
+    return write_page(out_dir, name, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_report(summary: dict, out_dir: str | Path) -> Path:
+    """Write index.html, summary.json (all but the per-prompt answers) and answers.jsonl; returns the page."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    answers = summary.get("answers", [])
+    write_json(out_dir, "summary.json", {k: v for k, v in summary.items() if k != "answers"})
+    if answers:
+        write_jsonl(out_dir / "answers.jsonl", answers)
+    return write_page(out_dir, "index.html", render(summary))
+
+
+def render(summary: dict) -> str:
+    names = list(summary["models"])
+    cfg = summary["config"]
+    judged = next(iter(summary["models"].values()), {}).get("win_rate_judge", cfg["judge"])
+    intro = (f'<p class="note">{len(names)} model(s) against the baseline <code>{esc(summary["baseline"]["path"])}'
+             f'</code> on {cfg["prompts"]} prompts; greedy answers of at most {cfg["max_new_tokens"]} tokens. '
+             f"Win rates are judged by the <b>{esc(judged)}</b> judge (ties count half) with a 95% bootstrap "
+             f"interval over prompts ({cfg['bootstrap']} resamples); the length-controlled (LC) rate is the win "
+             f"probability at equal answer length from a logistic fit on the length difference. KL to the baseline "
+             f"is estimated from {cfg['kl_samples']} sample(s) per prompt at temperature 1. See docs/evaluation.md.</p>")
+    body = [intro, "<h2>Headline</h2>", headline_table(summary)]
+    if names:
+        m = summary["models"]
+        body.append(image(plots.win_rate_figure(names, [m[n]["win_rate"] for n in names],
+                                                [m[n]["win_rate_ci_low"] for n in names],
+                                                [m[n]["win_rate_ci_high"] for n in names],
+                                                [m[n]["lc_win_rate"] for n in names]), "win rates"))
+    if "by_family" in summary["baseline"]:
+        body += hhh_sections(summary)
+    judge_rows = [[esc(n), fmt(r["judge"]["win_rate"], "pct"),
+                   f'{fmt(r["judge"]["win_rate_ci_low"], "pct")} – {fmt(r["judge"]["win_rate_ci_high"], "pct")}',
+                   fmt(r["judge"]["lc_win_rate"], "pct")] for n, r in summary["models"].items() if "judge" in r]
+    if judge_rows:
+        body += [f"<h2>Win rate by the {esc(cfg['judge'])} judge</h2>",
+                 table(["model", "win rate", "95% CI", "LC win rate"], judge_rows)]
+    body += samples_section(summary)
+    return page("posttrain evaluation", body)
+
+
+def headline_table(summary: dict) -> str:
+    systems = [("baseline", summary["baseline"])] + list(summary["models"].items())
+    rows = []
+    for name, r in systems:
+        cells = [esc(name)]
+        for key, _, kind in HEADLINE:
+            if key == "ci":
+                cells.append(f'{fmt(r["win_rate_ci_low"], "pct")} – {fmt(r["win_rate_ci_high"], "pct")}'
+                             if "win_rate_ci_low" in r else "–")
+            else:
+                cells.append(fmt(r.get(key), kind))
+        rows.append(cells)
+    return table(["system"] + [title for _, title, _ in HEADLINE], rows)
+
+
+def hhh_sections(summary: dict) -> list[str]:
+    systems = {"baseline": summary["baseline"], **summary["models"]}
+    families = list(summary["baseline"]["by_family"])
+    gold = plots.grouped_bars(families, {n: [r["by_family"].get(f, {}).get("gold_score") for f in families]
+                                         for n, r in systems.items()}, "mean gold score")
+    keys = [("refusal_rate_harmful", "refuses harmful"), ("over_refusal_rate", "over-refuses benign"),
+            ("hallucination_rate", "hallucinates (QA)"), ("false_premise_correction_rate", "corrects premise"),
+            ("task_success_rate", "task success")]
+    rates = plots.grouped_bars([t for _, t in keys], {n: [r.get(k) for k, _ in keys] for n, r in systems.items()},
+                               "share of prompts")
+    rows = [[esc(f)] + [fmt(systems[n]["by_family"].get(f, {}).get("gold_score"), "f3") for n in systems]
+            + [str(summary["baseline"]["by_family"][f]["n"])] for f in families]
+    return ["<h2>Helpful, honest, harmless</h2>", image(gold, "gold score per family"), image(rates, "HHH rates"),
+            "<h2>Gold score per family</h2>", table(["family", *systems, "prompts"], rows)]
+
+
+def samples_section(summary: dict) -> list[str]:
+    samples = summary.get("samples") or []
+    if not samples:
+        return []
+    systems = ["baseline", *summary["models"]]
+    rows = []
+    for s in samples:
+        prompt = "\n\n".join(f"[{m['role']}] {m['content']}" for m in s["messages"] if m["role"] != "system")
+        cells = [f"<b>{esc(s['family'] or '')}</b>\n{esc(prompt)}"]
+        for name in systems:
+            a = s["answers"].get(name, {})
+            score = a.get("gold_score")
+            cells.append(esc(a.get("text", "")) + (f'\n<span class="score">gold {score:.2f}</span>' if score is not None else ""))
+        rows.append(cells)
+    return ["<h2>Sample answers</h2>", table(["prompt", *systems], rows, "answers")]
