@@ -21,7 +21,7 @@ def cmd_world_export(args: argparse.Namespace) -> int:
     cfg = from_namespace(ExportConfig, args)
     check_out(cfg.out, cfg.force)
     world = World(seed=cfg.seed, scale=cfg.scale)
-    with tqdm(total=9, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=10, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(1)
@@ -216,6 +216,20 @@ def cmd_ppo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loop(args: argparse.Namespace) -> int:
+    from posttrain.stages.loop import LoopConfig, loop
+
+    cfg = from_namespace(LoopConfig, args)
+    state = loop(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))
+    print(f"{'round':>5}  {'score':>7}  policy")
+    print(f"{0:>5}  {state['sft_score']:>7.4f}  {cfg.sft} (SFT)")
+    for r in state["rounds"]:
+        print(f"{r['round']:>5}  {r['score']:>7.4f}  {r['policy']}")
+    print(f"best: {state['best']['policy']} (round {state['best']['round']})")
+    print(f"wrote {cfg.out}/loop.json")
+    return 0
+
+
 def samples_table(step: int, rows: list[dict]) -> str:
     """A few rollouts of a PPO step as aligned text lines (prompt and response cut to fit)."""
     cut = lambda s, n: (s if len(s) <= n else s[:n - 1] + "~").replace("\n", " ")
@@ -262,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     from posttrain.data.imports import ImportConfig
     from posttrain.labeling.simulated import LabelSimConfig
     from posttrain.evaluation.reward import RobustnessConfig, ScoreConfig
+    from posttrain.stages.loop import LoopConfig
     from posttrain.stages.ppo import PPOConfig
     from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
@@ -372,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--ptx runs/demo/world/corpus.jsonl")
     add_arguments(p, PPOConfig)
     p.set_defaults(run=cmd_ppo)
+
+    p = commands.add_parser("loop", help="repeat sample -> label -> RM -> PPO -> eval on the current best policy",
+                            description="InstructGPT's iterated steps 2 and 3: each round samples comparisons from "
+                                        "the best policy so far, labels them, trains a new reward model on all "
+                                        "rankings so far, runs PPO, evaluates, and keeps the best. Re-run with the "
+                                        "same arguments to continue an interrupted loop.",
+                            epilog="example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl "
+                                   "--ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop "
+                                   "--rounds 2")
+    add_arguments(p, LoopConfig)
+    p.set_defaults(run=cmd_loop)
 
     p = commands.add_parser("pretrain", help="train a tokenizer and a small base model on a corpus",
                             description="Pretrain a Llama-style base model with next-token loss (resumable).",

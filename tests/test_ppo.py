@@ -134,3 +134,26 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_result(setup):
     for a, b in zip(resumed, whole):
         for name in ("objective/score", "objective/kl", "objective/kl_coef", "ppo/loss/policy"):
             assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (a["step"], name)
+
+
+def test_the_loop_runs_rounds_keeps_the_best_and_continues_where_it_stopped(setup, capsys):
+    world = World(seed=0)
+    write_jsonl(setup / "dev.jsonl", world.prompts("ppo-test-dev", 9, "train"))
+    write_jsonl(setup / "rm_prompts.jsonl", world.prompts("ppo-test-loop", 12, "train"))
+    args = ["loop", "--sft", str(setup / "sft"), "--rm-prompts", str(setup / "rm_prompts.jsonl"),
+            "--ppo-prompts", str(setup / "prompts.jsonl"), "--eval-prompts", str(setup / "dev.jsonl"),
+            "--out", str(setup / "loop"), "--rm-prompts-per-round", "6", "--ppo-prompts-per-round", "8",
+            "--rollout-batch", "8", "--k", "3", "--max-new-tokens", "6"]
+    assert main([*args, "--rounds", "1"]) == 0
+    first = json.loads((setup / "loop" / "loop.json").read_text())
+    assert [r["round"] for r in first["rounds"]] == [1]
+    assert main([*args, "--rounds", "2"]) == 0          # continues: round 1 is not redone
+    state = json.loads((setup / "loop" / "loop.json").read_text())
+    assert state["rounds"][0] == first["rounds"][0] and [r["round"] for r in state["rounds"]] == [1, 2]
+    assert state["best"]["score"] == max([state["sft_score"]] + [r["score"] for r in state["rounds"]])
+    r2 = setup / "loop" / "round-2"
+    n1 = sum(1 for _ in open(setup / "loop" / "round-1" / "rankings.jsonl"))
+    assert sum(1 for _ in open(r2 / "rankings_so_far.jsonl")) == n1 + sum(1 for _ in open(r2 / "rankings.jsonl"))
+    ppo_manifest = json.loads((r2 / "ppo" / "posttrain.json").read_text())
+    assert ppo_manifest["reference"] == str(setup / "sft") and ppo_manifest["parent"] == first["best"]["policy"]
+    assert "best:" in capsys.readouterr().out

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PPOConfig:
-    policy: str = option(help="the SFT policy to optimise (also the frozen KL reference)", required=True)
+    policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
+    reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
     reward: Path = option(help="reward model run directory (posttrain rm); also initialises the value function",
                           required=True)
     prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
@@ -115,6 +116,9 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     prompts = load_prompts(cfg.prompts)
+    if len(prompts) < cfg.rollout_batch:
+        raise UserError(f"{cfg.prompts} has {len(prompts)} prompts, fewer than --rollout-batch {cfg.rollout_batch}; "
+                        "lower --rollout-batch or add prompts")
     m = load_models(cfg)
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
     heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len) if cfg.heldout_corpus else None
@@ -225,5 +229,5 @@ def manifest(cfg: PPOConfig, summary: dict, beta: float) -> dict:
     data = {"prompts": str(cfg.prompts), "prompts_sha256": file_sha256(cfg.prompts)}
     if cfg.ptx:
         data.update(ptx=str(cfg.ptx), ptx_sha256=file_sha256(cfg.ptx))
-    return {"stage": "ppo", "parent": str(cfg.policy), "reward_model": str(cfg.reward), "config": asdict(cfg),
+    return {"stage": "ppo", "parent": str(cfg.policy), "reference": str(cfg.reference or cfg.policy), "reward_model": str(cfg.reward), "config": asdict(cfg),
             "final_kl_coef": beta, "data": data, "metrics": summary}

@@ -62,10 +62,13 @@ def load_prompts(path: Path) -> list[dict]:
 
 
 def load_models(cfg) -> SimpleNamespace:
-    """policy (trained), ref (frozen copy of the policy), value (from the reward model, trained),
+    """policy (trained), ref (frozen reference, by default a copy of the policy), value (from the reward model, trained),
     reward (frozen scorer), tokenizer; `trained` holds both trained modules for checkpoints."""
     policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
-    ref, _ = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
+    ref, ref_tokenizer = load_causal_lm(cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code)
+    if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise UserError(f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
+                        "the KL penalty compares their logprobs token by token, so they must share one")
     ref.requires_grad_(False)
     reward = RewardScorer(str(cfg.reward))
     if reward.tokenizer.get_vocab() != tokenizer.get_vocab():

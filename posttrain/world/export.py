@@ -6,6 +6,7 @@
       demos.jsonl           demonstrations, conversation format, some flawed on purpose (meta.flaws)
       prompts_rm.jsonl      prompts to sample K completions from and rank (train entities and templates)
       prompts_ppo.jsonl     prompts for PPO (train entities and templates)
+      dev.jsonl             prompts to choose between policies on (train entities; `posttrain loop`)
       test.jsonl            held-out prompts (test entities and templates)
       kb.json               the knowledge base
       spec.md               the model spec, generated from the gold scorer's rules
@@ -45,7 +46,8 @@ class ExportConfig:
     force: bool = option(False, help="replace --out if it already holds files")
 
 
-PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "test.jsonl": "test"}
+PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "dev.jsonl": "dev",
+                "test.jsonl": "test"}
 
 
 def export(world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None) -> dict:
@@ -87,6 +89,7 @@ def _write(world, d: Path, on_step) -> dict:
         ("demos.jsonl", lambda: world.demonstrations(s.demos)),
         ("prompts_rm.jsonl", lambda: world.prompts("rm", s.rm_prompts, "train")),
         ("prompts_ppo.jsonl", lambda: world.prompts("ppo", s.ppo_prompts, "train")),
+        ("dev.jsonl", lambda: world.prompts("dev", s.test_prompts // 2, "train")),
         ("test.jsonl", lambda: world.prompts("test", s.test_prompts, "test")),
     ]
     for name, make in steps:

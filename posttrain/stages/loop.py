@@ -1,0 +1,180 @@
+"""`posttrain loop`: InstructGPT's steps 2 and 3, repeated on the current best policy.
+
+    posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl --ppo-prompts W/prompts_ppo.jsonl \\
+                   --eval-prompts W/dev.jsonl --out runs/loop --rounds 3
+
+One run directory holds every round:
+
+    OUT/round-1/samples.jsonl    K completions per prompt, sampled from the current best policy
+    OUT/round-1/rankings.jsonl   the simulated labelers' rankings of them
+    OUT/round-1/rm/              a reward model trained from the SFT model on every round's rankings so far
+    OUT/round-1/ppo/             PPO from the current best policy against that reward model (KL to SFT)
+    OUT/round-1/eval.json        the new policy's score on the eval prompts
+    OUT/loop.json                the SFT policy's score, rounds so far with theirs, and the best policy
+
+Each round's prompts are a fresh slice of --rm-prompts and --ppo-prompts. The policy is judged
+by the gold scorer on the eval prompts when they come from the built-in world, otherwise by the
+round's reward model; the best policy so far (SFT included) seeds the next round. Every step
+writes atomically, so an interrupted loop re-run with the same arguments continues where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.data.records import atomic_path, read_conversations, read_jsonl, write_jsonl
+from posttrain.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopConfig:
+    sft: str = option(help="the SFT policy: round 1's starting point, every round's KL reference and RM init",
+                      required=True)
+    rm_prompts: Path = option(help="prompts to sample comparisons for (sliced per round)", required=True)
+    ppo_prompts: Path = option(help="PPO prompts (sliced per round)", required=True)
+    eval_prompts: Path = option(help="prompts to choose the best policy on (world prompts: gold judge)", required=True)
+    out: Path = option(help="loop run directory (created, or continued when it exists)", required=True)
+    rounds: int = option(2, help="rounds of sample -> label -> RM -> PPO -> eval")
+    rm_prompts_per_round: int = option(300, help="prompts sampled for comparisons each round")
+    ppo_prompts_per_round: int = option(448, help="PPO episodes each round (one pass over its slice)")
+    k: int = option(4, help="completions per prompt to rank (4..9)")
+    labelers_per_item: int = option(1, help="simulated labelers per item")
+    rm_lr: float = option(3e-4, help="reward model learning rate")
+    rm_epochs: float = option(1.0, help="reward model passes over the rankings so far")
+    lr: float = option(1e-4, help="PPO policy learning rate")
+    rollout_batch: int = option(64, help="PPO episodes per step (4 minibatches of micro-batches of up to 8)")
+    kl_coef: float = option(0.05, help="PPO beta (KL penalty to the SFT policy)")
+    ptx: Path | None = option(None, help="pretraining corpus for PPO-ptx (off when not given)")
+    ptx_coef: float = option(1.0, help="PPO-ptx gamma")
+    max_new_tokens: int = option(48, help="tokens per sampled completion and PPO response")
+    world_seed: int = option(0, help="seed of the world the prompts came from")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    seed: int = option(0, help="seed of sampling, training and PPO")
+
+    def check(self) -> None:
+        if self.rounds < 1 or self.rm_prompts_per_round < 1 or self.ppo_prompts_per_round < 1:
+            raise UserError("--rounds, --rm-prompts-per-round and --ppo-prompts-per-round must be >= 1")
+        if self.rollout_batch % 4 or self.rollout_batch > self.ppo_prompts_per_round:
+            raise UserError(f"--rollout-batch ({self.rollout_batch}) must be a multiple of 4 and at most "
+                            f"--ppo-prompts-per-round ({self.ppo_prompts_per_round})")
+
+
+def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
+    """Run (or continue) the rounds; returns loop.json's content."""
+    cfg.check()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    state = read_state(cfg)
+    for r in range(len(state["rounds"]) + 1, cfg.rounds + 1):
+        d = cfg.out / f"round-{r}"
+        d.mkdir(exist_ok=True)
+        best = state["best"]["policy"]
+        # 1. new comparisons from the current best policy, ranked by the simulated labelers
+        on_stage(r, "sample")
+        slice_file(cfg.rm_prompts, d / "rm_prompts.jsonl", r, cfg.rm_prompts_per_round)
+        sample_and_label(cfg, best, d)
+        # 2. a new reward model on every round's rankings so far
+        on_stage(r, "rm")
+        all_rankings = [row for i in range(1, r + 1) for _, row in read_jsonl(cfg.out / f"round-{i}" / "rankings.jsonl")]
+        write_jsonl(d / "rankings_so_far.jsonl", all_rankings)
+        train_rm(cfg, d)
+        # 3. PPO from the best policy against it, KL to SFT
+        on_stage(r, "ppo")
+        slice_file(cfg.ppo_prompts, d / "ppo_prompts.jsonl", r, cfg.ppo_prompts_per_round)
+        run_ppo(cfg, best, d)
+        # 4. evaluate, keep the best
+        on_stage(r, "eval")
+        score = evaluate(cfg, d / "ppo", d / "rm")
+        state["rounds"].append({"round": r, "policy": str(d / "ppo"), "score": score})
+        if score > state["best"]["score"]:
+            state["best"] = {"policy": str(d / "ppo"), "score": score, "round": r}
+        write_state(cfg, state)
+    return state
+
+
+def read_state(cfg: LoopConfig) -> dict:
+    path = cfg.out / "loop.json"
+    if path.exists():
+        state = json.loads(path.read_text())
+        if state["config"]["sft"] != cfg.sft:
+            raise UserError(f"{path} belongs to a loop from {state['config']['sft']}; use another --out")
+        return state
+    score = evaluate(cfg, Path(cfg.sft), None)
+    return {"config": asdict(cfg), "sft_score": score, "rounds": [], "best": {"policy": cfg.sft, "score": score, "round": 0}}
+
+
+def write_state(cfg: LoopConfig, state: dict) -> None:
+    with atomic_path(cfg.out / "loop.json") as tmp:
+        tmp.write_text(json.dumps(state, indent=1, default=str) + "\n")
+
+
+def slice_file(source: Path, dest: Path, round_: int, n: int) -> None:
+    """Round r's slice of the prompts (wrapping around when they run out)."""
+    records = read_conversations(source, ends_with="user")
+    start = (round_ - 1) * n
+    write_jsonl(dest, [records[(start + i) % len(records)] for i in range(min(n, len(records)))])
+
+
+def sample_and_label(cfg: LoopConfig, policy: str, d: Path) -> None:
+    from posttrain.labeling.simulated import LabelSimConfig, label_sim
+    from posttrain.stages.sample import SampleConfig, sample
+
+    if not (d / "samples.jsonl").exists():
+        sample(SampleConfig(model=policy, prompts=d / "rm_prompts.jsonl", out=d / "samples.jsonl", k=cfg.k,
+                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, resume=True))
+    if not (d / "rankings.jsonl").exists():
+        label_sim(LabelSimConfig(samples=d / "samples.jsonl", out=d / "rankings.jsonl",
+                                 labelers_per_item=cfg.labelers_per_item, world_seed=cfg.world_seed, scale=cfg.scale))
+
+
+def train_rm(cfg: LoopConfig, d: Path) -> None:
+    from posttrain.stages.rm import RMConfig, rm
+
+    if not (d / "rm").exists():
+        rm(RMConfig(model=cfg.sft, data=d / "rankings_so_far.jsonl", out=d / "rm", lr=cfg.rm_lr,
+                    epochs=cfg.rm_epochs, world_seed=cfg.world_seed, scale=cfg.scale, seed=cfg.seed, resume=True))
+
+
+def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
+    from posttrain.stages.ppo import PPOConfig, ppo
+
+    if not (d / "ppo").exists():
+        ppo(PPOConfig(policy=policy, reference=cfg.sft, reward=d / "rm", prompts=d / "ppo_prompts.jsonl",
+                      out=d / "ppo", lr=cfg.lr, rollout_batch=cfg.rollout_batch,
+                      minibatches=4, micro_batch=min(8, cfg.rollout_batch // 4), kl_coef=cfg.kl_coef, ptx=cfg.ptx, ptx_coef=cfg.ptx_coef,
+                      max_new_tokens=cfg.max_new_tokens, world_seed=cfg.world_seed, scale=cfg.scale,
+                      seed=cfg.seed, resume=True))
+
+
+def evaluate(cfg: LoopConfig, policy: Path, reward: Path | None) -> float:
+    """Mean gold score of greedy answers (world prompts), else mean reward-model score."""
+    from posttrain.generation.hf import chat_complete
+    from posttrain.models.load import load_causal_lm
+
+    cached = policy / "eval.json" if policy != Path(cfg.sft) else cfg.out / "sft_eval.json"
+    if cached.exists():
+        return json.loads(cached.read_text())["score"]
+    prompts = read_conversations(cfg.eval_prompts, ends_with="user")
+    model, tokenizer = load_causal_lm(policy)
+    answers = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.max_new_tokens)
+    if all("task" in (p.get("meta") or {}) for p in prompts):
+        from posttrain.world import World
+
+        world = World(seed=cfg.world_seed, scale=cfg.scale)
+        scores, judge = [world.judge(p, a).score for p, a in zip(prompts, answers)], "gold"
+    elif reward is not None:
+        from posttrain.models.reward import RewardScorer
+
+        scores, judge = RewardScorer(str(reward)).score([(p["messages"], a) for p, a in zip(prompts, answers)]), "rm"
+    else:
+        return float("-inf")  # no judge for the SFT policy outside the world: any round beats it
+    score = sum(scores) / len(scores)
+    with atomic_path(cached) as tmp:
+        tmp.write_text(json.dumps({"score": score, "judge": judge, "prompts": len(prompts)}) + "\n")
+    log.info("%s scores %.4f (%s judge, %d prompts)", policy, score, judge, len(prompts))
+    return score
