@@ -35,10 +35,10 @@ class LabelExportConfig:
 
 def export_rankings(cfg: LabelExportConfig) -> int:
     """Write the rankings; returns how many."""
-    if not cfg.db.is_file():
-        raise UserError(f"{cfg.db}: no such database; check --db (it is written by `posttrain label serve`)")
     if cfg.out.exists() and not cfg.force:
         raise UserError(f"{cfg.out} already exists; choose another --out or pass --force to replace it")
+    if not cfg.db.is_file():
+        raise UserError(f"{cfg.db}: no such database; check --db (it is written by `posttrain label serve`)")
     records = ranking_records(Store(cfg.db))
     for r in records:
         validate_ranking(r, f"{cfg.db}: label of item {r['meta']['item']!r} by {r['labeler']!r}")
