@@ -1,0 +1,141 @@
+"""posttrain's own batched sampler for Hugging Face causal LMs: the loop PPO rollouts run.
+
+    tokens = sample(model, input_ids, attention_mask, max_new_tokens=64, temperature=1.0,
+                    eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, generator=g)
+
+The same tokens `model.generate` would give (greedy: token for token), without its per-step
+machinery: no logits processors or stopping criteria, no `prepare_inputs_for_generation`, no
+per-step mask and position bookkeeping. One prefill, then a tight loop calling the model's
+forward with an explicit `position_ids`, a slice of one preallocated attention mask, a KV cache
+whose storage is allocated once (`preallocated_cache`: no `torch.cat` of the whole cache per
+token) and `logits_to_keep=1` (only the last position's logits are computed), under
+`torch.inference_mode`.
+
+Finished rows leave the batch: when a quarter of the rows still being decoded have emitted EOS,
+they are dropped from the input and from the KV cache (`DynamicCache.batch_select_indices`),
+so a batch whose responses end early stops paying for them. `generate` keeps decoding every row
+until the last one ends.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Compact the batch once this share of the active rows has finished: each compaction copies the
+# whole KV cache, so doing it for every finished row costs more than decoding a few dead rows.
+COMPACT_SHARE = 0.25
+
+
+def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
+           temperature: float, top_p: float = 1.0, eos_token_id: int, pad_token_id: int,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, T) response tokens for left-padded prompts (B, P); greedy when temperature == 0.
+
+    After a row's EOS its positions hold `pad_token_id`; T <= max_new_tokens is the longest row.
+    Sampling draws only from `generator` (default: torch's global generator), so a seeded
+    generator gives the same tokens on every run. The result is an ordinary tensor (not an
+    inference-mode one), so a training forward can take it as input and save it for backward."""
+    with torch.inference_mode():
+        tokens = decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id,
+                        pad_token_id, generator)
+    return tokens.clone()
+
+
+def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
+           generator) -> torch.Tensor:
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    B, P = input_ids.shape
+    device = input_ids.device
+    tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)   # (B, T)
+    # The whole run's attention mask, written once: step t reads its first P + t columns.
+    mask = torch.cat([attention_mask.long(), attention_mask.new_ones(B, max_new_tokens, dtype=torch.long)], dim=1)
+    # Positions count real tokens only, so a left-padded row is positioned like an unpadded one
+    # (what `generate` does: cumsum of the mask minus one).
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                            # (B, P)
+    next_position = positions[:, -1:] + 1                                                      # (B, 1)
+
+    cache = preallocated_cache(model.config, P + max_new_tokens)
+    logits = model(input_ids=input_ids, attention_mask=mask[:, :P], position_ids=positions,
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]      # (B, V)
+    rows = torch.arange(B, device=device)        # output row of each row still in the batch
+    done = torch.zeros(B, dtype=torch.bool, device=device)                                    # (b,)
+    steps = 0
+    for t in range(max_new_tokens):
+        next_tokens = pick(logits, temperature, top_p, generator)                                 # (b,)
+        tokens[rows, t] = next_tokens     # a finished row's later tokens are padded by `trim`
+        steps = t + 1
+        done = done | (next_tokens == eos_token_id)
+        n_done = int(done.sum())
+        if n_done == len(rows) or steps == max_new_tokens:
+            break
+        if n_done >= COMPACT_SHARE * len(rows):
+            keep = (~done).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows, mask, next_position, next_tokens = rows[keep], mask[keep], next_position[keep], next_tokens[keep]
+            done = done[keep]
+        logits = model(input_ids=next_tokens[:, None], attention_mask=mask[:, :P + t + 1],
+                       position_ids=next_position + t, past_key_values=cache, use_cache=True,
+                       logits_to_keep=1).logits[:, -1]                                            # (b, V)
+    return trim(tokens[:, :steps], eos_token_id, pad_token_id)
+
+
+def preallocated_cache(config, capacity: int):
+    """A `DynamicCache` whose full-attention layers write into storage allocated once for the whole
+    run, instead of growing by `torch.cat` at every step (a copy of the whole cache per token).
+    Sliding-window and other special layers are left as transformers builds them."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def lazy_initialization(self, key_states, value_states):
+            super().lazy_initialization(key_states, value_states)
+            B, H, _, D = key_states.shape                                                       # (B, H, P, D)
+            self.key_store = key_states.new_empty(B, H, capacity, D)
+            self.value_store = value_states.new_empty(B, H, capacity, value_states.shape[-1])
+            self.length = 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self.length + key_states.shape[-2]
+            self.key_store[:, :, self.length:end] = key_states
+            self.value_store[:, :, self.length:end] = value_states
+            self.length = end
+            self.keys, self.values = self.key_store[:, :, :end], self.value_store[:, :, :end]
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices):
+            self.key_store, self.value_store = self.key_store[indices], self.value_store[indices]
+            self.keys, self.values = self.key_store[:, :, :self.length], self.value_store[:, :, :self.length]
+
+    cache = DynamicCache(config=config)
+    cache.layers = [PreallocatedLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """(b,) next tokens from (b, V) logits: argmax at temperature 0, else a draw from
+    softmax(logits / temperature) restricted to the top-p nucleus (Holtzman et al. 2020)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # drop a token when the tokens ranked above it already hold top_p; the first always stays
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def trim(tokens: torch.Tensor, eos_token_id: int, pad_token_id: int) -> torch.Tensor:
+    """Pad every position after a row's first EOS; cut the columns no row reaches."""
+    is_eos = tokens == eos_token_id
+    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0                              # (B, T)
+    tokens = tokens.masked_fill(after_eos, pad_token_id)
+    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1) + 1, tokens.size(1))   # (B,)
+    return tokens[:, :int(lengths.max())] if tokens.numel() else tokens
