@@ -1,9 +1,99 @@
-"""Commands of posttrain.serving (being built)."""
+"""`posttrain chat` and `posttrain serve`: talk to a model in the terminal or over the OpenAI API."""
 
 from __future__ import annotations
 
 import argparse
+import os
+
+from posttrain.config import add_arguments, from_namespace
+from posttrain.errors import UserError
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from posttrain.serving.feedback import FeedbackLog
+    from posttrain.serving.model import load_served
+    from posttrain.serving.repl import ChatConfig, run_repl
+    from posttrain.serving.session import Session, Settings
+
+    cfg = from_namespace(ChatConfig, args)
+    settings = Settings(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    for name in ("temperature", "top_p", "max_tokens"):   # the same checks as /set
+        settings.set(name, str(getattr(cfg, name)))
+    served = load_served(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+    return run_repl(Session(served, FeedbackLog(cfg.feedback), settings, system=cfg.system))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from posttrain.serving.app import create_app
+    from posttrain.serving.engine import Engine
+    from posttrain.serving.feedback import FeedbackLog
+    from posttrain.serving.model import load_served
+    from posttrain.serving.server import API_KEY_ENV, ServeConfig, bind, serve_forever
+
+    cfg = from_namespace(ServeConfig, args)
+    if cfg.api_key is None:
+        cfg.api_key = os.environ.get(API_KEY_ENV) or None
+    cfg.check()
+    sock = bind(cfg.host, cfg.port)           # fail on a taken port before loading the model
+    served = load_served(cfg.model, name=cfg.name, trust_remote_code=cfg.trust_remote_code)
+    engine = Engine(served, max_batch=cfg.max_batch, max_queue=cfg.max_queue).start()
+    app = create_app(served, engine, FeedbackLog(cfg.feedback), api_key=cfg.api_key)
+    host, port = sock.getsockname()[:2]
+    print(f"serving {served.name!r} (context {served.context_length} tokens) at http://{host}:{port}/v1; "
+          f"feedback to {cfg.feedback}; API key {'required' if cfg.api_key else 'not required'}", flush=True)
+    if host not in ("127.0.0.1", "::1", "localhost") and not cfg.api_key:
+        print(f"warning: listening on {host} without an API key; anyone who can reach this port can use the model",
+              flush=True)
+    try:
+        serve_forever(app, sock)
+    finally:
+        engine.close()
+    return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this group's commands on `commands`."""
+    from posttrain.serving.repl import ChatConfig
+    from posttrain.serving.server import ServeConfig
+
+    p = commands.add_parser("chat", help="talk to a model in the terminal (streamed, multi-turn, feedback)",
+                            description="Chat with a model: replies stream as they are generated; slash commands "
+                                        "edit the conversation, change sampling and record feedback (/help lists them).",
+                            epilog="example: posttrain chat runs/demo/sft --temperature 0.7 --feedback feedback.jsonl")
+    add_positional_model(p, ChatConfig)
+    p.set_defaults(run=cmd_chat)
+
+    p = commands.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API",
+                            description="Serve a model with the OpenAI API: /v1/chat/completions, /v1/completions, "
+                                        "/v1/models, /health, and /v1/feedback for ratings (docs/serving.md).",
+                            epilog="example: posttrain serve runs/demo/sft --port 8000 --api-key secret  "
+                                   "(then: OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret'))")
+    add_positional_model(p, ServeConfig)
+    p.set_defaults(run=cmd_serve)
+
+
+def add_positional_model(parser: argparse.ArgumentParser, cls: type) -> None:
+    """MODEL is positional (`posttrain chat MODEL`); the config's other fields are options."""
+    import dataclasses
+
+    model = next(f for f in dataclasses.fields(cls) if f.name == "model")
+    parser.add_argument("model", metavar="MODEL", help=model.metadata["help"])
+    add_arguments(parser, without_model(cls))
+
+
+def without_model(cls: type) -> type:
+    """`cls` less its `model` field, with the same help, defaults and (resolved) types."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata))
+              for f in dataclasses.fields(cls) if f.name != "model"]
+    return dataclasses.make_dataclass(cls.__name__ + "Options", fields)
+
+
+__all__ = ["UserError", "add_commands"]

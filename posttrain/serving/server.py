@@ -20,10 +20,10 @@ class ServeConfig:
                         required=True)
     host: str = option("127.0.0.1", help="address to listen on; 127.0.0.1 keeps the server on this machine")
     port: int = option(8000, help="TCP port to listen on (0 picks a free one)")
-    api_key: str | None = option(None, help=f"require 'Authorization: Bearer KEY' on every route "
-                                            f"(default: ${API_KEY_ENV} if set, else no key)")
+    api_key: str | None = option(None, help=f"require 'Authorization: Bearer KEY' on every route; "
+                                            f"None: ${API_KEY_ENV} if set, else no key")
     feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for POST /v1/feedback records")
-    name: str | None = option(None, help="the model id clients pass as `model` (default: MODEL's directory or file name)")
+    name: str | None = option(None, help="the model id clients pass as `model`; None: MODEL's directory or file name")
     max_batch: int = option(32, help="most sequences decoded together by the generation worker")
     max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503")
     trust_remote_code: bool = option(False, help="let the model directory run its own Python code (off: weights only)")
@@ -78,3 +78,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def serve_forever(app, sock: socket.socket) -> None:
+    """Run uvicorn in the foreground on `sock` until Ctrl-C (uvicorn shuts down gracefully)."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])

@@ -1,0 +1,227 @@
+"""A chat session: the conversation, sampling settings, feedback, and the slash commands that change them.
+
+No terminal I/O here (repl.py does that): commands return the text to show, and `reply()`
+yields the assistant's text as it is generated, so both can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from posttrain.data.records import dumps, read_conversations
+from posttrain.errors import UserError
+from posttrain.generation.streaming import Decoder, Sampling
+from posttrain.serving.feedback import FeedbackLog, feedback_record
+from posttrain.serving.model import ServedModel
+from posttrain.serving.textstream import TextStream
+
+HELP = """commands:
+  /reset               start over (keeps the system prompt)
+  /system [TEXT]       set the system prompt (no text: show it; /system - clears it)
+  /regen               answer the last message again
+  /undo                remove the last exchange (your message and the reply)
+  /save FILE           write the conversation as one JSONL conversation record
+  /load FILE           continue a conversation saved with /save (first record of a JSONL file)
+  /set [NAME VALUE]    temperature (0-2), top_p (0-1], max_tokens; no arguments: show them
+  /good [NOTE]         rate the last reply up        /bad [NOTE]    rate it down
+  /flag NAME [NAME..]  flag the last reply (e.g. hallucination harmful over_refusal)
+  /prefer TEXT         record a better answer for the last reply
+  /exit                leave (Ctrl-D too)
+input: end a line with \\ to continue it; a line of \"\"\" opens and closes a multi-line message.
+Ctrl-C stops a reply and keeps what was written so far."""
+
+
+@dataclass
+class Settings:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    seed: int | None = None
+
+    def set(self, name: str, value: str) -> None:
+        limits = {"temperature": (float, 0.0, 2.0), "top_p": (float, 1e-9, 1.0), "max_tokens": (int, 1, 10**6)}
+        if name not in limits:
+            raise UserError(f"/set: unknown setting {name!r}; use one of {', '.join(limits)}")
+        kind, low, high = limits[name]
+        try:
+            parsed = kind(value)
+        except ValueError:
+            raise UserError(f"/set {name}: {value!r} is not a number") from None
+        if not low <= parsed <= high:
+            raise UserError(f"/set {name}: {parsed} is outside {'(0' if name == 'top_p' else low}..{high}")
+        setattr(self, name, parsed)
+
+    def show(self) -> str:
+        return f"temperature {self.temperature}, top_p {self.top_p}, max_tokens {self.max_tokens}"
+
+
+@dataclass
+class Outcome:
+    """What a command asks the REPL to do."""
+    message: str = ""
+    generate: bool = False     # produce an assistant reply now
+    exit: bool = False
+
+
+@dataclass
+class Session:
+    served: ServedModel
+    feedback: FeedbackLog
+    settings: Settings = field(default_factory=Settings)
+    system: str | None = None
+    messages: list[dict] = field(default_factory=list)   # user and assistant turns, alternating
+    replies: int = 0                                       # replies generated, to vary a fixed seed
+
+    def conversation(self) -> list[dict]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + self.messages
+
+    def tokens_used(self) -> int:
+        conv = self.conversation()
+        if not conv:
+            return 0
+        text = self.served.tokenizer.apply_chat_template(conv, tokenize=False)
+        return len(self.served.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def add_user(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+
+    def reply(self) -> Iterator[str]:
+        """Stream the assistant's answer to the conversation; the caller appends it with `add_reply`."""
+        prompt = self.served.chat_prompt(self.conversation())
+        room = self.served.context_length - len(prompt)
+        if room < 1:
+            raise UserError(f"the conversation is {len(prompt)} tokens and the context {self.served.context_length}; "
+                            "/undo or /reset to make room")
+        seed = None if self.settings.seed is None else self.settings.seed + self.replies
+        self.replies += 1
+        sampling = Sampling(self.settings.temperature, self.settings.top_p, min(self.settings.max_tokens, room), seed)
+        tokenizer = self.served.tokenizer
+        decoder = Decoder(self.served.model, [prompt], [sampling], eos_ids=self.served.eos_ids,
+                          pad_id=tokenizer.pad_token_id or 0)
+        text = TextStream(tokenizer)
+        for (token,) in decoder:
+            if token is not None and (delta := text.push(token)):
+                yield delta
+        if tail := text.flush():
+            yield tail
+
+    def add_reply(self, text: str) -> None:
+        self.messages.append({"role": "assistant", "content": text})
+
+    def command(self, line: str) -> Outcome:
+        """Run one slash command; UserError for a bad one (the session is unchanged)."""
+        name, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        handler = COMMANDS.get(name)
+        if handler is None:
+            raise UserError(f"unknown command {name}; /help lists them")
+        return handler(self, rest)
+
+    def last_exchange(self) -> tuple[list[dict], str]:
+        """The conversation up to the last user turn, and the reply to it."""
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            raise UserError("there is no reply to give feedback on yet")
+        return self.conversation()[:-1], self.messages[-1]["content"]
+
+    def give_feedback(self, **fields) -> str:
+        prompt, completion = self.last_exchange()
+        record = feedback_record(model=self.served.name, messages=prompt, completion=completion, **fields)
+        self.feedback.append(record)
+        return f"saved feedback {record['id']} to {self.feedback.path}"
+
+    def save(self, path: str) -> str:
+        if not path:
+            raise UserError("/save needs a file name, e.g. /save chat.jsonl")
+        if not self.messages:
+            raise UserError("/save: the conversation is empty")
+        record = {"id": f"chat-{self.served.name}", "messages": self.conversation(), "source": f"chat:{self.served.name}",
+                  "meta": {"temperature": self.settings.temperature, "top_p": self.settings.top_p}}
+        try:
+            Path(path).expanduser().write_text(dumps(record) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"/save: cannot write {path} ({e.strerror})") from None
+        return f"saved {len(self.messages)} messages to {path}"
+
+    def load(self, path: str) -> str:
+        if not path:
+            raise UserError("/load needs a file name, e.g. /load chat.jsonl")
+        records = read_conversations(Path(path).expanduser())
+        if not records:
+            raise UserError(f"/load: {path} holds no conversation")
+        messages = records[0]["messages"]
+        self.system = messages[0]["content"] if messages[0]["role"] == "system" else None
+        self.messages = [dict(m) for m in messages if m["role"] != "system"]
+        return f"loaded {len(self.messages)} messages from {path}"
+
+
+def _system(s: Session, rest: str) -> Outcome:
+    if not rest:
+        return Outcome(f"system prompt: {s.system!r}" if s.system else "no system prompt")
+    s.system = None if rest == "-" else rest
+    return Outcome("system prompt cleared" if s.system is None else "system prompt set")
+
+
+def _regen(s: Session, rest: str) -> Outcome:
+    if not s.messages or s.messages[-1]["role"] != "assistant":
+        raise UserError("/regen: there is no reply to answer again")
+    s.messages.pop()
+    return Outcome(generate=True)
+
+
+def _undo(s: Session, rest: str) -> Outcome:
+    if not s.messages:
+        raise UserError("/undo: the conversation is empty")
+    removed = s.messages.pop()
+    if removed["role"] == "assistant" and s.messages:
+        s.messages.pop()
+    return Outcome(f"removed the last exchange ({len(s.messages)} messages left)")
+
+
+def _set(s: Session, rest: str) -> Outcome:
+    if not rest:
+        return Outcome(s.settings.show())
+    parts = rest.split()
+    if len(parts) != 2:
+        raise UserError("/set takes a name and a value, e.g. /set temperature 0.2")
+    s.settings.set(*parts)
+    return Outcome(s.settings.show())
+
+
+def _flag(s: Session, rest: str) -> Outcome:
+    flags = shlex.split(rest)
+    if not flags:
+        raise UserError("/flag needs at least one name, e.g. /flag hallucination")
+    return Outcome(s.give_feedback(flags=flags))
+
+
+def _prefer(s: Session, rest: str) -> Outcome:
+    if not rest:
+        raise UserError("/prefer needs the better answer, e.g. /prefer The capital is Nir.")
+    return Outcome(s.give_feedback(preferred=rest))
+
+
+def _reset(s: Session, rest: str) -> Outcome:
+    s.messages.clear()
+    return Outcome("conversation cleared")
+
+
+COMMANDS = {
+    "/help": lambda s, rest: Outcome(HELP),
+    "/reset": _reset,
+    "/system": _system,
+    "/regen": _regen,
+    "/undo": _undo,
+    "/save": lambda s, rest: Outcome(s.save(rest)),
+    "/load": lambda s, rest: Outcome(s.load(rest)),
+    "/set": _set,
+    "/good": lambda s, rest: Outcome(s.give_feedback(rating="up", notes=rest or None)),
+    "/bad": lambda s, rest: Outcome(s.give_feedback(rating="down", notes=rest or None)),
+    "/flag": _flag,
+    "/prefer": _prefer,
+    "/exit": lambda s, rest: Outcome(exit=True),
+    "/quit": lambda s, rest: Outcome(exit=True),
+}

@@ -1,0 +1,151 @@
+"""`posttrain chat` through a pseudo-terminal, as a person meets it: typing, streamed replies,
+slash commands, feedback records, and Ctrl-C stopping a reply while the session goes on."""
+
+import fcntl
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+from posttrain.cli import main
+
+BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
+
+
+class Terminal:
+    """A child process on a pseudo-terminal that is its controlling terminal, so \\x03 sends SIGINT."""
+
+    def __init__(self, *args: str, cwd: Path):
+        self.master, slave = os.openpty()
+        env = {**os.environ, "TERM": "dumb", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", *args], stdin=slave, stdout=slave,
+                                     stderr=slave, cwd=cwd, env=env, start_new_session=True,
+                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.seen = ""       # everything the terminal showed
+        self.pos = 0         # how far `expect` has read
+
+    def expect(self, pattern: str, timeout: float = 60) -> str:
+        """Read until `pattern` (a regex) shows after what was already matched; return the text up to its end."""
+        deadline = time.monotonic() + timeout
+        while not (m := re.search(pattern, self.seen[self.pos:])):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                raise AssertionError(f"{pattern!r} did not show; the terminal showed:\n{self.seen[-3000:]}")
+        text = self.seen[self.pos:self.pos + m.end()]
+        self.pos += m.end()
+        return text
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], min(timeout, 1.0))
+        if ready:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:      # the child closed the terminal
+                return False
+            self.seen += data.decode("utf-8", "replace").replace("\r\n", "\n")
+            return bool(data)
+        return self.proc.poll() is None
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            os.close(self.master)
+
+
+@pytest.fixture
+def terminals():
+    opened = []
+    yield lambda *args, cwd: opened.append(Terminal(*args, cwd=cwd)) or opened[-1]
+    for t in opened:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait(timeout=30)
+
+
+def random_model(directory: Path) -> Path:
+    """An untrained Llama: greedy text that never reaches EOS, so a long reply is still streaming at Ctrl-C."""
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=100_000)
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_typing_streaming_undo_and_feedback_through_a_terminal(tmp_path, terminals):
+    term = terminals("chat", str(BASE), "--temperature", "0", "--max-tokens", "40", "--feedback", "fb.jsonl",
+                     cwd=tmp_path)
+    term.expect(r"/help for commands")
+    term.send("Hi\n")
+    # the base model's greedy answer to "Hi", then the context in use
+    reply = term.expect(r"\[(\d+)/512 tokens\]")
+    assert "Q: What should I do after touching poison ivy?" in reply
+    used = int(re.search(r"\[(\d+)/512 tokens\]", reply).group(1))
+    assert 8 < used < 60
+    term.send("/good clear enough\n")
+    term.expect(r"saved feedback fb-\w+ to fb.jsonl")
+    term.send("/flag hallucination off_topic\n")
+    term.expect(r"saved feedback")
+    term.send('"""\nfirst line\nsecond line\n"""\n')            # a multi-line message
+    term.expect(r"\[\d+/512 tokens\]")
+    term.send("/save chat.jsonl\n")
+    term.expect(r"saved 4 messages to chat.jsonl")
+    term.send("/undo\n")
+    term.expect(r"removed the last exchange \(2 messages left\)")
+    term.send("/set temperature 9\n")
+    term.expect(r"error: /set temperature: 9.0 is outside 0.0..2.0")
+    term.send("/exit\n")
+    assert term.close() == 0
+
+    records = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]
+    assert [r["rating"] for r in records] == ["up", None]
+    assert records[0]["notes"] == "clear enough" and records[1]["flags"] == ["hallucination", "off_topic"]
+    assert records[0]["messages"] == [{"role": "user", "content": "Hi"}]
+    assert records[0]["completion"].startswith("Q: What should I do after touching poison ivy?")
+    saved = json.loads((tmp_path / "chat.jsonl").read_text())
+    assert saved["messages"][2] == {"role": "user", "content": "first line\nsecond line"}
+
+
+def test_ctrl_c_stops_a_reply_and_the_session_goes_on(tmp_path, terminals):
+    model = random_model(tmp_path / "random")
+    term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "50000", cwd=tmp_path)
+    term.expect(r"/help for commands")
+    term.send("Tell me everything.\n")
+    term.expect(r"everything\.\n[^\n]{20}")   # the reply is streaming: its first words are on the screen
+    term.send("\x03")
+    stopped = term.expect(r"\[stopped\]\n\[(\d+)/100000 tokens\]", timeout=30)
+    assert int(re.search(r"(\d+)/100000", stopped).group(1)) < 50000
+    term.send("/set max_tokens 3\n")
+    term.expect(r"max_tokens 3")
+    term.send("/regen\n")                                       # the model still answers, briefly
+    term.expect(r"\n\[\d+/100000 tokens\]")
+    term.send("/undo\n")
+    term.expect(r"removed the last exchange \(0 messages left\)")
+    term.send("\x04")                                           # Ctrl-D leaves
+    assert term.close() == 0
+
+
+def test_a_model_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
+    assert main(["chat", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "no such model directory" in err and "Traceback" not in err
+
+
+def test_bad_sampling_options_are_rejected_before_loading(capsys):
+    assert main(["chat", str(BASE), "--top-p", "0"]) == 2
+    assert "top_p" in capsys.readouterr().err
