@@ -9,7 +9,7 @@ then lowers it, while the proxy keeps rising. Here the proxy is a `posttrain rm`
   at KL_bon = log n - (n-1)/n.
 - PPO: each run directory's `metrics.jsonl` (`objective/kl`, `objective/score`,
   `world/gold_score` per step) and `posttrain.json` (`config.kl_coef` is beta); an unfinished
-  run's `OUT.partial/` reads the same.
+  run's `OUT.partial/` has no posttrain.json yet, so its beta is the logged `objective/kl_coef`.
 - fits: R(d) = d(alpha - beta d) to best-of-n and R(d) = d(alpha - beta log d) to each PPO run,
   d = sqrt(KL), R measured from the policy's own score (best-of-n at n = 1).
 """
@@ -88,17 +88,25 @@ def read_ppo_run(path: str | Path) -> dict:
         if not partial.is_dir():
             raise UserError(f"{path}: no such PPO run directory (nor {partial.name}); pass a `posttrain ppo` --out")
         path = partial
-    manifest = path / "posttrain.json"
-    if not manifest.is_file():
-        raise UserError(f"{manifest}: missing; a PPO run directory holds posttrain.json with config.kl_coef")
-    try:
-        beta = json.loads(manifest.read_text())["config"]["kl_coef"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{manifest}: expected JSON with config.kl_coef (the KL coefficient beta)") from None
     rows = read_ppo_metrics(path / "metrics.jsonl")
-    return {"path": str(path), "beta": beta, "steps": [r["step"] for r in rows],
+    return {"path": str(path), "beta": ppo_beta(path, rows), "steps": [r["step"] for r in rows],
             "kl": [r["objective/kl"] for r in rows], "proxy": [r["objective/score"] for r in rows],
             "gold": [r["world/gold_score"] for r in rows]}
+
+
+def ppo_beta(path: Path, rows: list[dict]) -> float:
+    """The run's KL coefficient: posttrain.json's config.kl_coef (a finished run), else the first
+    logged `objective/kl_coef` (an unfinished run has no posttrain.json yet)."""
+    manifest = path / "posttrain.json"
+    if manifest.is_file():
+        try:
+            return float(json.loads(manifest.read_text())["config"]["kl_coef"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise UserError(f"{manifest}: expected JSON with config.kl_coef (the KL coefficient beta)") from None
+    if isinstance(rows[0].get("objective/kl_coef"), (int, float)):
+        return float(rows[0]["objective/kl_coef"])
+    raise UserError(f"{path}: no posttrain.json with config.kl_coef and no objective/kl_coef in metrics.jsonl; "
+                    "cannot tell the run's beta")
 
 
 def read_ppo_metrics(path: Path) -> list[dict]:
