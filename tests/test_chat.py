@@ -87,44 +87,31 @@ def random_model(directory: Path) -> Path:
     return directory
 
 
-def test_typing_streaming_undo_and_feedback_through_a_terminal(tmp_path, terminals):
-    term = terminals("chat", str(BASE), "--temperature", "0", "--max-tokens", "40", "--feedback", "fb.jsonl",
+def test_a_session_through_a_terminal(tmp_path, terminals):
+    """One process (starting one costs seconds): typing, streaming, commands, feedback, Ctrl-C, Ctrl-D."""
+    model = random_model(tmp_path / "random")
+    term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "30", "--feedback", "fb.jsonl",
                      cwd=tmp_path)
     term.expect(r"/help for commands")
     term.send("Hi\n")
-    # the base model's greedy answer to "Hi", then the context in use
-    reply = term.expect(r"\[(\d+)/512 tokens\]")
-    assert "Q: What should I do after touching poison ivy?" in reply
-    used = int(re.search(r"\[(\d+)/512 tokens\]", reply).group(1))
-    assert 8 < used < 60
+    shown = term.expect(r"\[\d+/100000 tokens\]")
+    reply = shown.split("Hi\n", 1)[1].rsplit("\n[", 1)[0]      # what streamed between the echo and the count
+    assert len(reply) > 20
     term.send("/good clear enough\n")
     term.expect(r"saved feedback fb-\w+ to fb.jsonl")
     term.send("/flag hallucination off_topic\n")
     term.expect(r"saved feedback")
     term.send('"""\nfirst line\nsecond line\n"""\n')            # a multi-line message
-    term.expect(r"\[\d+/512 tokens\]")
+    term.expect(r"\[\d+/100000 tokens\]")
     term.send("/save chat.jsonl\n")
     term.expect(r"saved 4 messages to chat.jsonl")
     term.send("/undo\n")
     term.expect(r"removed the last exchange \(2 messages left\)")
     term.send("/set temperature 9\n")
     term.expect(r"error: /set temperature: 9.0 is outside 0.0..2.0")
-    term.send("/exit\n")
-    assert term.close() == 0
 
-    records = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]
-    assert [r["rating"] for r in records] == ["up", None]
-    assert records[0]["notes"] == "clear enough" and records[1]["flags"] == ["hallucination", "off_topic"]
-    assert records[0]["messages"] == [{"role": "user", "content": "Hi"}]
-    assert records[0]["completion"].startswith("Q: What should I do after touching poison ivy?")
-    saved = json.loads((tmp_path / "chat.jsonl").read_text())
-    assert saved["messages"][2] == {"role": "user", "content": "first line\nsecond line"}
-
-
-def test_ctrl_c_stops_a_reply_and_the_session_goes_on(tmp_path, terminals):
-    model = random_model(tmp_path / "random")
-    term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "50000", cwd=tmp_path)
-    term.expect(r"/help for commands")
+    term.send("/set max_tokens 50000\n")
+    term.expect(r"max_tokens 50000")
     term.send("Tell me everything.\n")
     term.expect(r"everything\.\n[^\n]{20}")   # the reply is streaming: its first words are on the screen
     term.send("\x03")
@@ -132,12 +119,20 @@ def test_ctrl_c_stops_a_reply_and_the_session_goes_on(tmp_path, terminals):
     assert int(re.search(r"(\d+)/100000", stopped).group(1)) < 50000
     term.send("/set max_tokens 3\n")
     term.expect(r"max_tokens 3")
-    term.send("/regen\n")                                       # the model still answers, briefly
+    term.send("/regen\n")                                       # the session goes on: the model answers again
     term.expect(r"\n\[\d+/100000 tokens\]")
     term.send("/undo\n")
-    term.expect(r"removed the last exchange \(0 messages left\)")
+    term.expect(r"removed the last exchange \(2 messages left\)")
     term.send("\x04")                                           # Ctrl-D leaves
     assert term.close() == 0
+
+    records = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]
+    assert [r["rating"] for r in records] == ["up", None]
+    assert records[0]["notes"] == "clear enough" and records[1]["flags"] == ["hallucination", "off_topic"]
+    assert records[0]["messages"] == [{"role": "user", "content": "Hi"}]
+    assert records[0]["completion"] == reply
+    saved = json.loads((tmp_path / "chat.jsonl").read_text())
+    assert saved["messages"][2] == {"role": "user", "content": "first line\nsecond line"}
 
 
 def test_a_model_that_does_not_exist_is_a_clear_error(tmp_path, capsys):

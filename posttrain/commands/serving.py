@@ -32,11 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from posttrain.serving.engine import Engine
     from posttrain.serving.feedback import FeedbackLog
     from posttrain.serving.model import load_served
-    from posttrain.serving.server import API_KEY_ENV, ServeConfig, bind, serve_forever
+    from posttrain.serving.server import ServeConfig, bind, serve_forever
 
     cfg = from_namespace(ServeConfig, args)
-    if cfg.api_key is None:
-        cfg.api_key = os.environ.get(API_KEY_ENV) or None
+    cfg.resolve_key(os.environ)
     cfg.check()
     sock = bind(cfg.host, cfg.port)           # fail on a taken port before loading the model
     served = load_served(cfg.model, name=cfg.name, trust_remote_code=cfg.trust_remote_code)

@@ -28,6 +28,11 @@ class ServeConfig:
     max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503")
     trust_remote_code: bool = option(False, help="let the model directory run its own Python code (off: weights only)")
 
+    def resolve_key(self, environ) -> None:
+        """Take the key from $POSTTRAIN_API_KEY when --api-key is not given (keeps it out of `ps`)."""
+        if self.api_key is None:
+            self.api_key = environ.get(API_KEY_ENV) or None
+
     def check(self) -> None:
         if not 0 <= self.port <= 65535:
             raise UserError(f"--port {self.port} is not a TCP port; use 1-65535 (or 0 for any free port)")
