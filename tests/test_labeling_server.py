@@ -92,6 +92,7 @@ def test_one_labeler_cannot_read_anothers_labels(app):
     replay = bo.post("/api/labels", json=ranking_body(item["id"], "ana-1", 3))   # ana's submission id
     assert replay.status_code == 409 and "secret" not in replay.text
     assert bo.get("/api/admin/stats").status_code == 403
+    assert "path label_id" in bo.get("/api/labels/abc").json()["error"]
     stats = admin.get("/api/admin/stats").json()
     assert stats["progress"]["ranked"] == 1 and stats["agreement"]["instructgpt"] == 0.726
 

@@ -45,7 +45,7 @@ def next_item(store: Store, labeler: Labeler, labelers_per_item: int, gold_rate:
     """The item to show `labeler` now (recorded as served), or None when nothing is left for them."""
     params = {"me": labeler.id, "per_item": labelers_per_item, "cutoff": _cutoff()}
     row = store.db.execute(OPEN_FOR_ME, params).fetchone()
-    if row is None and gold_due(len(store.labels(labeler)), gold_rate):
+    if row is None and gold_due(sum(store.counts(labeler).values()), gold_rate):
         row = store.db.execute(GOLD_FOR_ME, params).fetchone()
     if row is None:
         row = store.db.execute(f"SELECT items.* {REGULAR_FOR_ME} ORDER BY {RANKED} DESC, items.seq LIMIT 1",
@@ -67,11 +67,9 @@ def gold_due(submitted: int, rate: float) -> bool:
 
 def progress(store: Store, labeler: Labeler, labelers_per_item: int) -> dict:
     """A labeler's counts: ranked, skipped, and regular items still waiting for them."""
-    mine = store.labels(labeler)
     params = {"me": labeler.id, "per_item": labelers_per_item, "cutoff": _cutoff()}
     waiting = store.db.execute(f"SELECT COUNT(*) {REGULAR_FOR_ME}", params).fetchone()[0]
-    return {"ranked": sum(x["kind"] == "ranked" for x in mine), "skipped": sum(x["kind"] == "skipped" for x in mine),
-            "remaining": waiting}
+    return {**store.counts(labeler), "remaining": waiting}
 
 
 def _cutoff() -> str:

@@ -75,6 +75,20 @@ def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1)
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_api(app, store, labelers_per_item, gold_rate)
+    return app
+
+
+def _add_api(app: FastAPI, store: Store, labelers_per_item: int, gold_rate: float) -> None:
     def labeler(authorization: str | None = Header(None)) -> Labeler:
         scheme, _, token = (authorization or "").partition(" ")
         found = store.labeler_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
@@ -87,16 +101,6 @@ def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1)
         if not me.admin:
             raise Forbidden("this view is for admins; an admin token comes from `posttrain label add-labeler --admin`")
         return me
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> Response:
-        return Response(status_code=204)
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/api/me")
     def me(me: Labeler = Depends(labeler)) -> dict:
@@ -137,8 +141,6 @@ def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1)
     def stats(_: Labeler = Depends(admin)) -> dict:
         return admin_stats(store.items(), store.labels(), labelers_per_item)
 
-    return app
-
 
 def serve(store: Store, cfg: ServeConfig) -> None:
     import uvicorn
@@ -174,6 +176,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
-        return JSONResponse({"error": f"field '{where}': {first.get('msg', 'invalid')}; "
-                                      "the request body must be a JSON object (docs/labeling.md)"}, status_code=422)
+        loc = [str(x) for x in first.get("loc", ())]
+        if loc[:1] == ["body"]:
+            message = "the request body must be a JSON object (docs/labeling.md lists the fields)"
+        else:
+            message = f"{' '.join(loc) or 'request'}: {first.get('msg', 'invalid')}"
+        return JSONResponse({"error": message}, status_code=422)

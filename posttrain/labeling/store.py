@@ -212,6 +212,11 @@ class Store:
             params.append(kind)
         return [_label(r, r["labeler_name"]) for r in self.db.execute(sql + " ORDER BY labels.id", params)]
 
+    def counts(self, labeler: Labeler) -> dict[str, int]:
+        """How many items the labeler ranked and skipped."""
+        rows = self.db.execute("SELECT kind, COUNT(*) FROM labels WHERE labeler_id = ? GROUP BY kind", (labeler.id,))
+        return {"ranked": 0, "skipped": 0, **{kind: n for kind, n in rows}}
+
     def label(self, labeler: Labeler, label_id: int) -> dict | None:
         """One of the labeler's own labels; None for anyone else's."""
         row = self.db.execute("SELECT * FROM labels WHERE id = ? AND labeler_id = ?", (label_id, labeler.id)).fetchone()

@@ -30,7 +30,7 @@ export class Task {
     const radios = [1, 2, 3, 4, 5, 6, 7].map((n) => {
       const input = el("input", { type: "radio", name: `likert-${i}`, value: String(n),
                                   "aria-label": `${n} of 7` });
-      input.addEventListener("change", () => { this.likert[i] = n; });
+      input.addEventListener("change", () => this.setLikert(i, n));
       return el("label", { class: "likert-option" }, input, el("span", {}, String(n)));
     });
     const flags = FLAGS.map(([flag, label]) => {
@@ -52,12 +52,18 @@ export class Task {
     const input = document.querySelector(`input[name="likert-${i}"][value="${n}"]`);
     input.checked = true;
     input.focus();
+    this.setLikert(i, n);
+  }
+
+  setLikert(i, n) {
     this.likert[i] = n;
+    document.querySelector(`#answer-${i} .likert`).classList.remove("missing");
   }
 
   // The submission body, or a message saying what is missing.
   collect() {
     const unrated = this.likert.map((x, i) => (x === null ? i + 1 : null)).filter((x) => x !== null);
+    for (const i of unrated) document.querySelector(`#answer-${i - 1} .likert`).classList.add("missing");
     if (unrated.length) {
       return { problem: `Rate every answer from 1 to 7 first (missing: answer ${unrated.join(", ")}).` };
     }
