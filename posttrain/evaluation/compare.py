@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from posttrain.config import option
 from posttrain.errors import UserError
 from posttrain.evaluation.hhh import hhh_rates
@@ -85,6 +87,7 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
                         "use --judge rm with a reward model")
     chosen = make_judge(judge, world, reward)
     gold = GoldJudge(world) if world is not None else None
+    bar = tqdm(total=1 + len(models), desc="eval baseline", unit="model", disable=None)
     base_model, tokenizer = load_causal_lm(baseline)
     base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens)
     summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {},
@@ -93,6 +96,8 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     answers = {"baseline": base["answers"]}
     scores = {"baseline": base["scores"]}
     for name, path in models.items():
+        bar.update(1)
+        bar.set_description(f"eval {name}")
         log.info("evaluating %s (%s)", name, path)
         model, tok = load_causal_lm(path)
         m = measure(model, tok, records, world, heldout_documents, max_new_tokens)
@@ -110,6 +115,8 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
         summary["models"][name] = row
         answers[name], scores[name] = m["answers"], m["scores"]
         del model
+    bar.update(1)
+    bar.close()
     summary["answers"] = answer_rows(records, answers, scores)
     summary["samples"] = pick_samples(summary["answers"])
     return summary
@@ -155,11 +162,14 @@ def answer_rows(records, answers: dict[str, list[str]], scores: dict[str, list])
 
 
 def pick_samples(rows: list[dict], per_family: int = SAMPLES_PER_FAMILY) -> list[dict]:
-    """The first few prompts of each family (in file order), for the report's side-by-side table."""
+    """The first few prompts of each family (in file order), families in the world's order."""
+    from posttrain.world.families import FAMILY_NAMES
+
     seen: dict = {}
     out = []
     for row in rows:
         if seen.get(row["family"], 0) < per_family:
             seen[row["family"]] = seen.get(row["family"], 0) + 1
             out.append(row)
-    return out
+    order = {f: i for i, f in enumerate(FAMILY_NAMES)}
+    return sorted(out, key=lambda r: order.get(r["family"], len(order)))

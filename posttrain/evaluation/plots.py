@@ -23,7 +23,7 @@ def data_uri(fig: Figure) -> str:
 def win_rate_figure(names: list[str], rates: list[float], lows: list[float], highs: list[float],
                     lc: list[float]) -> str:
     """Win rate against the baseline with its 95% interval, and the length-controlled rate."""
-    fig = Figure(figsize=(1.6 + 1.3 * len(names), 3.2))
+    fig = Figure(figsize=(max(4.5, 1.6 + 1.3 * len(names)), 3.2))
     ax = fig.subplots()
     xs = range(len(names))
     err = [[r - lo for r, lo in zip(rates, lows)], [hi - r for r, hi in zip(rates, highs)]]
@@ -32,8 +32,9 @@ def win_rate_figure(names: list[str], rates: list[float], lows: list[float], hig
     ax.axhline(0.5, color="black", lw=0.8, ls="--")
     ax.set_xticks(list(xs), names)
     ax.set_ylim(0, 1)
+    ax.set_xlim(-0.7, len(names) - 0.3)
     ax.set_ylabel("win rate vs baseline")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return data_uri(fig)
 
 
@@ -48,7 +49,7 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], ylabe
     ax.set_xticks(list(range(len(groups))), groups, rotation=20, ha="right", fontsize=8)
     ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, loc="upper left", ncols=min(4, len(series)))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return data_uri(fig)
 
 

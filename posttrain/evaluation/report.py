@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from posttrain.data.records import atomic_path, write_jsonl
@@ -19,7 +20,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180p
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .answers td { max-width: 330px; white-space: pre-wrap; word-break: break-word; }
 .score { color: #666; font-size: 12px; } .note { color: #555; font-size: 13px; max-width: 900px; }
 img { max-width: 100%; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
@@ -33,6 +34,9 @@ HEADLINE = (
     ("hallucination_rate", "hallucination (QA)", "pct"), ("false_premise_correction_rate", "corrects premise", "pct"),
     ("heldout_loss", "held-out LM loss", "f3"), ("knowledge_accuracy", "knowledge", "pct"), ("mean_words", "words", "f1"),
 )
+
+
+NUMBER = re.compile(r"^(–|-?[\d.,]+%?( – -?[\d.,]+%?)?)$")   # a formatted number or interval: right-aligned
 
 
 def esc(value) -> str:
@@ -53,7 +57,7 @@ def table(headers: list[str], rows: list[list[str]], css_class: str = "") -> str
 
 
 def rows_cell(cell: str) -> str:
-    numeric = cell[:1].isdigit() or cell[:1] in "-–" and len(cell) < 12
+    numeric = NUMBER.match(cell) is not None
     return f'<td class="num">{cell}</td>' if numeric else f"<td>{cell}</td>"
 
 
@@ -98,7 +102,7 @@ def render(summary: dict) -> str:
              f"interval over prompts ({cfg['bootstrap']} resamples); the length-controlled (LC) rate is the win "
              f"probability at equal answer length from a logistic fit on the length difference. KL to the baseline "
              f"is estimated from {cfg['kl_samples']} sample(s) per prompt at temperature 1. See docs/evaluation.md.</p>")
-    body = [intro, "<h2>Headline</h2>", headline_table(summary)]
+    body = [intro, *control_section(summary), "<h2>Headline</h2>", headline_table(summary)]
     if names:
         m = summary["models"]
         body.append(image(plots.win_rate_figure(names, [m[n]["win_rate"] for n in names],
@@ -115,6 +119,19 @@ def render(summary: dict) -> str:
                  table(["model", "win rate", "95% CI", "LC win rate"], judge_rows)]
     body += samples_section(summary)
     return page("posttrain evaluation", body)
+
+
+def control_section(summary: dict) -> list[str]:
+    c = summary.get("control_study")
+    if not c:
+        return []
+    return ["<h2>Control study: the same labeling budget spent on demonstrations</h2>",
+            f'<p class="note">{c["rankings"]} rankings at {c["ranking_minutes"]:g} min + {c["completion_minutes"]:g} '
+            f'min per completion = {c["labeler_minutes"]:.0f} labeler minutes, spent instead on '
+            f'{c["extra_demos"]} extra demonstrations at {c["demo_minutes"]:g} min each (on top of '
+            f'{c["original_demos"]}). <b>sft-more-demos</b> is the base model fine-tuned on all of them with the '
+            "original SFT settings; <b>rlhf</b> is the PPO policy. Both are compared with the original SFT model "
+            "(the baseline) by the gold judge. The minutes are assumptions (docs/evaluation.md).</p>"]
 
 
 def headline_table(summary: dict) -> str:
