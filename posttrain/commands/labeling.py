@@ -18,7 +18,7 @@ def cmd_label_serve(args: argparse.Namespace) -> int:
     cfg.check()
     store = open_store(cfg.db)
     print_added(add_files(store, cfg))
-    if not store.labelers():
+    if all(who.admin for who in store.labelers()):
         print(f"no labelers yet: add one with `posttrain label add-labeler --db {cfg.db} --name NAME`")
     if not _is_loopback(cfg.host):
         print(f"warning: listening on {cfg.host}, reachable from other machines; tokens travel in clear "
@@ -34,7 +34,7 @@ def cmd_label_add_labeler(args: argparse.Namespace) -> int:
     token = store.add_labeler(args.name, admin=args.admin)
     role = "admin" if args.admin else "labeler"
     print(f"added {role} {args.name!r}; token (shown once, keep it secret):\n{token}")
-    print(f"page: http://127.0.0.1:8000/#token={token}")
+    print(f"page (at `label serve`'s default address): http://127.0.0.1:8000/#token={token}")
     return 0
 
 
