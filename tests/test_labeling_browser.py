@@ -92,6 +92,7 @@ def test_rank_one_item_with_the_mouse_and_one_with_the_keyboard_alone_then_expor
     for i, rating in enumerate([6, 3, 7, 1]):
         page.click(f'#answer-{i} .likert-option:has(input[value="{rating}"])')
     page.check('#answer-3 input[data-flag="inappropriate"]')
+    page.check("#none-acceptable")
     page.drag_and_drop('.chip[data-answer="2"]', '.gap[data-gap="0"]')      # answer 3 to a new top row
     assert rows(page) == [[2], [0], [1], [3]]
     page.drag_and_drop('.chip[data-answer="3"]', '.row[data-row="2"]')      # answer 4 ties with answer 2
@@ -129,6 +130,7 @@ def test_rank_one_item_with_the_mouse_and_one_with_the_keyboard_alone_then_expor
     by_mouse, by_keys = exported["s0/mouse"], exported["s1/mouse"]
     assert by_mouse["ranking"] == [[2], [0], [1, 3]] and by_mouse["likert"] == [6, 3, 7, 1]
     assert by_mouse["flags"][3] == ["inappropriate"] and by_mouse["meta"]["order_touched"] is True
+    assert by_mouse["meta"]["none_acceptable"] is True and by_mouse["meta"]["seconds"] is not None
     assert by_keys["ranking"] == [[3], [2], [0, 1]] and by_keys["likert"] == [5, 2, 7, 7]
     assert by_keys["completions"][3] == {"text": "2 + 2 = 4.", "source": "human:mouse"}
     assert by_keys["flags"][2] == ["fails_task"]
@@ -145,6 +147,14 @@ def test_model_output_is_shown_as_text_never_as_html(browser, site):
     assert page.evaluate("window.__pwned") is None                         # no script ran
     assert page.evaluate("document.images.length") == 0                    # no img element was created
     assert page.locator("#task b, #task script").count() == 0
+    page.click("#skip-open")                                               # then skip it, with a reason
+    page.select_option("#skip-reason", "The prompt is unclear or broken")
+    page.fill("#skip-detail", "hostile answer")
+    page.click("#skip-confirm")
+    expect(page.locator("#item-id")).to_have_text("s1")
+    viewer = site["store"].labeler_for(site["tokens"]["viewer"])
+    [skip] = site["store"].labels(viewer)
+    assert skip["kind"] == "skipped" and skip["reason"] == "The prompt is unclear or broken: hostile answer"
     assert errors == []
     page.close()
 

@@ -32,6 +32,7 @@ from posttrain.config import option
 from posttrain.data.rankings import read_samples
 from posttrain.data.records import read_jsonl, validate_conversation
 from posttrain.errors import UserError
+from posttrain.labeling.store import Store
 from posttrain.labeling.submission import BadSubmission, check_ranking
 
 MAX_K = 9  # the page ranks with the number keys 1-9; InstructGPT showed K = 4..9
@@ -60,7 +61,7 @@ class Intake:
         self.notes[note] = self.notes.get(note, 0) + 1
 
 
-def add_files(store, cfg: AddSamplesConfig) -> list[tuple[Path, dict]]:
+def add_files(store: Store, cfg: AddSamplesConfig) -> list[tuple[Path, dict]]:
     """Read every file (all must be valid), then add their items; returns counts per file."""
     read = ([(p, items_from_samples(p)) for p in cfg.samples] + [(p, items_from_feedback(p)) for p in cfg.feedback]
             + [(p, gold_items(p, cfg.world_seed, cfg.scale)) for p in cfg.gold])
