@@ -102,7 +102,12 @@ def gold_items(path: Path, world_seed: int = 0, scale: str = "small") -> Intake:
 
             world = World(seed=world_seed, scale=scale)
         prompt = {"id": item["id"], "messages": item["prompt"], "meta": meta}
-        item["gold"] = order_by_score([world.judge(prompt, c["text"]).score for c in item["completions"]])
+        try:
+            item["gold"] = order_by_score([world.judge(prompt, c["text"]).score for c in item["completions"]])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: field 'meta' does not name a task of the world (seed {world_seed}, "
+                            f"{scale}) the gold scorer knows ({type(e).__name__}: {e}); check --world-seed "
+                            "and --scale, or give a 'ranking' field") from None
     return out
 
 
