@@ -413,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p, SFTConfig)
     p.set_defaults(run=cmd_sft)
 
-    from posttrain.commands import evaluation, serving
+    from posttrain.commands import demo, evaluation, serving
     serving.add_commands(commands)
     evaluation.add_commands(commands)
+    demo.add_commands(commands)
     return parser
 
 

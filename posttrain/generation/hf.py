@@ -56,15 +56,3 @@ def sample_k(model, tokenizer, conversations: list[list[dict]], *, k: int, tempe
     flat = [(text, "stop" if done else "length") for text, done in zip(decoded, finished)]
     return [flat[i * k:(i + 1) * k] for i in range(len(conversations))]
 
-
-@torch.no_grad()
-def generate_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-                    temperature: float, eos_token_id: int, pad_token_id: int, seed: int) -> torch.Tensor:
-    """(B, T) sampled response ids for left-padded prompts (B, P), pad after a row's EOS.
-    One `generate` call, KV cache on, its own seeded random stream; greedy at temperature 0."""
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        ids = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                             use_cache=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id, **sampling)
-    return ids[:, input_ids.shape[1]:]

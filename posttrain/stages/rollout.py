@@ -12,7 +12,7 @@ import torch
 from posttrain.data.corpus import pack, read_documents
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
-from posttrain.generation.hf import generate_tokens
+from posttrain.generation.sampler import sample
 from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
@@ -104,9 +104,9 @@ def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
     tok.padding_side = "left"
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     query, query_mask = enc["input_ids"], enc["attention_mask"]
-    response = generate_tokens(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens,
-                               temperature=cfg.temperature, eos_token_id=tok.eos_token_id,
-                               pad_token_id=tok.pad_token_id, seed=seed)                  # (B, T)
+    response = sample(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      generator=torch.Generator().manual_seed(seed))                        # (B, T)
     mask = response_mask(response, tok.eos_token_id)
     ended = (response == tok.eos_token_id).any(1)
     decoded = [tok.decode(row[:n], skip_special_tokens=True).strip()

@@ -1,0 +1,154 @@
+"""`posttrain demo`: the whole recipe on the built-in world, with a final table of measured results.
+
+    posttrain demo                  # small world, the checked-in base model (what `make demo` runs)
+    posttrain demo --preset tiny    # the same chain in a few minutes, on far less data (a smoke run)
+
+Steps: world export -> base model (shipped) -> SFT -> sample K = 4 per prompt -> simulated labelers
+rank -> reward model -> PPO-ptx -> eval against SFT on the held-out test prompts (gold judge) ->
+report (`OUT/report/index.html`, `summary.json`). Each step writes atomically and is skipped when
+its output exists, so an interrupted demo re-run continues; `--force` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import add_arguments, from_namespace, option
+
+BASE = Path(__file__).resolve().parent.parent.parent / "assets" / "base-small-seed0"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one demo run; `small` is the measured one in the README."""
+
+    sft_epochs: float
+    sft_demos: int | None        # first N demonstrations (None: all)
+    rm_prompts: int | None
+    rm_epochs: float
+    ppo_steps: int
+    rollout_batch: int
+    test_prompts: int | None
+
+
+PRESETS = {
+    "small": Preset(sft_epochs=3, sft_demos=None, rm_prompts=None, rm_epochs=1, ppo_steps=40, rollout_batch=64,
+                    test_prompts=None),
+    "tiny": Preset(sft_epochs=1, sft_demos=160, rm_prompts=48, rm_epochs=1, ppo_steps=2, rollout_batch=16,
+                   test_prompts=45),
+}
+
+
+@dataclass
+class DemoConfig:
+    out: Path = option(Path("runs/demo"), help="run directory (world, every stage, report)")
+    preset: str = option("small", help="small (the measured demo) or tiny (a quick smoke run)",
+                         choices=tuple(PRESETS))
+    seed: int = option(0, help="world seed (the shipped base model was pretrained on seed 0's corpus)")
+    force: bool = option(False, help="start over: delete OUT first")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("demo", help="the whole loop on the built-in world: SFT, RM, PPO-ptx, eval, report",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p, DemoConfig)
+    p.set_defaults(run=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cfg = from_namespace(DemoConfig, args)
+    if cfg.force and cfg.out.exists():
+        shutil.rmtree(cfg.out)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    steps = plan(cfg, PRESETS[cfg.preset])
+    began = time.monotonic()
+    for i, (name, output, run) in enumerate(steps, 1):
+        if output.exists():
+            print(f"[{i}/{len(steps)}] {name}: done before ({output})", file=sys.stderr)
+            continue
+        print(f"[{i}/{len(steps)}] {name} ...", file=sys.stderr, flush=True)
+        t = time.monotonic()
+        run()
+        print(f"[{i}/{len(steps)}] {name}: {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
+    summary = json.loads((cfg.out / "report" / "summary.json").read_text())
+    print(final_table(summary))
+    print(f"\ndemo finished in {time.monotonic() - began:.0f} s; report: {cfg.out / 'report' / 'index.html'}")
+    return 0
+
+
+def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
+    """(name, output that marks it done, function) for every step, in order."""
+    from posttrain.cli import cmd_label_sim, cmd_ppo, cmd_rm, cmd_sample, cmd_sft, cmd_world_export
+
+    o, w = cfg.out, cfg.out / "world"
+    ns = argparse.Namespace
+
+    def world() -> None:
+        cmd_world_export(ns(out=w, scale="small", seed=cfg.seed, force=True))
+        for name, n in (("demos.jsonl", p.sft_demos), ("prompts_rm.jsonl", p.rm_prompts), ("test.jsonl", p.test_prompts)):
+            if n is not None:   # the tiny preset trains and tests on the first lines only
+                lines = (w / name).read_text().splitlines(keepends=True)[:n]
+                (w / name).write_text("".join(lines))
+
+    return [
+        ("world export", w / "manifest.json", world),
+        ("SFT", o / "sft", lambda: run(cmd_sft, "sft", "--model", BASE, "--data", w / "demos.jsonl", "--out", o / "sft",
+                                       "--lr", "3e-4", "--epochs", p.sft_epochs)),
+        ("sample K=4", o / "samples.jsonl", lambda: run(cmd_sample, "sample", "--model", o / "sft", "--prompts",
+                                                        w / "prompts_rm.jsonl", "--k", 4, "--out", o / "samples.jsonl",
+                                                        "--resume")),
+        ("label (simulated labelers)", o / "rankings.jsonl",
+         lambda: run(cmd_label_sim, "label", "sim", "--samples", o / "samples.jsonl", "--out", o / "rankings.jsonl",
+                     "--labelers-per-item", 2, "--world-seed", cfg.seed)),
+        ("reward model", o / "rm", lambda: run(cmd_rm, "rm", "--model", o / "sft", "--data", o / "rankings.jsonl",
+                                               "--out", o / "rm", "--lr", "3e-4", "--epochs", p.rm_epochs,
+                                               "--world-seed", cfg.seed, "--resume")),
+        ("PPO-ptx", o / "ppo-ptx", lambda: run(cmd_ppo, "ppo", "--policy", o / "sft", "--reward", o / "rm", "--prompts",
+                                               w / "prompts_ppo.jsonl", "--out", o / "ppo-ptx", "--ptx",
+                                               w / "corpus.jsonl", "--heldout-corpus", w / "corpus_heldout.jsonl",
+                                               "--max-steps", p.ppo_steps, "--rollout-batch", p.rollout_batch,
+                                               "--world-seed", cfg.seed, "--resume")),
+        ("eval and report", o / "report" / "summary.json", lambda: evaluate(cfg, p)),
+    ]
+
+
+def run(command, *argv) -> None:
+    """A step through the same parser and function as the command line."""
+    from posttrain.cli import build_parser
+
+    args = build_parser().parse_args([str(a) for a in argv])
+    command(args)
+
+
+def evaluate(cfg: DemoConfig, p: Preset) -> None:
+    from posttrain.data.corpus import read_documents
+    from posttrain.data.records import read_conversations
+    from posttrain.evaluation.compare import evaluate as compare
+    from posttrain.evaluation.report import write_report
+    from posttrain.world import World
+
+    o, w = cfg.out, cfg.out / "world"
+    records = read_conversations(w / "test.jsonl", ends_with="user")
+    summary = compare({"ppo-ptx": str(o / "ppo-ptx")}, str(o / "sft"), records, World(seed=cfg.seed), judge="gold",
+                      heldout_documents=read_documents(w / "corpus_heldout.jsonl"), seed=cfg.seed)
+    write_report(summary, o / "report")
+
+
+def final_table(summary: dict) -> str:
+    base = summary["baseline"]
+    cols = (("gold_score", "gold", "{:.3f}"), ("refusal_rate_harmful", "refuses harmful", "{:.0%}"),
+            ("over_refusal_rate", "over-refusal", "{:.0%}"), ("hallucination_rate", "hallucination", "{:.0%}"))
+    head = f"{'model':<10} {'win rate vs SFT [95% CI]':<26} {'KL':>6} " + " ".join(f"{t:>15}" for _, t, _ in cols)
+    lines = [head, "-" * len(head)]
+    lines.append(f"{'SFT':<10} {'-':<26} {'-':>6} " + " ".join(f"{f.format(base[k]):>15}" for k, _, f in cols))
+    for name, m in summary["models"].items():
+        win = f"{m['win_rate']:.1%} [{m['win_rate_ci_low']:.1%}, {m['win_rate_ci_high']:.1%}]"
+        lines.append(f"{name:<10} {win:<26} {m.get('kl_to_sft', float('nan')):>6.2f} "
+                     + " ".join(f"{f.format(m[k]):>15}" for k, _, f in cols))
+    return "\n".join(lines)
