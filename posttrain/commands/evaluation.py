@@ -12,7 +12,6 @@ options are checked here instead (`_require`).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from posttrain.config import add_arguments, from_namespace
@@ -61,6 +60,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _optional_at_top(parser: argparse.ArgumentParser) -> None:
+    """Mark the main form's required options optional for argparse (`_require` checks them)."""
     for action in parser._actions:
         if action.required:
             action.required = False
@@ -151,11 +151,14 @@ def cmd_control_study(args: argparse.Namespace) -> int:
     from posttrain.evaluation.control_study import ControlConfig, control_study
     from posttrain.evaluation.report import write_report
 
+    from posttrain.cli import StepBar
+
     cfg = from_namespace(ControlConfig, args)
-    summary = control_study(cfg)
+    with StepBar("sft (more demos)", {"loss": "sft/loss"}) as bar:
+        summary = control_study(cfg, on_step=bar)
     c = summary["control_study"]
     print(f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
-          f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})", file=sys.stdout)
+          f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})")
     print_summary(summary)
     page = write_report(summary, cfg.out / "report")
     print(f"\nwrote {page}")

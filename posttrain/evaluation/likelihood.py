@@ -62,7 +62,8 @@ def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]]
                     max_new_tokens: int = 48, batch_size: int = 32, seed: int = 0) -> float:
     """Mean over prompts (and `samples` responses each) of sum_t log pi(y_t) - log pi_ref(y_t), y ~ pi."""
     check_same_vocabulary(model, reference)
-    model.eval(), reference.eval()
+    model.eval()
+    reference.eval()
     totals: list[float] = []
     batches = [(s, i) for s in range(samples) for i in range(0, len(conversations), batch_size)]
     for s, i in tqdm(batches, desc="kl to baseline", unit="batch", disable=None, leave=False):
