@@ -13,7 +13,7 @@ from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
 from posttrain.labeling import queue
 from posttrain.labeling.export import ranking_records
-from posttrain.labeling.intake import gold_items, items_from_feedback, items_from_samples
+from posttrain.labeling.intake import gold_items, items_from_feedback
 from posttrain.labeling.quality import admin_stats, kendall_tau_b
 from posttrain.labeling.store import Conflict, Store
 from posttrain.labeling.submission import BadSubmission, check_label

@@ -12,7 +12,8 @@ import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
 from posttrain.data.rankings import read_rankings
-from posttrain.labeling.export import LabelExportConfig, export_rankings
+from posttrain.labeling.configs import LabelExportConfig
+from posttrain.labeling.export import export_rankings
 from posttrain.labeling.server import create_app
 from posttrain.labeling.store import Store
 

@@ -11,8 +11,9 @@ from posttrain.errors import UserError
 
 
 def cmd_label_serve(args: argparse.Namespace) -> int:
+    from posttrain.labeling.configs import ServeConfig
     from posttrain.labeling.intake import add_files
-    from posttrain.labeling.server import ServeConfig, serve
+    from posttrain.labeling.server import serve
 
     cfg = from_namespace(ServeConfig, args)
     cfg.check()
@@ -39,7 +40,8 @@ def cmd_label_add_labeler(args: argparse.Namespace) -> int:
 
 
 def cmd_label_add_samples(args: argparse.Namespace) -> int:
-    from posttrain.labeling.intake import AddSamplesConfig, add_files
+    from posttrain.labeling.configs import AddSamplesConfig
+    from posttrain.labeling.intake import add_files
 
     cfg = from_namespace(AddSamplesConfig, args)
     if not (cfg.samples or cfg.feedback or cfg.gold):
@@ -49,7 +51,8 @@ def cmd_label_add_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_label_export(args: argparse.Namespace) -> int:
-    from posttrain.labeling.export import LabelExportConfig, export_rankings
+    from posttrain.labeling.configs import LabelExportConfig
+    from posttrain.labeling.export import export_rankings
 
     cfg = from_namespace(LabelExportConfig, args)
     print(f"wrote {export_rankings(cfg)} rankings to {cfg.out}")
@@ -82,9 +85,7 @@ def _is_loopback(host: str) -> bool:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this group's commands on `commands`."""
-    from posttrain.labeling.export import LabelExportConfig
-    from posttrain.labeling.intake import AddSamplesConfig
-    from posttrain.labeling.server import ServeConfig
+    from posttrain.labeling.configs import AddSamplesConfig, LabelExportConfig, ServeConfig
 
     p = commands.add_parser("serve", help="the labeling web app: people rank K answers in a browser",
                             description="Serve the labeling page and its JSON API (docs/labeling.md) over a "

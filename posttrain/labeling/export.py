@@ -14,23 +14,13 @@ answer). `posttrain rm` leaves human-written completions out unless `--human-com
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-from posttrain.config import option
 from posttrain.data.rankings import validate_ranking
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
+from posttrain.labeling.configs import LabelExportConfig
 from posttrain.labeling.store import Store
 
 BETTER_ANSWER_LIKERT = 7
-
-
-@dataclass
-class LabelExportConfig:
-    db: Path = option(help="labeling database written by `posttrain label serve`", required=True)
-    out: Path = option(help="rankings JSONL to write", required=True)
-    force: bool = option(False, help="overwrite OUT if it exists")
 
 
 def export_rankings(cfg: LabelExportConfig) -> int:

@@ -28,26 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from posttrain.config import option
 from posttrain.data.rankings import read_samples
 from posttrain.data.records import read_jsonl, validate_conversation
 from posttrain.errors import UserError
+from posttrain.labeling.configs import AddSamplesConfig
 from posttrain.labeling.store import Store
 from posttrain.labeling.submission import BadSubmission, check_ranking
 
 MAX_K = 9  # the page ranks with the number keys 1-9; InstructGPT showed K = 4..9
 FEEDBACK_SOURCE = "human:feedback"
-
-
-@dataclass
-class AddSamplesConfig:
-    db: Path = option(help="labeling database (SQLite; created if missing)", required=True)
-    samples: list[Path] = option([], help="samples JSONL files from `posttrain sample`", nargs="*")
-    feedback: list[Path] = option([], help="feedback JSONL files from the chat server", nargs="*")
-    gold: list[Path] = option([], help="samples JSONL files of gold items: each record carries its correct "
-                                       "`ranking`, or its meta names a world task the gold scorer orders", nargs="*")
-    world_seed: int = option(0, help="seed of the world whose gold scorer orders world-task gold items")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
 
 
 @dataclass

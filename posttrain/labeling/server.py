@@ -11,7 +11,6 @@ scripts as a second line of defence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Body, Depends, FastAPI, Header, Request
@@ -20,10 +19,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from posttrain.config import option
 from posttrain.errors import UserError
 from posttrain.labeling import queue
-from posttrain.labeling.intake import AddSamplesConfig
+from posttrain.labeling.configs import ServeConfig
 from posttrain.labeling.quality import admin_stats
 from posttrain.labeling.store import Conflict, Labeler, Store
 from posttrain.labeling.submission import BadSubmission, check_ids, check_label, check_skip
@@ -35,21 +33,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-@dataclass
-class ServeConfig(AddSamplesConfig):
-    host: str = option("127.0.0.1", help="address to listen on; keep the loopback default unless a proxy "
-                                         "with TLS stands in front")
-    port: int = option(8000, help="port to listen on")
-    labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)")
-    gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)")
-
-    def check(self) -> None:
-        if self.labelers_per_item < 1:
-            raise UserError(f"--labelers-per-item must be >= 1, got {self.labelers_per_item}")
-        if not 0 <= self.gold_rate <= 1:
-            raise UserError(f"--gold-rate must be between 0 and 1, got {self.gold_rate}")
 
 
 class NotFound(UserError):

@@ -1,0 +1,45 @@
+"""The labeling commands' configs; each field's help is its `--help` text (posttrain/config.py).
+
+Kept apart from the server so that building the command line does not import FastAPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import option
+from posttrain.errors import UserError
+
+
+@dataclass
+class AddSamplesConfig:
+    db: Path = option(help="labeling database (SQLite; created if missing)", required=True)
+    samples: list[Path] = option([], help="samples JSONL files from `posttrain sample`", nargs="*")
+    feedback: list[Path] = option([], help="feedback JSONL files from the chat server", nargs="*")
+    gold: list[Path] = option([], help="samples JSONL files of gold items: each record carries its correct "
+                                       "`ranking`, or its meta names a world task the gold scorer orders", nargs="*")
+    world_seed: int = option(0, help="seed of the world whose gold scorer orders world-task gold items")
+    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+
+
+@dataclass
+class ServeConfig(AddSamplesConfig):
+    host: str = option("127.0.0.1", help="address to listen on; keep the loopback default unless a proxy "
+                                         "with TLS stands in front")
+    port: int = option(8000, help="port to listen on")
+    labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)")
+    gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)")
+
+    def check(self) -> None:
+        if self.labelers_per_item < 1:
+            raise UserError(f"--labelers-per-item must be >= 1, got {self.labelers_per_item}")
+        if not 0 <= self.gold_rate <= 1:
+            raise UserError(f"--gold-rate must be between 0 and 1, got {self.gold_rate}")
+
+
+@dataclass
+class LabelExportConfig:
+    db: Path = option(help="labeling database written by `posttrain label serve`", required=True)
+    out: Path = option(help="rankings JSONL to write", required=True)
+    force: bool = option(False, help="overwrite OUT if it exists")
