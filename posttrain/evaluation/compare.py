@@ -82,6 +82,8 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     """
     from posttrain.models.load import load_causal_lm
 
+    if not records or not models:
+        raise UserError("nothing to evaluate: give at least one prompt and one model")
     if world is not None and not world_records(records):
         raise UserError("these prompts were not made by the built-in world (no meta.family / meta.task); "
                         "use --judge rm with a reward model")
