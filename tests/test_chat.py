@@ -92,10 +92,10 @@ def test_a_session_through_a_terminal(tmp_path, terminals):
     model = random_model(tmp_path / "random")
     term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "30", "--feedback", "fb.jsonl",
                      cwd=tmp_path)
-    term.expect(r"/help for commands")
+    term.expect(r"/help for commands[^\n]*\n> ")              # typed before the prompt, "Hi" would echo twice
     term.send("Hi\n")
     shown = term.expect(r"\[\d+/100000 tokens\]")
-    reply = shown.split("Hi\n", 1)[1].rsplit("\n[", 1)[0]      # what streamed between the echo and the count
+    reply = shown.rsplit("Hi\n", 1)[1].rsplit("\n[", 1)[0]     # what streamed between the echo and the count
     assert len(reply) > 20
     term.send("/good clear enough\n")
     term.expect(r"saved feedback fb-\w+ to fb.jsonl")

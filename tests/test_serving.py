@@ -202,6 +202,15 @@ def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, s
     assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
 
 
+def test_a_client_that_leaves_mid_stream_does_not_hurt_the_server(server, client):
+    body = {"model": "base-small-seed0", "messages": HI, "max_tokens": 400, "temperature": 1.0, "stream": True}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as r:
+        first = next(r.iter_lines())
+    assert first.startswith("data: ")                      # left after the first event
+    assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
+
+
 def test_feedback_is_appended_in_the_documented_format(server):
     auth = {"Authorization": f"Bearer {KEY}"}
     body = {"messages": HI, "completion": "Q: What should I do?", "rating": "down", "flags": ["fails_task"],
