@@ -173,6 +173,16 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
             "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's.</p>",
             report.image(figure, "gold and proxy against sqrt KL"),
             "<h2>Fits</h2>", report.table(["curve", "alpha", "beta", "R(0)"], fit_rows)]
+    bon = result["best_of_n"]
+    if bon:
+        rows = [[str(n), f"{bon['kl'][n - 1]:.3f}", f"{bon['proxy'][n - 1]:.3f}", f"{bon['gold'][n - 1]:.3f}"]
+                for n in bon["n"] if n & (n - 1) == 0]                 # powers of two
+        body += ["<h2>Best-of-n</h2>", report.table(["n", "KL (nats)", "proxy", "gold"], rows)]
+    if result["ppo"]:
+        rows = [[report.esc(r["path"]), f"{r['beta']:g}", str(len(r["steps"])), f"{r['kl'][-1]:.3f}",
+                 f"{r['proxy'][-1]:.3f}", f"{r['gold'][-1]:.3f}"] for r in result["ppo"]]
+        body += ["<h2>PPO runs (last step)</h2>",
+                 report.table(["run", "beta", "points", "KL (nats)", "proxy", "gold"], rows)]
     return report.write_page(out_dir, "index.html", report.page("Reward model over-optimisation", body))
 
 
