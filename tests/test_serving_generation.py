@@ -79,6 +79,11 @@ def test_text_stream_holds_back_split_characters_and_stop_prefixes(served):
     stream = TextStream(tok)
     deltas = [stream.push(i) for i in ids] + [stream.flush()]
     assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
+    long = " ".join(f"naïve  日本語\n\n{i} — x<|end|>" for i in range(60))  # spaces, newlines, a special token
+    long_ids = tok(long, add_special_tokens=False)["input_ids"]
+    whole = TextStream(tok)
+    released = "".join([whole.push(i) for i in long_ids] + [whole.flush()])
+    assert released == tok.decode(long_ids, skip_special_tokens=True)
     stream = TextStream(tok, stops=["\nA:"])
     released = "".join(stream.push(i) for i in ids) + stream.flush()
     assert released == "Café ☕ then" and stream.stopped
