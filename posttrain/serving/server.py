@@ -89,4 +89,7 @@ def serve_forever(app, sock: socket.socket) -> None:
     """Run uvicorn in the foreground on `sock` until Ctrl-C (uvicorn shuts down gracefully)."""
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
+    except KeyboardInterrupt:   # uvicorn re-raises the Ctrl-C it handled once it has shut down cleanly
+        pass
