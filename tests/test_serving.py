@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from posttrain.labeling.intake import items_from_feedback
 from posttrain.serving.app import create_app
 from posttrain.serving.engine import Engine
 from posttrain.serving.feedback import FIELDS, FeedbackLog
@@ -233,7 +234,13 @@ def test_feedback_is_appended_in_the_documented_format(server):
     bad = httpx.post(server.url + "/v1/feedback", json={**body, "messages": [{"role": "assistant", "content": "x"}]},
                      headers=auth)
     assert bad.status_code == 400 and "end with a user turn" in bad.json()["error"]["message"]
+    bad = httpx.post(server.url + "/v1/feedback", json={**body, "completion": " "}, headers=auth)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "completion"
     assert len(server.feedback.read_text().splitlines()) == 1
+    # the labeling tools read the file as it is: the preferred answer against the model's
+    item, = items_from_feedback(server.feedback).items
+    assert [c["text"] for c in item["completions"]] == [body["completion"], body["preferred"]]
+    assert [c["source"] for c in item["completions"]] == ["model:base-small-seed0", "human:feedback"]
 
 
 def test_fifty_concurrent_streams_all_complete(server):

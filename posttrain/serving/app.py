@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from posttrain.errors import UserError
 from posttrain.generation.streaming import Sampling
 from posttrain.serving.engine import Busy, Engine, Event, Job
-from posttrain.serving.feedback import FeedbackLog, feedback_record
+from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
 from posttrain.serving.model import ServedModel
 from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, CompletionFormat, CompletionRequest,
                                         FeedbackRequest, SamplingRequest, usage)
@@ -73,9 +73,12 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
         try:
             record = feedback_record(model=req.model or served.name, messages=req.messages, completion=req.completion,
                                      rating=req.rating, flags=req.flags, preferred=req.preferred, notes=req.notes)
+        except FeedbackError as e:
+            raise APIError(400, str(e).removeprefix("feedback: "), param=e.field) from None
+        try:
             return feedback.append(record)
-        except UserError as e:
-            raise APIError(400, str(e).removeprefix("feedback: ")) from None
+        except UserError as e:   # the file cannot be written: the server's problem, not the request's
+            raise APIError(500, str(e), type="server_error", code="feedback_not_stored") from None
 
     return app
 

@@ -27,22 +27,33 @@ RATINGS = ("up", "down", None)
 FIELDS = ("id", "created", "model", "messages", "completion", "rating", "flags", "preferred", "notes")
 
 
+class FeedbackError(UserError):
+    """A bad feedback field; `field` names it (the server answers with it as `param`)."""
+
+    def __init__(self, field: str | None, message: str):
+        super().__init__(f"feedback: {message}")
+        self.field = field
+
+
 def feedback_record(*, model: str, messages: list[dict], completion: str, rating: str | None = None,
                     flags: list[str] | tuple[str, ...] = (), preferred: str | None = None,
                     notes: str | None = None) -> dict:
-    """A validated feedback record with a fresh id and the current UTC time; UserError names the bad field."""
-    validate_conversation({"id": "feedback", "messages": messages}, "feedback", ends_with="user")
+    """A validated feedback record with a fresh id and the current UTC time; FeedbackError names the bad field."""
+    try:
+        validate_conversation({"id": "feedback", "messages": messages}, "feedback", ends_with="user")
+    except UserError as e:
+        raise FeedbackError("messages", str(e).removeprefix("feedback: ")) from None
     if rating not in RATINGS:
-        raise UserError(f"feedback: field 'rating' is {rating!r}; use 'up', 'down' or null")
-    if not isinstance(completion, str):
-        raise UserError("feedback: field 'completion' must be a string")
+        raise FeedbackError("rating", f"field 'rating' is {rating!r}; use 'up', 'down' or null")
+    if not isinstance(completion, str) or not completion.strip():
+        raise FeedbackError("completion", "field 'completion' must be a non-empty string; there is no answer to judge")
     if not all(isinstance(f, str) and f.strip() for f in flags):
-        raise UserError("feedback: field 'flags' must be a list of non-empty strings")
+        raise FeedbackError("flags", "field 'flags' must be a list of non-empty strings")
     for field, value in (("preferred", preferred), ("notes", notes)):
-        if value is not None and not isinstance(value, str):
-            raise UserError(f"feedback: field '{field}' must be a string or null")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise FeedbackError(field, f"field '{field}' must be a non-empty string or null")
     if rating is None and not flags and preferred is None and notes is None:
-        raise UserError("feedback: give at least one of 'rating', 'flags', 'preferred' or 'notes'")
+        raise FeedbackError(None, "give at least one of 'rating', 'flags', 'preferred' or 'notes'")
     return {"id": f"fb-{uuid.uuid4().hex[:16]}", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "completion": completion, "rating": rating, "flags": list(flags), "preferred": preferred, "notes": notes}
