@@ -57,6 +57,9 @@ def test_system_save_load_and_undo(session, tmp_path):
     assert session.system is None
     assert session.command(f"/load {tmp_path / 'c.jsonl'}").message == f"loaded 2 messages from {tmp_path / 'c.jsonl'}"
     assert session.system == "Be brief." and session.conversation()[0] == {"role": "system", "content": "Be brief."}
+    assert not session.command(f"/load {tmp_path / 'c.jsonl'}").generate     # it ends with a reply
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "q", "messages": [{"role": "user", "content": "Hi"}]}) + "\n")
+    assert session.command(f"/load {tmp_path / 'q.jsonl'}").generate         # it ends with a question
     session.command("/undo")
     assert session.messages == []
     with pytest.raises(UserError, match="the conversation is empty"):

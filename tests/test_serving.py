@@ -166,6 +166,21 @@ def test_a_prompt_longer_than_the_context_is_400(client):
     assert e.value.body["code"] == "context_length_exceeded" and "512" in e.value.body["message"]
 
 
+def test_more_sequences_than_a_batch_holds_is_400(server, served, tmp_path):
+    engine = Engine(served, max_batch=2).start()
+    small = create_app(served, engine, FeedbackLog(tmp_path / "fb.jsonl"))
+    with BackgroundServer(small) as srv:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        with pytest.raises(openai.BadRequestError) as e:
+            chat(client, n=3)
+        assert e.value.body["param"] == "n" and "--max-batch" in e.value.body["message"]
+        assert len(chat(client, n=2).choices) == 2
+        r = httpx.post(srv.url + "/v1/chat/completions", content=b"x" * (9 * 2**20),
+                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    engine.close()
+
+
 def test_an_unknown_model_is_404(client):
     with pytest.raises(openai.NotFoundError) as e:
         chat(client, model="gpt-9")

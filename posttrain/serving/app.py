@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None) -> FastAPI:
     app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(key_guard(api_key))])
+    app.add_middleware(BodyLimit)
     add_error_handlers(app)
 
     @app.get("/health")
@@ -83,6 +84,25 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     return app
 
 
+MAX_BODY = 8 * 2**20   # bytes; far more than any context holds, little enough to refuse junk early
+
+
+class BodyLimit:
+    """Refuse a request whose Content-Length exceeds MAX_BODY before its body is read."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        if scope["type"] == "http" and length.isdigit() and int(length) > MAX_BODY:
+            error = APIError(413, f"the request body is {int(length)} bytes; the limit is {MAX_BODY}",
+                             code="request_too_large")
+            await JSONResponse(error.body(), status_code=413)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def key_guard(api_key: str | None):
     async def check(authorization: str | None = Header(None)):
         if api_key is None:
@@ -124,6 +144,9 @@ def plan_rows(served: ServedModel, req: SamplingRequest, prompts: list[list[int]
 
 
 async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
+    if len(rows) > engine.max_batch:
+        raise APIError(400, f"the request asks for {len(rows)} sequences (prompts x n); this server decodes at most "
+                            f"{engine.max_batch} at once (--max-batch); lower n", param="n")
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
     job = Job(rows, req.stop or [], emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
     try:

@@ -24,7 +24,8 @@ HELP = """commands:
   /regen               answer the last message again
   /undo                remove the last exchange (your message and the reply)
   /save FILE           write the conversation as one JSONL conversation record
-  /load FILE           continue a conversation saved with /save (first record of a JSONL file)
+  /load FILE           continue a conversation saved with /save (first record of a JSONL file);
+                       one that ends with your message gets its reply
   /set [NAME VALUE]    temperature (0-2), top_p (0-1], max_tokens; no arguments: show them
   /good [NOTE]         rate the last reply up        /bad [NOTE]    rate it down
   /flag NAME [NAME..]  flag the last reply (e.g. hallucination harmful over_refusal)
@@ -216,7 +217,7 @@ COMMANDS = {
     "/regen": _regen,
     "/undo": _undo,
     "/save": lambda s, rest: Outcome(s.save(rest)),
-    "/load": lambda s, rest: Outcome(s.load(rest)),
+    "/load": lambda s, rest: Outcome(s.load(rest), generate=s.messages[-1:] != [] and s.messages[-1]["role"] == "user"),
     "/set": _set,
     "/good": lambda s, rest: Outcome(s.give_feedback(rating="up", notes=rest or None)),
     "/bad": lambda s, rest: Outcome(s.give_feedback(rating="down", notes=rest or None)),
