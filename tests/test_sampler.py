@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from posttrain.generation.sampler import sample, trim
+from posttrain.generation.sampler import pick, sample, trim
 from posttrain.models.load import load_causal_lm
 
 BASE = "assets/base-small-seed0"
@@ -106,15 +106,16 @@ def test_seeded_sampling_is_reproducible_and_seed_dependent(tiny):
     assert not torch.equal(draw(3), draw(4))
 
 
-def test_sampling_draws_like_generate_under_the_same_global_seed(tiny):
-    """With no EOS (no row leaves the batch) both draw one multinomial per step from the same
-    softmax(logits / temperature), so the same global seed gives the same tokens."""
-    ids, mask = left_padded([5, 9, 1, 7], tiny.config.vocab_size)
-    torch.manual_seed(11)
-    ours = sample(tiny, ids, mask, max_new_tokens=10, temperature=0.7, eos_token_id=-1, pad_token_id=PAD)
-    torch.manual_seed(11)
-    theirs = generated(tiny, ids, mask, None, max_new_tokens=10, do_sample=True, temperature=0.7, top_k=0)
-    assert torch.equal(ours, theirs)
+def test_draws_follow_the_softmax_and_skip_impossible_tokens():
+    logits = torch.tensor([2.0, 0.0, float("-inf"), 1.0, -1.0, float("-inf")])
+    n = 40_000
+    tokens = pick(logits.expand(n, -1), 1.0, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=6).double() / n
+    assert freq[2] == 0 and freq[5] == 0
+    assert torch.allclose(freq, logits.softmax(-1).double(), atol=0.01)      # 4 sigma is about 0.01 here
+    hot = pick(logits.expand(n, -1), 0.5, 1.0, torch.Generator().manual_seed(1))
+    assert torch.allclose(torch.bincount(hot, minlength=6).double() / n, (logits / 0.5).softmax(-1).double(),
+                          atol=0.01)
 
 
 def test_a_tiny_nucleus_is_greedy(tiny):
