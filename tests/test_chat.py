@@ -59,6 +59,11 @@ class Terminal:
     def send(self, text: str) -> None:
         os.write(self.master, text.encode())
 
+    def type(self, line: str) -> None:
+        """Type a line once the REPL asks for one (text typed ahead of readline's prompt can be garbled)."""
+        self.expect(r"(> |\.\.\. )$")
+        self.send(line + "\n")
+
     def close(self) -> int:
         try:
             return self.proc.wait(timeout=30)
@@ -81,7 +86,8 @@ def random_model(directory: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=100_000)
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=100_000,
+                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -92,37 +98,39 @@ def test_a_session_through_a_terminal(tmp_path, terminals):
     model = random_model(tmp_path / "random")
     term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "30", "--feedback", "fb.jsonl",
                      cwd=tmp_path)
-    term.expect(r"/help for commands[^\n]*\n> ")              # typed before the prompt, "Hi" would echo twice
-    term.send("Hi\n")
+    term.expect(r"/help for commands")
+    term.type("Hi")
     shown = term.expect(r"\[\d+/100000 tokens\]")
     reply = shown.rsplit("Hi\n", 1)[1].rsplit("\n[", 1)[0]     # what streamed between the echo and the count
     assert len(reply) > 20
-    term.send("/good clear enough\n")
+    term.type("/good clear enough")
     term.expect(r"saved feedback fb-\w+ to fb.jsonl")
-    term.send("/flag hallucination off_topic\n")
+    term.type("/flag hallucination off_topic")
     term.expect(r"saved feedback")
-    term.send('"""\nfirst line\nsecond line\n"""\n')            # a multi-line message
+    for line in ('"""', "first line", "second line", '"""'):       # a multi-line message
+        term.type(line)
     term.expect(r"\[\d+/100000 tokens\]")
-    term.send("/save chat.jsonl\n")
+    term.type("/save chat.jsonl")
     term.expect(r"saved 4 messages to chat.jsonl")
-    term.send("/undo\n")
+    term.type("/undo")
     term.expect(r"removed the last exchange \(2 messages left\)")
-    term.send("/set temperature 9\n")
+    term.type("/set temperature 9")
     term.expect(r"error: /set temperature: 9.0 is outside 0.0..2.0")
 
-    term.send("/set max_tokens 50000\n")
+    term.type("/set max_tokens 50000")
     term.expect(r"max_tokens 50000")
-    term.send("Tell me everything.\n")
+    term.type("Tell me everything.")
     term.expect(r"everything\.\n[^\n]{20}")   # the reply is streaming: its first words are on the screen
     term.send("\x03")
     stopped = term.expect(r"\[stopped\]\n\[(\d+)/100000 tokens\]", timeout=30)
     assert int(re.search(r"(\d+)/100000", stopped).group(1)) < 50000
-    term.send("/set max_tokens 3\n")
+    term.type("/set max_tokens 3")
     term.expect(r"max_tokens 3")
-    term.send("/regen\n")                                       # the session goes on: the model answers again
+    term.type("/regen")                                          # the session goes on: the model answers again
     term.expect(r"\n\[\d+/100000 tokens\]")
-    term.send("/undo\n")
+    term.type("/undo")
     term.expect(r"removed the last exchange \(2 messages left\)")
+    term.expect(r"> $")
     term.send("\x04")                                           # Ctrl-D leaves
     assert term.close() == 0
 

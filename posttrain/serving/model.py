@@ -17,7 +17,11 @@ class ServedModel:
 
     @property
     def eos_ids(self) -> set[int]:
-        return {self.tokenizer.eos_token_id}
+        """The tokenizer's EOS and any the generation config adds (Llama 3 ends turns with two)."""
+        config = getattr(self.model, "generation_config", None)
+        extra = getattr(config, "eos_token_id", None)
+        extra = [] if extra is None else [extra] if isinstance(extra, int) else list(extra)
+        return {self.tokenizer.eos_token_id, *extra}
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         """Token ids of `messages` rendered by the chat template, ready for the assistant's turn."""
