@@ -11,7 +11,8 @@ then lowers it, while the proxy keeps rising. Here the proxy is a `posttrain rm`
   `world/gold_score` per step) and `posttrain.json` (`config.kl_coef` is beta); an unfinished
   run's `OUT.partial/` has no posttrain.json yet, so its beta is the logged `objective/kl_coef`.
 - fits: R(d) = d(alpha - beta d) to best-of-n and R(d) = d(alpha - beta log d) to each PPO run,
-  d = sqrt(KL), R measured from the policy's own score (best-of-n at n = 1).
+  d = sqrt(KL), R measured from the initial policy's score: best-of-n at n = 1 for best-of-n, the
+  run's first step for PPO (its rollouts are on its own training prompts, so its levels can differ).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def read_ppo_metrics(path: Path) -> list[dict]:
 
 # --- fits and the whole study ------------------------------------------------------------
 def fit_curves(bon: dict | None, runs: list[dict]) -> dict:
-    """Gao et al.'s fits, each on scores minus the initial policy's (best-of-n at n = 1, else the run's first step)."""
+    """Gao et al.'s fits, each on scores minus the initial policy's: best-of-n at n = 1, and for a PPO run
+    its first logged step (KL about 0), since PPO scores are measured on its own training prompts."""
     fits: dict = {}
     if bon:
         d = np.array(bon["sqrt_kl"])
@@ -133,7 +135,7 @@ def fit_curves(bon: dict | None, runs: list[dict]) -> dict:
     for run in runs:
         d = np.sqrt(np.clip(run["kl"], 0, None))
         for which in ("proxy", "gold"):
-            origin = bon[which][0] if bon else run[which][0]
+            origin = run[which][0]
             alpha, beta = scaling.fit_rl(d, np.array(run[which]) - origin)
             fits[f"ppo beta={run['beta']:g}/{which}"] = {"alpha": alpha, "beta": beta, "origin": origin}
     return fits
@@ -170,7 +172,8 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
     body = ['<p class="note">Gold (world scorer) and proxy (reward model, normalised) scores against the square '
             "root of the KL to the initial policy. Best-of-n: KL = log n - (n-1)/n; PPO: the runs' objective/kl. "
             "Dashed: least-squares fits of Gao et al. 2022, R(d) = d(alpha - beta d) for best-of-n and "
-            "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's.</p>",
+            "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's. Best-of-n is measured on "
+            "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their levels.</p>",
             report.image(figure, "gold and proxy against sqrt KL"),
             "<h2>Fits</h2>", report.table(["curve", "alpha", "beta", "R(0)"], fit_rows)]
     bon = result["best_of_n"]
@@ -198,7 +201,8 @@ def lines_for(result: dict, which: str) -> list[dict]:
     for k, run in enumerate(result["ppo"]):
         color = ("#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")[k % 5]
         x = [math.sqrt(max(v, 0.0)) for v in run["kl"]]
-        lines.append({"x": x, "y": run[which], "label": f"PPO beta={run['beta']:g}", "style": "-o", "color": color})
+        lines.append({"x": x, "y": run[which], "label": f"PPO beta={run['beta']:g} (steps)", "style": ":o",
+                      "color": color})
         f = fits[f"ppo beta={run['beta']:g}/{which}"]
         d = np.linspace(0, max(x) if x else 1, 50)
         lines.append({"x": d, "y": f["origin"] + scaling.rl_curve(d, f["alpha"], f["beta"]),
