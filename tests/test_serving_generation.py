@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posttrain.cli import main
-from posttrain.generation.streaming import Decoder, Sampling, nucleus
+from posttrain.generation.streaming import Batch, Decoder, Sampling, nucleus
 from posttrain.serving.engine import Busy, Engine, Job
 from posttrain.serving.model import load_served
 from posttrain.serving.server import ServeConfig
@@ -63,6 +63,46 @@ def test_finish_ends_one_row_and_the_others_go_on(served):
         if counts[0] == 3:
             decoder.finish(0, "stop")
     assert counts == [3, 10] and decoder.finish_reasons == ["stop", "length"]
+
+
+def test_rows_that_join_a_running_batch_decode_as_if_alone(served):
+    questions = ("What is the capital of Veloria?", "Hi", "Tell me about the rivers of Keia, please.")
+    prompts = [served.chat_prompt([{"role": "user", "content": q}]) for q in questions]
+    greedy = Sampling(temperature=0.0, max_tokens=24)
+    alone = [decode(served, [p], [greedy])[0][0] for p in prompts]
+    batch = Batch(served.model, eos_ids=served.eos_ids, pad_id=served.tokenizer.pad_token_id)
+    got = {key: [] for key in range(3)}
+    batch.add(0, prompts[0], greedy)
+    joins = {3: 1, 9: 2}                     # step -> row joining then; row 2 comes after row 0 left
+    for step in range(80):                   # bounded: every row ends within 24 tokens
+        if step in joins:
+            batch.add(joins[step], prompts[joins[step]], greedy)
+        if step == 5:
+            batch.finish(0, "stop")          # leaves before its 6th token; its columns are trimmed away
+        for key, token, reason in batch.step():
+            got[key] += [token] if token is not None else []
+        if step > 9 and len(batch) == 0:
+            break
+    assert got[0] == alone[0][:5]
+    assert got[1] == alone[1] and got[2] == alone[2]
+    assert batch.can_join_running
+
+
+def test_a_sliding_window_cache_is_not_merged_but_still_decodes(served):
+    from transformers import AutoModelForCausalLM, MistralConfig
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(MistralConfig(
+        vocab_size=len(served.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, sliding_window=8, max_position_embeddings=256)).eval()
+    prompt = served.chat_prompt([{"role": "user", "content": "Hi"}])
+    batch = Batch(model, eos_ids=served.eos_ids)
+    batch.add(0, prompt, Sampling(temperature=0.0, max_tokens=12))
+    tokens = [t for _ in range(12) for _, t, _ in batch.step() if t is not None]
+    assert not batch.can_join_running
+    expected = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
+                              eos_token_id=served.tokenizer.eos_token_id, pad_token_id=0)[0, len(prompt):].tolist()
+    assert tokens == expected[:len(tokens)] and len(tokens) == 12
 
 
 def test_nucleus_keeps_the_smallest_set_reaching_top_p():

@@ -1,11 +1,13 @@
 """Token-by-token decoding with a KV cache, for chat and serving.
 
-`Decoder` runs a batch of prompts (left-padded, so every row's next token sits in the last
-column) and yields one new token per row per step, so callers can stream text as it appears.
-Rows finish independently: at EOS, at their own `max_tokens`, or when the caller calls
-`finish(row)` (a stop sequence matched, the client went away). Each row samples from its own
-seeded `torch.Generator`, so a request's seed gives the same text whatever else shares its batch
-(up to float rounding from padding).
+`Batch` decodes rows together, one new token per row per step, so callers can stream text as
+it appears, and rows can join and leave between steps (continuous batching, as in Orca, Yu et al.
+2022): a joining row's prompt is encoded on its own and its KV cache is merged into the running
+one, left-padded so every row's next token sits in the last column. Rows finish independently:
+at EOS, at their own `max_tokens`, or when the caller calls `finish(key)` (a stop sequence
+matched, the client went away). Each row samples from its own seeded `torch.Generator`, so a
+request's seed gives the same text whatever else shares its batch (up to float rounding from
+padding). `Decoder` is the fixed-batch view of it for callers with all prompts at hand.
 
     decoder = Decoder(model, [prompt_ids], [Sampling(temperature=0.0, max_tokens=32)], eos_ids={eos})
     for tokens in decoder:          # tokens: [token id or None (row finished)] per row
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Hashable
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -31,78 +35,178 @@ class Sampling:
     seed: int | None = None
 
 
+@dataclass
+class _Row:
+    key: Hashable
+    sampling: Sampling
+    generator: torch.Generator
+    generated: int = 0                # tokens produced, EOS not counted
+    finish_reason: str | None = None  # set once the row is done
+
+
+class Batch:
+    """Rows keyed by the caller; `add` them any time, `step` to get one token for each."""
+
+    def __init__(self, model, *, eos_ids: set[int], pad_id: int = 0):
+        self.model, self.eos_ids, self.pad_id = model, set(eos_ids), pad_id
+        self.rows: list[_Row] = []        # in the order of the tensors' batch dimension
+        self.joining: list[tuple[_Row, list[int]]] = []
+        self.past = None                  # the model's KV cache for `rows`
+        self.mask: torch.Tensor | None = None       # (B, T) 1 where a cached position is real
+        self.position: torch.Tensor | None = None   # (B, 1) position of the last cached token
+        self.logits: torch.Tensor | None = None     # (B, V) next-token logits, when not stale
+        self.fed: torch.Tensor | None = None        # (B, 1) tokens sampled but not yet run
+        self.can_join_running = True      # False for caches that cannot be merged (set at first prefill)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.joining)
+
+    def add(self, key: Hashable, prompt: list[int], sampling: Sampling) -> None:
+        if not prompt:
+            raise ValueError("every prompt needs at least one token")
+        self.joining.append((_Row(key, sampling, generator(sampling.seed)), prompt))
+
+    def finish(self, key: Hashable, reason: str = "stop") -> None:
+        """End a row early; it leaves the batch at the next step."""
+        for row in self.rows:
+            if row.key == key and row.finish_reason is None:
+                row.finish_reason = reason
+
+    @torch.no_grad()
+    def step(self) -> list[tuple[Hashable, int | None, str | None]]:
+        """(key, new token or None, finish reason or None) for every row in the batch."""
+        self._drop_finished()
+        if self.rows and self.fed is not None:
+            self._forward(self.fed)
+        if self.joining:
+            self._join()
+        if not self.rows:
+            return []
+        tokens = _next_tokens(self.logits, self.rows)                        # (B,)
+        out = [(row.key, self._account(row, t), row.finish_reason) for row, t in zip(self.rows, tokens.tolist())]
+        self.fed = torch.tensor([[t if t is not None else self.pad_id] for _, t, _ in out])   # (B, 1)
+        return out
+
+    def _account(self, row: _Row, token: int) -> int | None:
+        if row.finish_reason is not None:
+            return None
+        if token in self.eos_ids:
+            row.finish_reason = "stop"
+            return None
+        row.generated += 1
+        if row.generated >= row.sampling.max_tokens:
+            row.finish_reason = "length"
+        return token
+
+    def _forward(self, ids: torch.Tensor) -> None:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        self.position = self.position + 1
+        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=self.position,
+                         past_key_values=self.past, use_cache=True)
+        self.past, self.logits = out.past_key_values, out.logits[:, -1]
+
+    def _join(self) -> None:
+        """Encode the joining prompts together, then merge their cache into the running one."""
+        rows, prompts = zip(*self.joining)
+        self.joining = []
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt):] = torch.tensor(prompt)
+            mask[i, width - len(prompt):] = 1
+        position = (mask.cumsum(-1) - 1).clamp(min=0)                         # (B', P)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        if not self.rows:
+            self.past, self.mask, self.position = out.past_key_values, mask, position[:, -1:]
+            self.logits, self.rows = out.logits[:, -1], list(rows)
+            self.can_join_running = mergeable(self.past)
+            return
+        merge_caches(self.past, self.mask.shape[1], out.past_key_values, width)
+        t = max(self.mask.shape[1], width)
+        self.mask = torch.cat([F.pad(self.mask, (t - self.mask.shape[1], 0)), F.pad(mask, (t - width, 0))])
+        self.position = torch.cat([self.position, position[:, -1:]])
+        self.logits = torch.cat([self.logits, out.logits[:, -1]])
+        self.rows += rows
+
+    def _drop_finished(self) -> None:
+        keep = [i for i, row in enumerate(self.rows) if row.finish_reason is None]
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.rows, self.past, self.mask, self.position, self.logits, self.fed = [], None, None, None, None, None
+            return
+        index = torch.tensor(keep)
+        self.rows = [self.rows[i] for i in keep]
+        self.past.batch_select_indices(index)
+        self.mask, self.position = self.mask[index], self.position[index]
+        self.logits, self.fed = self.logits[index], self.fed[index] if self.fed is not None else None
+        first = int(self.mask.any(dim=0).nonzero()[0])     # columns that only left rows used
+        if first and self.can_join_running:
+            self.mask = self.mask[:, first:]
+            for layer in self.past.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+
+
+def mergeable(past) -> bool:
+    """Whether `merge_caches` can grow this cache: plain per-layer (B, H, T, D) tensors."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(past, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def merge_caches(past, length: int, new, new_length: int) -> None:
+    """Append `new`'s rows to `past` (in place), left-padding the shorter with zeros along time."""
+    t = max(length, new_length)
+    for layer, extra in zip(past.layers, new.layers):
+        layer.keys = torch.cat([F.pad(layer.keys, (0, 0, t - length, 0)), F.pad(extra.keys, (0, 0, t - new_length, 0))])
+        layer.values = torch.cat([F.pad(layer.values, (0, 0, t - length, 0)),
+                                  F.pad(extra.values, (0, 0, t - new_length, 0))])
+
+
 class Decoder:
-    """Iterate to decode; each step yields the new token of every row (None once a row is done)."""
+    """A fixed batch: iterate to decode; each step yields the new token of every row (None once it is done)."""
 
     def __init__(self, model, prompts: list[list[int]], sampling: list[Sampling], *, eos_ids: set[int],
                  pad_id: int = 0):
         if len(prompts) != len(sampling) or not prompts:
             raise ValueError("Decoder needs one Sampling per prompt and at least one prompt")
-        if any(not p for p in prompts):
-            raise ValueError("every prompt needs at least one token")
-        self.model, self.prompts, self.sampling = model, prompts, sampling
-        self.eos_ids, self.pad_id = set(eos_ids), pad_id
+        self.batch = Batch(model, eos_ids=eos_ids, pad_id=pad_id)
+        for row, (prompt, s) in enumerate(zip(prompts, sampling)):
+            self.batch.add(row, prompt, s)
         self.done = [False] * len(prompts)
         self.finish_reasons: list[str | None] = [None] * len(prompts)
         self.generated = [0] * len(prompts)     # tokens produced per row, EOS not counted
-        self.generators = [_generator(s.seed) for s in sampling]
 
     def finish(self, row: int, reason: str = "stop") -> None:
         """End `row` early; it yields None from the next step on."""
         if not self.done[row]:
             self.done[row], self.finish_reasons[row] = True, reason
+            self.batch.finish(row, reason)
 
-    @torch.no_grad()
     def __iter__(self):
-        ids, mask = self._left_pad()                                   # (B, P) each
-        position = (mask.cumsum(-1) - 1).clamp(min=0)                  # (B, P)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1]          # logits: (B, V)
-        position = position[:, -1:]                                    # (B, 1)
-        while True:
-            tokens = self._next_tokens(logits)                         # (B,)
-            step = [self._account(row, int(t)) for row, t in enumerate(tokens.tolist())]
-            if all(t is None for t in step) and all(self.done):
+        while not all(self.done):
+            tokens: list[int | None] = [None] * len(self.done)
+            for row, token, reason in self.batch.step():
+                tokens[row] = token
+                self.generated[row] += token is not None
+                if reason is not None and not self.done[row]:
+                    self.done[row], self.finish_reasons[row] = True, reason
+            if all(t is None for t in tokens) and all(self.done):
                 return
-            yield step
-            if all(self.done):
-                return
-            fed = torch.tensor([[t if t is not None else self.pad_id] for t in step])   # (B, 1)
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            position = position + 1
-            out = self.model(input_ids=fed, attention_mask=mask, position_ids=position,
-                             past_key_values=past, use_cache=True)
-            past, logits = out.past_key_values, out.logits[:, -1]
+            yield tokens
 
-    def _left_pad(self) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in self.prompts)
-        ids = torch.full((len(self.prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, prompt in enumerate(self.prompts):
-            ids[row, width - len(prompt):] = torch.tensor(prompt)
-            mask[row, width - len(prompt):] = 1
-        return ids, mask
 
-    def _account(self, row: int, token: int) -> int | None:
-        """Record `token` for `row`; None if the row was already done or just ended at EOS."""
-        if self.done[row]:
-            return None
-        if token in self.eos_ids:
-            self.finish(row, "stop")
-            return None
-        self.generated[row] += 1
-        if self.generated[row] >= self.sampling[row].max_tokens:
-            self.finish(row, "length")
-        return token
-
-    def _next_tokens(self, logits: torch.Tensor) -> torch.Tensor:
-        """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise."""
-        tokens = logits.argmax(dim=-1)                                 # (B,)
-        for row, s in enumerate(self.sampling):
-            if s.temperature > 0 and not self.done[row]:
-                probs = nucleus(torch.softmax(logits[row].float() / s.temperature, dim=-1), s.top_p)
-                tokens[row] = torch.multinomial(probs, 1, generator=self.generators[row])[0]
-        return tokens
+def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+    """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise."""
+    tokens = logits.argmax(dim=-1)                                     # (B,)
+    for i, row in enumerate(rows):
+        s = row.sampling
+        if s.temperature > 0 and row.finish_reason is None:
+            probs = nucleus(torch.softmax(logits[i].float() / s.temperature, dim=-1), s.top_p)
+            tokens[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
+    return tokens
 
 
 def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -116,7 +220,8 @@ def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept / kept.sum()
 
 
-def _generator(seed: int | None) -> torch.Generator:
+def generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with `seed`, or with a fresh random seed."""
     g = torch.Generator()
     g.manual_seed(seed % (1 << 63) if seed is not None else secrets.randbits(63))
     return g

@@ -1,10 +1,12 @@
 """One generation worker thread, fed by a queue: the server's requests never race for the model.
 
 A `Job` is one request: its rows (prompt ids and sampling for each choice), stop sequences, and
-an `emit` callback the worker calls with `Event`s as text appears. The worker takes as many
-queued jobs as fit in `max_batch` rows and decodes them together (`Decoder`), so concurrent
-requests share forward passes; jobs that arrive meanwhile wait for the next batch. A failure
-while decoding ends that batch's jobs with an "error" event and the worker goes on.
+an `emit` callback the worker calls with `Event`s as text appears. The worker keeps one `Batch`
+of at most `max_batch` rows and steps it, one token per row per forward pass; requests that
+arrive meanwhile join it at the next step (continuous batching) and finished rows leave it.
+Models whose KV cache cannot be merged (sliding-window layers) take newcomers only when the
+batch has emptied. A failure while decoding ends the batch's jobs with an "error" event and the
+worker goes on with a fresh batch.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from posttrain.generation.streaming import Decoder, Sampling
+from posttrain.generation.streaming import Batch, Sampling
 from posttrain.serving.model import ServedModel
 from posttrain.serving.textstream import TextStream
 
@@ -37,7 +39,17 @@ class Job:
     stops: list[str]
     emit: Callable[[Event], None]   # called from the worker thread
     cancelled: bool = False         # set by the caller (client went away); the worker drops its rows
+    tokens: list[int] = field(default_factory=list)    # tokens generated per choice, filled as they finish
     _finished: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Live:
+    """A row of a job while it is in the batch."""
+    job: Job
+    choice: int
+    stream: TextStream
+    tokens: int = 0
 
 
 class Busy(Exception):
@@ -76,68 +88,76 @@ class Engine:
             self._cond.notify()
 
     def _run(self) -> None:
+        batch, live = self._new_batch(), {}
         while True:
-            batch = self._take()
-            if batch is None:
+            idle = len(batch) == 0
+            room = self.max_batch - len(batch) if idle or batch.can_join_running else 0
+            jobs = self._take(room, wait=idle)
+            if jobs is None:
                 return
-            if not batch:            # every job taken had been cancelled while waiting
+            for job in jobs:
+                job.tokens = [0] * len(job.rows)
+                for choice, (prompt, sampling) in enumerate(job.rows):
+                    batch.add((id(job), choice), prompt, sampling)
+                    live[(id(job), choice)] = Live(job, choice, TextStream(self.served.tokenizer, job.stops))
+            if len(batch) == 0:
                 continue
             try:
-                self._decode(batch)
+                self._step(batch, live)
             except Exception as e:   # a bad batch must not take the server down
                 log.exception("generation failed")
-                for job in batch:
+                for job in {id(entry.job): entry.job for entry in live.values()}.values():
                     _emit(job, Event("error", text=f"generation failed: {type(e).__name__}: {e}"))
+                batch, live = self._new_batch(), {}
 
-    def _take(self) -> list[Job] | None:
-        """Wait for work; return queued jobs (oldest first) whose rows fit in one batch."""
+    def _new_batch(self) -> Batch:
+        pad = self.served.tokenizer.pad_token_id
+        return Batch(self.served.model, eos_ids=self.served.eos_ids, pad_id=pad if pad is not None else 0)
+
+    def _take(self, room: int, *, wait: bool) -> list[Job] | None:
+        """Queued jobs (oldest first) whose rows fit in `room`; with `wait`, block until there is one."""
         with self._cond:
-            while not self._pending and not self._closing:
+            while wait and not self._pending and not self._closing:
                 self._cond.wait()
             if self._closing:
                 return None
-            batch, rows = [], 0
-            while self._pending and rows + len(self._pending[0].rows) <= self.max_batch:
+            jobs = []
+            while self._pending and len(self._pending[0].rows) <= room:
                 job = self._pending.popleft()
                 if not job.cancelled:
-                    batch.append(job)
-                    rows += len(job.rows)
-            return batch
+                    jobs.append(job)
+                    room -= len(job.rows)
+            return jobs
 
-    def _decode(self, batch: list[Job]) -> None:
-        owners = [(job, i) for job in batch for i in range(len(job.rows))]        # row -> (job, choice)
-        tokenizer = self.served.tokenizer
-        decoder = Decoder(self.served.model, [job.rows[i][0] for job, i in owners],
-                          [job.rows[i][1] for job, i in owners], eos_ids=self.served.eos_ids,
-                          pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-        streams = [TextStream(tokenizer, job.stops) for job, _ in owners]
-        for step in decoder:
-            for row, token in enumerate(step):
-                job, choice = owners[row]
-                if job.cancelled:
-                    decoder.finish(row, "cancelled")
-                elif token is not None:
-                    delta = streams[row].push(token)
-                    if delta:
-                        _emit(job, Event("delta", choice, delta))
-                    if streams[row].stopped:
-                        decoder.finish(row, "stop")
-            self._announce(owners, decoder, streams)
-        self._announce(owners, decoder, streams)
-
-    def _announce(self, owners, decoder: Decoder, streams: list[TextStream]) -> None:
-        """Send the tail and finish reason of rows that just finished, and "done" for finished jobs."""
-        for row, (job, choice) in enumerate(owners):
-            if not decoder.done[row] or choice in job._finished or job.cancelled:
+    def _step(self, batch: Batch, live: dict) -> None:
+        """One token for every row: stream its text, and announce the rows that finish."""
+        for key, token, reason in batch.step():
+            entry = live[key]
+            if entry.job.cancelled:
+                batch.finish(key, "cancelled")
+                del live[key]
                 continue
-            job._finished.add(choice)
-            tail = streams[row].flush()
-            if tail:
-                _emit(job, Event("delta", choice, tail))
-            _emit(job, Event("finish", choice, finish_reason=decoder.finish_reasons[row]))
-            if len(job._finished) == len(job.rows):
-                tokens = [decoder.generated[r] for r, (j, _) in enumerate(owners) if j is job]
-                _emit(job, Event("done", completion_tokens=tokens))
+            if token is not None:
+                entry.tokens += 1
+                if delta := entry.stream.push(token):
+                    _emit(entry.job, Event("delta", entry.choice, delta))
+                if entry.stream.stopped and reason is None:
+                    batch.finish(key, "stop")
+                    reason = "stop"
+            if reason is not None:
+                self._announce(entry, reason)
+                del live[key]
+
+    def _announce(self, entry: Live, reason: str) -> None:
+        """Send a finished row's tail and finish reason, and "done" once its job's rows have all finished."""
+        job = entry.job
+        if tail := entry.stream.flush():
+            _emit(job, Event("delta", entry.choice, tail))
+        _emit(job, Event("finish", entry.choice, finish_reason=reason))
+        job.tokens[entry.choice] = entry.tokens
+        job._finished.add(entry.choice)
+        if len(job._finished) == len(job.rows):
+            _emit(job, Event("done", completion_tokens=list(job.tokens)))
 
 
 def _emit(job: Job, event: Event) -> None:
