@@ -2,7 +2,7 @@
 
     model.py       a loaded model with what serving needs: chat prompts as token ids, context length
     textstream.py  token ids to text deltas, holding back stop-sequence prefixes
-    engine.py      one generation worker thread fed by a queue; requests batched per step loop
+    engine.py      one generation worker thread fed by a queue; requests join and leave one running batch
     protocol.py    OpenAI request schemas, response and stream-chunk bodies, API errors
     app.py         the FastAPI app: routes, API key, errors, server-sent events
     feedback.py    feedback records (ratings, flags, preferred answers), appended and fsync'd
