@@ -117,6 +117,7 @@ def test_control_study_buys_demonstrations_with_the_ranking_budget(setup, tmp_pa
     world = World(seed=0)
     demos = tmp_path / "demos.jsonl"
     write_jsonl(demos, world.demonstrations(24))
+    write_jsonl(tmp_path / "corpus_heldout.jsonl", [{"text": "The capital of Veloria is Tarn. " * 30}])
     sft_dir = tmp_path / "sft"
     assert main(["sft", "--model", str(setup["alpha"]), "--data", str(demos), "--out", str(sft_dir),
                  "--max-steps", "2", "--micro-batch", "4", "--eval-fraction", "0", "--lr", "1e-3"]) == 0
@@ -133,6 +134,7 @@ def test_control_study_buys_demonstrations_with_the_ranking_budget(setup, tmp_pa
     assert "6 labeler minutes = 3 extra demonstrations" in capsys.readouterr().out
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["control_study"]["extra_demos"] == 3 and set(summary["models"]) == {"rlhf", "sft-more-demos"}
+    assert "heldout_loss" in summary["models"]["sft-more-demos"]          # corpus_heldout.jsonl beside --demos
     manifest = json.loads((out / "sft-more-demos" / "posttrain.json").read_text())
     assert manifest["config"]["max_steps"] == 2 and manifest["config"]["lr"] == 1e-3   # the SFT run's settings
     assert len((out / "demos_plus.jsonl").read_text().splitlines()) == 27

@@ -52,6 +52,8 @@ class ControlConfig:
     completion_minutes: float = option(0.5, help="labeler minutes to read and place one completion in a ranking")
     world_seed: int = option(0, help="seed of the world the demonstrations come from")
     scale: str = option("small", help="scale of that world", choices=("small", "paper"))
+    heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
+                                                    "(default: corpus_heldout.jsonl beside --demos, if there)")
     kl_samples: int = option(1, help="samples per prompt for KL to the SFT baseline (0 skips it)")
     force: bool = option(False, help="replace an existing OUT/sft-more-demos")
 
@@ -105,6 +107,7 @@ def sft_settings(sft_dir: str) -> dict:
 
 def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     """Buy extra demonstrations with the rankings' budget, fine-tune, and compare; returns the summary."""
+    from posttrain.data.corpus import read_documents
     from posttrain.data.rankings import read_rankings
     from posttrain.data.records import read_conversations, write_jsonl
     from posttrain.evaluation.compare import evaluate
@@ -126,8 +129,10 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     sft(SFTConfig(model=cfg.base, data=combined, out=more, force=cfg.force, **settings), on_step=on_step)
     records = (read_conversations(cfg.prompts, ends_with="user") if cfg.prompts
                else world.prompts("test", world.scale.test_prompts, "test"))
+    heldout = cfg.heldout_corpus or cfg.demos.with_name("corpus_heldout.jsonl")
+    documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
     summary = evaluate({"rlhf": cfg.rlhf, "sft-more-demos": str(more)}, cfg.sft, records, world,
-                       judge="gold", kl_samples=cfg.kl_samples)
+                       judge="gold", heldout_documents=documents, kl_samples=cfg.kl_samples)
     summary["control_study"] = {
         "rankings": len(rankings), "labeler_minutes": minutes, "original_demos": len(originals),
         "extra_demos": len(extra), "demo_minutes": cfg.demo_minutes, "ranking_minutes": cfg.ranking_minutes,
