@@ -156,3 +156,18 @@ def test_forward_pass_logprobs_ignore_left_padding(setup):
         alone = token_logprobs(model, ids[row][keep][None], mask[row][keep][None])[0]
         n = int(resp_mask[row].sum())
         assert batched[row, :n].tolist() == pytest.approx(alone[-n:].tolist(), abs=1e-4)
+
+
+def test_prompts_from_outside_the_world_are_judged_by_a_reward_model_only(setup, tmp_path, capsys):
+    prompts = tmp_path / "mine.jsonl"
+    write_jsonl(prompts, [{"id": f"q{i}", "messages": [{"role": "user", "content": f"Tell me about item {i}."}]}
+                          for i in range(6)])
+    base = ["eval", "--model", f"b={setup['beta']}", "--baseline", str(setup["alpha"]), "--prompts", str(prompts),
+            "--max-new-tokens", "4", "--kl-samples", "0", "--bootstrap", "50"]
+    assert main([*base, "--out", str(tmp_path / "gold")]) == 2
+    assert "--judge gold needs prompts made by the built-in world" in capsys.readouterr().err
+    assert main([*base, "--judge", "rm", "--reward", str(setup["rm"]), "--out", str(tmp_path / "rm")]) == 0
+    summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
+    b = summary["models"]["b"]
+    assert b["win_rate_judge"] == "rm" and "gold_score" not in b and "judge" not in b
+    assert "Sample answers" in (tmp_path / "rm" / "index.html").read_text()
