@@ -72,6 +72,7 @@ def test_eval_writes_win_rates_hhh_tax_and_kl(setup, tmp_path, capsys):
     assert other["win_rate_ci_low"] <= other["win_rate"] <= other["win_rate_ci_high"]
     assert other["win_rate_judge"] == "gold" and other["judge"]["name"] == "sim"
     assert summary["baseline"]["by_family"]["harmful"]["n"] == 2
+    assert same["win_rate_by_family"]["harmful"] == 0.5 and len(other["win_rate_by_family"]) == 9
     assert "<img src=\"data:image/png;base64," in (out / "index.html").read_text()
 
 

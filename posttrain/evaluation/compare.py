@@ -146,11 +146,19 @@ def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens)
 
 
 def win_rates(judge, triples, lengths, bootstrap: int, seed: int) -> dict:
+    """Win rate, interval, LC rate and tie rate of `judge` over (record, answer, baseline answer) triples;
+    also the win rate per family when the records are the world's."""
     outcomes = judge.outcomes(triples)
     low, high = bootstrap_interval(outcomes, resamples=bootstrap, seed=seed)
-    return {"win_rate": win_rate(outcomes), "win_rate_ci_low": low, "win_rate_ci_high": high,
-            "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
-            "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge.name}
+    by_family: dict[str, list[float]] = {}
+    for (record, _, _), o in zip(triples, outcomes):
+        by_family.setdefault((record.get("meta") or {}).get("family"), []).append(o)
+    out = {"win_rate": win_rate(outcomes), "win_rate_ci_low": low, "win_rate_ci_high": high,
+           "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
+           "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge.name}
+    if None not in by_family:
+        out["win_rate_by_family"] = {f: win_rate(os) for f, os in by_family.items()}
+    return out
 
 
 def answer_rows(records, answers: dict[str, list[str]], scores: dict[str, list]) -> list[dict]:

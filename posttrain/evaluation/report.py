@@ -159,10 +159,13 @@ def hhh_sections(summary: dict) -> list[str]:
             ("task_success_rate", "task success")]
     rates = plots.grouped_bars([t for _, t in keys], {n: [r.get(k) for k, _ in keys] for n, r in systems.items()},
                                "share of prompts")
+    models = summary["models"]
     rows = [[esc(f)] + [fmt(systems[n]["by_family"].get(f, {}).get("gold_score"), "f3") for n in systems]
+            + [fmt(models[n].get("win_rate_by_family", {}).get(f), "pct") for n in models]
             + [str(summary["baseline"]["by_family"][f]["n"])] for f in families]
+    headers = ["family", *(f"gold: {n}" for n in systems), *(f"win rate: {n}" for n in models), "prompts"]
     return ["<h2>Helpful, honest, harmless</h2>", image(gold, "gold score per family"), image(rates, "HHH rates"),
-            "<h2>Gold score per family</h2>", table(["family", *systems, "prompts"], rows)]
+            "<h2>Per family</h2>", table(headers, rows)]
 
 
 def samples_section(summary: dict) -> list[str]:
