@@ -33,7 +33,7 @@ from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, token_values
-from posttrain.stages.metrics import MetricsLog
+from posttrain.stages.metrics import MetricsLog, read_metrics
 from posttrain.stages.rollout import (Rollouts, heldout_loss, load_models, load_prompts, load_ptx, order, rollout,
                                       sample_table, world_for)
 
@@ -160,6 +160,8 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         if step % cfg.save_every == 0 and step < total:
             run.save(step, m.trained, optimizer, extra={"kl_coef": kl_ctl.value})
     metrics.close()
+    if not last:   # resumed at the final step: nothing ran, the log's last record is the final state
+        last = {k: v for k, v in read_metrics(metrics.path)[-1].items() if k != "step"}
     summary = {**last, "steps": step, "prompts": len(prompts)}
     run.finish(m.policy, m.tokenizer, manifest(cfg, summary, kl_ctl.value))
     return summary
