@@ -13,7 +13,8 @@ The last line is the goal: sampler / generate at batch 64 >= 1.5x.
 from __future__ import annotations
 
 import torch
-from harness import Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, rates, start, table
+from harness import (Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, profile, rates,
+                     start, table)
 
 from posttrain.generation.sampler import sample
 from posttrain.models.load import load_causal_lm
@@ -46,6 +47,9 @@ def main() -> None:
         enc = tokenizer(prompts[:batch], return_tensors="pt", padding=True, add_special_tokens=False)
         for mode in args.modes:
             ours, theirs = contenders(model, tokenizer, enc, mode, args.max_new_tokens, n_params)
+            if args.profile:
+                profile([ours, theirs])
+                continue
             interleave([ours, theirs], args.repeats)
             row = [batch, mode, *rates(ours, theirs), efficiency(ours, peak), efficiency(theirs, peak)]
             rows.append(row)

@@ -27,6 +27,8 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared machine CPU time then measures the work)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side, interleaved")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing, run each side once under pyinstrument and print where its time goes")
     return parser
 
 
@@ -136,6 +138,20 @@ def interleave(sides: list[Side], repeats: int, warmup: bool = True) -> None:
             side.flops.append(result[1])
 
 
+def profile(sides: list[Side], seconds_shown: float = 0.02) -> None:
+    """Run each side once under pyinstrument and print its call tree (the --profile option)."""
+    from pyinstrument import Profiler
+
+    for side in sides:
+        profiler = Profiler(interval=0.005)
+        profiler.start()
+        side.run()
+        profiler.stop()
+        print(f"\n=== {side.name} ===")
+        print(profiler.output_text(unicode=False, color=False, show_all=False, time="seconds",
+                                   processor_options={"filter_threshold": seconds_shown}))
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A Markdown table, columns padded for a terminal."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -149,9 +165,9 @@ def efficiency(side: Side, peak: float) -> str:
     return f"{achieved / 1e9:.1f} GFLOP/s ({100 * achieved / peak:.0f}%)"
 
 
-def rates(ours: Side, theirs: Side) -> list[str]:
+def rates(ours: Side, theirs: Side, digits: int = 1) -> list[str]:
     """[ours/s, theirs/s (wall clock), ratio by wall clock, ratio by CPU time] as table cells."""
-    return [f"{ours.rate():,.1f}", f"{theirs.rate():,.1f}", f"{ours.rate() / theirs.rate():.2f}x",
+    return [f"{ours.rate():,.{digits}f}", f"{theirs.rate():,.{digits}f}", f"{ours.rate() / theirs.rate():.2f}x",
             f"{ours.rate('cpu') / theirs.rate('cpu'):.2f}x"]
 
 

@@ -11,7 +11,8 @@ kl_coef 0.05, clip 0.2, value clip 0.2, vf_coef 0.1, gamma 1, lambda 0.95, AdamW
 fp32, no gradient checkpointing. posttrain runs its stage (`posttrain.stages.ppo.ppo`, with no
 sample tables, evaluation or checkpoints inside the timed steps); TRL runs `PPOTrainer.train()`
 without sample generations. Each side times its PPO steps after the first (set-up and step 1
-untimed) by callbacks at the end of each step; episodes/s is 16 x timed steps / seconds.
+untimed; --warm-steps 0 times the first step too, for SmolLM2 whose step takes minutes) by
+callbacks at the start and end of the steps; episodes/s is 16 x timed steps / seconds.
 FLOPs (the same count for both): 2N per token of generation and of three scoring forwards
 (reference, value, reward), 2 x 6N per token per epoch for training policy and value.
 The last line is the goal: posttrain / TRL >= 2x.
@@ -25,7 +26,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from harness import Clock, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, rates, start, table
+from harness import (Clock, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, profile,
+                     rates, start, table)
 
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import reward_from_pretrained
@@ -39,7 +41,9 @@ BASE = "assets/base-small-seed0"   # the tiny GPT-2 borrows this tokenizer (chat
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny-gpt2", help="tiny-gpt2, smollm2-135m or a model directory")
-    parser.add_argument("--steps", type=int, default=2, help="timed PPO steps per repeat (after an untimed one)")
+    parser.add_argument("--steps", type=int, default=2, help="timed PPO steps per repeat")
+    parser.add_argument("--warm-steps", type=int, default=1, choices=(0, 1),
+                        help="untimed PPO steps before them (0 for a model whose step takes minutes)")
     args = parser.parse_args()
     start(args.threads)
     peak = matmul_peak()
@@ -49,7 +53,7 @@ def main() -> None:
     policy_dir, reward_dir = build_models(args.model, work)
     tokenizer = load_tokenizer(policy_dir)
     tokenizer.padding_side = "left"
-    prompts = World(seed=0, scale="small").prompts("ppo", BATCH * (args.steps + 1), "train")
+    prompts = World(seed=0, scale="small").prompts("ppo", BATCH * (args.steps + args.warm_steps), "train")
     prompts_file = work / "prompts.jsonl"
     prompts_file.write_text("".join(json.dumps(p) + "\n" for p in prompts))
     from transformers import AutoModelForCausalLM
@@ -61,10 +65,13 @@ def main() -> None:
     print(f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), prompts of {prompt_len:.0f} tokens "
           f"on average; {args.steps} timed steps a repeat, {args.repeats} interleaved repeats\n", flush=True)
 
-    ours = posttrain_side(policy_dir, reward_dir, prompts_file, work, args.steps, per_step)
-    theirs = trl_side(policy_dir, reward_dir, tokenizer, prompts, work, args.steps, per_step)
+    ours = posttrain_side(policy_dir, reward_dir, prompts_file, work, args.steps, args.warm_steps, per_step)
+    theirs = trl_side(policy_dir, reward_dir, tokenizer, prompts, work, args.steps, args.warm_steps, per_step)
+    if args.profile:
+        profile([ours, theirs])
+        return
     interleave([ours, theirs], args.repeats, warmup=False)
-    row = [args.model, *rates(ours, theirs), efficiency(ours, peak), efficiency(theirs, peak)]
+    row = [args.model, *rates(ours, theirs, digits=3), efficiency(ours, peak), efficiency(theirs, peak)]
     print(table([row], ["model", "posttrain episodes/s", "TRL episodes/s", "ratio (wall)", "ratio (CPU)",
                         "posttrain FLOP/s (of peak)", "TRL FLOP/s (of peak)"]))
     print(f"\nppo ratio posttrain / TRL episodes/s on {args.model}: {row[3]} (wall), {row[4]} (CPU time); "
@@ -102,23 +109,33 @@ def encode_prompts(tokenizer, prompts: list[dict]) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def posttrain_side(policy_dir, reward_dir, prompts_file, work, steps: int, per_step: float) -> Side:
-    from posttrain.stages.ppo import PPOConfig, ppo
+def posttrain_side(policy_dir, reward_dir, prompts_file, work, steps: int, warm: int, per_step: float) -> Side:
+    from posttrain.stages import ppo as ppo_stage
 
     def run():
-        cfg = PPOConfig(policy=policy_dir, reward=Path(reward_dir), prompts=prompts_file, out=work / "posttrain-run",
+        cfg = ppo_stage.PPOConfig(policy=policy_dir, reward=Path(reward_dir), prompts=prompts_file, out=work / "posttrain-run",
                         rollout_batch=BATCH, minibatches=1, micro_batch=MICRO, ppo_epochs=EPOCHS, lr=LR,
                         max_new_tokens=RESPONSE, temperature=1.0, kl_coef=0.05, clip_range=0.2, value_clip=0.2,
-                        vf_coef=0.1, gamma=1.0, lam=0.95, max_steps=steps + 1, sample_every=10_000,
-                        eval_every=10_000, save_every=10_000, force=True)
-        clock = StepLaps()
-        ppo(cfg, on_step=lambda *a: clock.step_end())
-        return BATCH * steps, per_step * steps, clock.wall, clock.cpu
+                        vf_coef=0.1, gamma=1.0, lam=0.95, max_steps=steps + warm,
+                                  sample_every=10_000, eval_every=10_000, save_every=10_000, force=True)
+        laps = StepLaps(warm)
+        rollout = ppo_stage.rollout
+
+        def timed_rollout(*args, **kwargs):   # a PPO step starts with its rollout
+            laps.begin()
+            return rollout(*args, **kwargs)
+
+        ppo_stage.rollout = timed_rollout
+        try:
+            ppo_stage.ppo(cfg, on_step=lambda *a: laps.step_end())
+        finally:
+            ppo_stage.rollout = rollout
+        return BATCH * steps, per_step * steps, laps.wall, laps.cpu
 
     return Side("posttrain", run)
 
 
-def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, per_step: float) -> Side:
+def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, warm: int, per_step: float) -> Side:
     """A fresh PPOTrainer per repeat, on the same models and prompts."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
@@ -127,6 +144,9 @@ def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, per_s
     dataset = Dataset.from_list([{"input_ids": ids} for ids in encode_prompts(tokenizer, prompts)])
 
     class Laps(TrainerCallback, StepLaps):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.begin()                      # called right before the first step
+
         def on_step_end(self, args, state, control, **kwargs):
             self.step_end()
 
@@ -139,10 +159,10 @@ def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, per_s
                            gradient_accumulation_steps=BATCH // MICRO, num_mini_batches=1, num_ppo_epochs=EPOCHS,
                            learning_rate=LR, response_length=RESPONSE, temperature=1.0, stop_token="eos",
                            kl_coef=0.05, cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, gamma=1.0, lam=0.95,
-                           total_episodes=BATCH * (steps + 1), local_rollout_forward_batch_size=BATCH,
+                           total_episodes=BATCH * (steps + warm), local_rollout_forward_batch_size=BATCH,
                            num_sample_generations=0, bf16=False, gradient_checkpointing=False, save_strategy="no",
                            report_to=[], logging_steps=10_000, disable_tqdm=True, use_cpu=True, seed=0)
-        laps = Laps()
+        laps = Laps(warm)
         trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=ref,
                              reward_model=reward, value_model=value, train_dataset=dataset, callbacks=[laps])
         trainer.train()
@@ -152,17 +172,23 @@ def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, per_s
 
 
 class StepLaps:
-    """Wall and CPU seconds added up from the end of the first step to the end of the last."""
+    """Wall and CPU seconds of the steps after the first `warm` ones: `begin()` marks the start of
+    the first step, `step_end()` the end of each."""
 
-    def __init__(self):
-        self.clock, self.wall, self.cpu = None, 0.0, 0.0
+    def __init__(self, warm: int):
+        self.warm, self.ends, self.clock, self.wall, self.cpu = warm, 0, None, 0.0, 0.0
+
+    def begin(self):
+        if self.clock is None and self.warm == 0:
+            self.clock = Clock()
 
     def step_end(self):
-        if self.clock is None:
+        self.ends += 1
+        if self.ends == self.warm:
             self.clock = Clock()
-            return
-        wall, cpu = self.clock.lap()
-        self.wall, self.cpu = self.wall + wall, self.cpu + cpu
+        elif self.ends > self.warm:
+            wall, cpu = self.clock.lap()
+            self.wall, self.cpu = self.wall + wall, self.cpu + cpu
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import random
 import tempfile
 
 import torch
-from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, rates,
-                     start, step_clock, table, timed_steps)
+from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters,
+                     profile, rates, start, step_clock, table, timed_steps)
 
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import encode_response, reward_from_pretrained
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--model", default="assets/base-small-seed0")
     parser.add_argument("--ks", type=int, nargs="+", default=[4, 9])
     parser.add_argument("--rankings", type=int, default=4, help="rankings (prompts) per optimizer step")
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per repeat (after an untimed one)")
+    parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per repeat (after an untimed one)")
     args = parser.parse_args()
     start(args.threads)
     peak = matmul_peak()
@@ -58,6 +58,9 @@ def main() -> None:
         batches = [items[i:i + args.rankings] for i in range(0, len(items), args.rankings)]
         ours = posttrain_side(model, tokenizer, batches, n_params)
         theirs = trl_side(model, tokenizer, batches, n_params)
+        if args.profile:
+            profile([ours, theirs])
+            continue
         interleave([ours, theirs], args.repeats, warmup=False)
         row = [k, k * (k - 1) // 2, *rates(ours, theirs), efficiency(ours, peak), efficiency(theirs, peak)]
         rows.append(row)

@@ -17,8 +17,8 @@ import copy
 import tempfile
 
 import torch
-from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, rates,
-                     start, step_clock, table, timed_steps)
+from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters,
+                     profile, rates, start, step_clock, table, timed_steps)
 
 from posttrain.data.chat import encode_chat
 from posttrain.models.load import load_causal_lm
@@ -48,6 +48,9 @@ def main() -> None:
 
     ours = posttrain_side(model, tokenizer, batches, n_params)
     theirs = trl_side(model, tokenizer, batches, n_params)
+    if args.profile:
+        profile([ours, theirs])
+        return
     interleave([ours, theirs], args.repeats, warmup=False)
     row = [args.batch, *rates(ours, theirs), efficiency(ours, peak), efficiency(theirs, peak)]
     print(table([row], ["batch", "posttrain tokens/s", "TRL tokens/s", "ratio (wall)", "ratio (CPU)",
