@@ -28,20 +28,10 @@ browser: $(CHROMIUM)
 test: setup browser
 	$(BIN)/python -m pytest
 
+# The whole loop on the built-in world: world, SFT, sample, label, RM, PPO-ptx, eval, report.
+# An interrupted demo continues where it stopped; `make clean` (or `posttrain demo --force`) starts over.
 demo: setup
-	$(BIN)/posttrain world export --out $(DEMO)/world --scale small --seed 0 --force
-	$(BIN)/posttrain world agreement --prompts 900
-	$(BIN)/posttrain world probe --model assets/base-small-seed0 --out $(DEMO)/base-probe.json
-	$(BIN)/posttrain sft --model assets/base-small-seed0 --data $(DEMO)/world/demos.jsonl --out $(DEMO)/sft \
-		--lr 3e-4 --epochs 3 --force
-	$(BIN)/posttrain world probe --model $(DEMO)/sft --out $(DEMO)/sft-probe.json
-	$(BIN)/posttrain sample --model $(DEMO)/sft --prompts $(DEMO)/world/prompts_rm.jsonl --k 4 \
-		--out $(DEMO)/samples.jsonl --force
-	$(BIN)/posttrain label sim --samples $(DEMO)/samples.jsonl --out $(DEMO)/rankings.jsonl \
-		--labelers-per-item 2 --force
-	$(BIN)/posttrain label agreement --data $(DEMO)/rankings.jsonl
-	$(BIN)/posttrain rm --model $(DEMO)/sft --data $(DEMO)/rankings.jsonl --out $(DEMO)/rm --lr 3e-4 --force
-	$(BIN)/posttrain rm robustness --model $(DEMO)/rm --prompts 180
+	$(BIN)/posttrain demo --out $(DEMO)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

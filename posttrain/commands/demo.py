@@ -34,14 +34,15 @@ class Preset:
     rm_epochs: float
     ppo_steps: int
     rollout_batch: int
+    micro_batch: int
     test_prompts: int | None
 
 
 PRESETS = {
     "small": Preset(sft_epochs=3, sft_demos=None, rm_prompts=None, rm_epochs=1, ppo_steps=40, rollout_batch=64,
-                    test_prompts=None),
+                    micro_batch=8, test_prompts=None),
     "tiny": Preset(sft_epochs=1, sft_demos=160, rm_prompts=48, rm_epochs=1, ppo_steps=2, rollout_batch=16,
-                   test_prompts=45),
+                   micro_batch=4, test_prompts=45),
 }
 
 
@@ -99,23 +100,29 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     return [
         ("world export", w / "manifest.json", world),
         ("SFT", o / "sft", lambda: run(cmd_sft, "sft", "--model", BASE, "--data", w / "demos.jsonl", "--out", o / "sft",
-                                       "--lr", "3e-4", "--epochs", p.sft_epochs)),
+                                       "--lr", "3e-4", "--epochs", p.sft_epochs, *resume(o / "sft"))),
         ("sample K=4", o / "samples.jsonl", lambda: run(cmd_sample, "sample", "--model", o / "sft", "--prompts",
                                                         w / "prompts_rm.jsonl", "--k", 4, "--out", o / "samples.jsonl",
-                                                        "--resume")),
+                                                        *resume(o / "samples.jsonl"))),
         ("label (simulated labelers)", o / "rankings.jsonl",
          lambda: run(cmd_label_sim, "label", "sim", "--samples", o / "samples.jsonl", "--out", o / "rankings.jsonl",
                      "--labelers-per-item", 2, "--world-seed", cfg.seed)),
         ("reward model", o / "rm", lambda: run(cmd_rm, "rm", "--model", o / "sft", "--data", o / "rankings.jsonl",
                                                "--out", o / "rm", "--lr", "3e-4", "--epochs", p.rm_epochs,
-                                               "--world-seed", cfg.seed, "--resume")),
+                                               "--world-seed", cfg.seed, *resume(o / "rm"))),
         ("PPO-ptx", o / "ppo-ptx", lambda: run(cmd_ppo, "ppo", "--policy", o / "sft", "--reward", o / "rm", "--prompts",
                                                w / "prompts_ppo.jsonl", "--out", o / "ppo-ptx", "--ptx",
                                                w / "corpus.jsonl", "--heldout-corpus", w / "corpus_heldout.jsonl",
                                                "--max-steps", p.ppo_steps, "--rollout-batch", p.rollout_batch,
-                                               "--world-seed", cfg.seed, "--resume")),
+                                               "--micro-batch", p.micro_batch, "--world-seed", cfg.seed,
+                                               *resume(o / "ppo-ptx"))),
         ("eval and report", o / "report" / "summary.json", lambda: evaluate(cfg, p)),
     ]
+
+
+def resume(out: Path) -> list[str]:
+    """--resume when an interrupted run of the step left its partial output."""
+    return ["--resume"] if out.with_name(out.name + ".partial").exists() else []
 
 
 def run(command, *argv) -> None:

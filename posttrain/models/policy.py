@@ -52,8 +52,3 @@ def token_values(value_model, inputs: dict[str, torch.Tensor], prompt_len: int) 
     hidden = value_model.base_model(**inputs).last_hidden_state                        # (B, P + T, H)
     return value_model.score(hidden[:, prompt_len - 1:-1]).squeeze(-1).float()         # (B, T)
 
-
-def lm_loss(model, blocks: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of packed pretraining rows (N, L + 1): the PPO-ptx term."""
-    logits = model(input_ids=blocks[:, :-1]).logits                                    # (N, L, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), blocks[:, 1:].reshape(-1))

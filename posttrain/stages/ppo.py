@@ -32,9 +32,10 @@ from posttrain.config import option
 from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
-from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, token_values
+from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.stages.metrics import MetricsLog, read_metrics
-from posttrain.stages.rollout import (Rollouts, heldout_loss, load_models, load_prompts, load_ptx, order, rollout,
+from posttrain.stages.pretrain import heldout_loss, lm_loss
+from posttrain.stages.rollout import (Rollouts, load_models, load_prompts, load_ptx, order, rollout,
                                       sample_table, world_for)
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
                         "lower --rollout-batch or add prompts")
     m = load_models(cfg)
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
-    heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len) if cfg.heldout_corpus else None
+    # the first 64 rows: enough to see the tax move, cheap enough to measure every --eval-every steps
+    heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
     world = world_for(prompts, cfg.world_seed, cfg.scale)
     run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
     optimizer = torch.optim.AdamW([{"params": m.policy.parameters(), "lr": cfg.lr},

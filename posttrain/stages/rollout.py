@@ -14,11 +14,11 @@ from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.generation.sampler import sample
 from posttrain.models.load import load_causal_lm
-from posttrain.models.policy import episode_inputs, lm_loss, response_logprobs, response_mask, token_values
+from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
 from posttrain.stages.rm import order
 
-__all__ = ["Rollouts", "heldout_loss", "load_models", "load_prompts", "load_ptx", "order", "rollout",
+__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "order", "rollout",
            "sample_table", "world_for"]
 
 
@@ -82,9 +82,9 @@ def load_models(cfg) -> SimpleNamespace:
                            trained=torch.nn.ModuleDict({"policy": policy, "value": value}))
 
 
-def load_ptx(path: Path, tokenizer, seq_len: int) -> torch.Tensor:
-    """(N, seq_len + 1) packed rows of a pretraining corpus."""
-    return pack(read_documents(path), tokenizer, seq_len)
+def load_ptx(path: Path, tokenizer, seq_len: int, limit: int | None = None) -> torch.Tensor:
+    """(N, seq_len + 1) packed rows of a pretraining corpus (the first `limit` rows)."""
+    return pack(read_documents(path), tokenizer, seq_len)[:limit]
 
 
 def world_for(prompts: list[dict], seed: int, scale: str):
@@ -121,14 +121,6 @@ def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
     z = lambda x: x * mask                                                                  # zero on padding
     return Rollouts(query, query_mask, response, mask, ended, z(logprobs), z(ref_logprobs), z(entropy),
                     z(values), scores, decoded)
-
-
-@torch.no_grad()
-def heldout_loss(model, rows: torch.Tensor, batch: int = 16, limit: int = 64) -> float:
-    """Mean LM loss of the first `limit` held-out rows (the alignment tax, as a loss)."""
-    rows = rows[:limit]
-    losses = [lm_loss(model, rows[i:i + batch]).item() * len(rows[i:i + batch]) for i in range(0, len(rows), batch)]
-    return sum(losses) / len(rows)
 
 
 def sample_table(r: Rollouts, batch: list[dict], world, path: Path, step: int, n: int = 4) -> list[dict]:
