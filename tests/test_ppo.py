@@ -108,6 +108,15 @@ def test_ptx_mixes_the_pretraining_loss_and_heldout_loss_is_logged(setup):
     assert json.loads((setup / "ppo-ptx" / "posttrain.json").read_text())["data"]["ptx_sha256"]
 
 
+def test_every_step_gets_a_full_batch_when_the_prompts_do_not_divide(setup):
+    lines = (setup / "prompts.jsonl").read_text().splitlines(keepends=True)[:12]
+    (setup / "prompts12.jsonl").write_text("".join(lines))
+    args = ppo_args(setup, "ppo-12", "--max-steps", "2", "--ppo-epochs", "1")
+    args[args.index("--prompts") + 1] = str(setup / "prompts12.jsonl")
+    assert main(args) == 0     # step 2 spans the end of one pass over the prompts and the start of the next
+    assert [r["step"] for r in read_metrics(setup / "ppo-12" / "metrics.jsonl")] == [1, 2]
+
+
 def test_bad_batch_shape_is_a_clear_error(setup, capsys):
     assert main(ppo_args(setup, "ppo-bad", "--micro-batch", "3")) == 2
     assert "--micro-batch 3 must divide" in capsys.readouterr().err

@@ -34,8 +34,8 @@ from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.stages.metrics import MetricsLog, read_metrics
-from posttrain.stages.pretrain import heldout_loss, lm_loss
-from posttrain.stages.rollout import (Rollouts, load_models, load_prompts, load_ptx, order, rollout,
+from posttrain.stages.pretrain import batch_indices, heldout_loss, lm_loss
+from posttrain.stages.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,8 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     step, last = start, {}
     for step in range(start + 1, total + 1):
         began = time.monotonic()
-        batch = [prompts[i] for i in order(len(prompts), cfg.rollout_batch, step - 1, cfg.seed)]
+        # every step a full batch: consecutive slices of a seeded permutation per pass over the prompts
+        batch = [prompts[i] for i in batch_indices(len(prompts), cfg.rollout_batch, step - 1, cfg.seed).tolist()]
         # 1. rollout: sample responses, logprobs of policy and reference, values, RM scores
         r = rollout(m, batch, cfg, seed=cfg.seed * 1_000_003 + step)
         # 2. KL-shaped rewards: score at the last token, -beta * (log pi - log pi_ref) on every token

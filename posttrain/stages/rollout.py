@@ -16,9 +16,8 @@ from posttrain.generation.sampler import sample
 from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
-from posttrain.stages.rm import order
 
-__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "order", "rollout",
+__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "rollout",
            "sample_table", "world_for"]
 
 
