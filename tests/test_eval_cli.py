@@ -141,24 +141,6 @@ def test_control_study_buys_demonstrations_with_the_ranking_budget(setup, tmp_pa
     assert len((out / "demos_plus.jsonl").read_text().splitlines()) == 27
 
 
-def test_forward_pass_logprobs_ignore_left_padding(setup):
-    """Each row's response log-probs in a left-padded batch equal those of the row alone (KL's estimator)."""
-    from posttrain.evaluation.likelihood import sample_with_ids, token_logprobs
-    from posttrain.models.load import load_causal_lm
-
-    model, tokenizer = load_causal_lm(setup["alpha"])
-    short = [{"role": "user", "content": "Hi."}]
-    long = [{"role": "user", "content": "Read the passage and answer the question about the town of Skael, please."}]
-    ids, mask, resp_mask = sample_with_ids(model, tokenizer, [short, long], max_new_tokens=5, seed=0)
-    width = resp_mask.shape[1]
-    batched = token_logprobs(model, ids, mask)[:, -width:] * resp_mask
-    for row in range(2):
-        keep = mask[row].bool()
-        alone = token_logprobs(model, ids[row][keep][None], mask[row][keep][None])[0]
-        n = int(resp_mask[row].sum())
-        assert batched[row, :n].tolist() == pytest.approx(alone[-n:].tolist(), abs=1e-4)
-
-
 def test_prompts_from_outside_the_world_are_judged_by_a_reward_model_only(setup, tmp_path, capsys):
     prompts = tmp_path / "mine.jsonl"
     write_jsonl(prompts, [{"id": f"q{i}", "messages": [{"role": "user", "content": f"Tell me about item {i}."}]}

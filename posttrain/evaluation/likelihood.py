@@ -22,57 +22,35 @@ from posttrain.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) positions that skip left padding, as `generate` computes them."""
-    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-
-
-def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T-1) log p(ids[:, t+1] | ids[:, :t+1]) for left-padded rows."""
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits  # (B, T, V)
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
-
-
-def response_mask(response: torch.Tensor, eos: int) -> torch.Tensor:
-    """(B, T) 1 on response tokens up to and including the first EOS, 0 on the padding after it."""
-    is_eos = (response == eos).long()
-    after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
-    return (~after_eos).long()
-
-
-@torch.no_grad()
-def sample_with_ids(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int, seed: int):
-    """Sampled responses at temperature 1: (ids (B, P+T), attention mask (B, P+T), response mask (B, T))."""
-    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    tokenizer.padding_side = "left"
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        ids = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-    response = ids[:, enc["input_ids"].shape[1]:]                      # (B, T)
-    resp_mask = response_mask(response, tokenizer.eos_token_id)
-    return ids, torch.cat([enc["attention_mask"], resp_mask], dim=1), resp_mask
-
-
 @torch.no_grad()
 def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]], *, samples: int = 1,
                     max_new_tokens: int = 48, batch_size: int = 32, seed: int = 0) -> float:
-    """Mean over prompts (and `samples` responses each) of sum_t log pi(y_t) - log pi_ref(y_t), y ~ pi."""
+    """Mean over prompts (and `samples` responses each) of sum_t log pi(y_t) - log pi_ref(y_t), y ~ pi.
+
+    Sampling and log-probs are PPO's own (posttrain.generation.sampler, posttrain.models.policy),
+    so this is the quantity `objective/kl` logs during training."""
+    from posttrain.generation.sampler import sample
+    from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
+
     check_same_vocabulary(model, reference)
     model.eval()
     reference.eval()
+    tokenizer.padding_side = "left"
     totals: list[float] = []
     batches = [(s, i) for s in range(samples) for i in range(0, len(conversations), batch_size)]
     for s, i in tqdm(batches, desc="kl to baseline", unit="batch", disable=None, leave=False):
-        ids, mask, resp_mask = sample_with_ids(model, tokenizer, conversations[i:i + batch_size],
-                                               max_new_tokens=max_new_tokens, seed=seed + 1000 * s + i)
-        width = resp_mask.shape[1]
-        logp = token_logprobs(model, ids, mask)[:, -width:]             # (B, T) response tokens only
-        ref_logp = token_logprobs(reference, ids, mask)[:, -width:]     # (B, T)
-        totals += ((logp - ref_logp) * resp_mask).sum(dim=1).tolist()
+        texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                 for c in conversations[i:i + batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        query, query_mask = enc["input_ids"], enc["attention_mask"]                    # (B, P)
+        response = sample(model, query, query_mask, max_new_tokens=max_new_tokens, temperature=1.0,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                          generator=torch.Generator().manual_seed(seed + 1000 * s + i))   # (B, T)
+        mask = response_mask(response, tokenizer.eos_token_id)
+        inputs = episode_inputs(query, query_mask, response, mask)
+        logp, _ = response_logprobs(model, inputs, query.size(1), 1.0)                 # (B, T)
+        ref_logp, _ = response_logprobs(reference, inputs, query.size(1), 1.0)
+        totals += ((logp - ref_logp) * mask).sum(dim=1).tolist()
     return sum(totals) / len(totals)
 
 
