@@ -47,11 +47,11 @@ class LoopConfig:
     labelers_per_item: int = option(1, help="simulated labelers per item")
     rm_lr: float = option(3e-4, help="reward model learning rate")
     rm_epochs: float = option(1.0, help="reward model passes over the rankings so far")
-    lr: float = option(1e-4, help="PPO policy learning rate")
+    lr: float = option(2e-5, help="PPO policy learning rate")
     rollout_batch: int = option(64, help="PPO episodes per step (4 minibatches of micro-batches of up to 8)")
-    kl_coef: float = option(0.05, help="PPO beta (KL penalty to the SFT policy)")
+    kl_coef: float = option(0.2, help="PPO beta (KL penalty to the SFT policy)")
     ptx: Path | None = option(None, help="pretraining corpus for PPO-ptx (off when not given)")
-    ptx_coef: float = option(1.0, help="PPO-ptx gamma")
+    ptx_coef: float = option(0.1, help="PPO-ptx gamma")
     max_new_tokens: int = option(48, help="tokens per sampled completion and PPO response")
     world_seed: int = option(0, help="seed of the world the prompts came from")
     scale: str = option("small", help="scale of that world", choices=("small", "paper"))
@@ -145,8 +145,9 @@ def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
 
     if not (d / "ppo").exists():
         ppo(PPOConfig(policy=policy, reference=cfg.sft, reward=d / "rm", prompts=d / "ppo_prompts.jsonl",
-                      out=d / "ppo", lr=cfg.lr, rollout_batch=cfg.rollout_batch,
-                      minibatches=4, micro_batch=min(8, cfg.rollout_batch // 4), kl_coef=cfg.kl_coef, ptx=cfg.ptx, ptx_coef=cfg.ptx_coef,
+                      out=d / "ppo", lr=cfg.lr, rollout_batch=cfg.rollout_batch, minibatches=4,
+                      micro_batch=min(8, cfg.rollout_batch // 4), kl_coef=cfg.kl_coef, ptx=cfg.ptx,
+                      ptx_coef=cfg.ptx_coef,
                       max_new_tokens=cfg.max_new_tokens, world_seed=cfg.world_seed, scale=cfg.scale,
                       seed=cfg.seed, resume=True))
 
