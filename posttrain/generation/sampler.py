@@ -5,8 +5,9 @@
 
 Greedy, the same tokens as `model.generate` token for token; sampled, draws from the same
 distribution (softmax of logits / temperature, top-p), by inverting the CDF rather than with
-`torch.multinomial`, which is about 20x slower on CPU. No per-step machinery of `generate`: no logits processors or stopping criteria, no `prepare_inputs_for_generation`, no
-per-step mask and position bookkeeping. One prefill, then a tight loop calling the model's
+`torch.multinomial`, which is about 20x slower on CPU. None of `generate`'s per-step machinery:
+no logits processors or stopping criteria, no `prepare_inputs_for_generation`, no per-step mask
+and position bookkeeping. One prefill, then a tight loop calling the model's
 forward with an explicit `position_ids`, a slice of one preallocated attention mask, a KV cache
 whose storage is allocated once (`preallocated_cache`: no `torch.cat` of the whole cache per
 token) and `logits_to_keep=1` (only the last position's logits are computed), under
