@@ -39,7 +39,7 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(sft_epochs=3, sft_demos=None, rm_prompts=None, rm_epochs=1, ppo_steps=24, rollout_batch=64,
+    "small": Preset(sft_epochs=3, sft_demos=None, rm_prompts=None, rm_epochs=1, ppo_steps=16, rollout_batch=64,
                     micro_batch=8, test_prompts=None),
     "tiny": Preset(sft_epochs=1, sft_demos=160, rm_prompts=48, rm_epochs=1, ppo_steps=2, rollout_batch=16,
                    micro_batch=4, test_prompts=45),

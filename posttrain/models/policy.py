@@ -36,13 +36,16 @@ def episode_inputs(query: torch.Tensor, query_mask: torch.Tensor, response: torc
 
 def response_logprobs(model, inputs: dict[str, torch.Tensor], prompt_len: int, temperature: float
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) log pi(a_t | s_t) of the response tokens and (B, T) entropy of pi(. | s_t), both under
-    the sampling temperature (the policy that produced the tokens is softmax(logits / temperature))."""
-    logits = model(**inputs).logits[:, prompt_len - 1:-1].float() / temperature       # (B, T, V)
+    """(B, T) log pi(a_t | s_t) of the response tokens and (B, T) entropy of pi(. | s_t) (no gradient),
+    both under the sampling temperature (the policy that produced the tokens is softmax(logits / temperature))."""
+    T = inputs["input_ids"].size(1) - prompt_len
+    # only the T + 1 last positions' logits: the LM head and softmax skip the prompt
+    logits = model(**inputs, logits_to_keep=T + 1).logits[:, :-1].float() / temperature   # (B, T, V)
     logp = F.log_softmax(logits, dim=-1)
     tokens = inputs["input_ids"][:, prompt_len:]                                       # (B, T)
     logprobs = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
+    with torch.no_grad():   # a metric: no graph through the whole vocabulary
+        entropy = -(logp.exp() * logp).sum(-1)
     return logprobs, entropy
 
 
