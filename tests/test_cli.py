@@ -13,7 +13,10 @@ def posttrain(*args, cwd=None):
 @pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
                                   ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"], ["data", "export"],
                                   ["sample"], ["label"], ["label", "sim"], ["label", "agreement"], ["rm"],
-                                  ["rm", "score"], ["rm", "robustness"]])
+                                  ["rm", "score"], ["rm", "robustness"], ["ppo"], ["loop"], ["demo"], ["eval"],
+                                  ["eval", "overoptimization"], ["eval", "control-study"], ["chat"], ["serve"],
+                                  ["label", "serve"], ["label", "add-labeler"], ["label", "add-samples"],
+                                  ["label", "export"]])
 def test_help_on_every_command(args, capsys):
     from posttrain.cli import main
 
