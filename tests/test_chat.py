@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -29,10 +30,17 @@ class Terminal:
         env = {**os.environ, "TERM": "dumb", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", *args], stdin=slave, stdout=slave,
                                      stderr=slave, cwd=cwd, env=env, start_new_session=True,
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                                     preexec_fn=self._as_terminal_job)
         os.close(slave)
         self.seen = ""       # everything the terminal showed
         self.pos = 0         # how far `expect` has read
+
+    @staticmethod
+    def _as_terminal_job() -> None:
+        """In the child: take the pty as controlling terminal, and SIGINT's default disposition, as a
+        shell gives its foreground job (a test run from a background job inherits SIGINT ignored)."""
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     def expect(self, pattern: str, timeout: float = 60) -> str:
         """Read until `pattern` (a regex) shows after what was already matched; return the text up to its end."""

@@ -133,7 +133,8 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
               else FixedKLController(cfg.kl_coef))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(prompts) / cfg.rollout_batch))
     start = run.restore(m.trained, optimizer) if cfg.resume else 0
-    kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value) if cfg.resume else kl_ctl.value
+    if cfg.resume:
+        kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value)
     metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
     log.info("PPO%s on %d prompts for %d steps of %d episodes", "-ptx" if ptx_rows is not None else "",
              len(prompts), total, cfg.rollout_batch)
@@ -152,7 +153,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         r.advantages = masked_whiten(advantages, r.mask)
         # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx)
         train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step)
-        last = {**rollout_metrics(r, rewards, kl_ctl.value, world, batch), **train,
+        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train,
                 "time/seconds_per_step": time.monotonic() - began}
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
         if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
@@ -216,7 +217,7 @@ def micro_step(m, r: Rollouts, cfg: PPOConfig, weight: float) -> dict[str, float
             "ppo/value/clipfrac": vf["clipfrac"].item(), "ppo/value/explained_var": vf["explained_var"].item()}
 
 
-def rollout_metrics(r: Rollouts, rewards: torch.Tensor, beta: float, world, batch: list[dict]) -> dict:
+def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:
     kl = ((r.logprobs - r.ref_logprobs) * r.mask).sum(1)                                   # (B,)
     out = {"objective/score": r.scores.mean().item(), "objective/kl": kl.mean().item(),
            "objective/non_score_reward": (-beta * kl).mean().item(),
