@@ -85,7 +85,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     """(name, output that marks it done, function) for every step, in order."""
-    from posttrain.cli import cmd_label_sim, cmd_ppo, cmd_rm, cmd_sample, cmd_sft, cmd_world_export
+    from posttrain.cli import cmd_label_sim, cmd_rm, cmd_sample, cmd_sft, cmd_world_export
+    from posttrain.commands.rlhf import cmd_ppo
 
     o, w = cfg.out, cfg.out / "world"
     ns = argparse.Namespace
