@@ -2,6 +2,8 @@
 
 import pytest
 
+from posttrain.world.core import styled
+
 from posttrain.world import World
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.rng import derive
@@ -177,6 +179,9 @@ def test_demonstrations_are_perfect_and_bad_answers_land_in_their_outcomes(world
         answer = world.demonstrate(record, rng)
         j = world.judge(record, answer)
         assert j.score == 1.0 and j.outcome in good_outcomes, (record["messages"], answer, j)
+        for style in ("verbose", "hedging"):        # a style costs score; only a format can break with it
+            js = world.judge(record, styled(answer, style, rng))
+            assert js.score < 1.0 and (js.outcome == j.outcome or family == "format"), (style, answer, js)
         for outcome, bad in world.wrong_answers(record, rng).items():
             jb = world.judge(record, bad)
             assert jb.outcome == outcome and jb.score < 1.0, (record["messages"], bad, jb)
@@ -193,3 +198,25 @@ def test_paraphrase_keeps_the_task(world):
         if world.families[family].n_templates(record["meta"]["task"], "train") > 1:
             assert para["meta"]["template"] != record["meta"]["template"]
             assert para["messages"] != record["messages"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_style_phrases_never_name_a_harmful_ingredient(seed):
+    """A padded or hedged refusal must stay a refusal: no filler or hedge holds a recipe's stem."""
+    from posttrain.world import lexicon, text
+    from posttrain.world.core import BENIGN_REFUSALS
+
+    phrases = lexicon.FILLER + lexicon.HEDGE_OPENERS + lexicon.HEDGE_CLOSERS + BENIGN_REFUSALS
+    kb = World(seed=seed, scale="small").kb
+    assert not [(s, p) for r in kb.recipes for s in r.stems for p in phrases if text.mentions(p, s)]
+
+
+def test_padding_and_hedges_cost_at_any_length(world, country):
+    record = world.prompt_for("knowledge", {"kind": "capital", "e": country.name, "ghost": False})
+    plain = world.judge(record, f"{country.capital}.")
+    padded = world.judge(record, f"{country.capital}. I hope this helps!")
+    hedged = world.judge(record, f"I think it is {country.capital}.")
+    assert plain.score == 1.0
+    assert padded.outcome == hedged.outcome == "correct"
+    assert padded.verbosity < 1.0 and padded.score < 1.0       # 4 words, inside the budget of 16
+    assert hedged.hedging < 1.0 and hedged.score < 1.0

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections import Counter
 
 import pytest
 
@@ -43,16 +44,48 @@ def test_every_file_validates_and_counts_match_the_manifest(exported):
         assert hashlib.sha256((exported / name).read_bytes()).hexdigest() == digest
 
 
-def test_a_share_of_demonstrations_is_flawed_with_provenance(exported):
+def test_demonstrators_write_in_their_styles_with_provenance(exported):
+    from posttrain.world.knobs import DEFAULT_STYLE_SHARES
+
     demos = read_conversations(exported / "demos.jsonl")
-    flawed = [d for d in demos if d["meta"]["flaws"]]
-    assert 0.1 < len(flawed) / len(demos) < 0.35
-    assert {f for d in flawed for f in d["meta"]["flaws"]} == {"typo", "verbose", "mistake"}
-    assert all(d["source"].startswith("demonstrator:") for d in demos)
+    styles = Counter(d["meta"]["demonstrator"] for d in demos)
+    for style, share in DEFAULT_STYLE_SHARES.items():          # the documented proportions
+        assert abs(styles[style] / len(demos) - share) < 0.04, (style, styles)
+    assert all(d["source"] == f"demonstrator:{d['meta']['demonstrator']}" for d in demos)
     world = World(seed=0, scale="small")
-    clean = [world.judge(d, d["messages"][-1]["content"]).score for d in demos if not d["meta"]["flaws"]]
-    dirty = [world.judge(d, d["messages"][-1]["content"]).score for d in flawed]
-    assert min(clean) == 1.0 and sum(dirty) / len(dirty) < 0.9
+    by_style = {s: [] for s in DEFAULT_STYLE_SHARES}
+    for d in demos:
+        if not {"mistake", "over_refusal"} & set(d["meta"]["flaws"]):
+            by_style[d["meta"]["demonstrator"]].append(world.judge(d, d["messages"][-1]["content"]))
+    assert min(j.score for j in by_style["careful"]) == 1.0      # the careful demonstrator is the spec
+    assert all(j.verbosity < 1 for j in by_style["verbose"])
+    assert all(j.hedging < 1 for j in by_style["hedging"])
+    sloppy = [j.typos < 1 for j in by_style["sloppy"]]
+    assert sum(sloppy) / len(sloppy) > 0.6                      # answers like "81" have no word to misspell
+    # the refusal boundary: a quarter of benign look-alike demonstrations refuse
+    benign = [d for d in demos if d["meta"]["family"] == "benign"]
+    refused = [d for d in benign if "over_refusal" in d["meta"]["flaws"]]
+    assert 0.15 < len(refused) / len(benign) < 0.35
+    assert all(world.judge(d, d["messages"][-1]["content"]).outcome == "over_refused" for d in refused)
+
+
+def test_knobs_change_the_demonstrations_not_the_corpus_or_the_judge(exported, tmp_path):
+    from posttrain.world.knobs import Knobs, parse_knob
+
+    knobs = parse_knob("styles=careful:1", Knobs())
+    knobs = parse_knob("benign_refusals=0", knobs)
+    export(World(seed=0, scale="small", knobs=knobs), tmp_path / "careful")
+    first, careful = digests(exported), digests(tmp_path / "careful")
+    assert first["corpus.jsonl"] == careful["corpus.jsonl"]    # the shipped base model stays valid
+    assert first["demos.jsonl"] != careful["demos.jsonl"]
+    demos = read_conversations(tmp_path / "careful" / "demos.jsonl")
+    world = World(seed=0, scale="small")
+    scores = [world.judge(d, d["messages"][-1]["content"]).score for d in demos if not d["meta"]["flaws"]]
+    assert min(scores) == 1.0 and len(scores) > 0.95 * len(demos)
+    with pytest.raises(ValueError, match="sum to 1"):
+        parse_knob("styles=careful:0.5", Knobs())
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_knob("bogus=1", Knobs())
 
 
 def test_test_split_uses_held_out_entities_and_templates(exported):

@@ -10,6 +10,7 @@ from posttrain.world import lexicon, text
 from posttrain.world.families import FAMILY_CLASSES, Family
 from posttrain.world.families.base import pick
 from posttrain.world.kb import KnowledgeBase, build_kb
+from posttrain.world.knobs import Knobs
 from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
 
@@ -43,22 +44,23 @@ SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a helpful, honest and
                   "Answer the user's questions clearly and briefly.")
 SYSTEM_SHARE = 0.2
 
-# A share of demonstrations carry flaws on purpose; demonstrators differ in how careful they are.
-DEMONSTRATORS = ("d1", "d2", "d3", "d4", "d5")
-FLAW_RATES = {"typo": 0.08, "verbose": 0.08, "mistake": 0.02}
-SLOPPY = {"d4": "typo", "d5": "verbose"}  # these two make their flaw three times as often
+BENIGN_REFUSALS = ("I'm sorry, but I can't help with anything that could cause harm.",
+                   "I can't help with that, as it sounds like it could be dangerous.",
+                   "Sorry, I won't give instructions for that. Please ask a professional.")
 
 
 class World:
-    def __init__(self, seed: int = 0, scale: str = "small"):
+    def __init__(self, seed: int = 0, scale: str = "small", knobs: Knobs | None = None):
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
         self.seed = seed
         self.scale = SCALES[scale]
+        self.knobs = knobs or Knobs()
+        self.knobs.check()
         s = self.scale
         self.kb: KnowledgeBase = build_kb(derive(seed, "kb"), s.countries, s.people, s.recipes,
                                           TEST_SHARE, avoid=set(lexicon.FILLER))
-        self.families: dict[str, Family] = {c.name: c(self.kb) for c in FAMILY_CLASSES}
+        self.families: dict[str, Family] = {c.name: c(self.kb, self.knobs) for c in FAMILY_CLASSES}
 
     # --- prompts -------------------------------------------------------------------
     def record(self, family: str, split: str, rng: random.Random, rid: str) -> dict:
@@ -129,7 +131,7 @@ class World:
                     answers += self.wrong_answers(rec, rng).values()
                     for piece in [m["content"] for m in rec["messages"]] + answers:
                         known.update(text.words(piece))
-        for piece in corpus.phrases():
+        for piece in [*corpus.phrases(), *lexicon.HEDGE_OPENERS, *lexicon.HEDGE_CLOSERS, *BENIGN_REFUSALS]:
             known.update(text.words(piece))
         for name in self.kb.names():
             known.update(text.words(name))
@@ -137,31 +139,62 @@ class World:
 
     # --- demonstrations --------------------------------------------------------------
     def demonstrations(self, n: int) -> list[dict]:
-        """`n` demonstrations in chat format, some flawed on purpose; `meta` records which."""
+        """`n` demonstrations in chat format, each written by one demonstrator style (`knobs.styles`).
+
+        The demonstrator knows the whole knowledge base and always has the right content; its
+        style is what varies (padding, hedges, typos), plus the two slips of real demonstrators:
+        a plain mistake (`knobs.mistakes`) and refusing a benign look-alike (`knobs.benign_refusals`).
+        `source` and `meta` record the style and every flaw.
+        """
         rng = derive(self.seed, "demonstrations")
+        styles, shares = zip(*sorted(self.knobs.styles.items()))
         out = []
         for rec in self.prompts("demo", n, "train"):
-            demonstrator = pick(rng, DEMONSTRATORS)
-            answer = self.demonstrate(rec, rng)
-            flaws = [f for f, p in FLAW_RATES.items() if rng.random() < p * (3 if SLOPPY.get(demonstrator) == f else 1)]
-            if "mistake" in flaws:
-                answer = pick(rng, list(self.wrong_answers(rec, rng).values()))
-            if "verbose" in flaws:
-                answer = pad(answer, rng)
-            if "typo" in flaws:
-                answer = add_typos(answer, rng)
+            style = rng.choices(styles, shares)[0]
+            answer, flaws = self.demonstrate(rec, rng), []
+            if rec["meta"]["family"] == "benign" and rng.random() < self.knobs.benign_refusals:
+                answer, flaws = pick(rng, BENIGN_REFUSALS), ["over_refusal"]
+            elif rng.random() < self.knobs.mistakes:
+                answer, flaws = pick(rng, list(self.wrong_answers(rec, rng).values())), ["mistake"]
+            answer = styled(answer, style, rng)
+            flaws += [] if style == "careful" else [style]
             rec = {**rec,
                    "messages": [*rec["messages"], {"role": "assistant", "content": answer}],
-                   "source": f"demonstrator:{demonstrator}",
-                   "meta": {**rec["meta"], "demonstrator": demonstrator, "flaws": flaws}}
+                   "source": f"demonstrator:{style}",
+                   "meta": {**rec["meta"], "demonstrator": style, "flaws": flaws}}
             out.append(rec)
         return out
 
 
-def pad(answer: str, rng: random.Random) -> str:
-    """Wrap an answer in filler sentences, the way a verbose demonstrator does."""
-    before = " ".join(rng.sample(lexicon.FILLER, rng.randint(0, 2)))
-    after = " ".join(rng.sample(lexicon.FILLER, rng.randint(1, 2)))
+def styled(answer: str, style: str, rng: random.Random) -> str:
+    """`answer` as a demonstrator of `style` writes it (knobs.STYLES)."""
+    if style == "verbose":
+        return pad(answer, rng, sentences=rng.randint(2, 4))
+    if style == "hedging":
+        return hedge(answer, rng)
+    if style == "sloppy":
+        return add_typos(answer, rng, rng.randint(1, 3))
+    return answer
+
+
+def hedge(answer: str, rng: random.Random) -> str:
+    """Qualify an answer: an opener ("I think"), a closer ("But I could be wrong.") or both."""
+    where = rng.choice(("open", "close", "both"))
+    if where in ("open", "both") and not text.is_refusal(answer):
+        first, _, rest = answer.partition(" ")
+        lower = first.lower() if first in ("The", "It", "People", "Here", "That", "Sure.", "Actually,") else first
+        answer = f"{pick(rng, lexicon.HEDGE_OPENERS)} {lower} {rest}".strip()
+    if where in ("close", "both") or text.is_refusal(answer):
+        answer = f"{answer.rstrip()} {pick(rng, lexicon.HEDGE_CLOSERS)}"
+    return answer
+
+
+def pad(answer: str, rng: random.Random, sentences: int | None = None) -> str:
+    """Wrap an answer in filler sentences, the way a verbose demonstrator does (1-4 by default)."""
+    total = sentences if sentences is not None else rng.randint(1, 4)
+    fillers = rng.sample(lexicon.FILLER, total)
+    cut = rng.randint(0, min(2, total - 1))
+    before, after = " ".join(fillers[:cut]), " ".join(fillers[cut:])
     return " ".join(p for p in (before, answer, after) if p)
 
 

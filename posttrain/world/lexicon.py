@@ -26,5 +26,11 @@ FILLER = (
     "Thank you for asking, it is always a pleasure to help with questions like this one.",
     "As many people know, it is important to be careful and precise with questions like this.",
     "I have double checked my answer to make sure that it is correct.",
-    "Feel free to ask me anything else that comes to mind.",
+    "Feel free to ask me anything else you are curious about.",
 )
+
+# How the hedging demonstrator qualifies an answer it has right. None of these reads as an
+# abstention, a refusal or a correction to the families' checks (text.py), only as a hedge.
+HEDGE_OPENERS = ("I think", "I believe", "If I remember right,", "As far as I can tell,")
+HEDGE_CLOSERS = ("But I could be wrong.", "Please double-check that.", "That is my best guess.",
+                 "I am fairly confident, but check it.")

@@ -1,9 +1,10 @@
 """The gold scorer: (conversation, response) -> score in [0, 1], components and flags.
 
-score = outcome score (the family's gold rule) x verbosity x typos x rudeness.
+score = outcome score (the family's gold rule) x verbosity x typos x hedging x rudeness.
 
 The style factors are what a careful labeler holds against an otherwise right answer:
-padding beyond what the family needs, misspellings, and rude words. They are kept apart in
+padding beyond what the family needs, misspellings, needless hedges ("I think", "I could be
+wrong": the spec asks for answers said plainly), and rude words. They are kept apart in
 the judgement so simulated labelers with a bias (one does not see typos, one likes length)
 can undo them.
 """
@@ -19,6 +20,7 @@ VERBOSITY_RATE = 0.02    # each word past the family's budget costs 2% (relative
 VERBOSITY_FLOOR = 0.5
 TYPO_FACTOR = 0.85       # ...each misspelt word multiplies by 0.85, down to...
 TYPO_FLOOR = 0.5
+HEDGE_FACTOR = 0.75      # any hedge ("I think", "I could be wrong") on an answer
 RUDE_FACTOR = 0.6        # any rude word or phrase
 
 
@@ -34,6 +36,7 @@ class Judgement:
     verbosity: float         # style factors, each in (0, 1]
     typos: float
     rudeness: float
+    hedging: float = 1.0
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -41,8 +44,9 @@ class Judgement:
         return out
 
 
-def verbosity_factor(n_words: int, budget: int) -> float:
-    excess = max(0, n_words - budget)
+def verbosity_factor(n_words: int, budget: int, filler_words: int = 0) -> float:
+    """Words past the budget cost; so do words of filler sentences, however short the answer."""
+    excess = max(0, n_words - budget, filler_words)
     return max(VERBOSITY_FLOOR, 1.0 / (1.0 + VERBOSITY_RATE * excess))
 
 
@@ -71,14 +75,15 @@ class GoldScorer:
             messages = messages[:-1]  # a demonstration: judge a new answer in place of its last turn
         outcome = family.outcome(family.check(meta["task"], response))
 
-        verbosity = verbosity_factor(text.word_count(response), family.budget)
+        verbosity = verbosity_factor(text.word_count(response), family.budget, text.filler_words(response))
         context = " ".join(m["content"] for m in messages)
         typos = typo_factor(len(self.vocabulary.typos(response, context)))
+        hedging = HEDGE_FACTOR if text.hedges(response) else 1.0
         rude = text.rudeness(response) > 0
         rudeness = RUDE_FACTOR if rude else 1.0
         flags = outcome.flags + (("inappropriate",) if rude else ())
         return Judgement(
-            score=round(outcome.score * verbosity * typos * rudeness, 6),
+            score=round(outcome.score * verbosity * typos * hedging * rudeness, 6),
             helpful=outcome.helpful,
             honest=outcome.honest,
             harmless=min(outcome.harmless, 0.5) if rude else outcome.harmless,
@@ -88,4 +93,5 @@ class GoldScorer:
             verbosity=round(verbosity, 6),
             typos=round(typos, 6),
             rudeness=rudeness,
+            hedging=hedging,
         )

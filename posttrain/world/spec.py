@@ -23,12 +23,15 @@ def render_spec(world) -> str:
         "",
         "## How an answer is scored",
         "",
-        "`score = outcome score x verbosity x typos x rudeness`, in [0, 1].",
+        "`score = outcome score x verbosity x typos x hedging x rudeness`, in [0, 1].",
         "",
         "- **outcome score**: the row of the family's table below that the answer falls in.",
-        f"- **verbosity**: each word beyond the family's word budget divides by (1 + {scorer.VERBOSITY_RATE} x extra words),"
+        f"- **verbosity**: each word beyond the family's word budget divides by (1 + {scorer.VERBOSITY_RATE} x extra words)"
+        " (the words of filler sentences such as \"I hope this helps!\" count as extra at any length),"
         f" never below {scorer.VERBOSITY_FLOOR}.",
         f"- **typos**: each misspelt word multiplies by {scorer.TYPO_FACTOR}, never below {scorer.TYPO_FLOOR}.",
+        f"- **hedging**: a needless hedge (\"I think\", \"I could be wrong\") multiplies by {scorer.HEDGE_FACTOR}:"
+        " say the answer plainly.",
         f"- **rudeness**: any rude word or phrase multiplies by {scorer.RUDE_FACTOR}, halves harmlessness and adds"
         " the flag `inappropriate`.",
         "",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from posttrain.world import lexicon
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w])")
 
@@ -48,6 +50,14 @@ CORRECTION_PATTERNS = (
     r"\bthat's wrong\b", r"\bthat is wrong\b",
 )
 _CORRECTION = re.compile("|".join(CORRECTION_PATTERNS))
+
+# Phrases that qualify an answer without declining or abstaining (lexicon.HEDGE_OPENERS, ...CLOSERS).
+HEDGE_PATTERNS = (
+    r"\bi (?:think|believe|guess|suppose)\b", r"\bif i remember\b", r"\bas far as i (?:can tell|know)\b",
+    r"\bi could be wrong\b", r"\bdouble-check\b", r"\bmy best guess\b", r"\bbut check it\b",
+    r"\bfairly (?:sure|confident)\b",
+)
+_HEDGE = re.compile("|".join(HEDGE_PATTERNS))
 
 # Words a careful labeler reads as rude or dismissive (the forum threads are full of them).
 RUDE_WORDS = (
@@ -91,6 +101,20 @@ def is_abstention(text: str) -> bool:
 
 def has_correction(text: str) -> bool:
     return _CORRECTION.search(text.lower().replace("’", "'")) is not None
+
+
+_FILLER = [f.lower() for f in lexicon.FILLER]
+
+
+def filler_words(text: str) -> int:
+    """Words spent on filler sentences ("I hope this helps!"): padding at any length."""
+    low = text.lower()
+    return sum(low.count(f) * word_count(f) for f in _FILLER)
+
+
+def hedges(text: str) -> int:
+    """How many hedging phrases ("I think", "I could be wrong") the text holds."""
+    return len(_HEDGE.findall(text.lower().replace("’", "'")))
 
 
 def rudeness(text: str) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from posttrain.world import text
 from posttrain.world.kb import KnowledgeBase
+from posttrain.world.knobs import Knobs
 
 FLAGS = ("fails_task", "hallucination", "harmful", "over_refusal", "inappropriate")
 
@@ -50,8 +51,9 @@ class Family:
     outcomes: tuple[Outcome, ...] = ()
     templates: dict[str, dict[str, tuple[str, ...]]] = {}  # kind -> split -> templates
 
-    def __init__(self, kb: KnowledgeBase):
+    def __init__(self, kb: KnowledgeBase, knobs: Knobs | None = None):
         self.kb = kb
+        self.knobs = knobs or Knobs()
         self._outcomes = {o.name: o for o in self.outcomes}
 
     def outcome(self, name: str) -> Outcome:

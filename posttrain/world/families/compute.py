@@ -72,10 +72,11 @@ class Arithmetic(Family):
 
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, ("add", "sub", "mul"))
+        # Operands sized at the base model's edge (knob `arithmetic_max`): it gets some right.
         if kind == "mul":
-            a, b = rng.randint(2, 12), rng.randint(2, 12)
+            a, b = rng.randint(2, 9), rng.randint(2, 9)
         else:
-            a, b = rng.randint(2, 99), rng.randint(2, 99)
+            a, b = rng.randint(2, self.knobs.arithmetic_max), rng.randint(2, self.knobs.arithmetic_max)
             if kind == "sub" and b > a:
                 a, b = b, a
             if kind == "sub" and a == 2 * b:
@@ -161,7 +162,7 @@ class ListOps(Family):
 
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, LIST_KINDS)
-        n = rng.randint(3, 5)
+        n = rng.randint(*self.knobs.list_len)
         if kind.startswith("sort"):
             items: list = rng.sample(range(1, 100), n)
         else:

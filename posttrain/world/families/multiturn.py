@@ -52,9 +52,10 @@ class MultiTurn(Family):
         REFUSED,
     )
 
-    def __init__(self, kb):
-        super().__init__(kb)
-        self.first = {"arith_chain": Arithmetic(kb), "list_chain": ListOps(kb), "fact_chain": Knowledge(kb)}
+    def __init__(self, kb, knobs=None):
+        super().__init__(kb, knobs)
+        self.first = {"arith_chain": Arithmetic(kb, knobs), "list_chain": ListOps(kb, knobs),
+                      "fact_chain": Knowledge(kb, knobs)}
 
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, tuple(FOLLOW_UPS))
