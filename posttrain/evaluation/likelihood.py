@@ -29,20 +29,16 @@ def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]]
 
     Sampling and log-probs are PPO's own (posttrain.generation.sampler, posttrain.models.policy),
     so this is the quantity `objective/kl` logs during training."""
-    from posttrain.generation.sampler import sample
+    from posttrain.generation.sampler import encode_prompts, sample
     from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
 
     check_same_vocabulary(model, reference)
     model.eval()
     reference.eval()
-    tokenizer.padding_side = "left"
     totals: list[float] = []
     batches = [(s, i) for s in range(samples) for i in range(0, len(conversations), batch_size)]
     for s, i in tqdm(batches, desc="kl to baseline", unit="batch", disable=None, leave=False):
-        texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations[i:i + batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        query, query_mask = enc["input_ids"], enc["attention_mask"]                    # (B, P)
+        query, query_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])   # (B, P)
         response = sample(model, query, query_mask, max_new_tokens=max_new_tokens, temperature=1.0,
                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                           generator=torch.Generator().manual_seed(seed + 1000 * s + i))   # (B, T)

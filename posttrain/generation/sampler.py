@@ -1,7 +1,9 @@
 """posttrain's own batched sampler for Hugging Face causal LMs: the loop PPO rollouts run.
 
+    input_ids, attention_mask = encode_prompts(tok, conversations)
     tokens = sample(model, input_ids, attention_mask, max_new_tokens=64, temperature=1.0,
                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, generator=g)
+    texts = decode_responses(tok, tokens)
 
 Greedy, the same tokens as `model.generate` token for token; sampled, draws from the same
 distribution (softmax of logits / temperature, top-p), by inverting the CDF rather than with
@@ -26,6 +28,22 @@ import torch
 # Compact the batch once this share of the active rows has finished: each compaction copies the
 # whole KV cache, so doing it for every finished row costs more than decoding a few dead rows.
 COMPACT_SHARE = 0.25
+
+
+def encode_prompts(tokenizer, conversations: list[list[dict]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P) input ids and attention mask of chat prompts, left-padded as `sample` takes them: each
+    conversation rendered by the tokenizer's chat template with the assistant turn opened."""
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    tokenizer.padding_side = "left"
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def decode_responses(tokenizer, tokens: torch.Tensor) -> list[str]:
+    """The text of each row of `sample`'s (B, T) output, up to its first EOS, stripped."""
+    is_eos = tokens == tokenizer.eos_token_id
+    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), tokens.size(1))   # (B,) before EOS
+    return [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(tokens, lengths.tolist())]
 
 
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,

@@ -12,7 +12,7 @@ import torch
 from posttrain.data.corpus import pack, read_documents
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
-from posttrain.generation.sampler import sample
+from posttrain.generation.sampler import decode_responses, encode_prompts, sample
 from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
@@ -99,17 +99,13 @@ def world_for(prompts: list[dict], seed: int, scale: str):
 def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
     """Sample a response per prompt; score it; logprobs, reference logprobs and values by forward passes."""
     tok = m.tokenizer
-    texts = [tok.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True) for p in batch]
-    tok.padding_side = "left"
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    query, query_mask = enc["input_ids"], enc["attention_mask"]
+    query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])                 # (B, P)
     response = sample(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                       generator=torch.Generator().manual_seed(seed))                        # (B, T)
     mask = response_mask(response, tok.eos_token_id)
     ended = (response == tok.eos_token_id).any(1)
-    decoded = [tok.decode(row[:n], skip_special_tokens=True).strip()
-               for row, n in zip(response, mask.sum(1).tolist())]
+    decoded = decode_responses(tok, response)
     scores = torch.tensor(m.reward.score([(p["messages"], t) for p, t in zip(batch, decoded)]))
     scores = scores - cfg.missing_eos_penalty * (~ended).float()
     inputs = episode_inputs(query, query_mask, response, mask)
