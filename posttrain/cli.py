@@ -133,6 +133,17 @@ def cmd_world_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_world_headroom(args: argparse.Namespace) -> int:
+    from posttrain.evaluation.headroom import HeadroomConfig, headroom, table, write_headroom
+
+    cfg = from_namespace(HeadroomConfig, args)
+    result, rows = headroom(cfg)
+    write_headroom(result, rows, cfg.out)
+    print(table(result))
+    print(f"\nwrote {cfg.out}/headroom.json and {cfg.out}/samples.jsonl")
+    return 0
+
+
 def cmd_sft(args: argparse.Namespace) -> int:
     from posttrain.stages.sft import SFTConfig, sft
 
@@ -239,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
     from posttrain.evaluation.probes import ProbeConfig
+    from posttrain.evaluation.headroom import HeadroomConfig
     from posttrain.stages.pretrain import PretrainConfig
     from posttrain.stages.sft import SFTConfig
     from posttrain.world.labelers import AgreementConfig
@@ -277,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog="example: posttrain world probe --model runs/demo/base")
     add_arguments(p, ProbeConfig)
     p.set_defaults(run=cmd_world_probe)
+    p = world_cmds.add_parser("headroom", help="before PPO: do the policy's own samples beat its greedy answer?",
+                              description="Gold-judged greedy answer vs K samples per prompt: best-of-n win rates.",
+                              epilog="example: posttrain world headroom --model runs/demo/sft --prompts "
+                                     "runs/demo/world/test.jsonl --k 16 --out runs/demo/headroom")
+    add_arguments(p, HeadroomConfig)
+    p.set_defaults(run=cmd_world_headroom)
 
     data = commands.add_parser("data", help="convert data sets into posttrain's formats",
                                description="Convert data sets into posttrain's formats.")

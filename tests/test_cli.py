@@ -11,7 +11,8 @@ def posttrain(*args, cwd=None):
 
 
 @pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
-                                  ["world", "probe"], ["pretrain"], ["sft"], ["data"], ["data", "import"], ["data", "export"],
+                                  ["world", "probe"], ["world", "headroom"], ["pretrain"], ["sft"], ["data"],
+                                  ["data", "import"], ["data", "export"],
                                   ["sample"], ["label"], ["label", "sim"], ["label", "agreement"], ["rm"],
                                   ["rm", "score"], ["rm", "robustness"], ["ppo"], ["loop"], ["demo"], ["eval"],
                                   ["eval", "overoptimization"], ["eval", "control-study"], ["chat"], ["serve"],
