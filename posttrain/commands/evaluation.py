@@ -29,9 +29,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("eval", help="win rate, HHH and alignment tax against a baseline; over-optimisation; "
                                          "the control study",
-                            description="Compare models with a baseline on held-out prompts: win rate with a 95% "
-                                        "bootstrap interval and a length-controlled rate, helpful/honest/harmless "
-                                        "rates, alignment tax, KL to the baseline. Writes an HTML report.",
+                            description="Compare models with a baseline on held-out prompts: win rate (greedy, and "
+                                        "sampled at each of --temperatures) with a 95% bootstrap interval and a "
+                                        "length-controlled rate, helpful/honest/harmless rates, alignment tax, KL to "
+                                        "the baseline. Writes an HTML report.",
                             epilog=EVAL_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
                    help="a model to evaluate (repeat for several); required unless a sub-action is named")
@@ -100,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
     summary = evaluate(models, cfg.baseline, records, world, judge=cfg.judge, reward=cfg.reward,
                        heldout_documents=documents, kl_samples=cfg.kl_samples, max_new_tokens=cfg.max_new_tokens,
-                       bootstrap=cfg.bootstrap, seed=cfg.seed)
+                       bootstrap=cfg.bootstrap, seed=cfg.seed, temperatures=cfg.temperature_values())
     page = write_report(summary, cfg.out)
     print_summary(summary)
     print(f"\nwrote {page} and {cfg.out / 'summary.json'}")
@@ -118,6 +119,20 @@ def print_summary(summary: dict) -> None:
                  _pct(r.get("hallucination_rate"))]
         print(f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} {cells[5]:>7} "
               f"{cells[6]:>8} {cells[7]:>7}")
+    print_by_temperature(summary)
+
+
+def print_by_temperature(summary: dict) -> None:
+    """Win rate and gold scores per sampling temperature, when more than greedy was measured."""
+    rows = [(name, e) for name, r in summary["models"].items() for e in r.get("by_temperature", [])]
+    if all(e["temperature"] == 0 for _, e in rows):
+        return
+    print(f"\n{'system':<16} {'T':>4} {'win rate':>9} {'95% CI':>15} {'W/T/L':>11} {'gold':>6} {'base gold':>9}")
+    for name, e in rows:
+        ci = f"{e['ci_low']:.1%}-{e['ci_high']:.1%}"
+        wtl = f"{e['wins']}/{e['ties']}/{e['losses']}"
+        print(f"{name:<16} {e['temperature']:>4g} {_pct(e['win_rate']):>9} {ci:>15} {wtl:>11} "
+              f"{_num(e.get('gold_score'), 3):>6} {_num(e.get('baseline_gold_score'), 3):>9}")
 
 
 def _pct(v) -> str:

@@ -7,7 +7,8 @@ For the baseline and each model: greedy answers (batched), gold judgements and t
 honest / harmless rates (`hhh.py`), the alignment tax (held-out pretraining loss, knowledge
 completion). For each model also: win rate against the baseline with a 95% bootstrap interval
 and a length-controlled win rate (`winrate.py`), by the gold judge and by the chosen one, and
-KL(model || baseline) on the prompts (`likelihood.py`).
+KL(model || baseline) on the prompts (`likelihood.py`). The headline is greedy; `by_temperature`
+repeats the win rate on one sample per prompt at each temperature T > 0 (`temperature.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from posttrain.config import option
 from posttrain.errors import UserError
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
+from posttrain.evaluation.temperature import parse_temperatures, sampled_answers, stream_seed, temperature_entry
 from posttrain.evaluation.winrate import bootstrap_interval, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,18 @@ class EvalConfig:
     bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval")
     world_seed: int = option(0, help="seed of the world the prompts come from")
     scale: str = option("small", help="scale of that world", choices=("small", "paper"))
-    seed: int = option(0, help="seed of the bootstrap and of the KL samples")
+    seed: int = option(0, help="seed of the bootstrap, the KL samples and the sampled answers")
+    temperatures: str = option("0,1", help="comma list of sampling temperatures for the win rate: 0 is greedy "
+                                           "(the headline, always measured), each T > 0 one sample per prompt "
+                                           "from the model and from the baseline")
 
     def check(self) -> None:
         if self.kl_samples < 0 or self.bootstrap < 10 or self.max_new_tokens < 1:
             raise UserError("--kl-samples must be >= 0, --bootstrap >= 10 and --max-new-tokens >= 1")
+        self.temperature_values()
+
+    def temperature_values(self) -> tuple[float, ...]:
+        return parse_temperatures(self.temperatures)
 
 
 def model_names(specs: list[str]) -> dict[str, str]:
@@ -74,11 +83,13 @@ def world_records(records: list[dict]) -> bool:
 
 def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=None, *, judge: str = "gold",
              reward: str | None = None, heldout_documents: list[str] | None = None, kl_samples: int = 1,
-             max_new_tokens: int = 48, bootstrap: int = 2000, seed: int = 0) -> dict:
+             max_new_tokens: int = 48, bootstrap: int = 2000, seed: int = 0,
+             temperatures: tuple[float, ...] = (0.0, 1.0)) -> dict:
     """Compare each of `models` ({name: path}) with `baseline`; returns the summary `write_report` renders.
 
     `world` (a posttrain.world.World) enables the gold judge, the HHH rates and knowledge completion;
-    without it `judge` must be "rm" and those fields are absent.
+    without it `judge` must be "rm" and those fields are absent. Win rates are measured at each of
+    `temperatures` (0, greedy, always; its numbers are also the headline).
     """
     from posttrain.models.load import load_causal_lm
 
@@ -89,37 +100,35 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
                         "use --judge rm with a reward model")
     chosen = make_judge(judge, world, reward)
     gold = GoldJudge(world) if world is not None else None
+    judges = [gold or chosen] + ([chosen] if gold is not None and chosen.name != "gold" else [])
+    temperatures = sorted({0.0, *temperatures})
     bar = tqdm(total=1 + len(models), desc="eval baseline", unit="model", disable=None)
     base_model, tokenizer = load_causal_lm(baseline)
     base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens)
+    base_runs = answers_at(base_model, tokenizer, records, world, base, temperatures, max_new_tokens, seed, "baseline")
     summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {},
                "config": {"judge": judge, "reward": reward, "prompts": len(records), "kl_samples": kl_samples,
-                          "max_new_tokens": max_new_tokens, "bootstrap": bootstrap, "seed": seed}}
-    answers = {"baseline": base["answers"]}
-    scores = {"baseline": base["scores"]}
+                          "max_new_tokens": max_new_tokens, "bootstrap": bootstrap, "seed": seed,
+                          "temperatures": temperatures}}
+    runs = {"baseline": base_runs}
     for name, path in models.items():
         bar.update(1)
         bar.set_description(f"eval {name}")
         log.info("evaluating %s (%s)", name, path)
         model, tok = load_causal_lm(path)
         m = measure(model, tok, records, world, heldout_documents, max_new_tokens)
-        row = {"path": str(path), **m["rates"]}
-        triples = list(zip(records, m["answers"], base["answers"]))
-        lengths = [len(a.split()) - len(b.split()) for _, a, b in triples]
-        row.update(win_rates(gold or chosen, triples, lengths, bootstrap, seed))
-        if gold is not None and chosen.name != "gold":
-            row["judge"] = {"name": chosen.name, **win_rates(chosen, triples, lengths, bootstrap, seed)}
+        runs[name] = answers_at(model, tok, records, world, m, temperatures, max_new_tokens, seed, "model")
+        row = {"path": str(path), **m["rates"], **judged(judges, records, runs[name], base_runs, bootstrap, seed)}
         if kl_samples:
             from posttrain.evaluation.likelihood import kl_to_reference
 
             row["kl_to_sft"] = kl_to_reference(model, base_model, tok, [r["messages"] for r in records],
                                                samples=kl_samples, max_new_tokens=max_new_tokens, seed=seed)
         summary["models"][name] = row
-        answers[name], scores[name] = m["answers"], m["scores"]
         del model
     bar.update(1)
     bar.close()
-    summary["answers"] = answer_rows(records, answers, scores)
+    summary["answers"] = answer_rows(records, runs)
     summary["samples"] = pick_samples(summary["answers"])
     return summary
 
@@ -145,29 +154,65 @@ def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens)
     return {"answers": answers, "scores": scores, "rates": rates}
 
 
-def win_rates(judge, triples, lengths, bootstrap: int, seed: int) -> dict:
-    """Win rate, interval, LC rate and tie rate of `judge` over (record, answer, baseline answer) triples;
+def answers_at(model, tokenizer, records, world, greedy: dict, temperatures, max_new_tokens: int, seed: int,
+               role: str) -> dict[float, dict]:
+    """{temperature: {"answers", "scores"}}: the greedy `measure` result at 0, one sample per prompt above."""
+    out = {0.0: greedy}
+    for t in temperatures:
+        if t > 0:
+            texts = sampled_answers(model, tokenizer, [r["messages"] for r in records], temperature=t,
+                                    max_new_tokens=max_new_tokens, seed=stream_seed(seed, role, t))
+            scores = ([world.judge(r, a).score for r, a in zip(records, texts)] if world is not None
+                      else [None] * len(records))
+            out[t] = {"answers": texts, "scores": scores}
+    return out
+
+
+def judged(judges, records, model_runs: dict[float, dict], base_runs: dict[float, dict], bootstrap: int,
+           seed: int) -> dict:
+    """The headline win rates (greedy) by the first judge, the second one's under `judge`, and
+    `by_temperature`: both judges' win rates and the gold scores at every temperature."""
+    outcomes = {t: [j.outcomes(list(zip(records, run["answers"], base_runs[t]["answers"]))) for j in judges]
+                for t, run in model_runs.items()}                                  # per temperature, per judge
+    lengths = [len(a.split()) - len(b.split()) for a, b in zip(model_runs[0.0]["answers"], base_runs[0.0]["answers"])]
+    out = win_rates(judges[0].name, outcomes[0.0][0], records, lengths, bootstrap, seed)
+    if len(judges) > 1:
+        out["judge"] = {"name": judges[1].name,
+                        **win_rates(judges[1].name, outcomes[0.0][1], records, lengths, bootstrap, seed)}
+    out["by_temperature"] = [
+        temperature_entry(t, [(j.name, o) for j, o in zip(judges, outcomes[t])], model_runs[t]["scores"],
+                          base_runs[t]["scores"], bootstrap=bootstrap, seed=seed) for t in model_runs]
+    return out
+
+
+def win_rates(judge_name: str, outcomes: list[float], records, lengths, bootstrap: int, seed: int) -> dict:
+    """Win rate, interval, LC rate and tie rate of a judge's per-prompt outcomes (greedy answers);
     also the win rate per family when the records are the world's."""
-    outcomes = judge.outcomes(triples)
     low, high = bootstrap_interval(outcomes, resamples=bootstrap, seed=seed)
     by_family: dict[str, list[float]] = {}
-    for (record, _, _), o in zip(triples, outcomes):
+    for record, o in zip(records, outcomes):
         by_family.setdefault((record.get("meta") or {}).get("family"), []).append(o)
     out = {"win_rate": win_rate(outcomes), "win_rate_ci_low": low, "win_rate_ci_high": high,
            "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
-           "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge.name}
+           "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge_name}
     if None not in by_family:
         out["win_rate_by_family"] = {f: win_rate(os) for f, os in by_family.items()}
     return out
 
 
-def answer_rows(records, answers: dict[str, list[str]], scores: dict[str, list]) -> list[dict]:
-    """One row per prompt: its family, last user turn and every system's answer and gold score."""
+def answer_rows(records, runs: dict[str, dict[float, dict]]) -> list[dict]:
+    """One row per prompt: its family, messages and every system's greedy answer and gold score;
+    under `sampled`, keyed by temperature ("1" for T = 1), the sampled ones."""
     rows = []
+    temperatures = [t for t in next(iter(runs.values())) if t > 0]
     for i, r in enumerate(records):
-        rows.append({"id": r["id"], "family": (r.get("meta") or {}).get("family"),
-                     "messages": r["messages"],
-                     "answers": {name: {"text": answers[name][i], "gold_score": scores[name][i]} for name in answers}})
+        at = lambda t: {name: {"text": run[t]["answers"][i], "gold_score": run[t]["scores"][i]}  # noqa: E731
+                        for name, run in runs.items()}
+        row = {"id": r["id"], "family": (r.get("meta") or {}).get("family"), "messages": r["messages"],
+               "answers": at(0.0)}
+        if temperatures:
+            row["sampled"] = {f"{t:g}": at(t) for t in temperatures}
+        rows.append(row)
     return rows
 
 
