@@ -4,9 +4,10 @@
     posttrain demo --preset tiny    # the same chain in a few minutes, on far less data (a smoke run)
 
 Steps: world export -> base model (shipped) -> SFT -> sample K = 4 per prompt -> simulated labelers
-rank -> reward model -> PPO-ptx -> eval against SFT on the held-out test prompts (gold judge) ->
-report (`OUT/report/index.html`, `summary.json`). Each step writes atomically and is skipped when
-its output exists, so an interrupted demo re-run continues; `--force` starts over.
+rank -> reward model -> PPO-ptx -> eval against SFT on the held-out test prompts (gold judge;
+greedy and at temperature 1) -> report (`OUT/report/index.html`, `summary.json`). Each step writes
+atomically and is skipped when its output exists, so an interrupted demo re-run continues;
+`--force` starts over.
 """
 
 from __future__ import annotations
@@ -152,14 +153,25 @@ def evaluate(cfg: DemoConfig, p: Preset) -> None:
 
 
 def final_table(summary: dict) -> str:
+    """The demo's closing table; the temperature-1 win rate gets a column when it was measured."""
     base = summary["baseline"]
     cols = (("gold_score", "gold", "{:.3f}"), ("refusal_rate_harmful", "refuses harmful", "{:.0%}"),
             ("over_refusal_rate", "over-refusal", "{:.0%}"), ("hallucination_rate", "hallucination", "{:.0%}"))
-    head = f"{'model':<10} {'win rate vs SFT [95% CI]':<26} {'KL':>6} " + " ".join(f"{t:>15}" for _, t, _ in cols)
+    sampled = any(at_temperature(m, 1.0) for m in summary["models"].values())
+    t1 = f"{'win rate T=1 [95% CI]':<26} " if sampled else ""
+    head = f"{'model':<10} {'win rate vs SFT [95% CI]':<26} {t1}{'KL':>6} " + " ".join(f"{t:>15}" for _, t, _ in cols)
     lines = [head, "-" * len(head)]
-    lines.append(f"{'SFT':<10} {'-':<26} {'-':>6} " + " ".join(f"{f.format(base[k]):>15}" for k, _, f in cols))
+    t1 = f"{'-':<26} " if sampled else ""
+    lines.append(f"{'SFT':<10} {'-':<26} {t1}{'-':>6} " + " ".join(f"{f.format(base[k]):>15}" for k, _, f in cols))
     for name, m in summary["models"].items():
         win = f"{m['win_rate']:.1%} [{m['win_rate_ci_low']:.1%}, {m['win_rate_ci_high']:.1%}]"
-        lines.append(f"{name:<10} {win:<26} {m.get('kl_to_sft', float('nan')):>6.2f} "
-                     + " ".join(f"{f.format(m[k]):>15}" for k, _, f in cols))
+        e = at_temperature(m, 1.0)
+        t1 = f"{e['win_rate']:.1%} [{e['ci_low']:.1%}, {e['ci_high']:.1%}]" if e else "-"
+        lines.append(f"{name:<10} {win:<26} " + (f"{t1:<26} " if sampled else "")
+                     + f"{m.get('kl_to_sft', float('nan')):>6.2f} " + " ".join(f"{f.format(m[k]):>15}" for k, _, f in cols))
     return "\n".join(lines)
+
+
+def at_temperature(row: dict, temperature: float) -> dict | None:
+    """A model's `by_temperature` entry at `temperature` (None when it was not measured)."""
+    return next((e for e in row.get("by_temperature", []) if e["temperature"] == temperature), None)
