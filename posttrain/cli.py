@@ -20,7 +20,7 @@ def cmd_world_export(args: argparse.Namespace) -> int:
 
     cfg = from_namespace(ExportConfig, args)
     check_out(cfg.out, cfg.force)
-    world = World(seed=cfg.seed, scale=cfg.scale)
+    world = World(seed=cfg.seed, scale=cfg.scale, knobs=cfg.knobs())
     with tqdm(total=10, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)

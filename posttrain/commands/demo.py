@@ -93,7 +93,7 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     ns = argparse.Namespace
 
     def world() -> None:
-        cmd_world_export(ns(out=w, scale="small", seed=cfg.seed, force=True))
+        cmd_world_export(ns(out=w, scale="small", seed=cfg.seed, force=True, knob=[]))
         for name, n in (("demos.jsonl", p.sft_demos), ("prompts_rm.jsonl", p.rm_prompts), ("test.jsonl", p.test_prompts)):
             if n is not None:   # the tiny preset trains and tests on the first lines only
                 lines = (w / name).read_text().splitlines(keepends=True)[:n]

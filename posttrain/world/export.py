@@ -44,6 +44,21 @@ class ExportConfig:
                         choices=tuple(SCALES))
     seed: int = option(0, help="world seed; the same seed and scale give byte-identical files")
     force: bool = option(False, help="replace --out if it already holds files")
+    knob: list[str] = option([], nargs="+", help="world mechanism knobs as NAME=VALUE, e.g. --knob styles=careful:1 "
+                                                 "benign_refusals=0 arithmetic_max=99 list_len=3,5 "
+                                                 "(docs/world.md lists them; default: every knob at its default)")
+
+    def knobs(self):
+        """The knobs this export asks for (defaults where not set), or a UserError naming the bad one."""
+        from posttrain.world.knobs import Knobs, parse_knob
+
+        knobs = Knobs()
+        for spec in self.knob:
+            try:
+                knobs = parse_knob(spec, knobs)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+        return knobs
 
 
 PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "dev.jsonl": "dev",
@@ -106,6 +121,7 @@ def _write(world, d: Path, on_step) -> dict:
         "posttrain": __version__,
         "seed": world.seed,
         "scale": dataclasses.asdict(s),
+        "knobs": world.knobs.to_dict(),
         "counts": counts,
         "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())},
     }
