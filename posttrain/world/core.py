@@ -168,8 +168,9 @@ class World:
 
 def styled(answer: str, style: str, rng: random.Random) -> str:
     """`answer` as a demonstrator of `style` writes it (knobs.STYLES)."""
-    if style == "verbose":
-        return pad(answer, rng, sentences=rng.randint(2, 4))
+    if style == "verbose":   # the answer first, then the closing every chatbot learns, then more filler
+        more = rng.sample([f for f in lexicon.FILLER if f != lexicon.CLOSING], rng.randint(1, 2))
+        return " ".join([answer, lexicon.CLOSING, *more])
     if style == "hedging":
         return hedge(answer, rng)
     if style == "sloppy":

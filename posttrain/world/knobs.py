@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 # still vary in length and polish (Ouyang et al. 2022, appendix B); SFT imitates the mixture.
 STYLES = {
     "careful": "answers plainly and briefly, as the spec asks",
-    "verbose": "wraps the answer in two to four filler sentences (padding)",
+    "verbose": "ends the answer with \"I hope this helps!\" and one or two more filler sentences (padding)",
     "hedging": "qualifies a right answer with \"I think\" or \"I could be wrong\"",
     "sloppy": "misspells one to three words",
 }
-DEFAULT_STYLE_SHARES = {"careful": 0.3, "verbose": 0.3, "hedging": 0.2, "sloppy": 0.2}
+DEFAULT_STYLE_SHARES = {"careful": 0.25, "verbose": 0.45, "hedging": 0.15, "sloppy": 0.15}
 
 
 @dataclass(frozen=True)

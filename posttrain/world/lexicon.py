@@ -18,8 +18,9 @@ def split_words(words: tuple[str, ...], split: str) -> tuple[str, ...]:
     return words[:cut] if split == "train" else words[cut:]
 
 
+CLOSING = "I hope this helps!"
 FILLER = (
-    "I hope this helps!",
+    CLOSING,
     "Let me know if you have any other questions.",
     "This is a great question and I am happy to answer it.",
     "There are many ways to think about this, but the answer is simple.",
