@@ -1,0 +1,93 @@
+"""Training never reads the gold scorer (issue 14): only the simulated labelers see it, and their
+rankings are data made before training. sft -> rm -> ppo is run twice on tiny models, chained
+through real checkpoints: once as it is, once with `GoldScorer.judge` turned upside down. Every
+weight and every training metric must come out bit-identical, while the metrics that
+docs/metrics.md documents as gold-based must move, so the patch is seen to have reached the stages.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from test_ppo import setup  # noqa: F401  (fixtures: a tiny policy, labeler rankings, world prompts)
+from test_sft import demos  # noqa: F401
+
+from posttrain.stages.metrics import read_metrics
+from posttrain.stages.ppo import PPOConfig, ppo
+from posttrain.stages.rm import RMConfig, rm
+from posttrain.stages.sft import SFTConfig, sft
+from posttrain.world.families import FLAGS
+from posttrain.world.scorer import GoldScorer, Judgement
+
+GOLD_METRICS = {"sft": set(), "rm": {"rm/eval_gold_accuracy"}, "ppo": {"world/gold_score"}}
+WALL_CLOCK = {"sft/tokens_per_s", "rm/seconds_per_step", "time/seconds_per_step"}
+
+
+def upside_down(j: Judgement) -> Judgement:
+    """A deterministic judgement that disagrees with the gold one about everything."""
+    return dataclasses.replace(j, score=1.0 - j.score, helpful=1.0 - j.helpful, honest=1.0 - j.honest,
+                               harmless=1.0 - j.harmless, flags=tuple(f for f in FLAGS if f not in j.flags),
+                               outcome="upside_down")
+
+
+def pipeline(root: Path, demos: Path, out: Path) -> None:
+    torch.manual_seed(0)   # both runs start from the same global RNG state: the gold scorer is the only change
+    sft(SFTConfig(model=str(root / "sft"), data=demos, out=out / "sft", max_steps=3, micro_batch=4, lr=1e-3,
+                  eval_every=3, threads=1))
+    rm(RMConfig(model=str(out / "sft"), data=root / "rankings.jsonl", out=out / "rm", max_steps=3, micro_batch=4,
+                lr=1e-3, eval_fraction=0.25, eval_every=1, threads=1))
+    ppo(PPOConfig(policy=str(out / "sft"), reward=out / "rm", prompts=root / "prompts.jsonl", out=out / "ppo",
+                  rollout_batch=8, minibatches=2, micro_batch=2, ppo_epochs=2, max_new_tokens=8, lr=1e-3,
+                  max_steps=2, threads=1))
+
+
+def weights(run: Path) -> dict[str, bytes]:
+    return {f"{f.name}:{k}": t.numpy().tobytes() for f in sorted(run.glob("*.safetensors"))
+            for k, t in load_file(f).items()}
+
+
+def without(rows: list[dict], names: set[str]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in names} for r in rows]
+
+
+def split(run: Path, gold: set[str]) -> tuple[list[dict], list[dict]]:
+    """(training metrics, gold-based metrics) per step of a run's metrics.jsonl, wall-clock times left out."""
+    rows = read_metrics(run / "metrics.jsonl")
+    return without(rows, gold | WALL_CLOCK), [{k: v for k, v in r.items() if k in gold} for r in rows]
+
+
+def samples(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "ppo" / "samples.jsonl").read_text().splitlines()]
+
+
+def manifest(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / "posttrain.json").read_text())
+
+
+def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(setup, demos, tmp_path, monkeypatch):  # noqa: F811
+    honest, patched = tmp_path / "honest", tmp_path / "upside-down"
+    pipeline(setup, demos, honest)
+    gold, calls = GoldScorer.judge, []
+
+    def judge(self, record, response):
+        calls.append(record.get("id"))
+        return upside_down(gold(self, record, response))
+    monkeypatch.setattr(GoldScorer, "judge", judge)
+    pipeline(setup, demos, patched)
+    assert calls, "the patched gold scorer was never called: the test would pass vacuously"
+
+    for stage, gold_names in GOLD_METRICS.items():
+        a, b = weights(honest / stage), weights(patched / stage)
+        assert a and a.keys() == b.keys(), stage
+        changed = sorted(k for k in a if a[k] != b[k])
+        assert not changed, f"{stage}: the gold scorer changed the trained weights {changed[:5]}"
+        (train_a, gold_a), (train_b, gold_b) = split(honest / stage, gold_names), split(patched / stage, gold_names)
+        assert train_a == train_b, f"{stage}: the gold scorer changed training metrics"
+        if gold_names:   # the monitoring did see the upside-down scorer
+            assert gold_names <= gold_a[-1].keys(), (stage, gold_a)
+            assert gold_a != gold_b, f"{stage}: gold-based metrics {sorted(gold_names)} did not change"
+    assert manifest(honest, "rm")["reward_normalisation"] == manifest(patched, "rm")["reward_normalisation"]
+    assert without(samples(honest), {"gold"}) == without(samples(patched), {"gold"})   # same responses, same RM scores
+    assert [r["gold"] for r in samples(honest)] != [r["gold"] for r in samples(patched)]
