@@ -80,6 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"[{i}/{len(steps)}] {name}: {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
     summary = json.loads((cfg.out / "report" / "summary.json").read_text())
     print(final_table(summary))
+    print(reward_model_line(cfg.out))
     print(f"\ndemo finished in {time.monotonic() - began:.0f} s; report: {cfg.out / 'report' / 'index.html'}")
     return 0
 
@@ -150,6 +151,18 @@ def evaluate(cfg: DemoConfig, p: Preset) -> None:
     summary = compare({"ppo-ptx": str(o / "ppo-ptx")}, str(o / "sft"), records, World(seed=cfg.seed), judge="gold",
                       heldout_documents=read_documents(w / "corpus_heldout.jsonl"), seed=cfg.seed)
     write_report(summary, o / "report")
+
+
+def reward_model_line(out: Path) -> str:
+    """What the reward model learnt, next to what its labelers agree on (issue 14's item 4)."""
+    from posttrain.labeling.simulated import agreement_from_rankings
+
+    m = json.loads((out / "rm" / "posttrain.json").read_text())["metrics"]
+    agreement = agreement_from_rankings(out / "rankings.jsonl")
+    rankings = sum(1 for _ in (out / "rankings.jsonl").open())
+    return (f"\nreward model ({rankings} rankings of K = 4, 2 labelers per item): held-out labeler pairs "
+            f"{m.get('accuracy', float('nan')):.1%} (two labelers agree on {agreement['agreement']:.1%}), "
+            f"gold order {m.get('gold_accuracy', float('nan')):.1%}")
 
 
 def final_table(summary: dict) -> str:

@@ -50,19 +50,16 @@ def stream_seed(seed: int, role: str, temperature: float) -> int:
 def sampled_answers(model, tokenizer, conversations: list[list[dict]], *, temperature: float, max_new_tokens: int,
                     seed: int, batch_size: int = 32) -> list[str]:
     """One assistant turn per conversation sampled at `temperature`, reproducible from `seed`."""
-    from posttrain.generation.sampler import sample
+    from posttrain.generation.sampler import decode_responses, encode_prompts, sample
 
     generator = torch.Generator().manual_seed(seed)
-    tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(conversations), batch_size):
-        texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations[i:i + batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        response = sample(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])
+        response = sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens,
                           temperature=temperature, eos_token_id=tokenizer.eos_token_id,
                           pad_token_id=tokenizer.pad_token_id, generator=generator)          # (B, T)
-        out += [t.strip() for t in tokenizer.batch_decode(response, skip_special_tokens=True)]
+        out += decode_responses(tokenizer, response)
     return out
 
 
