@@ -3,6 +3,10 @@ rankings are data made before training. sft -> rm -> ppo is run twice on tiny mo
 through real checkpoints: once as it is, once with `GoldScorer.judge` turned upside down. Every
 weight and every training metric must come out bit-identical, while the metrics that
 docs/metrics.md documents as gold-based must move, so the patch is seen to have reached the stages.
+
+`posttrain loop` runs the simulated labelers itself (they see gold, legitimately), so its case
+tests the step that chooses the next round's policy: with the labelers' judgements fixed, the
+upside-down gold scorer must move the gold monitoring and nothing else.
 """
 
 import dataclasses
@@ -14,11 +18,16 @@ from safetensors.torch import load_file
 from test_ppo import setup  # noqa: F401  (fixtures: a tiny policy, labeler rankings, world prompts)
 from test_sft import demos  # noqa: F401
 
+from posttrain.evaluation.judges import Judge, make_judge
+from posttrain.stages.loop import judge_round
 from posttrain.stages.metrics import read_metrics
 from posttrain.stages.ppo import PPOConfig, ppo
 from posttrain.stages.rm import RMConfig, rm
 from posttrain.stages.sft import SFTConfig, sft
+from posttrain.world import World
 from posttrain.world.families import FLAGS
+from posttrain.world.labelers import model_like_answers
+from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
 
 GOLD_METRICS = {"sft": set(), "rm": {"rm/eval_gold_accuracy"}, "ppo": {"world/gold_score"}}
@@ -91,3 +100,32 @@ def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(setup
     assert manifest(honest, "rm")["reward_normalisation"] == manifest(patched, "rm")["reward_normalisation"]
     assert without(samples(honest), {"gold"}) == without(samples(patched), {"gold"})   # same responses, same RM scores
     assert [r["gold"] for r in samples(honest)] != [r["gold"] for r in samples(patched)]
+
+
+class Replay(Judge):
+    """The simulated labelers' outcomes, recorded once: the same labels in both runs."""
+    name = "sim"
+
+    def __init__(self, triples, outcomes):
+        self.triples, self.recorded = triples, outcomes
+
+    def outcomes(self, triples):
+        assert triples == self.triples
+        return self.recorded
+
+
+def test_the_loop_keeps_the_same_policy_when_the_gold_scorer_is_upside_down(monkeypatch):
+    world, rng = World(seed=0), derive(0, "honesty-loop")
+    prompts = world.prompts("honesty-loop", 24, "train")
+    new, best = zip(*(model_like_answers(world, p, 2, rng)[:2] for p in prompts))   # a round's answers, the best's
+    triples = list(zip(prompts, new, best))
+    labels = Replay(triples, make_judge("sim", world).outcomes(triples))
+    honest = judge_round(labels, world, prompts, list(new), list(best))
+    assert honest["monitor/gold_score"] != honest["monitor/best_gold_score"]   # a gold-based choice would flip
+
+    gold = GoldScorer.judge
+    monkeypatch.setattr(GoldScorer, "judge", lambda self, record, response: upside_down(gold(self, record, response)))
+    patched = judge_round(labels, world, prompts, list(new), list(best))
+    assert patched["monitor/gold_score"] != honest["monitor/gold_score"], "the patch never reached the gold monitoring"
+    monitoring = {"monitor/gold_score", "monitor/best_gold_score"}
+    assert without([patched], monitoring) == without([honest], monitoring), "the gold scorer changed the loop's choice"

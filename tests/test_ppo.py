@@ -145,7 +145,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_result(setup):
             assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (a["step"], name)
 
 
-def test_the_loop_runs_rounds_keeps_the_best_and_continues_where_it_stopped(setup, capsys):
+def test_the_loop_runs_rounds_keeps_the_labelers_choice_and_continues_where_it_stopped(setup, capsys):
     world = World(seed=0)
     write_jsonl(setup / "dev.jsonl", world.prompts("ppo-test-dev", 9, "train"))
     write_jsonl(setup / "rm_prompts.jsonl", world.prompts("ppo-test-loop", 12, "train"))
@@ -159,10 +159,29 @@ def test_the_loop_runs_rounds_keeps_the_best_and_continues_where_it_stopped(setu
     assert main([*args, "--rounds", "2"]) == 0          # continues: round 1 is not redone
     state = json.loads((setup / "loop" / "loop.json").read_text())
     assert state["rounds"][0] == first["rounds"][0] and [r["round"] for r in state["rounds"]] == [1, 2]
-    assert state["best"]["score"] == max([state["sft_score"]] + [r["score"] for r in state["rounds"]])
+    kept = [r["round"] for r in state["rounds"] if r["kept"]]
+    assert state["best"]["round"] == (kept[-1] if kept else 0)     # the last round the labelers preferred
+    assert state["rounds"][1]["against"] == first["best"]["policy"]
+    for r in state["rounds"]:
+        assert r["judge"] == "sim" and r["kept"] == (r["win_rate_vs_best"] > 0.5)
+        assert 0 <= r["monitor/gold_score"] <= 1 and 0 <= r["monitor/best_gold_score"] <= 1
+    assert 0 <= state["sft"]["monitor/gold_score"] <= 1
     r2 = setup / "loop" / "round-2"
     n1 = sum(1 for _ in open(setup / "loop" / "round-1" / "rankings.jsonl"))
     assert sum(1 for _ in open(r2 / "rankings_so_far.jsonl")) == n1 + sum(1 for _ in open(r2 / "rankings.jsonl"))
+    assert len(json.loads((r2 / "eval.json").read_text())["answers"]) == 9
     ppo_manifest = json.loads((r2 / "ppo" / "posttrain.json").read_text())
     assert ppo_manifest["reference"] == str(setup / "sft") and ppo_manifest["parent"] == first["best"]["policy"]
-    assert "best:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "best:" in out and "gold (monitoring only)" in out
+
+
+def test_off_the_world_the_rounds_reward_model_judges_and_no_gold_is_logged(setup):
+    from posttrain.evaluation.judges import make_judge
+    from posttrain.stages.loop import judge_round
+
+    prompts = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Say {w}."}]} for i, w in enumerate("abcd")]
+    new, best = ["a", "b", "c", "d"], ["The answer is a.", "b b b", "", "d."]
+    verdict = judge_round(make_judge("rm", reward=str(setup / "rm")), None, prompts, new, best)
+    assert verdict["judge"] == "rm" and verdict["kept"] == (verdict["win_rate_vs_best"] > 0.5)
+    assert not any(k.startswith("monitor/") for k in verdict)

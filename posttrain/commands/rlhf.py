@@ -25,7 +25,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("loop", help="repeat sample -> label -> RM -> PPO -> eval on the current best policy",
                             description="InstructGPT's iterated steps 2 and 3: each round samples comparisons from "
                                         "the best policy so far, labels them, trains a new reward model on all "
-                                        "rankings so far, runs PPO, evaluates, and keeps the best. Re-run with the "
+                                        "rankings so far, runs PPO, and keeps the new policy when the simulated "
+                                        "labelers (the round's reward model off the built-in world) prefer its "
+                                        "answers to the best's on more than half the eval prompts; gold scores "
+                                        "are logged for monitoring only. Re-run with the "
                                         "same arguments to continue an interrupted loop.",
                             epilog="example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl "
                                    "--ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop "
@@ -52,15 +55,19 @@ def cmd_ppo(args: argparse.Namespace) -> int:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    from posttrain.stages.loop import LoopConfig, loop
+    from posttrain.stages.loop import KEEP_ABOVE, LoopConfig, loop
 
     cfg = from_namespace(LoopConfig, args)
     state = loop(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))
-    print(f"{'round':>5}  {'score':>7}  policy")
-    print(f"{0:>5}  {state['sft_score']:>7.4f}  {cfg.sft} (SFT)")
+    gold = lambda row: f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
+    print(f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  policy")
+    print(f"{0:>5}  {'-':>5}  {'-':>11}  {'-':>4}  {gold(state['sft']):>22}  {cfg.sft} (SFT)")
     for r in state["rounds"]:
-        print(f"{r['round']:>5}  {r['score']:>7.4f}  {r['policy']}")
-    print(f"best: {state['best']['policy']} (round {state['best']['round']})")
+        print(f"{r['round']:>5}  {r['judge']:>5}  {r['win_rate_vs_best']:>11.3f}  {'yes' if r['kept'] else 'no':>4}  "
+              f"{gold(r):>22}  {r['policy']}")
+    print(f"best: {state['best']['policy']} (round {state['best']['round']}); a round's policy is kept when its "
+          f"win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
+          "Gold scores are monitoring only: they never choose the best.")
     print(f"wrote {cfg.out}/loop.json")
     return 0
 

@@ -5,17 +5,24 @@
 
 One run directory holds every round:
 
+    OUT/sft_eval.json            the SFT policy's greedy answers to the eval prompts
     OUT/round-1/samples.jsonl    K completions per prompt, sampled from the current best policy
     OUT/round-1/rankings.jsonl   the simulated labelers' rankings of them
     OUT/round-1/rm/              a reward model trained from the SFT model on every round's rankings so far
     OUT/round-1/ppo/             PPO from the current best policy against that reward model (KL to SFT)
-    OUT/round-1/eval.json        the new policy's score on the eval prompts
-    OUT/loop.json                the SFT policy's score, rounds so far with theirs, and the best policy
+    OUT/round-1/eval.json        the new policy's greedy answers to the eval prompts
+    OUT/loop.json                every round's verdict against the best before it, and the best policy
 
-Each round's prompts are a fresh slice of --rm-prompts and --ppo-prompts. The policy is judged
-by the gold scorer on the eval prompts when they come from the built-in world, otherwise by the
-round's reward model; the best policy so far (SFT included) seeds the next round. Every step
-writes atomically, so an interrupted loop re-run with the same arguments continues where it was.
+Each round's prompts are a fresh slice of --rm-prompts and --ppo-prompts. The best policy so far
+(SFT at the start) seeds the next round. The rule that keeps a round's policy: on the eval
+prompts its greedy answers are compared pairwise with the current best's by the judge a real
+project would have, and it replaces the best when it wins more than half the comparisons (ties
+count half; `KEEP_ABOVE`). On world prompts that judge is the simulated labelers (`sim` in
+posttrain/evaluation/judges.py: one labeler per prompt, with its bias and noise); on other
+prompts it is the round's reward model. Training never reads the gold scorer (issue 14,
+tests/test_honesty.py): on world prompts the loop logs each policy's mean gold score as
+`monitor/gold_score`, for monitoring only; it never chooses the best. Every step writes
+atomically, so an interrupted loop re-run with the same arguments continues where it was.
 """
 
 from __future__ import annotations
@@ -28,8 +35,12 @@ from pathlib import Path
 from posttrain.config import option
 from posttrain.data.records import atomic_path, read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
+from posttrain.evaluation.judges import Judge, make_judge
+from posttrain.evaluation.winrate import win_rate
 
 log = logging.getLogger(__name__)
+
+KEEP_ABOVE = 0.5   # a round's policy replaces the best when its win rate against it is above this
 
 
 @dataclass
@@ -38,7 +49,9 @@ class LoopConfig:
                       required=True)
     rm_prompts: Path = option(help="prompts to sample comparisons for (sliced per round)", required=True)
     ppo_prompts: Path = option(help="PPO prompts (sliced per round)", required=True)
-    eval_prompts: Path = option(help="prompts to choose the best policy on (world prompts: gold judge)", required=True)
+    eval_prompts: Path = option(help="prompts to choose the best policy on (world prompts: the simulated labelers "
+                                     "judge, gold logged for monitoring only; others: the round's reward model)",
+                                required=True)
     out: Path = option(help="loop run directory (created, or continued when it exists)", required=True)
     rounds: int = option(2, help="rounds of sample -> label -> RM -> PPO -> eval")
     rm_prompts_per_round: int = option(300, help="prompts sampled for comparisons each round")
@@ -87,14 +100,39 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
         on_stage(r, "ppo")
         slice_file(cfg.ppo_prompts, d / "ppo_prompts.jsonl", r, cfg.ppo_prompts_per_round)
         run_ppo(cfg, best, d)
-        # 4. evaluate, keep the best
+        # 4. the labelers (or the round's RM) compare it with the best on the eval prompts; the winner stays
         on_stage(r, "eval")
-        score = evaluate(cfg, d / "ppo", d / "rm")
-        state["rounds"].append({"round": r, "policy": str(d / "ppo"), "score": score})
-        if score > state["best"]["score"]:
-            state["best"] = {"policy": str(d / "ppo"), "score": score, "round": r}
+        prompts, world = eval_prompts(cfg)
+        judge = make_judge("sim", world) if world is not None else make_judge("rm", reward=str(d / "rm"))
+        verdict = judge_round(judge, world, prompts, answers(cfg, d / "ppo", d / "eval.json"),
+                              answers(cfg, Path(best), eval_path(cfg, state["best"]["round"])))
+        state["rounds"].append({"round": r, "policy": str(d / "ppo"), "against": best, **verdict})
+        if verdict["kept"]:
+            state["best"] = {"policy": str(d / "ppo"), "round": r}
         write_state(cfg, state)
     return state
+
+
+def judge_round(judge: Judge, world, prompts: list[dict], new: list[str], best: list[str]) -> dict:
+    """Step 4's verdict on a round's policy: its greedy answers `new` against the best's `best`.
+
+    `kept` is decided by `judge` alone: the new policy replaces the best when its win rate (ties
+    count half) is above KEEP_ABOVE. With `world` (world prompts) the mean gold scores of both
+    are added as `monitor/gold_score` and `monitor/best_gold_score`, for monitoring only.
+    """
+    rate = win_rate(judge.outcomes(list(zip(prompts, new, best))))
+    verdict = {"judge": judge.name, "win_rate_vs_best": rate, "kept": rate > KEEP_ABOVE}
+    if world is not None:
+        verdict["monitor/gold_score"] = gold_score(world, prompts, new)
+        verdict["monitor/best_gold_score"] = gold_score(world, prompts, best)
+    log.info("round policy vs best: %s judge win rate %.4f -> %s; gold %s (monitoring only)", judge.name, rate,
+             "kept" if verdict["kept"] else "dropped", verdict.get("monitor/gold_score", "n/a"))
+    return verdict
+
+
+def gold_score(world, prompts: list[dict], texts: list[str]) -> float:
+    """Mean gold score: monitoring only, never a decision."""
+    return sum(world.judge(p, t).score for p, t in zip(prompts, texts)) / len(prompts)
 
 
 def read_state(cfg: LoopConfig) -> dict:
@@ -103,9 +141,15 @@ def read_state(cfg: LoopConfig) -> dict:
         state = json.loads(path.read_text())
         if state["config"]["sft"] != cfg.sft:
             raise UserError(f"{path} belongs to a loop from {state['config']['sft']}; use another --out")
+        if "sft_score" in state:
+            raise UserError(f"{path} was written by an older posttrain loop that kept the best by gold score; "
+                            "start the loop again with another --out")
         return state
-    score = evaluate(cfg, Path(cfg.sft), None)
-    return {"config": asdict(cfg), "sft_score": score, "rounds": [], "best": {"policy": cfg.sft, "score": score, "round": 0}}
+    prompts, world = eval_prompts(cfg)
+    sft = {"policy": cfg.sft}
+    if world is not None:
+        sft["monitor/gold_score"] = gold_score(world, prompts, answers(cfg, Path(cfg.sft), eval_path(cfg, 0)))
+    return {"config": asdict(cfg), "sft": sft, "rounds": [], "best": {"policy": cfg.sft, "round": 0}}
 
 
 def write_state(cfg: LoopConfig, state: dict) -> None:
@@ -152,30 +196,31 @@ def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
                       seed=cfg.seed, resume=True))
 
 
-def evaluate(cfg: LoopConfig, policy: Path, reward: Path | None) -> float:
-    """Mean gold score of greedy answers (world prompts), else mean reward-model score."""
+def eval_prompts(cfg: LoopConfig) -> tuple[list[dict], object]:
+    """The eval prompts, and the world when every one of them is a world prompt (else None)."""
+    prompts = read_conversations(cfg.eval_prompts, ends_with="user")
+    if not all("task" in (p.get("meta") or {}) for p in prompts):
+        return prompts, None
+    from posttrain.world import World
+
+    return prompts, World(seed=cfg.world_seed, scale=cfg.scale)
+
+
+def eval_path(cfg: LoopConfig, round_: int) -> Path:
+    return cfg.out / "sft_eval.json" if round_ == 0 else cfg.out / f"round-{round_}" / "eval.json"
+
+
+def answers(cfg: LoopConfig, policy: Path, cached: Path) -> list[str]:
+    """The policy's greedy answers to the eval prompts, generated once and cached in `cached`."""
+    if cached.exists():
+        return json.loads(cached.read_text())["answers"]
     from posttrain.generation.hf import chat_complete
     from posttrain.models.load import load_causal_lm
 
-    cached = policy / "eval.json" if policy != Path(cfg.sft) else cfg.out / "sft_eval.json"
-    if cached.exists():
-        return json.loads(cached.read_text())["score"]
     prompts = read_conversations(cfg.eval_prompts, ends_with="user")
     model, tokenizer = load_causal_lm(policy)
-    answers = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.max_new_tokens)
-    if all("task" in (p.get("meta") or {}) for p in prompts):
-        from posttrain.world import World
-
-        world = World(seed=cfg.world_seed, scale=cfg.scale)
-        scores, judge = [world.judge(p, a).score for p, a in zip(prompts, answers)], "gold"
-    elif reward is not None:
-        from posttrain.models.reward import RewardScorer
-
-        scores, judge = RewardScorer(str(reward)).score([(p["messages"], a) for p, a in zip(prompts, answers)]), "rm"
-    else:
-        return float("-inf")  # no judge for the SFT policy outside the world: any round beats it
-    score = sum(scores) / len(scores)
+    texts = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.max_new_tokens)
     with atomic_path(cached) as tmp:
-        tmp.write_text(json.dumps({"score": score, "judge": judge, "prompts": len(prompts)}) + "\n")
-    log.info("%s scores %.4f (%s judge, %d prompts)", policy, score, judge, len(prompts))
-    return score
+        tmp.write_text(json.dumps({"policy": str(policy), "prompts": len(prompts), "answers": texts}) + "\n")
+    log.info("%s: greedy answers to %d eval prompts in %s", policy, len(prompts), cached)
+    return texts
