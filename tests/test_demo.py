@@ -13,6 +13,7 @@ def test_the_tiny_demo_runs_every_stage_and_reports(tmp_path, capsys):
     assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "win rate vs SFT" in printed and "ppo-ptx" in printed
+    assert "held-out labeler pairs" in printed and "two labelers agree on" in printed and "gold order" in printed
     for stage in ("sft", "rm", "ppo-ptx"):
         assert json.loads((out / stage / "posttrain.json").read_text())["stage"] == stage.split("-")[0]
     summary = json.loads((out / "report" / "summary.json").read_text())
