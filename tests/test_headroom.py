@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+from test_eval_cli import llama  # the tiny Llama config the eval tests use
+from transformers import AutoTokenizer, LlamaForCausalLM, LlamaForSequenceClassification
 
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
@@ -87,11 +88,6 @@ def test_share_of_oracle_room_captured():
 
 
 # --- the command on a tiny model -------------------------------------------------------
-def llama(vocab: int) -> LlamaConfig:
-    return LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny random policy, a tiny reward model and 9 world test prompts (one per family)."""
