@@ -82,7 +82,8 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
     """Run (or continue) the rounds; returns loop.json's content."""
     cfg.check()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    state = read_state(cfg)
+    prompts, world = eval_prompts(cfg)
+    state = read_state(cfg, prompts, world)
     for r in range(len(state["rounds"]) + 1, cfg.rounds + 1):
         d = cfg.out / f"round-{r}"
         d.mkdir(exist_ok=True)
@@ -102,10 +103,9 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
         run_ppo(cfg, best, d)
         # 4. the labelers (or the round's RM) compare it with the best on the eval prompts; the winner stays
         on_stage(r, "eval")
-        prompts, world = eval_prompts(cfg)
         judge = make_judge("sim", world) if world is not None else make_judge("rm", reward=str(d / "rm"))
-        verdict = judge_round(judge, world, prompts, answers(cfg, d / "ppo", d / "eval.json"),
-                              answers(cfg, Path(best), eval_path(cfg, state["best"]["round"])))
+        verdict = judge_round(judge, world, prompts, answers(cfg, prompts, d / "ppo", d / "eval.json"),
+                              answers(cfg, prompts, Path(best), eval_path(cfg, state["best"]["round"])))
         state["rounds"].append({"round": r, "policy": str(d / "ppo"), "against": best, **verdict})
         if verdict["kept"]:
             state["best"] = {"policy": str(d / "ppo"), "round": r}
@@ -135,7 +135,7 @@ def gold_score(world, prompts: list[dict], texts: list[str]) -> float:
     return sum(world.judge(p, t).score for p, t in zip(prompts, texts)) / len(prompts)
 
 
-def read_state(cfg: LoopConfig) -> dict:
+def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
     path = cfg.out / "loop.json"
     if path.exists():
         state = json.loads(path.read_text())
@@ -145,10 +145,9 @@ def read_state(cfg: LoopConfig) -> dict:
             raise UserError(f"{path} was written by an older posttrain loop that kept the best by gold score; "
                             "start the loop again with another --out")
         return state
-    prompts, world = eval_prompts(cfg)
     sft = {"policy": cfg.sft}
     if world is not None:
-        sft["monitor/gold_score"] = gold_score(world, prompts, answers(cfg, Path(cfg.sft), eval_path(cfg, 0)))
+        sft["monitor/gold_score"] = gold_score(world, prompts, answers(cfg, prompts, Path(cfg.sft), eval_path(cfg, 0)))
     return {"config": asdict(cfg), "sft": sft, "rounds": [], "best": {"policy": cfg.sft, "round": 0}}
 
 
@@ -210,14 +209,13 @@ def eval_path(cfg: LoopConfig, round_: int) -> Path:
     return cfg.out / "sft_eval.json" if round_ == 0 else cfg.out / f"round-{round_}" / "eval.json"
 
 
-def answers(cfg: LoopConfig, policy: Path, cached: Path) -> list[str]:
-    """The policy's greedy answers to the eval prompts, generated once and cached in `cached`."""
+def answers(cfg: LoopConfig, prompts: list[dict], policy: Path, cached: Path) -> list[str]:
+    """The policy's greedy answers to the eval `prompts`, generated once and cached in `cached`."""
     if cached.exists():
         return json.loads(cached.read_text())["answers"]
     from posttrain.generation.hf import chat_complete
     from posttrain.models.load import load_causal_lm
 
-    prompts = read_conversations(cfg.eval_prompts, ends_with="user")
     model, tokenizer = load_causal_lm(policy)
     texts = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.max_new_tokens)
     with atomic_path(cached) as tmp:
