@@ -164,29 +164,17 @@ def headroom(cfg: HeadroomConfig) -> tuple[dict, list[dict]]:
 
 def generate(model, tokenizer, conversations: list[list[dict]], cfg: HeadroomConfig) -> tuple[list[str], list[list[str]]]:
     """The greedy answer and K samples of each conversation, in batches of about ROWS_PER_BATCH sequences."""
-    from posttrain.generation.sampler import decode_responses, encode_prompts, sample
+    from posttrain.generation.sampler import sample_texts
 
+    k = cfg.k
     generator = torch.Generator().manual_seed(cfg.seed)
-    per_batch = max(1, ROWS_PER_BATCH // cfg.k)
-    greedy: list[str] = []
-    samples: list[list[str]] = []
     with tqdm(total=2 * len(conversations), desc="headroom: greedy, then samples", unit="prompt", disable=None) as bar:
-        for temperature, step in ((0.0, ROWS_PER_BATCH), (cfg.temperature, per_batch)):
-            for i in range(0, len(conversations), step):
-                batch = conversations[i:i + step]
-                repeat = 1 if temperature == 0 else cfg.k
-                ids, mask = encode_prompts(tokenizer, batch)                              # (B, P)
-                tokens = sample(model, ids.repeat_interleave(repeat, 0), mask.repeat_interleave(repeat, 0),
-                                max_new_tokens=cfg.max_new_tokens, temperature=temperature,
-                                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                generator=generator)                                       # (B * repeat, T)
-                texts = decode_responses(tokenizer, tokens)
-                if temperature == 0:
-                    greedy += texts
-                else:
-                    samples += [texts[j * cfg.k:(j + 1) * cfg.k] for j in range(len(batch))]
-                bar.update(len(batch))
-    return greedy, samples
+        greedy = sample_texts(model, tokenizer, conversations, temperature=0.0, max_new_tokens=cfg.max_new_tokens,
+                              generator=generator, batch_size=ROWS_PER_BATCH, on_batch=bar.update)
+        flat = sample_texts(model, tokenizer, [c for c in conversations for _ in range(k)],   # each prompt K times
+                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, generator=generator,
+                            batch_size=max(1, ROWS_PER_BATCH // k) * k, on_batch=lambda rows: bar.update(rows // k))
+    return greedy, [flat[j * k:(j + 1) * k] for j in range(len(conversations))]
 
 
 def reward_scores(path: str, records: list[dict], samples: list[list[str]]) -> list[list[float]]:

@@ -50,17 +50,10 @@ def stream_seed(seed: int, role: str, temperature: float) -> int:
 def sampled_answers(model, tokenizer, conversations: list[list[dict]], *, temperature: float, max_new_tokens: int,
                     seed: int, batch_size: int = 32) -> list[str]:
     """One assistant turn per conversation sampled at `temperature`, reproducible from `seed`."""
-    from posttrain.generation.sampler import decode_responses, encode_prompts, sample
+    from posttrain.generation.sampler import sample_texts
 
-    generator = torch.Generator().manual_seed(seed)
-    out: list[str] = []
-    for i in range(0, len(conversations), batch_size):
-        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])
-        response = sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens,
-                          temperature=temperature, eos_token_id=tokenizer.eos_token_id,
-                          pad_token_id=tokenizer.pad_token_id, generator=generator)          # (B, T)
-        out += decode_responses(tokenizer, response)
-    return out
+    return sample_texts(model, tokenizer, conversations, temperature=temperature, max_new_tokens=max_new_tokens,
+                        generator=torch.Generator().manual_seed(seed), batch_size=batch_size)
 
 
 def outcome_stats(outcomes: list[float], *, bootstrap: int, seed: int) -> dict:

@@ -46,6 +46,21 @@ def decode_responses(tokenizer, tokens: torch.Tensor) -> list[str]:
     return [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(tokens, lengths.tolist())]
 
 
+def sample_texts(model, tokenizer, conversations: list[list[dict]], *, temperature: float, max_new_tokens: int,
+                 generator: torch.Generator | None, batch_size: int, on_batch=lambda rows: None) -> list[str]:
+    """One assistant turn per conversation (greedy at temperature 0), `batch_size` conversations
+    per `sample` call; `on_batch(rows)` after each call (a progress bar)."""
+    out: list[str] = []
+    for i in range(0, len(conversations), batch_size):
+        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])   # (B, P)
+        tokens = sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens, temperature=temperature,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                        generator=generator)                                                    # (B, T)
+        out += decode_responses(tokenizer, tokens)
+        on_batch(len(tokens))
+    return out
+
+
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, top_p: float = 1.0, eos_token_id: int, pad_token_id: int,
            generator: torch.Generator | None = None) -> torch.Tensor:
