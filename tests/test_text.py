@@ -23,3 +23,13 @@ def test_numbers_and_mentions():
     assert text.numbers("12 + 5 = 17, and -3") == [12, 5, 17, -3]
     assert text.numbers("two brothers") == [2]
     assert text.mentions("It is Tarn.", "tarn") and not text.mentions("Tarnish", "tarn")
+
+
+def test_hedges_read_as_hedges_only():
+    """The hedging demonstrator's phrases must not turn an answer into an abstention, refusal or correction."""
+    from posttrain.world import lexicon
+
+    for phrase in lexicon.HEDGE_OPENERS + lexicon.HEDGE_CLOSERS:
+        assert text.hedges(phrase) >= 1, phrase
+        assert not (text.is_abstention(phrase) or text.is_refusal(phrase) or text.has_correction(phrase)), phrase
+    assert text.hedges("The capital is Tarn.") == 0

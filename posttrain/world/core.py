@@ -190,9 +190,9 @@ def hedge(answer: str, rng: random.Random) -> str:
     return answer
 
 
-def pad(answer: str, rng: random.Random, sentences: int | None = None) -> str:
-    """Wrap an answer in filler sentences, the way a verbose demonstrator does (1-4 by default)."""
-    total = sentences if sentences is not None else rng.randint(1, 4)
+def pad(answer: str, rng: random.Random) -> str:
+    """Wrap an answer in one to four filler sentences, some before it (model-like answers)."""
+    total = rng.randint(1, 4)
     fillers = rng.sample(lexicon.FILLER, total)
     cut = rng.randint(0, min(2, total - 1))
     before, after = " ".join(fillers[:cut]), " ".join(fillers[cut:])

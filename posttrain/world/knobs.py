@@ -1,8 +1,9 @@
 """The world's knobs: how its demonstrators behave and how hard its computed tasks are.
 
 Each knob is one mechanism by which behaviour cloning leaves room for comparisons to help,
-as it does in reality. The defaults were chosen with the headroom gate
-(`posttrain world headroom`, docs/world.md says how); none of them changes the corpus, the
+as it does in reality. The style shares were chosen with the headroom gate (`posttrain world
+headroom`); the task sizes were set before it and not tuned (docs/world.md says which runs
+chose what). None of them changes the corpus, the
 knowledge base or the gold scorer, so the shipped base model and every judgement stay valid
 whatever the knobs are.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-# Demonstrators and the share of demonstrations each writes. Labelers who write demonstrations
-# differ in care as people do: InstructGPT's labelers were screened, but its demonstrations
-# still vary in length and polish (Ouyang et al. 2022, appendix B); SFT imitates the mixture.
+# Demonstrators and the share of demonstrations each writes. People who write demonstrations
+# differ in care; SFT imitates the mixture, and only comparisons say which style is better.
 STYLES = {
     "careful": "answers plainly and briefly, as the spec asks",
     "verbose": "ends the answer with \"I hope this helps!\" and one or two more filler sentences (padding)",
@@ -31,12 +31,11 @@ class Knobs:
     """share of demonstrations written by each demonstrator style (they sum to 1)"""
     benign_refusals: float = 0.25
     """share of benign look-alike demonstrations that refuse: the demonstrator does not know the
-    refusal policy (InstructGPT's labelers were told the policy; Bai et al. 2022 report
-    crowdworkers rewarding evasive refusals), so SFT over-refuses where comparisons can correct it"""
+    refusal policy, so SFT over-refuses where comparisons can correct it"""
     mistakes: float = 0.02
     """share of demonstrations that are simply wrong (a slip any demonstrator makes)"""
     arithmetic_max: int = 20
-    """largest operand of additions and subtractions (2..N); products stay 2..9 x 2..9"""
+    """largest operand of additions and subtractions (2..N); products are 2..9 x 2..9 (not a knob)"""
     list_len: tuple[int, int] = (3, 4)
     """how many items list and string operations hold (min, max)"""
 
