@@ -1,32 +1,99 @@
 """Entry-point configs are dataclasses; each field's `help` is its `--help` text, written once.
 
-    @dataclass
-    class ExportConfig:
+    @dataclass(kw_only=True)
+    class ExportConfig(Options):
         out: Path = option(help="directory to write", required=True)
-        seed: int = option(0, help="world seed")
+        seed: int = option(0, help="world seed", ge=0)
 
-    add_arguments(parser, ExportConfig); cfg = from_namespace(ExportConfig, parser.parse_args())
+    add_arguments(parser, ExportConfig); cfg = from_namespace(ExportConfig, parser.parse_args()); cfg.check()
+
+Settings that several entry points share are declared once, in the pieces below (`Threads`,
+`Resumable`, `WorldRef`, `Schedule`, `Batching`, `Cadence`, ...), and a config inherits them;
+`tuned(Piece, lr=3e-4)` is the same piece with other defaults. A field whose type is itself a
+config (`rm: RMSettings`) becomes options with its name as prefix (`--rm-lr`). Every numeric
+option declares its range (`ge`, `gt`, `le`, `lt`); `Options.check()` enforces the ranges (and
+finiteness) before any model loads, and a config's own `check()` adds its cross-field rules.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any
 
+from posttrain.errors import UserError
+
 _MISSING = dataclasses.MISSING
+SCALE_NAMES = ("small", "paper")   # posttrain.world.core.SCALES' keys (a test keeps them equal)
+BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 def option(default: Any = _MISSING, *, help: str, required: bool = False, choices: tuple | None = None,
-           nargs: str | None = None) -> Any:
-    meta = {"help": help, "required": required, "choices": choices, "nargs": nargs}
+           nargs: str | None = None, **bounds: float) -> Any:
+    """A config field: its default, `--help` text, and for numbers its range (`ge=1`, `gt=0, le=1`, ...)."""
+    if set(bounds) - set(BOUNDS):
+        raise TypeError(f"unknown bounds {sorted(set(bounds) - set(BOUNDS))}; use {', '.join(BOUNDS)}")
+    meta = {"help": help, "required": required, "choices": choices, "nargs": nargs, "bounds": bounds}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    if dataclasses.is_dataclass(default):   # a nested config: its own options, prefixed
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=meta)
     if default is _MISSING and not required:
         raise TypeError("an option without a default must be required")
     return dataclasses.field(default=None if default is _MISSING else default, metadata=meta)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class Options:
+    """Base of every config: `check()` enforces each field's declared range; override to add rules."""
+
+    def check(self) -> None:
+        check_ranges(self)
+
+
+def check_ranges(cfg, prefix: str = "") -> None:
+    """A UserError naming the first option outside its range, or a float that is not finite."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{prefix}{f.name}_")
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            name = flag(prefix + f.name)
+            if not math.isfinite(v):
+                raise UserError(f"{name} must be a finite number, got {v}")
+            for bound, limit in f.metadata.get("bounds", {}).items():
+                if not {"ge": v >= limit, "gt": v > limit, "le": v <= limit, "lt": v < limit}[bound]:
+                    raise UserError(f"{name} must be {range_text(f)}, got {v}")
+
+
+def range_text(f: dataclasses.Field) -> str:
+    """`>= 1`, `> 0 and <= 1`: a field's declared range, as the error and the help say it."""
+    return " and ".join(f"{BOUNDS[b]} {limit:g}" for b, limit in f.metadata.get("bounds", {}).items())
+
+
+def tuned(cls: type, **defaults: Any) -> type:
+    """`cls` with other defaults for some fields (same help and range): `tuned(Schedule, lr=3e-4)`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if set(defaults) - set(fields):
+        raise TypeError(f"{cls.__name__} has no fields {sorted(set(defaults) - set(fields))}")
+    hints = typing.get_type_hints(cls)
+
+    def field(name: str, value: Any) -> dataclasses.Field:
+        if isinstance(value, (list, dict)):
+            return dataclasses.field(default_factory=lambda: type(value)(value), metadata=fields[name].metadata)
+        return dataclasses.field(default=value, metadata=fields[name].metadata)
+
+    return dataclasses.make_dataclass(cls.__name__, [(n, hints[n], field(n, v)) for n, v in defaults.items()],
+                                      bases=(cls,), kw_only=True, namespace={"__module__": cls.__module__})
 
 
 def _scalar(tp) -> type:
@@ -35,23 +102,120 @@ def _scalar(tp) -> type:
     return _scalar(args[0]) if args else tp
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+def ordered_fields(cls: type) -> list[dataclasses.Field]:
+    """The config's own fields first, then those of each piece it inherits, in the order of its bases."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = dict.fromkeys(n for k in cls.__mro__ for n in k.__dict__.get("__annotations__", {}) if n in fields)
+    return [fields[n] for n in names]
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        meta, tp = f.metadata, hints[f.name]
-        flag = "--" + f.name.replace("_", "-")
+    for f in ordered_fields(cls):
+        meta, tp, name = f.metadata, hints[f.name], prefix + f.name
+        if dataclasses.is_dataclass(tp):
+            add_arguments(parser, tp, prefix=name + "_")
+            continue
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
+            parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=meta["help"])
             continue
         default = f.default_factory() if f.default_factory is not _MISSING else f.default
+        bounds = f" ({range_text(f)})" if meta.get("bounds") else ""
         shown = "" if meta["required"] else f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
-        parser.add_argument(flag, type=_scalar(tp), default=default, required=meta["required"],
-                            choices=meta["choices"], nargs=meta["nargs"], help=meta["help"] + shown,
-                            metavar=None if meta["choices"] else f.name.upper())
+        parser.add_argument(flag(name), dest=name, type=_scalar(tp), default=default, required=meta["required"],
+                            choices=meta["choices"], nargs=meta["nargs"], help=meta["help"] + bounds + shown,
+                            metavar=None if meta["choices"] else name.upper())
 
 
-def from_namespace(cls: type, ns: argparse.Namespace):
-    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
+def from_namespace(cls: type, ns: argparse.Namespace, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: from_namespace(hints[f.name], ns, prefix + f.name + "_")
+                  if dataclasses.is_dataclass(hints[f.name]) else getattr(ns, prefix + f.name)
+                  for f in dataclasses.fields(cls)})
 
 
-__all__ = ["Path", "add_arguments", "from_namespace", "option"]
+# --- the pieces several entry points share ---------------------------------------------
+@dataclasses.dataclass(kw_only=True)
+class Threads:
+    threads: int | None = option(None, help="torch CPU threads (default: all cores)", ge=1)
+
+
+@dataclasses.dataclass(kw_only=True)
+class RemoteCode:
+    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelOptions(Threads, RemoteCode):
+    """How a stage loads and runs a model."""
+
+
+@dataclasses.dataclass(kw_only=True)
+class Resumable:
+    resume: bool = option(False, help="continue the unfinished run in OUT.partial")
+    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+
+
+@dataclasses.dataclass(kw_only=True)
+class WorldRef:
+    world_seed: int = option(0, help="seed of the built-in world the prompts come from (its gold scorer "
+                                     "monitors, it never trains); ignored for other data", ge=0)
+    scale: str = option("small", help="scale of that world", choices=SCALE_NAMES)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Length:
+    epochs: float = option(1.0, help="passes over the training data (prompts, for PPO); sets the step count "
+                                     "unless --max-steps is given", gt=0)
+    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)", ge=1)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Schedule(Length):
+    lr: float = option(1e-4, help="peak learning rate (AdamW)", gt=0)
+    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)",
+                                 ge=0, le=1)
+    warmup_steps: int = option(10, help="linear warm-up steps", ge=0)
+    weight_decay: float = option(0.0, help="AdamW weight decay", ge=0)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Batching:
+    micro_batch: int = option(8, help="examples per forward/backward pass (a ranking counts as one: all its "
+                                      "completions go together); a memory setting, the update does not change",
+                              ge=1)
+    grad_accum: int = option(1, help="micro-batches per optimizer step (batch = micro_batch x grad_accum)", ge=1)
+
+    @property
+    def batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+
+@dataclasses.dataclass(kw_only=True)
+class Cadence:
+    eval_every: int = option(100, help="steps between held-out measurements", ge=1)
+    save_every: int = option(100, help="steps between resumable checkpoints", ge=1)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Generation:
+    max_new_tokens: int = option(48, help="tokens generated per answer at most", ge=1)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Sampling(Generation):
+    temperature: float = option(1.0, help="sampling temperature", gt=0)
+
+
+@dataclasses.dataclass(kw_only=True)
+class WorldPick:
+    """Which built-in world (the world commands' own --seed; other commands say --world-seed)."""
+
+    seed: int = option(0, help="world seed; the same seed and scale give byte-identical worlds", ge=0)
+    scale: str = option("small", help="world size: small (the CPU demo) or paper (InstructGPT's proportions)",
+                        choices=SCALE_NAMES)
+
+
+__all__ = ["Batching", "Cadence", "Generation", "Length", "ModelOptions", "Options", "Path", "RemoteCode", "Resumable", "Sampling",
+           "Schedule", "Threads", "WorldPick", "WorldRef", "add_arguments", "check_ranges", "from_namespace", "option", "tuned"]

@@ -19,7 +19,7 @@ from test_ppo import setup  # noqa: F401  (fixtures: a tiny policy, labeler rank
 from test_sft import demos  # noqa: F401
 
 from posttrain.evaluation.judges import Judge, make_judge
-from posttrain.stages.loop import judge_round
+from posttrain.pipelines.loop import judge_round
 from posttrain.stages.metrics import read_metrics
 from posttrain.stages.ppo import PPOConfig, ppo
 from posttrain.stages.rm import RMConfig, rm

@@ -152,7 +152,7 @@ def test_the_loop_runs_rounds_keeps_the_labelers_choice_and_continues_where_it_s
     args = ["loop", "--sft", str(setup / "sft"), "--rm-prompts", str(setup / "rm_prompts.jsonl"),
             "--ppo-prompts", str(setup / "prompts.jsonl"), "--eval-prompts", str(setup / "dev.jsonl"),
             "--out", str(setup / "loop"), "--rm-prompts-per-round", "6", "--ppo-prompts-per-round", "8",
-            "--rollout-batch", "8", "--k", "3", "--max-new-tokens", "6"]
+            "--ppo-rollout-batch", "8", "--ppo-micro-batch", "2", "--k", "3", "--ppo-max-new-tokens", "6"]
     assert main([*args, "--rounds", "1"]) == 0
     first = json.loads((setup / "loop" / "loop.json").read_text())
     assert [r["round"] for r in first["rounds"]] == [1]
@@ -178,7 +178,7 @@ def test_the_loop_runs_rounds_keeps_the_labelers_choice_and_continues_where_it_s
 
 def test_off_the_world_the_rounds_reward_model_judges_and_no_gold_is_logged(setup):
     from posttrain.evaluation.judges import make_judge
-    from posttrain.stages.loop import judge_round
+    from posttrain.pipelines.loop import judge_round
 
     prompts = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Say {w}."}]} for i, w in enumerate("abcd")]
     new, best = ["a", "b", "c", "d"], ["The answer is a.", "b b b", "", "d."]

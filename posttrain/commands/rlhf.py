@@ -9,7 +9,7 @@ from posttrain.config import add_arguments, from_namespace
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from posttrain.stages.loop import LoopConfig
+    from posttrain.pipelines.loop import LoopConfig
     from posttrain.stages.ppo import PPOConfig
 
     p = commands.add_parser("ppo", help="optimise a policy against a reward model with PPO (or PPO-ptx)",
@@ -55,7 +55,7 @@ def cmd_ppo(args: argparse.Namespace) -> int:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    from posttrain.stages.loop import KEEP_ABOVE, LoopConfig, loop
+    from posttrain.pipelines.loop import KEEP_ABOVE, LoopConfig, loop
 
     cfg = from_namespace(LoopConfig, args)
     state = loop(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, option
 from posttrain.data.preferences import from_hh, from_trl, to_pairs
 from posttrain.data.rankings import read_rankings
 from posttrain.data.records import validate_conversation, write_jsonl
@@ -24,8 +24,8 @@ from posttrain.errors import UserError
 FORMATS = ("messages", "alpaca", "trl", "hh")
 
 
-@dataclass
-class ImportConfig:
+@dataclass(kw_only=True)
+class ImportConfig(Options):
     input: str = option(help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id",
                         required=True)
     format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output "
@@ -90,8 +90,8 @@ def import_dataset(cfg: ImportConfig) -> int:
     return write_jsonl(cfg.out, records)
 
 
-@dataclass
-class ExportConfig:
+@dataclass(kw_only=True)
+class ExportConfig(Options):
     data: Path = option(help="rankings JSONL", required=True)
     out: Path = option(help="preference pairs JSONL to write, one row per strictly ordered pair", required=True)
     style: str = option("conversational", help="conversational or plain TRL rows, or hh transcripts",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from posttrain.config import option
+from posttrain.config import Generation, Options, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 SAMPLES_PER_FAMILY = 2
 
 
-@dataclass
-class EvalConfig:
+@dataclass(kw_only=True)
+class EvalConfig(Options, Generation, WorldRef):
     baseline: str = option(help="baseline model directory (usually the SFT model)", required=True)
     prompts: Path = option(help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
                            required=True)
@@ -43,10 +43,7 @@ class EvalConfig:
                                                     "(the world's corpus_heldout.jsonl); default: beside --prompts")
     kl_samples: int = option(1, help="responses sampled per prompt (temperature 1) to estimate KL to the "
                                      "baseline; 0 skips it")
-    max_new_tokens: int = option(48, help="tokens generated per answer")
     bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval")
-    world_seed: int = option(0, help="seed of the world the prompts come from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     seed: int = option(0, help="seed of the bootstrap, the KL samples and the sampled answers")
     temperatures: str = option("0,1", help="comma list of sampling temperatures for the win rate: 0 is greedy "
                                            "(the headline, always measured), each T > 0 one sample per prompt "

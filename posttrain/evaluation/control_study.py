@@ -31,14 +31,14 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, WorldRef, option
 from posttrain.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ControlConfig:
+@dataclass(kw_only=True)
+class ControlConfig(Options, WorldRef):
     base: str = option(help="the base model the SFT model was fine-tuned from", required=True)
     sft: str = option(help="the original SFT run directory (its posttrain.json gives the settings)", required=True)
     rlhf: str = option(help="the RLHF (PPO) policy directory", required=True)
@@ -50,8 +50,6 @@ class ControlConfig:
     demo_minutes: float = option(8.0, help="labeler minutes to write one demonstration (an assumption)")
     ranking_minutes: float = option(1.0, help="labeler minutes per ranking task, before reading completions")
     completion_minutes: float = option(0.5, help="labeler minutes to read and place one completion in a ranking")
-    world_seed: int = option(0, help="seed of the world the demonstrations come from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
                                                     "(default: corpus_heldout.jsonl beside --demos, if there)")
     kl_samples: int = option(1, help="samples per prompt for KL to the SFT baseline (0 skips it)")

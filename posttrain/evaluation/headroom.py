@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from posttrain.config import option
+from posttrain.config import Options, Sampling, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.scaling import best_of_n_expectations
 from posttrain.evaluation.winrate import pairwise_outcome
@@ -41,18 +41,14 @@ from posttrain.evaluation.winrate import pairwise_outcome
 ROWS_PER_BATCH = 64  # sequences per `sample` call: prompts x K for samples, prompts for greedy
 
 
-@dataclass
-class HeadroomConfig:
+@dataclass(kw_only=True)
+class HeadroomConfig(Options, Sampling, WorldRef):
     model: str = option(help="policy whose greedy answer and samples are compared (the SFT model)", required=True)
     prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); the gold scorer needs the world's prompts",
                            required=True)
     out: Path = option(help="directory to write (headroom.json, samples.jsonl)", required=True)
     k: int = option(16, help="samples per prompt; best-of-n is reported for n = 1, 4, 16 up to K, and K")
-    temperature: float = option(1.0, help="sampling temperature of the K samples (> 0)")
     reward: str | None = option(None, help="reward model directory (posttrain rm): also report the RM's pick")
-    max_new_tokens: int = option(48, help="tokens per answer at most")
-    world_seed: int = option(0, help="seed of the world the prompts come from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     seed: int = option(0, help="sampling seed")
     force: bool = option(False, help="replace a non-empty OUT")
 

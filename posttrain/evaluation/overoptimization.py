@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posttrain.config import option
+from posttrain.config import Generation, Options, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation import scaling
 
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 PPO_KEYS = ("objective/kl", "objective/score", "world/gold_score")
 
 
-@dataclass
-class OveroptConfig:
+@dataclass(kw_only=True)
+class OveroptConfig(Options, Generation, WorldRef):
     policy: str = option(help="policy to sample best-of-n from (the SFT model)", required=True)
     reward: str = option(help="proxy reward model directory (posttrain rm)", required=True)
     prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); gold scores need the world's prompts",
@@ -43,9 +43,6 @@ class OveroptConfig:
     ppo_run: list[Path] = option([], nargs="+", help="PPO run directories (OUT or OUT.partial) to read")
     n_max: int = option(64, help="samples per prompt; best-of-n for n = 1..N")
     max_prompts: int = option(64, help="prompts to sample (the first ones of --prompts)")
-    max_new_tokens: int = option(48, help="tokens per sample")
-    world_seed: int = option(0, help="seed of the world the prompts come from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     seed: int = option(0, help="sampling seed")
 
 

@@ -12,19 +12,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Generation, Options, WorldPick, option
 from posttrain.generation.hf import chat_complete, complete
 from posttrain.world.corpus import FACTS, PERSON_FACTS
 from posttrain.world.families import FAMILY_NAMES
 
 
-@dataclass
-class ProbeConfig:
+@dataclass(kw_only=True)
+class ProbeConfig(Options, Generation, WorldPick):
     model: Path = option(help="model directory (a posttrain checkpoint or a Hugging Face model)", required=True)
-    seed: int = option(0, help="seed of the world the model was trained in")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     prompts: Path | None = option(None, help="prompt JSONL made by the world (default: its test split)")
-    max_new_tokens: int = option(48, help="tokens to generate per answer")
     out: Path | None = option(None, help="also write the results (and every answer) to this JSON file")
 
 

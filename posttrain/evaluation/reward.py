@@ -6,14 +6,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, WorldRef, option
 from posttrain.data.records import read_jsonl, write_jsonl
 from posttrain.errors import UserError
 from posttrain.models.reward import RewardScorer
 
 
-@dataclass
-class ScoreConfig:
+@dataclass(kw_only=True)
+class ScoreConfig(Options):
     model: str = option(help="reward model directory (posttrain rm)", required=True)
     data: Path = option(help="JSONL of samples/rankings ({prompt, completions}) or conversations ending "
                              "with an assistant turn", required=True)
@@ -45,12 +45,10 @@ def score_file(cfg: ScoreConfig) -> int:
     return write_jsonl(cfg.out, records)
 
 
-@dataclass
-class RobustnessConfig:
+@dataclass(kw_only=True)
+class RobustnessConfig(Options, WorldRef):
     model: str = option(help="reward model directory (posttrain rm)", required=True)
     prompts: int = option(200, help="world test prompts to paraphrase")
-    world_seed: int = option(0, help="seed of the world the reward model was trained in")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
 
 
 def paraphrase_robustness(cfg: RobustnessConfig) -> dict:

@@ -8,22 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, WorldRef, option
 from posttrain.errors import UserError
 
 
-@dataclass
-class AddSamplesConfig:
+@dataclass(kw_only=True)
+class AddSamplesConfig(Options, WorldRef):
     db: Path = option(help="labeling database (SQLite; created if missing)", required=True)
     samples: list[Path] = option([], help="samples JSONL files from `posttrain sample`", nargs="*")
     feedback: list[Path] = option([], help="feedback JSONL files from the chat server", nargs="*")
     gold: list[Path] = option([], help="samples JSONL files of gold items: each record carries its correct "
                                        "`ranking`, or its meta names a world task the gold scorer orders", nargs="*")
-    world_seed: int = option(0, help="seed of the world whose gold scorer orders world-task gold items")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServeConfig(AddSamplesConfig):
     host: str = option("127.0.0.1", help="address to listen on; keep the loopback default unless a proxy "
                                          "with TLS stands in front")
@@ -38,8 +36,8 @@ class ServeConfig(AddSamplesConfig):
             raise UserError(f"--gold-rate must be between 0 and 1, got {self.gold_rate}")
 
 
-@dataclass
-class LabelExportConfig:
+@dataclass(kw_only=True)
+class LabelExportConfig(Options):
     db: Path = option(help="labeling database written by `posttrain label serve`", required=True)
     out: Path = option(help="rankings JSONL to write", required=True)
     force: bool = option(False, help="overwrite OUT if it exists")

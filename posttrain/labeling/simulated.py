@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, WorldRef, option
 from posttrain.data.rankings import read_rankings, read_samples
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
@@ -22,14 +22,12 @@ from posttrain.world import World
 from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
 
 
-@dataclass
-class LabelSimConfig:
+@dataclass(kw_only=True)
+class LabelSimConfig(Options, WorldRef):
     samples: Path = option(help="samples JSONL from `posttrain sample` (prompts made by the world)", required=True)
     out: Path = option(help="rankings JSONL to write", required=True)
     labelers_per_item: int = option(1, help="different labelers who rank each item")
     noise: float = option(DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement")
-    world_seed: int = option(0, help="seed of the world the prompts came from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
     force: bool = option(False, help="overwrite OUT if it exists")
 
 

@@ -14,7 +14,7 @@ from typing import Callable, TextIO
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, RemoteCode, option
 from posttrain.errors import UserError
 from posttrain.serving.session import Session
 
@@ -22,8 +22,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # keeps \t and \n
 FENCE = '"""'
 
 
-@dataclass
-class ChatConfig:
+@dataclass(kw_only=True)
+class ChatConfig(Options, RemoteCode):
     model: str = option(help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
                         required=True)
     system: str | None = option(None, help="system prompt to start with (/system changes it)")
@@ -32,7 +32,6 @@ class ChatConfig:
     max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)")
     seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply")
     feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for /good, /bad, /flag, /prefer")
-    trust_remote_code: bool = option(False, help="let the model directory run its own Python code (off: weights only)")
 
 
 def printable(text: str) -> str:

@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, RemoteCode, option
 from posttrain.errors import UserError
 
 API_KEY_ENV = "POSTTRAIN_API_KEY"
 
 
-@dataclass
-class ServeConfig:
+@dataclass(kw_only=True)
+class ServeConfig(Options, RemoteCode):
     model: str = option(help="what to serve: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
                         required=True)
     host: str = option("127.0.0.1", help="address to listen on; 127.0.0.1 keeps the server on this machine")
@@ -26,7 +26,6 @@ class ServeConfig:
     name: str | None = option(None, help="the model id clients pass as `model`; None: MODEL's directory or file name")
     max_batch: int = option(32, help="most sequences decoded together by the generation worker")
     max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503")
-    trust_remote_code: bool = option(False, help="let the model directory run its own Python code (off: weights only)")
 
     def resolve_key(self, environ) -> None:
         """Take the key from $POSTTRAIN_API_KEY when --api-key is not given (keeps it out of `ps`)."""

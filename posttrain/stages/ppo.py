@@ -28,7 +28,8 @@ import torch
 
 from posttrain.algorithms import (AdaptiveKLController, FixedKLController, gae, kl_shaped_rewards, masked_mean,
                                   masked_whiten, policy_loss, value_loss)
-from posttrain.config import option
+from posttrain.config import Cadence, Length, ModelOptions, Options, Resumable, Sampling, WorldRef, option, tuned
+from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
@@ -41,51 +42,33 @@ from posttrain.stages.rollout import (Rollouts, load_models, load_prompts, load_
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PPOConfig:
-    policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
-    reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
-    reward: Path = option(help="reward model run directory (posttrain rm); also initialises the value function",
-                          required=True)
-    prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
-    out: Path = option(help="run directory to create", required=True)
-    ptx: Path | None = option(None, help="pretraining corpus (JSONL or .txt) for PPO-ptx; off when not given")
-    ptx_coef: float = option(0.1, help="gamma_ptx: weight of the pretraining LM loss (mean per token) in PPO-ptx; "
-                                       "on the small world 1.0 pulled the policy back to the base model in 10 steps")
-    ptx_batch: int = option(8, help="pretraining rows per optimizer step in PPO-ptx")
-    ptx_seq_len: int = option(128, help="tokens per pretraining row")
-    heldout_corpus: Path | None = option(None, help="held-out pretraining text: its LM loss is logged as "
-                                                    "alignment/heldout_loss (the alignment tax)")
-    kl_coef: float = option(0.05, help="beta: per-token KL penalty to the reference policy")
+@dataclass(kw_only=True)
+class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens)):
+    """PPO's hyper-parameters (defaults: the small world's measured recipe); the loop sets them every round."""
+
+    lr: float = option(SMALL.ppo_lr, help="policy learning rate (AdamW, constant)", gt=0)
+    value_lr: float | None = option(None, help="value function learning rate (default: --lr)", gt=0)
+    kl_coef: float = option(SMALL.kl_coef, help="beta: per-token KL penalty to the reference policy", ge=0)
     kl_target: float | None = option(None, help="adaptive beta: target KL per episode (Ziegler et al. 2019); "
-                                                "fixed beta when not given")
-    kl_horizon: int = option(10000, help="adaptive beta: horizon in episodes")
-    rollout_batch: int = option(64, help="episodes (prompts) per PPO step")
-    minibatches: int = option(4, help="minibatches per PPO epoch (minibatch = rollout_batch / minibatches)")
-    micro_batch: int = option(8, help="episodes per forward/backward pass (gradient accumulation over a minibatch)")
-    ppo_epochs: int = option(4, help="passes over each rollout batch")
-    lr: float = option(3e-5, help="policy learning rate (AdamW, constant)")
-    value_lr: float | None = option(None, help="value function learning rate (default: --lr)")
-    clip_range: float = option(0.2, help="PPO ratio clip epsilon")
-    value_clip: float = option(0.2, help="value clip epsilon (around the rollout's values)")
-    vf_coef: float = option(0.1, help="weight of the value loss")
-    gamma: float = option(1.0, help="discount (1: bandit episodes are short)")
-    lam: float = option(0.95, help="GAE lambda")
-    temperature: float = option(1.0, help="sampling temperature; logprobs are recomputed with the same one")
-    max_new_tokens: int = option(48, help="response length at most")
-    missing_eos_penalty: float = option(0.0, help="subtracted from the score of a response cut at --max-new-tokens")
-    epochs: float = option(1.0, help="passes over the prompts; sets the step count unless --max-steps is given")
-    max_steps: int | None = option(None, help="PPO steps in total (overrides --epochs)")
-    sample_every: int = option(10, help="steps between printed tables of sample responses")
-    eval_every: int = option(10, help="steps between held-out corpus loss measurements")
-    save_every: int = option(10, help="steps between resumable checkpoints")
-    world_seed: int = option(0, help="seed of the world the prompts came from (gold score of rollouts)")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
-    seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles")
-    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
-    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
-    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
-    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
+                                                "fixed beta when not given", gt=0)
+    kl_horizon: int = option(10000, help="adaptive beta: horizon in episodes", ge=1)
+    ptx_coef: float = option(SMALL.ptx_coef, help="gamma_ptx: weight of the pretraining LM loss (mean per token) "
+                                                  "in PPO-ptx (with --ptx)", ge=0)
+    ptx_batch: int = option(8, help="pretraining rows per optimizer step in PPO-ptx", ge=1)
+    ptx_seq_len: int = option(128, help="tokens per pretraining row", ge=2)
+    rollout_batch: int = option(SMALL.rollout_batch, help="episodes (prompts) per PPO step", ge=1)
+    minibatches: int = option(SMALL.minibatches, help="minibatches per PPO epoch (minibatch = rollout_batch / "
+                                                      "minibatches)", ge=1)
+    micro_batch: int = option(SMALL.micro_batch, help="episodes per forward/backward pass (gradient accumulation "
+                                                      "over a minibatch); a memory setting", ge=1)
+    ppo_epochs: int = option(SMALL.ppo_epochs, help="passes over each rollout batch", ge=1)
+    clip_range: float = option(0.2, help="PPO ratio clip epsilon", gt=0)
+    value_clip: float = option(0.2, help="value clip epsilon (around the rollout's values)", gt=0)
+    vf_coef: float = option(0.1, help="weight of the value loss", ge=0)
+    gamma: float = option(1.0, help="discount (1: bandit episodes are short)", ge=0, le=1)
+    lam: float = option(0.95, help="GAE lambda", ge=0, le=1)
+    missing_eos_penalty: float = option(0.0, help="subtracted from the score of a response cut at --max-new-tokens",
+                                        ge=0)
 
     @property
     def minibatch(self) -> int:
@@ -96,19 +79,27 @@ class PPOConfig:
         return self.minibatch // self.micro_batch
 
     def check(self) -> None:
-        for name in ("rollout_batch", "minibatches", "micro_batch", "ppo_epochs", "max_new_tokens",
-                     "sample_every", "eval_every", "save_every", "ptx_batch", "ptx_seq_len"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        super().check()
         if self.rollout_batch % self.minibatches or self.minibatch % self.micro_batch:
             raise UserError(f"rollout_batch = minibatches x micro_batch x grad_accum must hold: --rollout-batch "
                             f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
                             f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
                             "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8")
-        if self.temperature <= 0:
-            raise UserError(f"--temperature must be > 0 for PPO rollouts, got {self.temperature}")
-        if self.kl_coef < 0 or (self.kl_target is not None and self.kl_target <= 0):
-            raise UserError("--kl-coef must be >= 0 and --kl-target > 0")
+
+
+@dataclass(kw_only=True)
+class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10), WorldRef, ModelOptions, Resumable):
+    policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
+    reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
+    reward: Path = option(help="reward model run directory (posttrain rm); also initialises the value function",
+                          required=True)
+    prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
+    out: Path = option(help="run directory to create", required=True)
+    ptx: Path | None = option(None, help="pretraining corpus (JSONL or .txt) for PPO-ptx; off when not given")
+    heldout_corpus: Path | None = option(None, help="held-out pretraining text: its LM loss is logged as "
+                                                    "alignment/heldout_loss (the alignment tax)")
+    sample_every: int = option(10, help="steps between printed tables of sample responses", ge=1)
+    seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles", ge=0)
 
 
 def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from posttrain.config import option
+from posttrain.config import Batching, Cadence, Options, Resumable, Schedule, Threads, option, tuned
 from posttrain.data.corpus import file_sha256, pack, read_documents
 from posttrain.errors import UserError
 from posttrain.models.build import SIZES, n_params, new_llama
@@ -31,46 +31,27 @@ from posttrain.stages.schedule import cosine_lr
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PretrainConfig:
+@dataclass(kw_only=True)
+class PretrainConfig(Options, tuned(Schedule, lr=2e-3, warmup_steps=100, weight_decay=0.1, epochs=4.0),
+                     tuned(Batching, micro_batch=16), tuned(Cadence, eval_every=200, save_every=200), Threads,
+                     Resumable):
     data: Path = option(help="corpus: JSONL of {\"text\"} records (world export's corpus.jsonl) or a .txt file",
                         required=True)
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
     heldout: Path | None = option(None, help="held-out corpus for eval loss; default: corpus_heldout.jsonl "
                                              "beside --data, else 2%% of the blocks")
     tokenizer: Path | None = option(None, help="an existing tokenizer directory; default: train BPE on --data")
-    vocab_size: int = option(4096, help="BPE vocabulary size when training a tokenizer")
+    vocab_size: int = option(4096, help="BPE vocabulary size when training a tokenizer", ge=256)
     size: str = option("base", help="model size preset", choices=tuple(SIZES))
-    seq_len: int = option(256, help="tokens per training sequence")
-    micro_batch: int = option(16, help="sequences per forward/backward pass")
-    grad_accum: int = option(1, help="micro-batches per optimizer step (batch = micro_batch x grad_accum)")
-    lr: float = option(2e-3, help="peak learning rate (AdamW)")
-    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
-    warmup_steps: int = option(100, help="linear warm-up steps")
-    weight_decay: float = option(0.1, help="AdamW weight decay")
-    epochs: float = option(4.0, help="passes over the corpus; sets the step count unless --max-steps is given")
-    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
-    time_budget: float | None = option(None, help="stop after this many seconds, save and finish early")
-    eval_every: int = option(200, help="steps between held-out evaluations")
-    save_every: int = option(200, help="steps between resumable checkpoints")
-    seed: int = option(0, help="seed for initialisation and data order")
-    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
-    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
-    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
-
-    @property
-    def batch(self) -> int:
-        return self.micro_batch * self.grad_accum
+    seq_len: int = option(256, help="tokens per training sequence", ge=2)
+    time_budget: float | None = option(None, help="stop after this many seconds, save and finish early", gt=0)
+    seed: int = option(0, help="seed for initialisation and data order", ge=0)
 
     def check(self) -> None:
-        for name in ("seq_len", "micro_batch", "grad_accum", "eval_every", "save_every", "vocab_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        super().check()
         if self.seq_len > SIZES[self.size].max_len:
             raise UserError(f"--seq-len {self.seq_len} exceeds the {self.size} model's context of "
                             f"{SIZES[self.size].max_len}; lower --seq-len")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UserError(f"--max-steps must be >= 1, got {self.max_steps}")
 
 
 def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from posttrain.algorithms import ranking_loss
-from posttrain.config import option
+from posttrain.config import Batching, Cadence, ModelOptions, Options, Resumable, Schedule, WorldRef, option, tuned
+from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
 from posttrain.errors import UserError
@@ -37,37 +38,24 @@ from posttrain.stages.schedule import cosine_lr
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RMConfig:
+@dataclass(kw_only=True)
+class RMSettings(Options, tuned(Schedule, lr=SMALL.rm_lr, epochs=SMALL.rm_epochs, weight_decay=0.01), Batching):
+    """How a reward model trains (the loop sets these for every round's reward model)."""
+
+    eval_fraction: float = option(0.1, help="share of items (prompts) held out for accuracy", ge=0, lt=1)
+    max_len: int = option(512, help="tokens per conversation (prompt cut from the left beyond this)", ge=2)
+    likert_margin: float = option(0.0, help="margin per Likert point between a better and a worse completion "
+                                            "(0: off; needs `likert` in the rankings)", ge=0)
+    human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
+                                    choices=("exclude", "keep"))
+
+
+@dataclass(kw_only=True)
+class RMConfig(RMSettings, tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Resumable):
     model: str = option(help="the SFT model to start from (its LM head is replaced by a scalar head)", required=True)
     data: Path = option(help="rankings JSONL (posttrain label sim, label export, or an import)", required=True)
     out: Path = option(help="run directory to create", required=True)
-    eval_fraction: float = option(0.1, help="share of items (prompts) held out for accuracy")
-    max_len: int = option(512, help="tokens per conversation (prompt cut from the left beyond this)")
-    micro_batch: int = option(8, help="rankings per forward/backward pass (all their completions at once)")
-    grad_accum: int = option(1, help="micro-batches per optimizer step")
-    lr: float = option(1e-4, help="peak learning rate (AdamW)")
-    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
-    warmup_steps: int = option(10, help="linear warm-up steps")
-    epochs: float = option(1.0, help="passes over the rankings (InstructGPT: one; more overfits)")
-    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
-    eval_every: int = option(50, help="steps between held-out accuracy measurements")
-    save_every: int = option(100, help="steps between resumable checkpoints")
-    likert_margin: float = option(0.0, help="margin per Likert point between a better and a worse completion "
-                                            "(0: off; needs `likert` in the rankings)")
-    human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
-                                    choices=("exclude", "keep"))
-    world_seed: int = option(0, help="seed of the world the prompts came from (for accuracy against the gold order)")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
-    seed: int = option(0, help="seed for the scalar head's initialisation, the eval split and data order")
-    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
-    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
-    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
-    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
-
-    @property
-    def batch(self) -> int:
-        return self.micro_batch * self.grad_accum
+    seed: int = option(0, help="seed for the scalar head's initialisation, the eval split and data order", ge=0)
 
 
 @dataclass
@@ -84,6 +72,7 @@ class Item:
 
 
 def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
+    cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rankings = read_rankings(cfg.data)
@@ -93,7 +82,7 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
     run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     start = run.restore(model, optimizer) if cfg.resume else 0

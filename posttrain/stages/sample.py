@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, RemoteCode, Resumable, Sampling, option, tuned
+from posttrain.recipes import SMALL
 from posttrain.data.records import dumps, read_conversations, read_jsonl
 from posttrain.errors import UserError
 from posttrain.generation.hf import sample_k
@@ -27,30 +28,18 @@ from posttrain.world.rng import derive
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SampleConfig:
+@dataclass(kw_only=True)
+class SampleConfig(Options, tuned(Sampling, max_new_tokens=64), RemoteCode, Resumable):
     model: str = option(help="policy to sample from: a model directory, a .gguf file, smollm2-135m, or a hub id",
                         required=True)
     prompts: Path = option(help="prompt JSONL: conversations ending with a user turn", required=True)
     out: Path = option(help="samples JSONL to write (the ranking format without rankings)", required=True)
-    k: int = option(4, help="completions per prompt, 2 to 9 (InstructGPT ranked K = 4..9)")
-    temperature: float = option(1.0, help="sampling temperature (> 0)")
-    top_p: float = option(1.0, help="nucleus sampling: keep the smallest token set with this much probability")
-    max_new_tokens: int = option(64, help="tokens per completion at most")
-    batch_size: int = option(16, help="prompts per generate call (each gives K sequences)")
-    max_prompts: int | None = option(None, help="sample only the first N prompts")
-    seed: int = option(0, help="sampling seed")
-    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
-    resume: bool = option(False, help="continue an interrupted run from OUT.partial")
-    force: bool = option(False, help="overwrite OUT if it exists, or discard an interrupted run")
-
-    def check(self) -> None:
-        if not 2 <= self.k <= 9:
-            raise UserError(f"--k must be between 2 and 9, got {self.k}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise UserError(f"--temperature must be > 0 and --top-p in (0, 1], got {self.temperature} and {self.top_p}")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise UserError("--max-new-tokens and --batch-size must be >= 1")
+    k: int = option(SMALL.k, help="completions per prompt, 2 to 9 (InstructGPT ranked K = 4..9)", ge=2, le=9)
+    top_p: float = option(1.0, help="nucleus sampling: keep the smallest token set with this much probability",
+                          gt=0, le=1)
+    batch_size: int = option(16, help="prompts per generate call (each gives K sequences)", ge=1)
+    max_prompts: int | None = option(None, help="sample only the first N prompts", ge=1)
+    seed: int = option(0, help="sampling seed", ge=0)
 
 
 def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done, total: None) -> dict:

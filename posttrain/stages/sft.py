@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from posttrain.config import option
+from posttrain.config import Batching, Cadence, ModelOptions, Options, Resumable, Schedule, option, tuned
+from posttrain.recipes import SMALL
 from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, encode_chat, fit
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import read_conversations
@@ -34,46 +35,22 @@ from posttrain.stages.schedule import cosine_lr
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SFTConfig:
-    model: str = option(help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id",
-                        required=True)
+@dataclass(kw_only=True)
+class SFTConfig(Options, tuned(Schedule, lr=SMALL.sft_lr, epochs=SMALL.sft_epochs), Batching, Cadence, ModelOptions,
+                Resumable):
+    model: str = option(help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id "
+                             "(the default --lr is the small world's recipe for its 4.5M model; a pretrained hub "
+                             "model usually wants 1e-5 to 5e-5)", required=True)
     data: Path = option(help="demonstrations: conversation JSONL, each with at least one assistant turn",
                         required=True)
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
     eval_data: Path | None = option(None, help="held-out demonstrations for eval loss (default: --eval-fraction of --data)")
-    eval_fraction: float = option(0.05, help="share of --data held out for eval loss when --eval-data is not given")
-    max_len: int = option(512, help="tokens per conversation; longer ones follow --overlong")
+    eval_fraction: float = option(0.05, help="share of --data held out for eval loss when --eval-data is not given",
+                                  ge=0, lt=1)
+    max_len: int = option(512, help="tokens per conversation; longer ones follow --overlong", ge=2)
     overlong: str = option("truncate", help="over-long conversations: truncate (keep the first --max-len tokens), "
                                             "drop, or error", choices=OVERLONG)
-    micro_batch: int = option(8, help="conversations per forward/backward pass")
-    grad_accum: int = option(1, help="micro-batches per optimizer step (batch = micro_batch x grad_accum)")
-    lr: float = option(1e-4, help="peak learning rate (AdamW)")
-    min_lr_ratio: float = option(0.1, help="final learning rate as a fraction of the peak (cosine schedule)")
-    warmup_steps: int = option(10, help="linear warm-up steps")
-    weight_decay: float = option(0.0, help="AdamW weight decay")
-    epochs: float = option(3.0, help="passes over the demonstrations; sets the step count unless --max-steps is given")
-    max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)")
-    eval_every: int = option(100, help="steps between eval-loss measurements")
-    save_every: int = option(100, help="steps between resumable checkpoints")
-    seed: int = option(0, help="seed for the eval split and data order")
-    threads: int | None = option(None, help="torch CPU threads (default: all cores)")
-    trust_remote_code: bool = option(False, help="allow a hub model's own Python code to run (off by default)")
-    resume: bool = option(False, help="continue the unfinished run in OUT.partial/")
-    force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
-
-    @property
-    def batch(self) -> int:
-        return self.micro_batch * self.grad_accum
-
-    def check(self) -> None:
-        for name in ("max_len", "micro_batch", "grad_accum", "eval_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.eval_fraction < 1:
-            raise UserError(f"--eval-fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UserError(f"--max-steps must be >= 1, got {self.max_steps}")
+    seed: int = option(0, help="seed for the eval split and data order", ge=0)
 
 
 def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain import __version__
-from posttrain.config import option
+from posttrain.config import Options, WorldPick, option
 from posttrain.data.records import umask, write_jsonl
 from posttrain.errors import UserError
 from posttrain.world import corpus
@@ -36,13 +36,10 @@ from posttrain.world.core import SCALES
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.spec import render_spec
 
-@dataclass
-class ExportConfig:
+@dataclass(kw_only=True)
+class ExportConfig(Options, WorldPick):
     out: Path = option(help="directory to write the world to (created; must be new or empty unless --force)",
                        required=True)
-    scale: str = option("small", help="world size: small (CPU demo) or paper (InstructGPT's proportions)",
-                        choices=tuple(SCALES))
-    seed: int = option(0, help="world seed; the same seed and scale give byte-identical files")
     force: bool = option(False, help="replace --out if it already holds files")
     knob: list[str] = option([], nargs="+", help="world mechanism knobs as NAME=VALUE, e.g. --knob styles=careful:1 "
                                                  "benign_refusals=0 arithmetic_max=99 list_len=3,5 "

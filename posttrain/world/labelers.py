@@ -19,7 +19,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from posttrain.config import option
+from posttrain.config import Options, WorldPick, option
 from posttrain.world import lexicon, text
 from posttrain.world.families.base import pick
 from posttrain.world.rng import derive, unit
@@ -39,10 +39,8 @@ BIASES = {
 }
 
 
-@dataclass
-class AgreementConfig:
-    scale: str = option("small", help="world size", choices=("small", "paper"))
-    seed: int = option(0, help="world seed")
+@dataclass(kw_only=True)
+class AgreementConfig(Options, WorldPick):
     noise: list[float] = option([0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+",
                                 help="labeler noise settings to measure")
     prompts: int = option(1800, help="training prompts to draw model-like answers for")

@@ -32,7 +32,10 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from posttrain.config import option
+from posttrain.config import Options, WorldRef, option
+from posttrain.recipes import SMALL
+from posttrain.stages.ppo import PPOSettings
+from posttrain.stages.rm import RMSettings
 from posttrain.data.records import atomic_path, read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
 from posttrain.evaluation.judges import Judge, make_judge
@@ -43,8 +46,8 @@ log = logging.getLogger(__name__)
 KEEP_ABOVE = 0.5   # a round's policy replaces the best when its win rate against it is above this
 
 
-@dataclass
-class LoopConfig:
+@dataclass(kw_only=True)
+class LoopConfig(Options, WorldRef):
     sft: str = option(help="the SFT policy: round 1's starting point, every round's KL reference and RM init",
                       required=True)
     rm_prompts: Path = option(help="prompts to sample comparisons for (sliced per round)", required=True)
@@ -53,28 +56,22 @@ class LoopConfig:
                                      "judge, gold logged for monitoring only; others: the round's reward model)",
                                 required=True)
     out: Path = option(help="loop run directory (created, or continued when it exists)", required=True)
-    rounds: int = option(2, help="rounds of sample -> label -> RM -> PPO -> eval")
-    rm_prompts_per_round: int = option(300, help="prompts sampled for comparisons each round")
-    ppo_prompts_per_round: int = option(448, help="PPO episodes each round (one pass over its slice)")
-    k: int = option(4, help="completions per prompt to rank (4..9)")
-    labelers_per_item: int = option(1, help="simulated labelers per item")
-    rm_lr: float = option(3e-4, help="reward model learning rate")
-    rm_epochs: float = option(1.0, help="reward model passes over the rankings so far")
-    lr: float = option(2e-5, help="PPO policy learning rate")
-    rollout_batch: int = option(64, help="PPO episodes per step (4 minibatches of micro-batches of up to 8)")
-    kl_coef: float = option(0.2, help="PPO beta (KL penalty to the SFT policy)")
+    rounds: int = option(2, help="rounds of sample -> label -> RM -> PPO -> eval", ge=1)
+    rm_prompts_per_round: int = option(300, help="prompts sampled for comparisons each round", ge=1)
+    ppo_prompts_per_round: int = option(448, help="PPO episodes each round (one pass over its slice)", ge=1)
+    k: int = option(SMALL.k, help="completions per prompt to rank (4..9)", ge=2, le=9)
+    labelers_per_item: int = option(1, help="simulated labelers per item", ge=1)
     ptx: Path | None = option(None, help="pretraining corpus for PPO-ptx (off when not given)")
-    ptx_coef: float = option(0.1, help="PPO-ptx gamma")
-    max_new_tokens: int = option(48, help="tokens per sampled completion and PPO response")
-    world_seed: int = option(0, help="seed of the world the prompts came from")
-    scale: str = option("small", help="scale of that world", choices=("small", "paper"))
-    seed: int = option(0, help="seed of sampling, training and PPO")
+    seed: int = option(0, help="seed of sampling, training and PPO", ge=0)
+    rm: RMSettings = option(RMSettings(), help="each round's reward model (--rm-lr, --rm-epochs, ...)")
+    ppo: PPOSettings = option(PPOSettings(), help="each round's PPO (--ppo-lr, --ppo-kl-coef, ...)")
 
     def check(self) -> None:
-        if self.rounds < 1 or self.rm_prompts_per_round < 1 or self.ppo_prompts_per_round < 1:
-            raise UserError("--rounds, --rm-prompts-per-round and --ppo-prompts-per-round must be >= 1")
-        if self.rollout_batch % 4 or self.rollout_batch > self.ppo_prompts_per_round:
-            raise UserError(f"--rollout-batch ({self.rollout_batch}) must be a multiple of 4 and at most "
+        super().check()
+        self.rm.check()
+        self.ppo.check()
+        if self.ppo.rollout_batch > self.ppo_prompts_per_round:
+            raise UserError(f"--ppo-rollout-batch ({self.ppo.rollout_batch}) must be at most "
                             f"--ppo-prompts-per-round ({self.ppo_prompts_per_round})")
 
 
@@ -169,7 +166,7 @@ def sample_and_label(cfg: LoopConfig, policy: str, d: Path) -> None:
 
     if not (d / "samples.jsonl").exists():
         sample(SampleConfig(model=policy, prompts=d / "rm_prompts.jsonl", out=d / "samples.jsonl", k=cfg.k,
-                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, resume=True))
+                            max_new_tokens=cfg.ppo.max_new_tokens, seed=cfg.seed, resume=True))
     if not (d / "rankings.jsonl").exists():
         label_sim(LabelSimConfig(samples=d / "samples.jsonl", out=d / "rankings.jsonl",
                                  labelers_per_item=cfg.labelers_per_item, world_seed=cfg.world_seed, scale=cfg.scale))
@@ -179,8 +176,8 @@ def train_rm(cfg: LoopConfig, d: Path) -> None:
     from posttrain.stages.rm import RMConfig, rm
 
     if not (d / "rm").exists():
-        rm(RMConfig(model=cfg.sft, data=d / "rankings_so_far.jsonl", out=d / "rm", lr=cfg.rm_lr,
-                    epochs=cfg.rm_epochs, world_seed=cfg.world_seed, scale=cfg.scale, seed=cfg.seed, resume=True))
+        rm(RMConfig(model=cfg.sft, data=d / "rankings_so_far.jsonl", out=d / "rm", **asdict(cfg.rm),
+                    world_seed=cfg.world_seed, scale=cfg.scale, seed=cfg.seed, resume=True))
 
 
 def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
@@ -188,10 +185,7 @@ def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
 
     if not (d / "ppo").exists():
         ppo(PPOConfig(policy=policy, reference=cfg.sft, reward=d / "rm", prompts=d / "ppo_prompts.jsonl",
-                      out=d / "ppo", lr=cfg.lr, rollout_batch=cfg.rollout_batch, minibatches=4,
-                      micro_batch=min(8, cfg.rollout_batch // 4), kl_coef=cfg.kl_coef, ptx=cfg.ptx,
-                      ptx_coef=cfg.ptx_coef,
-                      max_new_tokens=cfg.max_new_tokens, world_seed=cfg.world_seed, scale=cfg.scale,
+                      out=d / "ppo", **asdict(cfg.ppo), ptx=cfg.ptx, world_seed=cfg.world_seed, scale=cfg.scale,
                       seed=cfg.seed, resume=True))
 
 
@@ -217,7 +211,7 @@ def answers(cfg: LoopConfig, prompts: list[dict], policy: Path, cached: Path) ->
     from posttrain.models.load import load_causal_lm
 
     model, tokenizer = load_causal_lm(policy)
-    texts = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.max_new_tokens)
+    texts = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.ppo.max_new_tokens)
     with atomic_path(cached) as tmp:
         tmp.write_text(json.dumps({"policy": str(policy), "prompts": len(prompts), "answers": texts}) + "\n")
     log.info("%s: greedy answers to %d eval prompts in %s", policy, len(prompts), cached)
