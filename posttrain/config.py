@@ -32,11 +32,15 @@ BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 def option(default: Any = _MISSING, *, help: str, required: bool = False, choices: tuple | None = None,
-           nargs: str | None = None, **bounds: float) -> Any:
-    """A config field: its default, `--help` text, and for numbers its range (`ge=1`, `gt=0, le=1`, ...)."""
+           nargs: str | None = None, positional: bool = False, repeat: bool = False, **bounds: float) -> Any:
+    """A config field: its default, `--help` text, and for numbers its range (`ge=1`, `gt=0, le=1`, ...).
+
+    `positional`: given without a flag (`posttrain chat MODEL`); `repeat`: a list built from a repeated flag
+    (`--model a --model b`)."""
     if set(bounds) - set(BOUNDS):
         raise TypeError(f"unknown bounds {sorted(set(bounds) - set(BOUNDS))}; use {', '.join(BOUNDS)}")
-    meta = {"help": help, "required": required, "choices": choices, "nargs": nargs, "bounds": bounds}
+    meta = {"help": help, "required": required, "choices": choices, "nargs": nargs, "bounds": bounds,
+            "positional": positional, "repeat": repeat}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     if dataclasses.is_dataclass(default):   # a nested config: its own options, prefixed
@@ -76,8 +80,13 @@ def check_ranges(cfg, prefix: str = "") -> None:
 
 
 def range_text(f: dataclasses.Field) -> str:
-    """`>= 1`, `> 0 and <= 1`: a field's declared range, as the error and the help say it."""
-    return " and ".join(f"{BOUNDS[b]} {limit:g}" for b, limit in f.metadata.get("bounds", {}).items())
+    """`>= 1`, `between 2 and 9`, `in [0, 1)`: a field's declared range, as the error and the help say it."""
+    b = f.metadata.get("bounds", {})
+    low, high = next((k for k in ("ge", "gt") if k in b), None), next((k for k in ("le", "lt") if k in b), None)
+    if low and high:
+        return (f"between {b[low]:g} and {b[high]:g}" if (low, high) == ("ge", "le") else
+                f"in {'[' if low == 'ge' else '('}{b[low]:g}, {b[high]:g}{']' if high == 'le' else ')'}")
+    return " and ".join(f"{BOUNDS[k]} {limit:g}" for k, limit in b.items())
 
 
 def tuned(cls: type, **defaults: Any) -> type:
@@ -114,11 +123,18 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
     for f in ordered_fields(cls):
         meta, tp, name = f.metadata, hints[f.name], prefix + f.name
         if dataclasses.is_dataclass(tp):
-            add_arguments(parser, tp, prefix=name + "_")
+            add_arguments(parser.add_argument_group(f"{flag(name)}-* options", meta["help"]), tp, prefix=name + "_")
             continue
         if tp is bool:
             parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=meta["help"])
+            continue
+        if meta.get("positional"):
+            parser.add_argument(name, metavar=name.upper(), type=_scalar(tp), help=meta["help"])
+            continue
+        if meta.get("repeat"):
+            parser.add_argument(flag(name), dest=name, action="append", type=_scalar(tp), required=meta["required"],
+                                metavar=name.upper(), help=meta["help"] + " (repeat the option for several)")
             continue
         default = f.default_factory() if f.default_factory is not _MISSING else f.default
         bounds = f" ({range_text(f)})" if meta.get("bounds") else ""

@@ -52,7 +52,7 @@ def test_bad_choices_and_values_are_rejected():
     r = posttrain("world", "export", "--out", "x", "--scale", "huge")
     assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr
     r = posttrain("world", "agreement", "--noise", "-1", "--prompts", "5")
-    assert r.returncode == 2 and "--noise values must be >= 0" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--noise must be >= 0, got -1.0" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_agreement_reports_a_table():

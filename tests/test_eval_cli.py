@@ -85,8 +85,9 @@ def test_eval_with_a_reward_model_judge_and_clear_errors(setup, tmp_path, capsys
     b = json.loads((out / "summary.json").read_text())["models"]["b"]
     assert b["judge"]["name"] == "rm" and "kl_to_sft" not in b
     capsys.readouterr()
-    assert main(["eval", "--baseline", str(setup["alpha"]), "--prompts", prompts, "--out", str(out)]) == 2
-    assert "--model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:   # argparse: usage and the missing option, exit 2
+        main(["eval", "--baseline", str(setup["alpha"]), "--prompts", prompts, "--out", str(out)])
+    assert exited.value.code == 2 and "required: --model" in capsys.readouterr().err
     assert main(["eval", "--model", str(setup["beta"]), "--baseline", str(setup["alpha"]), "--prompts", prompts,
                  "--judge", "rm", "--out", str(out)]) == 2
     assert "--judge rm needs --reward" in capsys.readouterr().err

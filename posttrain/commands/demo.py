@@ -1,4 +1,6 @@
-"""`posttrain demo`: the whole recipe on the built-in world, with a final table of measured results.
+"""the whole loop on the built-in world: SFT, RM, PPO-ptx, eval, report
+
+The whole recipe on the built-in world, with a final table of measured results:
 
     posttrain demo                  # small world, the checked-in base model (what `make demo` runs)
     posttrain demo --preset tiny    # the same chain in a few minutes, on far less data (a smoke run)
@@ -12,7 +14,6 @@ atomically and is skipped when its output exists, so an interrupted demo re-run 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -20,14 +21,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import add_arguments, from_namespace, option
+from posttrain.commands import command
+from posttrain.config import Options, option
+from posttrain.recipes import SMALL
 
 BASE = Path(__file__).resolve().parent.parent.parent / "assets" / "base-small-seed0"
 
 
 @dataclass(frozen=True)
 class Preset:
-    """Sizes of one demo run; `small` is the measured one in the README."""
+    """Sizes of one demo run; `small` is the measured one in the README (its settings: recipes.SMALL)."""
 
     sft_epochs: float
     sft_demos: int | None        # first N demonstrations (None: all)
@@ -40,31 +43,25 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(sft_epochs=3, sft_demos=None, rm_prompts=None, rm_epochs=1, ppo_steps=16, rollout_batch=64,
-                    micro_batch=8, test_prompts=None),
+    "small": Preset(sft_epochs=SMALL.sft_epochs, sft_demos=None, rm_prompts=None, rm_epochs=SMALL.rm_epochs,
+                    ppo_steps=SMALL.ppo_steps, rollout_batch=SMALL.rollout_batch, micro_batch=SMALL.micro_batch,
+                    test_prompts=None),
     "tiny": Preset(sft_epochs=1, sft_demos=160, rm_prompts=48, rm_epochs=1, ppo_steps=2, rollout_batch=16,
                    micro_batch=4, test_prompts=45),
 }
 
 
-@dataclass
-class DemoConfig:
+@dataclass(kw_only=True)
+class DemoConfig(Options):
     out: Path = option(Path("runs/demo"), help="run directory (world, every stage, report)")
     preset: str = option("small", help="small (the measured demo) or tiny (a quick smoke run)",
                          choices=tuple(PRESETS))
-    seed: int = option(0, help="world seed (the shipped base model was pretrained on seed 0's corpus)")
+    seed: int = option(0, help="world seed (the shipped base model was pretrained on seed 0's corpus)", ge=0)
     force: bool = option(False, help="start over: delete OUT first")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("demo", help="the whole loop on the built-in world: SFT, RM, PPO-ptx, eval, report",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p, DemoConfig)
-    p.set_defaults(run=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    cfg = from_namespace(DemoConfig, args)
+@command("demo", DemoConfig)
+def demo(cfg: DemoConfig) -> int:
     if cfg.force and cfg.out.exists():
         shutil.rmtree(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -85,58 +82,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+demo.__doc__ = __doc__   # the module docstring is the command's --help description
+
+
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
-    """(name, output that marks it done, function) for every step, in order."""
-    from posttrain.cli import cmd_label_sim, cmd_rm, cmd_sample, cmd_sft, cmd_world_export
-    from posttrain.commands.rlhf import cmd_ppo
+    """(name, output that marks it done, function) for every step, in order: each builds its stage's config
+    (the recipe's settings, the preset's sizes) and runs the same command function as the command line."""
+    from posttrain.commands import labeling, rlhf, training, world as world_cmd
+    from posttrain.labeling.simulated import LabelSimConfig
+    from posttrain.stages.ppo import PPOConfig
+    from posttrain.stages.rm import RMConfig
+    from posttrain.stages.sample import SampleConfig
+    from posttrain.stages.sft import SFTConfig
+    from posttrain.world.export import ExportConfig
 
     o, w = cfg.out, cfg.out / "world"
-    ns = argparse.Namespace
 
     def world() -> None:
-        cmd_world_export(ns(out=w, scale="small", seed=cfg.seed, force=True, knob=[]))
+        world_cmd.world_export(ExportConfig(out=w, scale="small", seed=cfg.seed, force=True))
         for name, n in (("demos.jsonl", p.sft_demos), ("prompts_rm.jsonl", p.rm_prompts), ("test.jsonl", p.test_prompts)):
             if n is not None:   # the tiny preset trains and tests on the first lines only
                 lines = (w / name).read_text().splitlines(keepends=True)[:n]
                 (w / name).write_text("".join(lines))
 
+    def step(command, config) -> callable:
+        def run() -> None:
+            config.check()
+            command(config)
+        return run
+
     return [
         ("world export", w / "manifest.json", world),
-        ("SFT", o / "sft", lambda: run(cmd_sft, "sft", "--model", BASE, "--data", w / "demos.jsonl", "--out", o / "sft",
-                                       "--lr", "3e-4", "--epochs", p.sft_epochs, *resume(o / "sft"))),
-        ("sample K=4", o / "samples.jsonl", lambda: run(cmd_sample, "sample", "--model", o / "sft", "--prompts",
-                                                        w / "prompts_rm.jsonl", "--k", 4, "--out", o / "samples.jsonl",
-                                                        *resume(o / "samples.jsonl"))),
-        ("label (simulated labelers)", o / "rankings.jsonl",
-         lambda: run(cmd_label_sim, "label", "sim", "--samples", o / "samples.jsonl", "--out", o / "rankings.jsonl",
-                     "--labelers-per-item", 2, "--world-seed", cfg.seed)),
-        ("reward model", o / "rm", lambda: run(cmd_rm, "rm", "--model", o / "sft", "--data", o / "rankings.jsonl",
-                                               "--out", o / "rm", "--lr", "3e-4", "--epochs", p.rm_epochs,
-                                               "--world-seed", cfg.seed, *resume(o / "rm"))),
-        ("PPO-ptx", o / "ppo-ptx", lambda: run(cmd_ppo, "ppo", "--policy", o / "sft", "--reward", o / "rm", "--prompts",
-                                               w / "prompts_ppo.jsonl", "--out", o / "ppo-ptx", "--ptx",
-                                               w / "corpus.jsonl", "--heldout-corpus", w / "corpus_heldout.jsonl",
-                                               "--max-steps", p.ppo_steps, "--rollout-batch", p.rollout_batch,
-                                               "--micro-batch", p.micro_batch, "--world-seed", cfg.seed,
-                                               # measured on this world (README): a stronger KL and a light
-                                               # ptx term keep the SFT behaviour the reward model misjudges
-                                               "--kl-coef", 0.2, "--lr", 2e-5, "--ptx-coef", 0.1,
-                                               *resume(o / "ppo-ptx"))),
+        ("SFT", o / "sft", step(training.sft, SFTConfig(
+            model=str(BASE), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs, resume=resume(o / "sft")))),
+        (f"sample K={SMALL.k}", o / "samples.jsonl", step(training.sample, SampleConfig(
+            model=str(o / "sft"), prompts=w / "prompts_rm.jsonl", k=SMALL.k, out=o / "samples.jsonl",
+            resume=resume(o / "samples.jsonl")))),
+        ("label (simulated labelers)", o / "rankings.jsonl", step(labeling.label_sim, LabelSimConfig(
+            samples=o / "samples.jsonl", out=o / "rankings.jsonl", labelers_per_item=SMALL.labelers_per_item,
+            world_seed=cfg.seed))),
+        ("reward model", o / "rm", step(training.rm, RMConfig(
+            model=str(o / "sft"), data=o / "rankings.jsonl", out=o / "rm", epochs=p.rm_epochs, world_seed=cfg.seed,
+            resume=resume(o / "rm")))),
+        ("PPO-ptx", o / "ppo-ptx", step(rlhf.ppo, PPOConfig(
+            policy=str(o / "sft"), reward=o / "rm", prompts=w / "prompts_ppo.jsonl", out=o / "ppo-ptx",
+            ptx=w / "corpus.jsonl", heldout_corpus=w / "corpus_heldout.jsonl", max_steps=p.ppo_steps,
+            rollout_batch=p.rollout_batch, micro_batch=p.micro_batch, world_seed=cfg.seed,
+            resume=resume(o / "ppo-ptx")))),
         ("eval and report", o / "report" / "summary.json", lambda: evaluate(cfg, p)),
     ]
 
 
-def resume(out: Path) -> list[str]:
-    """--resume when an interrupted run of the step left its partial output."""
-    return ["--resume"] if out.with_name(out.name + ".partial").exists() else []
-
-
-def run(command, *argv) -> None:
-    """A step through the same parser and function as the command line."""
-    from posttrain.cli import build_parser
-
-    args = build_parser().parse_args([str(a) for a in argv])
-    command(args)
+def resume(out: Path) -> bool:
+    """Resume when an interrupted run of the step left its partial output."""
+    return out.with_name(out.name + ".partial").exists()
 
 
 def evaluate(cfg: DemoConfig, p: Preset) -> None:

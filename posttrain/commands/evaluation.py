@@ -3,76 +3,18 @@
     posttrain eval --model runs/ppo --baseline runs/sft --prompts runs/world/test.jsonl --out runs/report
     posttrain eval overoptimization --policy runs/sft --reward runs/rm --prompts ... --out ...
     posttrain eval control-study --base ... --sft ... --rlhf ... --demos ... --rankings ... --out ...
-
-`eval` takes its own options and, optionally, one of two sub-actions. argparse checks an
-option's `required` before it knows whether a sub-action was named, so the main form's required
-options are checked here instead (`_require`).
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from posttrain.config import add_arguments, from_namespace
+from posttrain.commands import command
+from posttrain.commands.progress import StepBar
 from posttrain.errors import UserError
-
-EVAL_EXAMPLE = ("example: posttrain eval --model runs/demo/ppo --model sft-more=runs/demo/sft2 "
-                "--baseline runs/demo/sft --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report")
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register `eval` (with its sub-actions `overoptimization` and `control-study`) on `commands`."""
-    from posttrain.evaluation.compare import EvalConfig
-    from posttrain.evaluation.control_study import ControlConfig
-    from posttrain.evaluation.overoptimization import OveroptConfig
-
-    p = commands.add_parser("eval", help="win rate, HHH and alignment tax against a baseline; over-optimisation; "
-                                         "the control study",
-                            description="Compare models with a baseline on held-out prompts: win rate (greedy, and "
-                                        "sampled at each of --temperatures) with a 95% bootstrap interval and a "
-                                        "length-controlled rate, helpful/honest/harmless rates, alignment tax, KL to "
-                                        "the baseline. Writes an HTML report.",
-                            epilog=EVAL_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                   help="a model to evaluate (repeat for several); required unless a sub-action is named")
-    add_arguments(p, EvalConfig)
-    _optional_at_top(p)
-    p.set_defaults(run=cmd_eval)
-    actions = p.add_subparsers(title="sub-actions", metavar="ACTION")
-
-    q = actions.add_parser("overoptimization", help="gold and proxy reward against sqrt(KL): best-of-n and PPO runs",
-                           description="Best-of-n (n = 1..64) from the policy and PPO runs at several beta: gold "
-                                       "and proxy reward against sqrt(KL), with Gao et al. 2022's fits.",
-                           epilog="example: posttrain eval overoptimization --policy runs/demo/sft --reward runs/demo/rm "
-                                  "--prompts runs/demo/world/test.jsonl --ppo-run runs/ppo-b0.02 runs/ppo-b0.1 "
-                                  "--out runs/demo/overopt")
-    add_arguments(q, OveroptConfig)
-    q.set_defaults(run=cmd_overoptimization)
-
-    q = actions.add_parser("control-study", help="RLHF vs SFT on extra demonstrations bought with the ranking budget",
-                           description="Spend the rankings' labeler time on extra demonstrations, fine-tune the base "
-                                       "model with the SFT run's settings, and compare RLHF and it with the SFT model.",
-                           epilog="example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft "
-                                  "--rlhf runs/demo/ppo --demos runs/demo/world/demos.jsonl --rankings "
-                                  "runs/demo/rankings.jsonl --out runs/demo/control")
-    add_arguments(q, ControlConfig)
-    q.set_defaults(run=cmd_control_study)
-
-
-def _optional_at_top(parser: argparse.ArgumentParser) -> None:
-    """Mark the main form's required options optional for argparse (`_require` checks them)."""
-    for action in parser._actions:
-        if action.required:
-            action.required = False
-            action.help += " (required)"
-
-
-def _require(args: argparse.Namespace, names: list[str]) -> None:
-    missing = [n for n in names if not getattr(args, n, None)]
-    if missing:
-        raise UserError("posttrain eval needs " + ", ".join("--" + n.replace("_", "-") for n in missing)
-                        + f" (or a sub-action: overoptimization, control-study).\n{EVAL_EXAMPLE}")
+from posttrain.evaluation.compare import EvalConfig
+from posttrain.evaluation.control_study import ControlConfig
+from posttrain.evaluation.overoptimization import OveroptConfig
 
 
 def read_world_prompts(path: Path, world_seed: int, scale: str):
@@ -87,15 +29,21 @@ def read_world_prompts(path: Path, world_seed: int, scale: str):
     return records, (World(seed=world_seed, scale=scale) if world_records(records) else None)
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+@command("eval", EvalConfig)
+def evaluate(cfg: EvalConfig) -> int:
+    """win rate, HHH and alignment tax against a baseline; over-optimisation; the control study
+
+    Compare models with a baseline on held-out prompts: win rate (greedy, and sampled at each of
+    --temperatures) with a 95% bootstrap interval and a length-controlled rate, helpful/honest/harmless
+    rates, alignment tax, KL to the baseline. Writes an HTML report.
+
+    example: posttrain eval --model runs/demo/ppo --model sft-more=runs/demo/sft2 --baseline runs/demo/sft --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report
+    """
     from posttrain.data.corpus import read_documents
-    from posttrain.evaluation.compare import EvalConfig, evaluate, model_names
+    from posttrain.evaluation.compare import evaluate, model_names
     from posttrain.evaluation.report import write_report
 
-    _require(args, ["model", "baseline", "prompts", "out"])
-    models = model_names(args.model)
-    cfg = from_namespace(EvalConfig, args)
-    cfg.check()
+    models = model_names(cfg.model)
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     heldout = cfg.heldout_corpus or cfg.prompts.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
@@ -143,10 +91,17 @@ def _num(v, digits: int) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def cmd_overoptimization(args: argparse.Namespace) -> int:
-    from posttrain.evaluation.overoptimization import OveroptConfig, study, write_overoptimization
+@command("eval overoptimization", OveroptConfig)
+def overoptimization(cfg: OveroptConfig) -> int:
+    """gold and proxy reward against sqrt(KL): best-of-n and PPO runs
 
-    cfg = from_namespace(OveroptConfig, args)
+    Best-of-n (n = 1..64) from the policy and PPO runs at several beta: gold and proxy reward against
+    sqrt(KL), with Gao et al. 2022's fits.
+
+    example: posttrain eval overoptimization --policy runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/test.jsonl --ppo-run runs/ppo-b0.02 runs/ppo-b0.1 --out runs/demo/overopt
+    """
+    from posttrain.evaluation.overoptimization import study, write_overoptimization
+
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     if world is None:
         raise UserError(f"{cfg.prompts}: best-of-n needs the gold score, so prompts made by the built-in world")
@@ -162,15 +117,20 @@ def cmd_overoptimization(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_control_study(args: argparse.Namespace) -> int:
-    from posttrain.evaluation.control_study import ControlConfig, control_study
+@command("eval control-study", ControlConfig)
+def control_study(cfg: ControlConfig) -> int:
+    """RLHF vs SFT on extra demonstrations bought with the ranking budget
+
+    Spend the rankings' labeler time on extra demonstrations, fine-tune the base model with the SFT
+    run's settings, and compare RLHF and it with the SFT model.
+
+    example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft --rlhf runs/demo/ppo --demos runs/demo/world/demos.jsonl --rankings runs/demo/rankings.jsonl --out runs/demo/control
+    """
+    from posttrain.evaluation.control_study import control_study as run
     from posttrain.evaluation.report import write_report
 
-    from posttrain.cli import StepBar
-
-    cfg = from_namespace(ControlConfig, args)
     with StepBar("sft (more demos)", {"loss": "sft/loss"}) as bar:
-        summary = control_study(cfg, on_step=bar)
+        summary = run(cfg, on_step=bar)
     c = summary["control_study"]
     print(f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
           f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})")

@@ -1,22 +1,61 @@
-"""Commands of posttrain.labeling: the human labeling web app, its labelers, items and export."""
+"""`posttrain label ...`: simulated labelers, and the web app where people rank K answers."""
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from pathlib import Path
 
-from posttrain.config import add_arguments, from_namespace
+from posttrain.commands import command, group
 from posttrain.errors import UserError
+from posttrain.labeling.configs import AddLabelerConfig, AddSamplesConfig, LabelExportConfig, ServeConfig
+from posttrain.labeling.simulated import LabelSimConfig, RankingsAgreementConfig
+
+group("label", help="rank samples: simulated labelers, or people in the labeling web app",
+      description="Turn samples into rankings.")
 
 
-def cmd_label_serve(args: argparse.Namespace) -> int:
-    from posttrain.labeling.configs import ServeConfig
+@command("label sim", LabelSimConfig)
+def label_sim(cfg: LabelSimConfig) -> int:
+    """the world's simulated labelers rank the samples
+
+    Rank samples with the world's simulated labelers (ties, Likert, flags).
+
+    example: posttrain label sim --samples samples.jsonl --out rankings.jsonl --labelers-per-item 2
+    """
+    from posttrain.labeling.simulated import label_sim as run
+
+    print(f"wrote {run(cfg)} rankings to {cfg.out}")
+    return 0
+
+
+@command("label agreement", RankingsAgreementConfig)
+def label_agreement(cfg: RankingsAgreementConfig) -> int:
+    """pairwise agreement of labelers who ranked the same items
+
+    Measure how often labelers who ranked the same item order pairs alike.
+
+    example: posttrain label agreement --data rankings.jsonl
+    """
+    from posttrain.labeling.simulated import agreement_from_rankings
+
+    r = agreement_from_rankings(cfg.data)
+    print(f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} pairs "
+          f"both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); InstructGPT: 72.6%")
+    return 0
+
+
+@command("label serve", ServeConfig)
+def label_serve(cfg: ServeConfig) -> int:
+    """the labeling web app: people rank K answers in a browser
+
+    Serve the labeling page and its JSON API (docs/labeling.md) over a SQLite database; --samples /
+    --feedback / --gold files are added first.
+
+    example: posttrain label serve --samples samples.jsonl --db labels.sqlite --labelers-per-item 2
+    """
     from posttrain.labeling.intake import add_files
     from posttrain.labeling.server import serve
 
-    cfg = from_namespace(ServeConfig, args)
-    cfg.check()
     store = open_store(cfg.db)
     print_added(add_files(store, cfg))
     if all(who.admin for who in store.labelers()):
@@ -30,31 +69,48 @@ def cmd_label_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_label_add_labeler(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
-    token = store.add_labeler(args.name, admin=args.admin)
-    role = "admin" if args.admin else "labeler"
-    print(f"added {role} {args.name!r}; token (shown once, keep it secret):\n{token}")
+@command("label add-labeler", AddLabelerConfig)
+def label_add_labeler(cfg: AddLabelerConfig) -> int:
+    """add a labeler (or admin) and print their token
+
+    Add a labeler to the database and print their token, shown once.
+
+    example: posttrain label add-labeler --db labels.sqlite --name ana
+    """
+    store = open_store(cfg.db)
+    token = store.add_labeler(cfg.name, admin=cfg.admin)
+    role = "admin" if cfg.admin else "labeler"
+    print(f"added {role} {cfg.name!r}; token (shown once, keep it secret):\n{token}")
     print(f"page (at `label serve`'s default address): http://127.0.0.1:8000/#token={token}")
     return 0
 
 
-def cmd_label_add_samples(args: argparse.Namespace) -> int:
-    from posttrain.labeling.configs import AddSamplesConfig
+@command("label add-samples", AddSamplesConfig)
+def label_add_samples(cfg: AddSamplesConfig) -> int:
+    """add items to label: posttrain sample output, chat feedback, gold items
+
+    Add items to the labeling database. Items already there are skipped.
+
+    example: posttrain label add-samples --db labels.sqlite --samples samples.jsonl --feedback feedback.jsonl
+    """
     from posttrain.labeling.intake import add_files
 
-    cfg = from_namespace(AddSamplesConfig, args)
     if not (cfg.samples or cfg.feedback or cfg.gold):
         raise UserError("nothing to add: give --samples, --feedback or --gold files")
     print_added(add_files(open_store(cfg.db), cfg))
     return 0
 
 
-def cmd_label_export(args: argparse.Namespace) -> int:
-    from posttrain.labeling.configs import LabelExportConfig
+@command("label export", LabelExportConfig)
+def label_export(cfg: LabelExportConfig) -> int:
+    """write the labels as rankings JSONL for `posttrain rm`
+
+    Write every ranked label as a ranking record (DESIGN.md format).
+
+    example: posttrain label export --db labels.sqlite --out rankings.jsonl
+    """
     from posttrain.labeling.export import export_rankings
 
-    cfg = from_namespace(LabelExportConfig, args)
     print(f"wrote {export_rankings(cfg)} rankings to {cfg.out}")
     return 0
 
@@ -81,38 +137,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register this group's commands on `commands`."""
-    from posttrain.labeling.configs import AddSamplesConfig, LabelExportConfig, ServeConfig
-
-    p = commands.add_parser("serve", help="the labeling web app: people rank K answers in a browser",
-                            description="Serve the labeling page and its JSON API (docs/labeling.md) over a "
-                                        "SQLite database; --samples / --feedback / --gold files are added first.",
-                            epilog="example: posttrain label serve --samples samples.jsonl --db labels.sqlite "
-                                   "--labelers-per-item 2")
-    add_arguments(p, ServeConfig)
-    p.set_defaults(run=cmd_label_serve)
-
-    p = commands.add_parser("add-labeler", help="add a labeler (or admin) and print their token",
-                            description="Add a labeler to the database and print their token, shown once.",
-                            epilog="example: posttrain label add-labeler --db labels.sqlite --name ana")
-    p.add_argument("--db", type=Path, required=True, help="labeling database (created if missing)")
-    p.add_argument("--name", required=True, help="the labeler's name, as it appears in the exported rankings")
-    p.add_argument("--admin", action="store_true", help="may open the admin view (progress, agreement, gold accuracy)")
-    p.set_defaults(run=cmd_label_add_labeler)
-
-    p = commands.add_parser("add-samples", help="add items to label: posttrain sample output, chat feedback, gold items",
-                            description="Add items to the labeling database. Items already there are skipped.",
-                            epilog="example: posttrain label add-samples --db labels.sqlite --samples samples.jsonl "
-                                   "--feedback feedback.jsonl")
-    add_arguments(p, AddSamplesConfig)
-    p.set_defaults(run=cmd_label_add_samples)
-
-    p = commands.add_parser("export", help="write the labels as rankings JSONL for `posttrain rm`",
-                            description="Write every ranked label as a ranking record (DESIGN.md format).",
-                            epilog="example: posttrain label export --db labels.sqlite --out rankings.jsonl")
-    add_arguments(p, LabelExportConfig)
-    p.set_defaults(run=cmd_label_export)
-

@@ -2,51 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from posttrain.config import add_arguments, from_namespace
+from posttrain.commands import command
+from posttrain.commands.progress import StepBar
+from posttrain.pipelines.loop import LoopConfig
+from posttrain.stages.ppo import PPOConfig
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    from posttrain.pipelines.loop import LoopConfig
-    from posttrain.stages.ppo import PPOConfig
+@command("ppo", PPOConfig)
+def ppo(cfg: PPOConfig) -> int:
+    """optimise a policy against a reward model with PPO (or PPO-ptx)
 
-    p = commands.add_parser("ppo", help="optimise a policy against a reward model with PPO (or PPO-ptx)",
-                            description="PPO with a per-token KL penalty to the SFT policy, value function "
-                                        "initialised from the reward model, optional pretraining-loss mixing "
-                                        "(PPO-ptx). Resumable. Metrics: docs/metrics.md.",
-                            epilog="example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm "
-                                   "--prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo "
-                                   "--ptx runs/demo/world/corpus.jsonl")
-    add_arguments(p, PPOConfig)
-    p.set_defaults(run=cmd_ppo)
+    PPO with a per-token KL penalty to the SFT policy, value function initialised from the reward model,
+    optional pretraining-loss mixing (PPO-ptx). The defaults are the small world's measured recipe
+    (posttrain/recipes.py). Resumable. Metrics: docs/metrics.md.
 
-    p = commands.add_parser("loop", help="repeat sample -> label -> RM -> PPO -> eval on the current best policy",
-                            description="InstructGPT's iterated steps 2 and 3: each round samples comparisons from "
-                                        "the best policy so far, labels them, trains a new reward model on all "
-                                        "rankings so far, runs PPO, and keeps the new policy when the simulated "
-                                        "labelers (the round's reward model off the built-in world) prefer its "
-                                        "answers to the best's on more than half the eval prompts; gold scores "
-                                        "are logged for monitoring only. Re-run with the "
-                                        "same arguments to continue an interrupted loop.",
-                            epilog="example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl "
-                                   "--ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop "
-                                   "--rounds 2")
-    add_arguments(p, LoopConfig)
-    p.set_defaults(run=cmd_loop)
+    example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo --ptx runs/demo/world/corpus.jsonl
+    """
+    from posttrain.stages.ppo import ppo as run
 
-
-def cmd_ppo(args: argparse.Namespace) -> int:
-    from posttrain.stages.ppo import PPOConfig, ppo
-
-    cfg = from_namespace(PPOConfig, args)
     shown = {"score": "objective/score", "kl": "objective/kl", "gold": "world/gold_score",
              "clip": "ppo/policy/clipfrac"}
-    from posttrain.cli import StepBar
-
     with StepBar("ppo", shown) as bar:
-        summary = ppo(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
+        summary = run(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
     gold = f", gold {summary['world/gold_score']:.3f}" if "world/gold_score" in summary else ""
     print(f"PPO{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} episodes; last step: "
           f"score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}")
@@ -54,11 +33,22 @@ def cmd_ppo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_loop(args: argparse.Namespace) -> int:
-    from posttrain.pipelines.loop import KEEP_ABOVE, LoopConfig, loop
+@command("loop", LoopConfig)
+def loop(cfg: LoopConfig) -> int:
+    """repeat sample -> label -> RM -> PPO -> eval on the current best policy
 
-    cfg = from_namespace(LoopConfig, args)
-    state = loop(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))
+    InstructGPT's iterated steps 2 and 3: each round samples comparisons from the best policy so far,
+    labels them, trains a new reward model on all rankings so far, runs PPO, and keeps the new policy
+    when the simulated labelers (the round's reward model off the built-in world) prefer its answers to
+    the best's on more than half the eval prompts; gold scores are logged for monitoring only. Each
+    round's reward model and PPO take the --rm-* and --ppo-* options (defaults: the measured recipe).
+    Re-run with the same arguments to continue an interrupted loop.
+
+    example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl --ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop --rounds 2
+    """
+    from posttrain.pipelines.loop import KEEP_ABOVE, loop as run
+
+    state = run(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))
     gold = lambda row: f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
     print(f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  policy")
     print(f"{0:>5}  {'-':>5}  {'-':>11}  {'-':>4}  {gold(state['sft']):>22}  {cfg.sft} (SFT)")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from posttrain.config import add_arguments, from_namespace
-from posttrain.errors import UserError
+from posttrain.commands import command
+from posttrain.serving.repl import ChatConfig
+from posttrain.serving.server import ServeConfig
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
+@command("chat", ChatConfig)
+def chat(cfg: ChatConfig) -> int:
+    """talk to a model in the terminal (streamed, multi-turn, feedback)
+
+    Chat with a model: replies stream as they are generated; slash commands edit the conversation,
+    change sampling and record feedback (/help lists them).
+
+    example: posttrain chat runs/demo/sft --temperature 0.7 --feedback feedback.jsonl
+    """
     from posttrain.serving.feedback import FeedbackLog
     from posttrain.serving.model import load_served
-    from posttrain.serving.repl import ChatConfig, run_repl
+    from posttrain.serving.repl import run_repl
     from posttrain.serving.session import Session, Settings
 
-    cfg = from_namespace(ChatConfig, args)
     settings = Settings(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
     for name in ("temperature", "top_p", "max_tokens"):   # the same checks as /set
         settings.set(name, str(getattr(cfg, name)))
@@ -27,16 +34,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return run_repl(Session(served, FeedbackLog(cfg.feedback), settings, system=cfg.system))
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+@command("serve", ServeConfig)
+def serve(cfg: ServeConfig) -> int:
+    """serve a model over an OpenAI-compatible HTTP API
+
+    Serve a model with the OpenAI API: /v1/chat/completions, /v1/completions, /v1/models, /health, and
+    /v1/feedback for ratings (docs/serving.md).
+
+    example: posttrain serve runs/demo/sft --port 8000 --api-key secret  (then: OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret'))
+    """
     from posttrain.serving.app import create_app
     from posttrain.serving.engine import Engine
     from posttrain.serving.feedback import FeedbackLog
     from posttrain.serving.model import load_served
-    from posttrain.serving.server import ServeConfig, bind, serve_forever
+    from posttrain.serving.server import bind, serve_forever
 
-    cfg = from_namespace(ServeConfig, args)
     cfg.resolve_key(os.environ)
-    cfg.check()
+    cfg.check()                               # again: the key may have come from the environment
     sock = bind(cfg.host, cfg.port)           # fail on a taken port before loading the model
     served = load_served(cfg.model, name=cfg.name, trust_remote_code=cfg.trust_remote_code)
     engine = Engine(served, max_batch=cfg.max_batch, max_queue=cfg.max_queue).start()
@@ -52,47 +66,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     return 0
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register this group's commands on `commands`."""
-    from posttrain.serving.repl import ChatConfig
-    from posttrain.serving.server import ServeConfig
-
-    p = commands.add_parser("chat", help="talk to a model in the terminal (streamed, multi-turn, feedback)",
-                            description="Chat with a model: replies stream as they are generated; slash commands "
-                                        "edit the conversation, change sampling and record feedback (/help lists them).",
-                            epilog="example: posttrain chat runs/demo/sft --temperature 0.7 --feedback feedback.jsonl")
-    add_positional_model(p, ChatConfig)
-    p.set_defaults(run=cmd_chat)
-
-    p = commands.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API",
-                            description="Serve a model with the OpenAI API: /v1/chat/completions, /v1/completions, "
-                                        "/v1/models, /health, and /v1/feedback for ratings (docs/serving.md).",
-                            epilog="example: posttrain serve runs/demo/sft --port 8000 --api-key secret  "
-                                   "(then: OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret'))")
-    add_positional_model(p, ServeConfig)
-    p.set_defaults(run=cmd_serve)
-
-
-def add_positional_model(parser: argparse.ArgumentParser, cls: type) -> None:
-    """MODEL is positional (`posttrain chat MODEL`); the config's other fields are options."""
-    import dataclasses
-
-    model = next(f for f in dataclasses.fields(cls) if f.name == "model")
-    parser.add_argument("model", metavar="MODEL", help=model.metadata["help"])
-    add_arguments(parser, without_model(cls))
-
-
-def without_model(cls: type) -> type:
-    """`cls` less its `model` field, with the same help, defaults and (resolved) types."""
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    fields = [(f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata))
-              for f in dataclasses.fields(cls) if f.name != "model"]
-    return dataclasses.make_dataclass(cls.__name__ + "Options", fields)
-
-
-__all__ = ["UserError", "add_commands"]

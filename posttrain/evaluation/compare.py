@@ -32,6 +32,7 @@ SAMPLES_PER_FAMILY = 2
 
 @dataclass(kw_only=True)
 class EvalConfig(Options, Generation, WorldRef):
+    model: list[str] = option(help="a model to evaluate, as PATH or NAME=PATH", required=True, repeat=True)
     baseline: str = option(help="baseline model directory (usually the SFT model)", required=True)
     prompts: Path = option(help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
                            required=True)

@@ -41,3 +41,10 @@ class LabelExportConfig(Options):
     db: Path = option(help="labeling database written by `posttrain label serve`", required=True)
     out: Path = option(help="rankings JSONL to write", required=True)
     force: bool = option(False, help="overwrite OUT if it exists")
+
+
+@dataclass(kw_only=True)
+class AddLabelerConfig(Options):
+    db: Path = option(help="labeling database (created if missing)", required=True)
+    name: str = option(help="the labeler's name, as it appears in the exported rankings", required=True)
+    admin: bool = option(False, help="may open the admin view (progress, agreement, gold accuracy)")

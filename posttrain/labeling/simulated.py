@@ -31,6 +31,11 @@ class LabelSimConfig(Options, WorldRef):
     force: bool = option(False, help="overwrite OUT if it exists")
 
 
+
+@dataclass(kw_only=True)
+class RankingsAgreementConfig(Options):
+    data: Path = option(help="rankings JSONL with items ranked by 2+ labelers", required=True)
+
 def label_sim(cfg: LabelSimConfig) -> int:
     """Write the rankings; returns how many."""
     if cfg.out.exists() and not cfg.force:

@@ -25,7 +25,7 @@ FENCE = '"""'
 @dataclass(kw_only=True)
 class ChatConfig(Options, RemoteCode):
     model: str = option(help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
-                        required=True)
+                        required=True, positional=True)
     system: str | None = option(None, help="system prompt to start with (/system changes it)")
     temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)")
     top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)")

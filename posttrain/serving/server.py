@@ -17,7 +17,7 @@ API_KEY_ENV = "POSTTRAIN_API_KEY"
 @dataclass(kw_only=True)
 class ServeConfig(Options, RemoteCode):
     model: str = option(help="what to serve: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
-                        required=True)
+                        required=True, positional=True)
     host: str = option("127.0.0.1", help="address to listen on; 127.0.0.1 keeps the server on this machine")
     port: int = option(8000, help="TCP port to listen on (0 picks a free one)")
     api_key: str | None = option(None, help=f"require 'Authorization: Bearer KEY' on every route; "

@@ -42,9 +42,9 @@ BIASES = {
 @dataclass(kw_only=True)
 class AgreementConfig(Options, WorldPick):
     noise: list[float] = option([0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+",
-                                help="labeler noise settings to measure")
-    prompts: int = option(1800, help="training prompts to draw model-like answers for")
-    k: int = option(4, help="answers per prompt (all pairs of them are compared)")
+                                help="labeler noise settings to measure", ge=0)
+    prompts: int = option(1800, help="training prompts to draw model-like answers for", ge=1)
+    k: int = option(4, help="answers per prompt (all pairs of them are compared)", ge=2)
 
 
 @dataclass(frozen=True)

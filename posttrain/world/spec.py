@@ -6,6 +6,9 @@ budget come from the family classes, and every example score is computed by the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from posttrain.config import Options, WorldPick
 from posttrain.world import scorer
 from posttrain.world.labelers import BIASES, DEFAULT_NOISE, DEFAULT_POOL
 from posttrain.world.rng import derive
@@ -72,3 +75,8 @@ def labeler_section() -> list[str]:
              "| labeler | bias | noise scale |", "|---|---|---|"]
     lines += [f"| {lab.id} | {lab.bias}: {BIASES[lab.bias]} | {lab.scale} |" for lab in DEFAULT_POOL]
     return lines
+
+
+@dataclass(kw_only=True)
+class SpecConfig(Options, WorldPick):
+    """`posttrain world spec`: which world's spec to print."""

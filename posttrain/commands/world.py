@@ -1,0 +1,129 @@
+"""`posttrain world ...`: export the built-in world, read its spec, measure its labelers, probe a model in it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from posttrain.commands import command, group
+from posttrain.evaluation.headroom import HeadroomConfig
+from posttrain.evaluation.probes import ProbeConfig
+from posttrain.world.export import ExportConfig
+from posttrain.world.labelers import AgreementConfig
+from posttrain.world.spec import SpecConfig
+
+group("world", help="the built-in world: export it, read its spec, check its labelers",
+      description="The built-in world: a seeded offline universe with a gold scorer.")
+
+
+@command("world export", ExportConfig)
+def world_export(cfg: ExportConfig) -> int:
+    """write corpus, demonstrations, prompt splits, KB and spec
+
+    Write the world's files (DESIGN.md formats) and print counts per family.
+
+    example: posttrain world export --out runs/world --scale small --seed 0
+    """
+    from tqdm import tqdm
+
+    from posttrain.world import World
+    from posttrain.world.export import check_out, counts_table, export
+
+    check_out(cfg.out, cfg.force)
+    world = World(seed=cfg.seed, scale=cfg.scale, knobs=cfg.knobs())
+    with tqdm(total=10, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+        manifest = export(world, cfg.out, force=cfg.force, on_step=step)
+        bar.update(bar.total - bar.n)
+    print(counts_table(manifest))
+    print(f"\nwrote {cfg.out}/ (spec: {cfg.out}/spec.md)")
+    return 0
+
+
+@command("world spec", SpecConfig)
+def world_spec(cfg: SpecConfig) -> int:
+    """print the model spec (Markdown) generated from the gold rules
+
+    Print the world's model spec, generated from the gold scorer's rules.
+    """
+    from posttrain.world import World
+    from posttrain.world.spec import render_spec
+
+    print(render_spec(World(seed=cfg.seed, scale=cfg.scale)), end="")
+    return 0
+
+
+@command("world agreement", AgreementConfig)
+def world_agreement(cfg: AgreementConfig) -> int:
+    """measure simulated labelers' pairwise agreement at several noise settings
+
+    Measure how often two simulated labelers order a pair of answers alike.
+
+    example: posttrain world agreement --noise 0.2 0.32 0.5
+    """
+    from posttrain.world import World
+    from posttrain.world.labelers import DEFAULT_NOISE, LabelerPool, pairwise_agreement
+
+    world = World(seed=cfg.seed, scale=cfg.scale)
+    records = world.prompts("agreement", cfg.prompts, "train")
+    print(f"pairwise agreement of two simulated labelers on model-like answers "
+          f"({cfg.prompts} prompts, K={cfg.k}); InstructGPT's labelers: 72.6%")
+    print(f"{'noise':>8} {'agreement':>10} {'strict pairs':>13} {'tie rate':>9}")
+    for noise in cfg.noise:
+        r = pairwise_agreement(LabelerPool(world, noise=noise), records, k=cfg.k, seed=cfg.seed)
+        mark = "  (default)" if noise == DEFAULT_NOISE else ""
+        print(f"{noise:>8.3f} {r['agreement']:>9.1%} {r['strict_pairs']:>13} {r['tie_rate']:>8.1%}{mark}")
+    return 0
+
+
+@command("world probe", ProbeConfig)
+def world_probe(cfg: ProbeConfig) -> int:
+    """a model's knowledge of the world's facts and its gold score per family
+
+    Probe a model: fact completion accuracy, and gold-judged greedy answers to chat prompts, per family.
+
+    example: posttrain world probe --model runs/demo/base
+    """
+    from posttrain.data.records import read_conversations
+    from posttrain.evaluation.probes import gold_by_family, knowledge_completion
+    from posttrain.models.load import load_causal_lm
+    from posttrain.world import World
+
+    world = World(seed=cfg.seed, scale=cfg.scale)
+    records = (read_conversations(cfg.prompts, ends_with="user") if cfg.prompts
+               else world.prompts("test", world.scale.test_prompts, "test"))
+    model, tokenizer = load_causal_lm(cfg.model)
+    knowledge = knowledge_completion(model, tokenizer, world.kb)
+    gold = gold_by_family(model, tokenizer, world, records, max_new_tokens=cfg.max_new_tokens)
+    print(f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})")
+    for relation, r in knowledge["by_relation"].items():
+        print(f"  {relation:<12} {r['accuracy']:>6.1%}  (chance {r['chance']:.1%}, n={r['n']})")
+    print(f"\ngold score on {len(records)} chat prompts: {gold['gold_score']:.3f}")
+    print(f"  {'family':<15} {'gold':>6} {'fails':>6} {'halluc':>7} {'harmful':>8} {'overref':>8}")
+    for family, r in gold["by_family"].items():
+        print(f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} {r['hallucination_rate']:>7.0%} "
+              f"{r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}")
+    if cfg.out:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(json.dumps({"model": str(cfg.model), "knowledge": knowledge, "gold": gold}, indent=1) + "\n")
+        print(f"\nwrote {cfg.out}")
+    return 0
+
+
+@command("world headroom", HeadroomConfig)
+def world_headroom(cfg: HeadroomConfig) -> int:
+    """before PPO: do the policy's own samples beat its greedy answer?
+
+    Gold-judged greedy answer vs K samples per prompt: best-of-n win rates.
+
+    example: posttrain world headroom --model runs/demo/sft --prompts runs/demo/world/test.jsonl --k 16 --out runs/demo/headroom
+    """
+    from posttrain.evaluation.headroom import headroom, table, write_headroom
+
+    result, rows = headroom(cfg)
+    write_headroom(result, rows, cfg.out)
+    print(table(result))
+    print(f"\nwrote {cfg.out}/headroom.json and {cfg.out}/samples.jsonl")
+    return 0
