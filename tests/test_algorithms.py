@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from posttrain.algorithms import (AdaptiveKLController, FixedKLController, gae, kl_penalty, kl_shaped_rewards,
-                                  masked_mean, masked_var, masked_whiten, policy_loss, ranking_loss, value_loss)
+from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_penalty,
+                                  kl_shaped_rewards, masked_mean, masked_var, masked_whiten, policy_loss, ranking_loss,
+                                  token_mean, value_loss)
 
 
 def test_gae_by_hand():
@@ -54,6 +55,38 @@ def test_masked_statistics():
     assert white[0, 3] == 0 and masked_mean(white, mask).abs() < 1e-6
     assert masked_var(white, mask).item() == pytest.approx(1.0, abs=1e-4)
     assert masked_mean(masked_whiten(x, mask, shift_mean=False), mask).item() == pytest.approx(2.0)
+
+
+def test_token_means_of_micro_batches_add_up_to_the_batch_mean():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    assert token_mean(x, mask).item() == pytest.approx(2.5)                     # (1 + 2 + 3 + 4) / 4
+    # rows of 3 and 1 tokens: each row's sum over the batch's 4 tokens, not each row's own mean
+    assert token_mean(x[:1], mask[:1], 4).item() == pytest.approx(1.5)
+    assert token_mean(x[1:], mask[1:], 4).item() == pytest.approx(1.0)
+    # the losses and stats of PPO add up the same way
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.0], [1.0, 9.0, 9.0]]))
+    adv = torch.tensor([[1.0, -1.0, 2.0], [-4.0, 7.0, 7.0]])
+    old = torch.zeros(2, 3)
+    whole, stats = policy_loss(logp, old, adv, mask, 0.2)
+    assert whole.item() == pytest.approx((-1.2 + 0.8 - 2.0 + 4.0) / 4) and stats["clipfrac"].item() == 0.5
+    parts = [policy_loss(logp[i:i + 1], old[i:i + 1], adv[i:i + 1], mask[i:i + 1], 0.2, n_tokens=4) for i in (0, 1)]
+    assert parts[0][0].item() + parts[1][0].item() == pytest.approx(whole.item())
+    assert parts[0][1]["clipfrac"].item() + parts[1][1]["clipfrac"].item() == pytest.approx(0.5)
+    values, returns = torch.tensor([[2.0, 0.0, 1.0], [3.0, 0.0, 0.0]]), torch.ones(2, 3)
+    whole, _ = value_loss(values, old, returns, mask, 0.5)
+    # squared errors max(unclipped, clipped to V_old +- 0.5): 1, 1, max(0, 0.25), max(4, 0.25)
+    assert whole.item() == pytest.approx(0.5 * (1 + 1 + 0.25 + 4) / 4)
+    parts = [value_loss(values[i:i + 1], old[i:i + 1], returns[i:i + 1], mask[i:i + 1], 0.5, 4)[0] for i in (0, 1)]
+    assert sum(p.item() for p in parts) == pytest.approx(whole.item())
+
+
+def test_explained_variance():
+    returns, mask = torch.tensor([[1.0, 2.0, 3.0, 50.0]]), torch.tensor([[1, 1, 1, 0]])
+    assert explained_variance(returns, returns, mask).item() == pytest.approx(1.0)
+    assert explained_variance(torch.full((1, 4), 2.0), returns, mask).item() == pytest.approx(0.0)
+    # V off by (0, 1, -1): Var(returns - V) = 2/3 = Var(returns), nothing explained
+    assert explained_variance(torch.tensor([[1.0, 1.0, 4.0, 0.0]]), returns, mask).item() == pytest.approx(0.0)
 
 
 def test_kl_estimators():
@@ -124,6 +157,9 @@ def test_ranking_loss_equals_the_naive_pair_average():
     # K = 2 reduces to the usual pairwise loss
     pair = ranking_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[0, 1]]))
     assert pair.item() == pytest.approx(-F.logsigmoid(torch.tensor(1.0)).item())
+    # micro-batches divided by the whole batch's count of rankings with a pair (3: row 3 is all ties)
+    parts = [ranking_loss(scores[i:i + 1], ranks[i:i + 1], n_rankings=3) for i in range(4)]
+    assert sum(p.item() for p in parts) == pytest.approx(ranking_loss(scores, ranks).item(), rel=1e-6)
     all_tied = ranking_loss(scores[3:], ranks[3:])
     assert all_tied.item() == 0.0 and all_tied.requires_grad is scores.requires_grad
 

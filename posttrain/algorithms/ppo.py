@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from posttrain.algorithms.masked import masked_mean, masked_var
+from posttrain.algorithms.masked import masked_var, token_mean
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: str = "k1") -> torch.Tensor:
@@ -61,29 +61,40 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, clip: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate (Schulman et al. 2017, eq. 7), negated for minimisation, masked mean over
-    all tokens:  max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))."""
+                mask: torch.Tensor, clip: float, n_tokens: torch.Tensor | int | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped surrogate (Schulman et al. 2017, eq. 7), negated for minimisation, mean over all
+    response tokens:  max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
+    The loss and stats are token sums divided by n_tokens (`token_mean`): pass a micro-batch's
+    minibatch token count and the micro-batches' losses and stats add up to the minibatch's."""
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
-    stats = {"clipfrac": masked_mean((clipped > unclipped).to(ratio.dtype), mask),
-             "approx_kl": masked_mean(0.5 * log_ratio * log_ratio, mask),
-             "ratio": masked_mean(ratio, mask)}
+    loss = token_mean(torch.maximum(unclipped, clipped), mask, n_tokens)
+    stats = {"clipfrac": token_mean((clipped > unclipped).to(ratio.dtype), mask, n_tokens),
+             "approx_kl": token_mean(0.5 * log_ratio * log_ratio, mask, n_tokens),
+             "ratio": token_mean(ratio, mask, n_tokens)}
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               clip: float, n_tokens: torch.Tensor | int | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped value loss (as in OpenAI baselines' PPO2): 0.5 * max((V - R)^2, (V_clip - R)^2),
-    V_clip = V_old + clip(V - V_old, -eps, eps); masked mean over all tokens."""
-    clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
+    V_clip = V_old + clip(V - V_old, -eps, eps); mean over all response tokens, normalised by
+    n_tokens as in `policy_loss`."""
+    # clamp(V, V_old - eps, V_old + eps) is V_clip exactly, and V itself inside the range, where
+    # V_old + clamp(V - V_old) can miss V by a rounding error and count as clipped
+    clipped_values = torch.clamp(values, old_values - clip, old_values + clip)
     unclipped_error = (values - returns) ** 2
     clipped_error = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped_error, clipped_error), mask)
-    explained = 1 - masked_var(returns - values, mask) / masked_var(returns, mask).clamp(min=1e-8)
-    stats = {"clipfrac": masked_mean((clipped_error > unclipped_error).to(values.dtype), mask),
-             "explained_var": explained}
+    loss = 0.5 * token_mean(torch.maximum(unclipped_error, clipped_error), mask, n_tokens)
+    stats = {"clipfrac": token_mean((clipped_error > unclipped_error).to(values.dtype), mask, n_tokens)}
     return loss, {k: v.detach() for k, v in stats.items()}
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - Var(returns - V) / Var(returns) over masked-in positions: 1 is a perfect value function,
+    0 no better than a constant. Not a sum over tokens: compute it once over the whole minibatch."""
+    return 1 - masked_var(returns - values, mask) / masked_var(returns, mask).clamp(min=1e-8)

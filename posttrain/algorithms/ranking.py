@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 
-def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tensor | None = None) -> torch.Tensor:
+def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tensor | None = None,
+                 n_rankings: torch.Tensor | int | None = None) -> torch.Tensor:
     """Mean over prompts of each prompt's mean  -log sigmoid(r_better - r_worse - m)  over its pairs.
 
     scores:  (B, K) reward of each completion, each completion scored once.
@@ -14,6 +15,9 @@ def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tenso
     margins: (B, K) optional per-completion values (e.g. scaled Likert ratings); a pair's margin is
              m = margins_better - margins_worse, so clearer preferences ask for a wider gap
              (the margin loss of Touvron et al. 2023, Llama 2, eq. 2). None means m = 0.
+    n_rankings: what the sum of the per-prompt means is divided by (default: the prompts here with a
+             strict pair); pass the count of a larger batch these B are one micro-batch of, and the
+             micro-batches' losses add up to that batch's mean (gradient accumulation).
     All C(K, 2) comparisons of one prompt form one batch element, so a prompt with many pairs
     weighs as much as one with few. Prompts with no strict pair are left out of the mean.
     """
@@ -26,4 +30,6 @@ def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tenso
     pairs = better.sum(dim=(1, 2))                                      # (B,)
     has_pairs = pairs > 0
     per_prompt = pair_loss.sum(dim=(1, 2))[has_pairs] / pairs[has_pairs]
-    return per_prompt.mean() if has_pairs.any() else scores.sum() * 0.0
+    if n_rankings is None:
+        n_rankings = has_pairs.sum()
+    return per_prompt.sum() / n_rankings if has_pairs.any() else scores.sum() * 0.0

@@ -40,7 +40,7 @@ def response_logprobs(model, inputs: dict[str, torch.Tensor], prompt_len: int, t
     both under the sampling temperature (the policy that produced the tokens is softmax(logits / temperature))."""
     T = inputs["input_ids"].size(1) - prompt_len
     # only the T + 1 last positions' logits: the LM head and softmax skip the prompt
-    logits = model(**inputs, logits_to_keep=T + 1).logits[:, :-1].float() / temperature   # (B, T, V)
+    logits = upcast(model(**inputs, logits_to_keep=T + 1).logits[:, :-1]) / temperature   # (B, T, V)
     logp = F.log_softmax(logits, dim=-1)
     tokens = inputs["input_ids"][:, prompt_len:]                                       # (B, T)
     logprobs = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
@@ -53,5 +53,10 @@ def token_values(value_model, inputs: dict[str, torch.Tensor], prompt_len: int) 
     """(B, T) V(s_t): the scalar head (a reward model's `score` layer) read at every position that
     predicts a response token."""
     hidden = value_model.base_model(**inputs).last_hidden_state                        # (B, P + T, H)
-    return value_model.score(hidden[:, prompt_len - 1:-1]).squeeze(-1).float()         # (B, T)
+    return upcast(value_model.score(hidden[:, prompt_len - 1:-1]).squeeze(-1))         # (B, T)
 
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs to float32 for the losses; a float64 model stays float64 (the
+    micro-batch invariance tests compare gradients in float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))

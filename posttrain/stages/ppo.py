@@ -7,7 +7,8 @@ Step 3 of InstructGPT (Ouyang et al. 2022, section 3.5, eq. 2), with the details
 2019 and lm-human-preferences: bandit episodes (prompt -> whole response); reward = the reward
 model's normalised score at the last token minus beta * (log pi - log pi_SFT) on every token
 (fixed or adaptive beta); value function initialised from the reward model; GAE with gamma = 1,
-lambda = 0.95; whitened advantages; clipped policy and value losses; several epochs of shuffled
+lambda = 0.95; whitened advantages; clipped policy and value losses, each a mean over all response
+tokens of a minibatch (micro-batching only sets memory use); several epochs of shuffled
 minibatches. PPO-ptx adds gamma_ptx times the pretraining LM loss to every minibatch.
 
 EOS and truncation: a response ends at its first EOS, which belongs to it (the policy chose to
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from posttrain.algorithms import (AdaptiveKLController, FixedKLController, gae, kl_shaped_rewards, masked_mean,
-                                  masked_whiten, policy_loss, value_loss)
+from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_shaped_rewards,
+                                  masked_mean, masked_whiten, policy_loss, token_mean, value_loss)
 from posttrain.config import Cadence, Length, ModelOptions, Options, Resumable, Sampling, WorldRef, option, tuned
 from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
@@ -175,16 +176,8 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -
         perm = torch.randperm(cfg.rollout_batch, generator=g)
         for mb in perm.split(cfg.minibatch):
             optimizer.zero_grad(set_to_none=True)
-            stats: dict[str, float] = {}
-            for micro in mb.split(cfg.micro_batch):
-                found = micro_step(m, r.select(micro), cfg, weight=len(micro) / len(mb))
-                for k, v in found.items():
-                    stats[k] = stats.get(k, 0.0) + v * len(micro) / len(mb)
-            if ptx_rows is not None:
-                rows = ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
-                ptx = lm_loss(m.policy, rows)
-                (cfg.ptx_coef * ptx).backward()
-                stats["ppo/ptx_loss"] = ptx.item()
+            ptx = None if ptx_rows is None else ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
+            stats = minibatch_backward(m, r, mb, ptx, cfg)
             torch.nn.utils.clip_grad_norm_(m.trained.parameters(), 1.0)
             optimizer.step()
             updates += 1
@@ -193,19 +186,52 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -
     return {k: v / updates for k, v in sums.items()}
 
 
-def micro_step(m, r: Rollouts, cfg: PPOConfig, weight: float) -> dict[str, float]:
-    """Forward both models on a micro-batch, backpropagate its share of the minibatch loss."""
+def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | None, cfg: PPOSettings
+                       ) -> dict[str, float]:
+    """Backpropagate the loss of the minibatch `rows` of r, micro-batch by micro-batch; returns its metrics.
+
+    The policy and value losses (and their stats) are means over all response tokens of the minibatch:
+    each micro-batch adds its token sums divided by the minibatch's token count, known from the rollout
+    masks before any backward pass, so --micro-batch changes memory use, not the update. PPO-ptx adds
+    gamma_ptx times the LM loss's mean over every token of the `ptx` rows (all of one length)."""
+    n_tokens = r.mask[rows].sum()
+    stats: dict[str, float] = {}
+    values, returns = [], []
+    for micro in rows.split(cfg.micro_batch):
+        found, (v, ret) = micro_step(m, r.select(micro), cfg, n_tokens)
+        values.append(v)
+        returns.append(ret)
+        for k, x in found.items():
+            stats[k] = stats.get(k, 0.0) + x
+    values, returns = torch.cat(values), torch.cat(returns)                    # (minibatch tokens,)
+    stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
+    if ptx is not None:
+        stats["ppo/ptx_loss"] = 0.0
+        for chunk in ptx.split(cfg.micro_batch):
+            loss = lm_loss(m.policy, chunk) * len(chunk) / len(ptx)   # equal rows: the row share is the token share
+            (cfg.ptx_coef * loss).backward()
+            stats["ppo/ptx_loss"] += loss.item()
+    return stats
+
+
+def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor
+               ) -> tuple[dict[str, float], tuple[torch.Tensor, torch.Tensor]]:
+    """Forward both models on a micro-batch and backpropagate its share of the minibatch loss (token sums
+    over n_tokens, the minibatch's count); returns its shares of the metrics, and V and the returns on
+    its real tokens (explained variance is not a sum: it is computed over the whole minibatch)."""
     inputs = episode_inputs(r.query, r.query_mask, r.response, r.mask)
     P = r.query.size(1)
     logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
     values = token_values(m.value, inputs, P)
-    pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range)
-    vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip)
-    ((pg_loss + cfg.vf_coef * vf_loss) * weight).backward()
-    return {"ppo/loss/policy": pg_loss.item(), "ppo/loss/value": vf_loss.item(),
-            "ppo/policy/clipfrac": pg["clipfrac"].item(), "ppo/policy/approx_kl": pg["approx_kl"].item(),
-            "ppo/policy/entropy": masked_mean(entropy, r.mask).item(),
-            "ppo/value/clipfrac": vf["clipfrac"].item(), "ppo/value/explained_var": vf["explained_var"].item()}
+    pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range, n_tokens)
+    vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip, n_tokens)
+    (pg_loss + cfg.vf_coef * vf_loss).backward()
+    real = r.mask.bool()
+    return ({"ppo/loss/policy": pg_loss.item(), "ppo/loss/value": vf_loss.item(),
+             "ppo/policy/clipfrac": pg["clipfrac"].item(), "ppo/policy/approx_kl": pg["approx_kl"].item(),
+             "ppo/policy/entropy": token_mean(entropy, r.mask, n_tokens).item(),
+             "ppo/value/clipfrac": vf["clipfrac"].item()},
+            (values.detach()[real], r.returns[real]))
 
 
 def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:

@@ -182,17 +182,27 @@ def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, 
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
+    loss, accuracy = accumulate_gradients(model, batch, micro_batch, pad)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss, accuracy
+
+
+def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int) -> tuple[float, float]:
+    """Backpropagate the batch's ranking loss into .grad, micro-batch by micro-batch; returns the loss
+    and the pair accuracy. The loss is the mean over the batch's rankings that have a strict pair of
+    each one's mean pair loss: every micro-batch divides its sum by the whole batch's count, so the
+    micro_batch x grad_accum split changes memory use, not the gradient."""
+    n_rankings = sum(len({r for r in item.ranks if r >= 0}) > 1 for item in batch)
     total, correct, pairs = 0.0, 0, 0
     for i in range(0, len(batch), micro_batch):
         chunk = batch[i:i + micro_batch]
         scores, ranks, margins = score_items(model, chunk, pad)
-        loss = ranking_loss(scores, ranks, margins) * len(chunk) / len(batch)   # every prompt weighs the same
+        loss = ranking_loss(scores, ranks, margins, n_rankings=max(1, n_rankings))   # every ranking weighs the same
         loss.backward()
         total += loss.item()
         c, p = pair_accuracy(scores.detach(), ranks, ranks >= 0)
         correct, pairs = correct + c, pairs + p
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
     return total, correct / max(1, pairs)
 
 

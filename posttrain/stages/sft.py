@@ -182,14 +182,21 @@ def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: in
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
+    loss, n_tokens = accumulate_gradients(model, batch, micro_batch, pad)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss, n_tokens
+
+
+def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int) -> tuple[float, int]:
+    """Backpropagate the batch's loss (mean over all its assistant tokens) into .grad, micro-batch by
+    micro-batch; returns the loss and the token count."""
     n_tokens = sum(e.n_labeled for e in batch)   # every micro-batch divides by the whole batch's count
     total = 0.0
     for i in range(0, len(batch), micro_batch):
         loss_sum, _ = assistant_loss_sum(model, collate(batch[i:i + micro_batch], pad))
         (loss_sum / n_tokens).backward()
         total += loss_sum.item()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
     return total / n_tokens, n_tokens
 
 
