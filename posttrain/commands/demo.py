@@ -86,17 +86,12 @@ demo.__doc__ = __doc__   # the module docstring is the command's --help descript
 
 
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
-    """(name, output that marks it done, function) for every step, in order: each builds its stage's config
-    (the recipe's settings, the preset's sizes) and runs the same command function as the command line."""
+    """(name, output that marks it done, function) for every step, in order: each runs its stage's
+    config (`stage_configs`) through the same command function as the command line."""
     from posttrain.commands import labeling, rlhf, training, world as world_cmd
-    from posttrain.labeling.simulated import LabelSimConfig
-    from posttrain.stages.ppo import PPOConfig
-    from posttrain.stages.rm import RMConfig
-    from posttrain.stages.sample import SampleConfig
-    from posttrain.stages.sft import SFTConfig
     from posttrain.world.export import ExportConfig
 
-    o, w = cfg.out, cfg.out / "world"
+    o, w, c = cfg.out, cfg.out / "world", stage_configs(cfg, p)
 
     def world() -> None:
         world_cmd.world_export(ExportConfig(out=w, scale="small", seed=cfg.seed, force=True))
@@ -107,30 +102,43 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
 
     def step(command, config) -> callable:
         def run() -> None:
+            if hasattr(config, "resume"):
+                config.resume = resume(config.out)
             config.check()
             command(config)
         return run
 
     return [
         ("world export", w / "manifest.json", world),
-        ("SFT", o / "sft", step(training.sft, SFTConfig(
-            model=str(BASE), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs, resume=resume(o / "sft")))),
-        (f"sample K={SMALL.k}", o / "samples.jsonl", step(training.sample, SampleConfig(
-            model=str(o / "sft"), prompts=w / "prompts_rm.jsonl", k=SMALL.k, out=o / "samples.jsonl",
-            resume=resume(o / "samples.jsonl")))),
-        ("label (simulated labelers)", o / "rankings.jsonl", step(labeling.label_sim, LabelSimConfig(
-            samples=o / "samples.jsonl", out=o / "rankings.jsonl", labelers_per_item=SMALL.labelers_per_item,
-            world_seed=cfg.seed))),
-        ("reward model", o / "rm", step(training.rm, RMConfig(
-            model=str(o / "sft"), data=o / "rankings.jsonl", out=o / "rm", epochs=p.rm_epochs, world_seed=cfg.seed,
-            resume=resume(o / "rm")))),
-        ("PPO-ptx", o / "ppo-ptx", step(rlhf.ppo, PPOConfig(
-            policy=str(o / "sft"), reward=o / "rm", prompts=w / "prompts_ppo.jsonl", out=o / "ppo-ptx",
-            ptx=w / "corpus.jsonl", heldout_corpus=w / "corpus_heldout.jsonl", max_steps=p.ppo_steps,
-            rollout_batch=p.rollout_batch, micro_batch=p.micro_batch, world_seed=cfg.seed,
-            resume=resume(o / "ppo-ptx")))),
+        ("SFT", o / "sft", step(training.sft, c["sft"])),
+        (f"sample K={SMALL.k}", o / "samples.jsonl", step(training.sample, c["sample"])),
+        ("label (simulated labelers)", o / "rankings.jsonl", step(labeling.label_sim, c["label"])),
+        ("reward model", o / "rm", step(training.rm, c["rm"])),
+        ("PPO-ptx", o / "ppo-ptx", step(rlhf.ppo, c["ppo"])),
         ("eval and report", o / "report" / "summary.json", lambda: evaluate(cfg, p)),
     ]
+
+
+def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
+    """Every stage's config: the stages' defaults (the recipe, posttrain/recipes.py) and the preset's sizes."""
+    from posttrain.labeling.simulated import LabelSimConfig
+    from posttrain.stages.ppo import PPOConfig
+    from posttrain.stages.rm import RMConfig
+    from posttrain.stages.sample import SampleConfig
+    from posttrain.stages.sft import SFTConfig
+
+    o, w = cfg.out, cfg.out / "world"
+    return {
+        "sft": SFTConfig(model=str(BASE), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs),
+        "sample": SampleConfig(model=str(o / "sft"), prompts=w / "prompts_rm.jsonl", k=SMALL.k, out=o / "samples.jsonl"),
+        "label": LabelSimConfig(samples=o / "samples.jsonl", out=o / "rankings.jsonl",
+                                labelers_per_item=SMALL.labelers_per_item, world_seed=cfg.seed),
+        "rm": RMConfig(model=str(o / "sft"), data=o / "rankings.jsonl", out=o / "rm", epochs=p.rm_epochs,
+                       world_seed=cfg.seed),
+        "ppo": PPOConfig(policy=str(o / "sft"), reward=o / "rm", prompts=w / "prompts_ppo.jsonl", out=o / "ppo-ptx",
+                         ptx=w / "corpus.jsonl", heldout_corpus=w / "corpus_heldout.jsonl", max_steps=p.ppo_steps,
+                         rollout_batch=p.rollout_batch, micro_batch=p.micro_batch, world_seed=cfg.seed),
+    }
 
 
 def resume(out: Path) -> bool:
