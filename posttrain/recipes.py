@@ -35,7 +35,8 @@ SMALL = Recipe(
     sft_lr=3e-4, sft_epochs=3.0, k=4, labelers_per_item=2, rm_lr=3e-4, rm_epochs=1.0,
     ppo_lr=2e-5, kl_coef=0.2, ptx_coef=0.1, rollout_batch=64, minibatches=4, micro_batch=8, ppo_epochs=4,
     ppo_steps=16, max_new_tokens=48,
-    measured="`posttrain demo` on the small world, seed 0 (runs/demo3, 2026-12-02): PPO-ptx beats SFT on "
-             "73.4% [70.1, 76.4] of held-out test prompts by the gold scorer (greedy), 68.4% at T = 1")
+    measured="`posttrain demo` on the small world, seed 0 (runs/demo4, 2026-12-02): PPO-ptx beats SFT on "
+             "67.4% [63.8, 70.9] of the 450 held-out test prompts by the gold scorer (greedy), 68.7% at T = 1; "
+             "harmful refusals fall from 100% to 24% (README)")
 
 RECIPES = {"small": SMALL, "paper": SMALL}

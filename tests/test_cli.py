@@ -10,14 +10,26 @@ def posttrain(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "posttrain.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("args", [[], ["world"], ["world", "export"], ["world", "spec"], ["world", "agreement"],
-                                  ["world", "probe"], ["world", "headroom"], ["pretrain"], ["sft"], ["data"],
-                                  ["data", "import"], ["data", "export"],
-                                  ["sample"], ["label"], ["label", "sim"], ["label", "agreement"], ["rm"],
-                                  ["rm", "score"], ["rm", "robustness"], ["ppo"], ["loop"], ["demo"], ["eval"],
-                                  ["eval", "overoptimization"], ["eval", "control-study"], ["chat"], ["serve"],
-                                  ["label", "serve"], ["label", "add-labeler"], ["label", "add-samples"],
-                                  ["label", "export"]])
+def every_command() -> list[list[str]]:
+    """[] (posttrain itself), each group, and each registered command, as argv words."""
+    from posttrain.cli import build_parser
+    from posttrain.commands import COMMANDS, GROUPS
+
+    build_parser()
+    return [[], *([g] for g in GROUPS), *(c.name.split(" ") for c in COMMANDS)]
+
+
+def test_the_registry_holds_every_command_with_its_help():
+    from posttrain.commands import COMMANDS
+
+    names = {" ".join(a) for a in every_command()}
+    assert {"world export", "sft", "rm", "rm score", "ppo", "loop", "eval control-study", "serve", "demo",
+            "label add-labeler"} <= names and len(COMMANDS) >= 27
+    for c in COMMANDS:
+        assert c.help and c.description and not c.help.endswith("."), c.name
+
+
+@pytest.mark.parametrize("args", every_command(), ids=" ".join)
 def test_help_on_every_command(args, capsys):
     from posttrain.cli import main
 
