@@ -8,20 +8,19 @@ never a traceback and never after a model has loaded.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import textwrap
 
 from posttrain import __version__
-from posttrain.commands import COMMANDS, GROUPS, MODULES, Command
+from posttrain.commands import COMMANDS, GROUPS, Command
 from posttrain.config import add_arguments, from_namespace
 from posttrain.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    for name in MODULES:
-        importlib.import_module(f"posttrain.commands.{name}")
+    # each command module registers its commands when imported
+    from posttrain.commands import data, demo, evaluation, labeling, rlhf, serving, training, world  # noqa: F401
     parser = argparse.ArgumentParser(
         prog="posttrain", description="Post-train a language model into an aligned assistant (SFT, RM, PPO).")
     parser.add_argument("--version", action="version", version=f"posttrain {__version__}")

@@ -20,7 +20,7 @@ from test_sft import demos  # noqa: F401
 
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.pipelines.loop import judge_round
-from posttrain.stages.metrics import read_metrics
+from posttrain.training.metrics import read_metrics
 from posttrain.stages.ppo import PPOConfig, ppo
 from posttrain.stages.rm import RMConfig, rm
 from posttrain.stages.sft import SFTConfig, sft

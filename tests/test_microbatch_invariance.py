@@ -15,7 +15,7 @@ from posttrain.data.chat import encode_chat
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.models.reward import encode_response
 from posttrain.stages import ppo, rm, sft
-from posttrain.stages.rollout import Rollouts
+from posttrain.training.rollout import Rollouts
 from posttrain.world import World
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"

@@ -17,7 +17,7 @@ from posttrain.cli import main
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
-from posttrain.stages.metrics import read_metrics
+from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive

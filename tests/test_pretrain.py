@@ -12,9 +12,9 @@ import torch
 
 from posttrain.data.records import write_jsonl
 from posttrain.models.tokenizer import train_tokenizer
-from posttrain.stages.metrics import read_metrics
-from posttrain.stages.pretrain import batch_indices
-from posttrain.stages.schedule import cosine_lr
+from posttrain.training.metrics import read_metrics
+from posttrain.training.lm import batch_indices
+from posttrain.training.schedule import cosine_lr
 from posttrain.world import World
 from posttrain.world.corpus import documents
 

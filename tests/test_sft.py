@@ -11,7 +11,7 @@ from posttrain.cli import main
 from posttrain.data.chat import IGNORE, encode_chat
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import DEFAULT_CHAT_TEMPLATE, load_causal_lm
-from posttrain.stages.metrics import read_metrics
+from posttrain.training.metrics import read_metrics
 from posttrain.stages.sft import SFTConfig, collate, sft, train_step
 from posttrain.world import World
 

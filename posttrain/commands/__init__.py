@@ -25,8 +25,6 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MODULES = ("world", "data", "training", "labeling", "rlhf", "evaluation", "serving", "demo")
-
 
 @dataclass(frozen=True)
 class Command:

@@ -61,7 +61,7 @@ def check_same_vocabulary(model, reference) -> None:
 def heldout_lm_loss(model, tokenizer, documents: list[str], *, block: int = 256, batch_size: int = 16) -> float:
     """Mean next-token cross-entropy (nats) on documents packed into rows of `block` tokens."""
     from posttrain.data.corpus import pack
-    from posttrain.stages.pretrain import heldout_loss
+    from posttrain.training.lm import heldout_loss
 
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit:

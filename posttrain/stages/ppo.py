@@ -35,9 +35,9 @@ from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
-from posttrain.stages.metrics import MetricsLog, read_metrics
-from posttrain.stages.pretrain import batch_indices, heldout_loss, lm_loss
-from posttrain.stages.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
+from posttrain.training.metrics import MetricsLog, read_metrics
+from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
 
 log = logging.getLogger(__name__)

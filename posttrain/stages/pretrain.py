@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from posttrain.config import Batching, Cadence, Options, Resumable, Schedule, Threads, option, tuned
 from posttrain.data.corpus import file_sha256, pack, read_documents
@@ -25,8 +24,10 @@ from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import prepare_tokenizer
 from posttrain.models.tokenizer import train_tokenizer
-from posttrain.stages.metrics import MetricsLog
-from posttrain.stages.schedule import cosine_lr
+from posttrain.training.metrics import MetricsLog
+from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.schedule import cosine_lr
+from posttrain.training.step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -111,44 +112,16 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
 
 
 def train_step(model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float) -> float:
-    """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches."""
-    model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    total = 0.0
-    chunks = batch.split(micro_batch)
-    for chunk in chunks:
-        loss = lm_loss(model, chunk) / len(chunks)
-        loss.backward()
-        total += loss.item()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    return total
-
-
-def lm_loss(model, rows: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of rows (B, T + 1): inputs rows[:, :-1], targets rows[:, 1:]."""
-    logits = model(input_ids=rows[:, :-1]).logits                       # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
-
-
-@torch.no_grad()
-def heldout_loss(model, held: torch.Tensor, batch: int = 32) -> float:
-    model.eval()
-    losses = [lm_loss(model, chunk).item() * len(chunk) for chunk in held.split(batch)]
-    return sum(losses) / len(held)
-
-
-def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
-    """Rows of step `step` (0-based): consecutive slices of a fresh permutation per epoch."""
-    positions = torch.arange(step * batch, (step + 1) * batch)
-    out = torch.empty(batch, dtype=torch.long)
-    for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        mask = positions.div(n, rounding_mode="floor") == epoch
-        out[mask] = perm[positions[mask] % n]
-    return out
+    """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches (all rows have
+    the same length, so the mean of the micro-batch means is the batch's mean per token)."""
+    def accumulate() -> float:
+        chunks, total = batch.split(micro_batch), 0.0
+        for chunk in chunks:
+            loss = lm_loss(model, chunk) / len(chunks)
+            loss.backward()
+            total += loss.item()
+        return total
+    return optimizer_step(model, optimizer, lr, accumulate)
 
 
 def _heldout_path(cfg: PretrainConfig) -> Path | None:

@@ -32,8 +32,9 @@ from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import batch_rewards, encode_response, reward_from_pretrained
-from posttrain.stages.metrics import MetricsLog
-from posttrain.stages.schedule import cosine_lr
+from posttrain.training.metrics import MetricsLog
+from posttrain.training.schedule import cosine_lr
+from posttrain.training.step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +179,7 @@ def pair_accuracy(scores: torch.Tensor, order_: torch.Tensor, valid: torch.Tenso
 
 
 def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, lr: float) -> tuple[float, float]:
-    model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    loss, accuracy = accumulate_gradients(model, batch, micro_batch, pad)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    return loss, accuracy
+    return optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, micro_batch, pad))
 
 
 def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int) -> tuple[float, float]:

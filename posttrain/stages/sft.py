@@ -29,8 +29,9 @@ from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm
-from posttrain.stages.metrics import MetricsLog
-from posttrain.stages.schedule import cosine_lr
+from posttrain.training.metrics import MetricsLog
+from posttrain.training.schedule import cosine_lr
+from posttrain.training.step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +179,7 @@ def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
 
 
 def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float) -> tuple[float, int]:
-    model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    loss, n_tokens = accumulate_gradients(model, batch, micro_batch, pad)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    return loss, n_tokens
+    return optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, micro_batch, pad))
 
 
 def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int) -> tuple[float, int]:

@@ -32,7 +32,6 @@ from posttrain.config import Options, WorldPick, option
 from posttrain.data.records import umask, write_jsonl
 from posttrain.errors import UserError
 from posttrain.world import corpus
-from posttrain.world.core import SCALES
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.spec import render_spec
 

@@ -1,0 +1,23 @@
+"""One optimizer step, as every stage takes it: set the LR, zero, accumulate, clip to norm 1, step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+
+Measured = TypeVar("Measured")
+
+
+def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measured]) -> Measured:
+    """`accumulate()` backpropagates the step's loss into .grad (micro-batch by micro-batch) and returns
+    what it measured; the gradient is clipped to norm 1 (InstructGPT, Ziegler et al. 2019) before the step."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    measured = accumulate()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return measured
