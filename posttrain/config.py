@@ -186,6 +186,10 @@ class Length:
                                      "unless --max-steps is given", gt=0)
     max_steps: int | None = option(None, help="optimizer steps in total (overrides --epochs)", ge=1)
 
+    def total_steps(self, steps_per_epoch: float) -> int:
+        """--max-steps, else --epochs passes of `steps_per_epoch` steps (rounded up; at least one)."""
+        return self.max_steps or max(1, math.ceil(self.epochs * steps_per_epoch))
+
 
 @dataclasses.dataclass(kw_only=True)
 class Schedule(Length):

@@ -19,7 +19,6 @@ stop). A response cut at --max-new-tokens keeps its reward-model score unless
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +34,7 @@ from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
-from posttrain.training.metrics import MetricsLog, read_metrics
+from posttrain.training.metrics import read_metrics, resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
 from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
@@ -123,11 +122,10 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
                                    {"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr}])
     kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
               else FixedKLController(cfg.kl_coef))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(prompts) / cfg.rollout_batch))
-    start = run.restore(m.trained, optimizer) if cfg.resume else 0
+    total = cfg.total_steps(len(prompts) / cfg.rollout_batch)
+    start, metrics = resume_point(run, cfg.resume, m.trained, optimizer)
     if cfg.resume:
         kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value)
-    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
     log.info("PPO%s on %d prompts for %d steps of %d episodes", "-ptx" if ptx_rows is not None else "",
              len(prompts), total, cfg.rollout_batch)
 

@@ -24,7 +24,7 @@ from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import prepare_tokenizer
 from posttrain.models.tokenizer import train_tokenizer
-from posttrain.training.metrics import MetricsLog
+from posttrain.training.metrics import resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
 from posttrain.training.schedule import cosine_lr
 from posttrain.training.step import optimizer_step
@@ -74,8 +74,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
     model = new_llama(SIZES[cfg.size], tokenizer, cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
-    start = run.restore(model, optimizer) if cfg.resume else 0
-    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    start, metrics = resume_point(run, cfg.resume, model, optimizer)
     log.info("pretraining %d params on %d blocks of %d tokens for %d steps", n_params(model), len(blocks),
              cfg.seq_len, total)
 

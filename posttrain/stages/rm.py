@@ -29,12 +29,10 @@ from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
 from posttrain.errors import UserError
-from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import batch_rewards, encode_response, reward_from_pretrained
-from posttrain.training.metrics import MetricsLog
 from posttrain.training.schedule import cosine_lr
-from posttrain.training.step import optimizer_step
+from posttrain.training.step import optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +80,8 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
         model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch)
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    start = run.restore(model, optimizer) if cfg.resume else 0
-    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    run, optimizer, start, metrics = start_run(cfg, model)
+    total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
     log.info("reward model on %d rankings (%d held out) for %d steps", len(train), len(held), total)
 

@@ -27,11 +27,9 @@ from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, enc
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
-from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm
-from posttrain.training.metrics import MetricsLog
 from posttrain.training.schedule import cosine_lr
-from posttrain.training.step import optimizer_step
+from posttrain.training.step import optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +61,9 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run, optimizer, start, metrics = start_run(cfg, model)
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * plan.steps_per_epoch))
-    start = run.restore(model, optimizer) if cfg.resume else 0
-    metrics = MetricsLog(run.partial, resume_step=start if cfg.resume else None)
+    total = cfg.total_steps(plan.steps_per_epoch)
     pad = tokenizer.pad_token_id
     log.info("SFT on %d conversations (%d held out) for %d steps", len(train), len(held), total)
 

@@ -39,3 +39,10 @@ class MetricsLog:
 
 def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def resume_point(run, resume: bool, model, optimizer) -> tuple[int, MetricsLog]:
+    """The step a run starts from (its checkpoint's when resuming, else 0) and the metrics log that
+    continues from there; `run` is the stage's RunDir."""
+    start = run.restore(model, optimizer) if resume else 0
+    return start, MetricsLog(run.partial, resume_step=start if resume else None)

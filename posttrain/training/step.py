@@ -1,4 +1,5 @@
-"""One optimizer step, as every stage takes it: set the LR, zero, accumulate, clip to norm 1, step."""
+"""One optimizer step, as every stage takes it (set the LR, zero, accumulate, clip to norm 1, step), and
+the start of a fine-tuning run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
+
+from posttrain.models.checkpoint import RunDir
+from posttrain.training.metrics import MetricsLog, resume_point
 
 Measured = TypeVar("Measured")
 
@@ -21,3 +25,12 @@ def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measure
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     return measured
+
+
+def start_run(cfg, model) -> tuple[RunDir, torch.optim.Optimizer, int, MetricsLog]:
+    """A fine-tuning stage's run directory (cfg's --out, --resume, --force), its AdamW (--lr, --weight-decay),
+    the step it starts from and its metrics log."""
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, metrics = resume_point(run, cfg.resume, model, optimizer)
+    return run, optimizer, start, metrics
