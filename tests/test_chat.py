@@ -159,4 +159,4 @@ def test_a_model_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
 
 def test_bad_sampling_options_are_rejected_before_loading(capsys):
     assert main(["chat", str(BASE), "--top-p", "0"]) == 2
-    assert "top_p" in capsys.readouterr().err
+    assert "--top-p must be in (0, 1], got 0.0" in capsys.readouterr().err

@@ -43,16 +43,15 @@ class EvalConfig(Options, Generation, WorldRef):
     heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
                                                     "(the world's corpus_heldout.jsonl); default: beside --prompts")
     kl_samples: int = option(1, help="responses sampled per prompt (temperature 1) to estimate KL to the "
-                                     "baseline; 0 skips it")
-    bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval")
-    seed: int = option(0, help="seed of the bootstrap, the KL samples and the sampled answers")
+                                     "baseline; 0 skips it", ge=0)
+    bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval", ge=10)
+    seed: int = option(0, help="seed of the bootstrap, the KL samples and the sampled answers", ge=0)
     temperatures: str = option("0,1", help="comma list of sampling temperatures for the win rate: 0 is greedy "
                                            "(the headline, always measured), each T > 0 one sample per prompt "
                                            "from the model and from the baseline")
 
     def check(self) -> None:
-        if self.kl_samples < 0 or self.bootstrap < 10 or self.max_new_tokens < 1:
-            raise UserError("--kl-samples must be >= 0, --bootstrap >= 10 and --max-new-tokens >= 1")
+        super().check()
         self.temperature_values()
 
     def temperature_values(self) -> tuple[float, ...]:

@@ -47,17 +47,19 @@ class ControlConfig(Options, WorldRef):
                             required=True)
     out: Path = option(help="directory to write (demos_plus.jsonl, sft-more-demos/, report)", required=True)
     prompts: Path | None = option(None, help="held-out prompts to compare on (default: the world's test split)")
-    demo_minutes: float = option(8.0, help="labeler minutes to write one demonstration (an assumption)")
-    ranking_minutes: float = option(1.0, help="labeler minutes per ranking task, before reading completions")
-    completion_minutes: float = option(0.5, help="labeler minutes to read and place one completion in a ranking")
+    demo_minutes: float = option(8.0, help="labeler minutes to write one demonstration (an assumption)", gt=0)
+    ranking_minutes: float = option(1.0, help="labeler minutes per ranking task, before reading completions", ge=0)
+    completion_minutes: float = option(0.5, help="labeler minutes to read and place one completion in a ranking", ge=0)
     heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
                                                     "(default: corpus_heldout.jsonl beside --demos, if there)")
-    kl_samples: int = option(1, help="samples per prompt for KL to the SFT baseline (0 skips it)")
+    kl_samples: int = option(1, help="samples per prompt for KL to the SFT baseline (0 skips it)", ge=0)
     force: bool = option(False, help="replace an existing OUT/sft-more-demos")
 
     def check(self) -> None:
-        if min(self.demo_minutes, self.ranking_minutes + self.completion_minutes) <= 0:
-            raise UserError("--demo-minutes and the ranking minutes must be positive")
+        super().check()
+        if self.ranking_minutes + self.completion_minutes <= 0:
+            raise UserError("--ranking-minutes plus --completion-minutes must be positive: a ranking costs "
+                            "labeler time")
 
 
 def ranking_minutes(rankings: list[dict], per_ranking: float, per_completion: float) -> float:

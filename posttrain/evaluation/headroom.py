@@ -25,7 +25,6 @@ answer and every sample, with gold and reward scores).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,19 +46,11 @@ class HeadroomConfig(Options, Sampling, WorldRef):
     prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); the gold scorer needs the world's prompts",
                            required=True)
     out: Path = option(help="directory to write (headroom.json, samples.jsonl)", required=True)
-    k: int = option(16, help="samples per prompt; best-of-n is reported for n = 1, 4, 16 up to K, and K")
+    k: int = option(16, help="samples per prompt; best-of-n is reported for n = 1, 4, 16 up to K, and K", ge=1)
     reward: str | None = option(None, help="reward model directory (posttrain rm): also report the RM's pick")
-    seed: int = option(0, help="sampling seed")
+    seed: int = option(0, help="sampling seed", ge=0)
     force: bool = option(False, help="replace a non-empty OUT")
 
-    def check(self) -> None:
-        if self.k < 1:
-            raise UserError(f"--k must be >= 1, got {self.k}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise UserError(f"--temperature must be a finite number > 0, got {self.temperature} "
-                            "(the greedy answer is already the temperature-0 one)")
-        if self.max_new_tokens < 1:
-            raise UserError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
 
 
 # --- math: per prompt, pure ------------------------------------------------------------

@@ -41,9 +41,9 @@ class OveroptConfig(Options, Generation, WorldRef):
                            required=True)
     out: Path = option(help="directory to write (index.html, overoptimization.json)", required=True)
     ppo_run: list[Path] = option([], nargs="+", help="PPO run directories (OUT or OUT.partial) to read")
-    n_max: int = option(64, help="samples per prompt; best-of-n for n = 1..N")
-    max_prompts: int = option(64, help="prompts to sample (the first ones of --prompts)")
-    seed: int = option(0, help="sampling seed")
+    n_max: int = option(64, help="samples per prompt; best-of-n for n = 1..N", ge=1)
+    max_prompts: int = option(64, help="prompts to sample (the first ones of --prompts)", ge=1)
+    seed: int = option(0, help="sampling seed", ge=0)
 
 
 # --- best-of-n -------------------------------------------------------------------------

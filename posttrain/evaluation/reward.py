@@ -48,7 +48,7 @@ def score_file(cfg: ScoreConfig) -> int:
 @dataclass(kw_only=True)
 class RobustnessConfig(Options, WorldRef):
     model: str = option(help="reward model directory (posttrain rm)", required=True)
-    prompts: int = option(200, help="world test prompts to paraphrase")
+    prompts: int = option(200, help="world test prompts to paraphrase", ge=1)
 
 
 def paraphrase_robustness(cfg: RobustnessConfig) -> dict:

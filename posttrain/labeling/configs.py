@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
-from posttrain.errors import UserError
 
 
 @dataclass(kw_only=True)
@@ -25,15 +24,9 @@ class AddSamplesConfig(Options, WorldRef):
 class ServeConfig(AddSamplesConfig):
     host: str = option("127.0.0.1", help="address to listen on; keep the loopback default unless a proxy "
                                          "with TLS stands in front")
-    port: int = option(8000, help="port to listen on")
-    labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)")
-    gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)")
-
-    def check(self) -> None:
-        if self.labelers_per_item < 1:
-            raise UserError(f"--labelers-per-item must be >= 1, got {self.labelers_per_item}")
-        if not 0 <= self.gold_rate <= 1:
-            raise UserError(f"--gold-rate must be between 0 and 1, got {self.gold_rate}")
+    port: int = option(8000, help="port to listen on", ge=0, le=65535)
+    labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)", ge=1)
+    gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)", ge=0, le=1)
 
 
 @dataclass(kw_only=True)

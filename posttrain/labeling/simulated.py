@@ -26,8 +26,8 @@ from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
 class LabelSimConfig(Options, WorldRef):
     samples: Path = option(help="samples JSONL from `posttrain sample` (prompts made by the world)", required=True)
     out: Path = option(help="rankings JSONL to write", required=True)
-    labelers_per_item: int = option(1, help="different labelers who rank each item")
-    noise: float = option(DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement")
+    labelers_per_item: int = option(1, help="different labelers who rank each item", ge=1)
+    noise: float = option(DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement", ge=0)
     force: bool = option(False, help="overwrite OUT if it exists")
 
 

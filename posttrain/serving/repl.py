@@ -27,10 +27,10 @@ class ChatConfig(Options, RemoteCode):
     model: str = option(help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
                         required=True, positional=True)
     system: str | None = option(None, help="system prompt to start with (/system changes it)")
-    temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)")
-    top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)")
-    max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)")
-    seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply")
+    temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)", ge=0, le=2)
+    top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)", gt=0, le=1)
+    max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)", ge=1, le=1_000_000)
+    seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply", ge=0)
     feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for /good, /bad, /flag, /prefer")
 
 

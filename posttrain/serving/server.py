@@ -19,13 +19,13 @@ class ServeConfig(Options, RemoteCode):
     model: str = option(help="what to serve: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
                         required=True, positional=True)
     host: str = option("127.0.0.1", help="address to listen on; 127.0.0.1 keeps the server on this machine")
-    port: int = option(8000, help="TCP port to listen on (0 picks a free one)")
+    port: int = option(8000, help="TCP port to listen on (0 picks a free one)", ge=0, le=65535)
     api_key: str | None = option(None, help=f"require 'Authorization: Bearer KEY' on every route; "
                                             f"None: ${API_KEY_ENV} if set, else no key")
     feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for POST /v1/feedback records")
     name: str | None = option(None, help="the model id clients pass as `model`; None: MODEL's directory or file name")
-    max_batch: int = option(32, help="most sequences decoded together by the generation worker")
-    max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503")
+    max_batch: int = option(32, help="most sequences decoded together by the generation worker", ge=1)
+    max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503", ge=1)
 
     def resolve_key(self, environ) -> None:
         """Take the key from $POSTTRAIN_API_KEY when --api-key is not given (keeps it out of `ps`)."""
@@ -33,10 +33,7 @@ class ServeConfig(Options, RemoteCode):
             self.api_key = environ.get(API_KEY_ENV) or None
 
     def check(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise UserError(f"--port {self.port} is not a TCP port; use 1-65535 (or 0 for any free port)")
-        if self.max_batch < 1 or self.max_queue < 1:
-            raise UserError("--max-batch and --max-queue must be at least 1")
+        super().check()
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("--api-key is empty; give a key or leave the option out")
 
