@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from posttrain.cli import build_parser, main
-from posttrain.commands import COMMANDS
+from posttrain.commands import COMMANDS, GROUPS
 from posttrain.config import _scalar, flag
 from posttrain.errors import UserError
 
@@ -99,3 +99,32 @@ def test_the_command_line_refuses_before_anything_loads(tmp_path, capsys, monkey
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert named in err and "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def command_argv(c) -> list[str]:
+    """The command's words as main() passes them to the parser, with a placeholder for each required option."""
+    words = c.name.split(" ")
+    argv = [c.name] if len(words) == 2 and words[0] not in GROUPS else words   # `rm score`: one parser
+    for f in dataclasses.fields(c.config):
+        if f.metadata.get("positional"):
+            argv.append("x")
+        elif f.metadata.get("required"):
+            argv += [flag(f.name), "x"]
+    return argv
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_every_command_parser_refuses_its_numeric_options_out_of_range(value):
+    from posttrain.config import from_namespace
+
+    parser, tried = build_parser(), 0
+    for c in COMMANDS:
+        for path, fl, f in numeric_fields(c.config):
+            args = parser.parse_args([*command_argv(c), fl, value])
+            cfg = from_namespace(c.config, args)
+            tried += 1
+            if inside(f, float(value)):
+                continue
+            with pytest.raises(UserError, match=fl):
+                cfg.check()
+    assert tried > 100
