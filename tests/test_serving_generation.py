@@ -149,8 +149,8 @@ def test_the_api_key_comes_from_the_environment_unless_given():
     assert cfg.api_key == "flag"
 
 
-@pytest.mark.parametrize("args, message", [(["--port", "70000"], "is not a TCP port"),
-                                           (["--max-batch", "0"], "--max-batch and --max-queue must be at least 1"),
+@pytest.mark.parametrize("args, message", [(["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+                                           (["--max-batch", "0"], "--max-batch must be >= 1, got 0"),
                                            (["--api-key", " "], "--api-key is empty")])
 def test_serve_rejects_bad_options_without_a_traceback(args, message, capsys):
     assert main(["serve", str(BASE), *args]) == 2
