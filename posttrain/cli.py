@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"posttrain: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:   # a disk or permission failure mid-run: what and where, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"posttrain: error: {where}{e.strerror or e}; check the path, its permissions and free disk space",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("posttrain: interrupted", file=sys.stderr)
         return 130

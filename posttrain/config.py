@@ -174,6 +174,11 @@ class Resumable:
 
 
 @dataclasses.dataclass(kw_only=True)
+class Overwrite:
+    force: bool = option(False, help="replace OUT if it exists (never an input)")
+
+
+@dataclasses.dataclass(kw_only=True)
 class WorldRef:
     world_seed: int = option(0, help="seed of the built-in world the prompts come from (its gold scorer "
                                      "monitors, it never trains); ignored for other data", ge=0)
@@ -225,7 +230,8 @@ class Generation:
 
 @dataclasses.dataclass(kw_only=True)
 class Sampling(Generation):
-    temperature: float = option(1.0, help="sampling temperature", gt=0)
+    temperature: float = option(1.0, help="sampling temperature (log-probs divide by it: below 0.01 it is greedy "
+                                          "in effect and only risks overflow)", ge=0.01)
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -94,8 +94,11 @@ def test_eval_with_a_reward_model_judge_and_clear_errors(setup, tmp_path, capsys
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "messages": [{"role": "user", "content": "hi"}]}\n{"id": "y"}\n')
     assert main(["eval", "--model", str(setup["beta"]), "--baseline", str(setup["alpha"]), "--prompts", str(bad),
-                 "--out", str(out)]) == 2
+                 "--out", str(tmp_path / "new")]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
+    assert main(["eval", "--model", str(setup["beta"]), "--baseline", str(setup["alpha"]), "--prompts", prompts,
+                 "--out", str(out)]) == 2   # a finished report stays unless --force
+    assert "already exists; choose another --out or pass --force" in capsys.readouterr().err
 
 
 def test_overoptimization_samples_best_of_n_and_reads_ppo_runs(setup, tmp_path, capsys):

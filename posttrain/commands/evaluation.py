@@ -11,6 +11,7 @@ from pathlib import Path
 
 from posttrain.commands import command
 from posttrain.commands.progress import StepBar
+from posttrain.data.records import check_output
 from posttrain.errors import UserError
 from posttrain.evaluation.compare import EvalConfig
 from posttrain.evaluation.control_study import ControlConfig
@@ -26,7 +27,11 @@ def read_world_prompts(path: Path, world_seed: int, scale: str):
     records = read_conversations(path, ends_with="user")
     if not records:
         raise UserError(f"{path}: no prompts")
-    return records, (World(seed=world_seed, scale=scale) if world_records(records) else None)
+    if not world_records(records):
+        return records, None
+    world = World(seed=world_seed, scale=scale)
+    world.check_tasks(records)
+    return records, world
 
 
 @command("eval", EvalConfig)
@@ -44,6 +49,7 @@ def evaluate(cfg: EvalConfig) -> int:
     from posttrain.evaluation.report import write_report
 
     models = model_names(cfg.model)
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.baseline, cfg.prompts, *models.values()])
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     heldout = cfg.heldout_corpus or cfg.prompts.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
@@ -102,6 +108,7 @@ def overoptimization(cfg: OveroptConfig) -> int:
     """
     from posttrain.evaluation.overoptimization import study, write_overoptimization
 
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.policy, cfg.prompts, *cfg.ppo_run])
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     if world is None:
         raise UserError(f"{cfg.prompts}: best-of-n needs the gold score, so prompts made by the built-in world")

@@ -15,17 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, option
+from posttrain.config import Options, Overwrite, option
 from posttrain.data.preferences import from_hh, from_trl, to_pairs
 from posttrain.data.rankings import read_rankings
-from posttrain.data.records import validate_conversation, write_jsonl
+from posttrain.data.records import check_output, validate_conversation, write_jsonl
 from posttrain.errors import UserError
 
 FORMATS = ("messages", "alpaca", "trl", "hh")
 
 
 @dataclass(kw_only=True)
-class ImportConfig(Options):
+class ImportConfig(Options, Overwrite):
     input: str = option(help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id",
                         required=True)
     format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output "
@@ -80,6 +80,7 @@ def to_conversation(row: dict, fmt: str, index: int, source: str) -> dict:
 
 def import_dataset(cfg: ImportConfig) -> int:
     """Write the converted records; returns how many."""
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.input])
     rows = load_rows(cfg.input, cfg.split)
     source = cfg.source or Path(cfg.input).stem
     if cfg.format in ("trl", "hh"):
@@ -91,7 +92,7 @@ def import_dataset(cfg: ImportConfig) -> int:
 
 
 @dataclass(kw_only=True)
-class ExportConfig(Options):
+class ExportConfig(Options, Overwrite):
     data: Path = option(help="rankings JSONL", required=True)
     out: Path = option(help="preference pairs JSONL to write, one row per strictly ordered pair", required=True)
     style: str = option("conversational", help="conversational or plain TRL rows, or hh transcripts",
@@ -99,5 +100,6 @@ class ExportConfig(Options):
 
 
 def export_pairs(cfg: ExportConfig) -> int:
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.data])
     rows = [row for _, record in read_rankings(cfg.data) for row in to_pairs(record, cfg.style)]
     return write_jsonl(cfg.out, rows)

@@ -1,4 +1,4 @@
-"""Samples and rankings (DESIGN.md, "Data formats"), validated record by record.
+"""Samples and rankings (docs/design.md, "Data formats"), validated record by record.
 
 A samples record (what `posttrain sample` writes, before anyone ranks it):
 
@@ -13,6 +13,8 @@ A ranking record adds who ranked it and how:
 """
 
 from __future__ import annotations
+
+import math
 
 from posttrain.data.records import read_jsonl, validate_conversation
 from posttrain.errors import UserError
@@ -43,7 +45,7 @@ def validate_ranking(record: dict, where: str) -> dict:
     seen: set[int] = set()
     for group in ranking:
         for i in group:
-            if not isinstance(i, int) or not 0 <= i < k:
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < k:
                 raise UserError(f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions (0..{k - 1})")
             if i in seen:
                 raise UserError(f"{where}: field 'ranking' ranks completion {i} twice; each index appears once")
@@ -53,7 +55,18 @@ def validate_ranking(record: dict, where: str) -> dict:
         raise UserError(f"{where}: field 'ranking' leaves out completions {missing}; rank every completion")
     if not isinstance(record.get("labeler"), str) or not record["labeler"]:
         raise UserError(f"{where}: field 'labeler' must name who ranked the completions")
+    if record.get("likert") is not None:
+        check_likert(record["likert"], k, where)
     return record
+
+
+def check_likert(likert, k: int, where: str) -> None:
+    """`likert`: one finite rating per completion (posttrain's labelers use 1-7)."""
+    if not isinstance(likert, list) or len(likert) != k:
+        raise UserError(f"{where}: field 'likert' must list one rating per completion, {k} in all")
+    for i, x in enumerate(likert):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise UserError(f"{where}: field 'likert[{i}]' is {x!r}; a rating is a number (1 worst to 7 best)")
 
 
 def read_samples(path) -> list[tuple[str, dict]]:

@@ -1,6 +1,6 @@
 """Conversation records and JSONL files: validated line by line, written atomically.
 
-A conversation record (DESIGN.md, "Data formats"):
+A conversation record (docs/design.md, "Data formats"):
 
     {"id": "demo-000001",
      "messages": [{"role": "system" | "user" | "assistant", "content": "..."}, ...],
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -26,27 +27,54 @@ from pathlib import Path
 
 from posttrain.errors import UserError
 
+log = logging.getLogger(__name__)
 ROLES = ("system", "user", "assistant")
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
-    """Yield ("file:line", record) for each non-blank line; malformed JSON is a UserError."""
+def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[str, dict]]:
+    """Yield ("file:line", record) for each non-blank line. Bytes that are not UTF-8, malformed JSON,
+    a line that is not an object and a string holding a lone surrogate are UserErrors naming the line.
+    With `torn_tail`, a last line without its newline that does not parse (a write cut short) is
+    dropped with a warning instead."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path (expected a JSONL file, one record per line)")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
-                                "each line must be one complete JSON object") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            yield where, record
+    with path.open("rb") as f:
+        lines = f.read().split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            record = parse_line(raw, where)
+        except UserError:
+            if torn_tail and n == len(lines):
+                log.warning("%s: dropped an unfinished last line (a write was cut short)", where)
+                return
+            raise
+        yield where, record
+
+
+def parse_line(raw: bytes, where: str) -> dict:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
+                        "each line must be one complete JSON object") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if "\\ud" in line.lower():   # an escaped surrogate: legal JSON, but a lone one is not text
+        try:
+            dumps(record).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "
+                            "pair), which is not text; fix or drop that character") from None
+    return record
 
 
 def validate_conversation(record: dict, where: str, *, ends_with: str | None = None) -> dict:
@@ -72,6 +100,10 @@ def validate_conversation(record: dict, where: str, *, ends_with: str | None = N
     if ends_with and messages[-1]["role"] != ends_with:
         raise UserError(f"{where}: field 'messages' ends with a {messages[-1]['role']} turn; "
                         f"this file needs conversations that end with a {ends_with} turn")
+    first = messages[1] if messages[0]["role"] == "system" and len(messages) > 1 else messages[0]
+    if first["role"] == "assistant":
+        raise UserError(f"{where}: field 'messages[{messages.index(first)}]' is an assistant turn before any user "
+                        "turn; a conversation starts with the user (after an optional system message)")
     if "meta" in record and not isinstance(record["meta"], dict):
         raise UserError(f"{where}: field 'meta' must be an object")
     return record
@@ -86,6 +118,30 @@ def read_conversations(path: str | Path, *, ends_with: str | None = None, with_l
 def dumps(record: dict) -> str:
     """One JSONL line; the same record always gives the same bytes."""
     return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+def check_output(path: str | Path, *, force: bool, inputs: Iterable[str | Path | None] = (),
+                 flag: str = "--out") -> Path:
+    """Before any work: `path` may replace an existing one only with --force, never one of `inputs`,
+    and its directory must be writable (or creatable)."""
+    path = Path(path)
+    for given in inputs:
+        if given is not None and Path(given).exists() and path.exists() and path.resolve() == Path(given).resolve():
+            raise UserError(f"{flag} {path} is also an input of this command; write the output somewhere else")
+    if path.exists() and not force:
+        raise UserError(f"{flag} {path} already exists; choose another {flag} or pass --force to replace it")
+    check_writable(path, flag)
+    return path
+
+
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """The nearest existing folder above `path` must be a folder this process may write in."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: cannot write in {parent} (not a writable folder); "
+                        f"choose another {flag} or fix the permissions")
 
 
 @contextlib.contextmanager

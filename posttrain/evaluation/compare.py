@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from posttrain.config import Generation, Options, WorldRef, option
+from posttrain.config import Generation, Options, Overwrite, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
@@ -31,7 +31,7 @@ SAMPLES_PER_FAMILY = 2
 
 
 @dataclass(kw_only=True)
-class EvalConfig(Options, Generation, WorldRef):
+class EvalConfig(Options, Generation, WorldRef, Overwrite):
     model: list[str] = option(help="a model to evaluate, as PATH or NAME=PATH", required=True, repeat=True)
     baseline: str = option(help="baseline model directory (usually the SFT model)", required=True)
     prompts: Path = option(help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
@@ -53,6 +53,8 @@ class EvalConfig(Options, Generation, WorldRef):
     def check(self) -> None:
         super().check()
         self.temperature_values()
+        if self.judge == "rm" and not self.reward:
+            raise UserError("--judge rm needs --reward RM_DIR (a reward model trained with posttrain rm)")
 
     def temperature_values(self) -> tuple[float, ...]:
         return parse_temperatures(self.temperatures)

@@ -134,6 +134,7 @@ def headroom(cfg: HeadroomConfig) -> tuple[dict, list[dict]]:
         raise UserError(f"{cfg.prompts}: these prompts were not made by the built-in world (no meta.family / "
                         "meta.task), so the gold scorer cannot judge the answers; use the world's test.jsonl")
     world = World(seed=cfg.world_seed, scale=cfg.scale)
+    world.check_tasks(records)
     model, tokenizer = load_causal_lm(cfg.model)
     model.eval()
     greedy, samples = generate(model, tokenizer, [r["messages"] for r in records], cfg)

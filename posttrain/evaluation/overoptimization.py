@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posttrain.config import Generation, Options, WorldRef, option
+from posttrain.config import Generation, Options, Overwrite, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation import scaling
 
@@ -34,7 +34,7 @@ PPO_KEYS = ("objective/kl", "objective/score", "world/gold_score")
 
 
 @dataclass(kw_only=True)
-class OveroptConfig(Options, Generation, WorldRef):
+class OveroptConfig(Options, Generation, WorldRef, Overwrite):
     policy: str = option(help="policy to sample best-of-n from (the SFT model)", required=True)
     reward: str = option(help="proxy reward model directory (posttrain rm)", required=True)
     prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); gold scores need the world's prompts",

@@ -6,14 +6,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, WorldRef, option
-from posttrain.data.records import read_jsonl, write_jsonl
+from posttrain.config import Options, Overwrite, WorldRef, option
+from posttrain.data.rankings import validate_samples
+from posttrain.data.records import check_output, read_jsonl, validate_conversation, write_jsonl
 from posttrain.errors import UserError
+from posttrain.models.load import loading
 from posttrain.models.reward import RewardScorer
 
 
 @dataclass(kw_only=True)
-class ScoreConfig(Options):
+class ScoreConfig(Options, Overwrite):
     model: str = option(help="reward model directory (posttrain rm)", required=True)
     data: Path = option(help="JSONL of samples/rankings ({prompt, completions}) or conversations ending "
                              "with an assistant turn", required=True)
@@ -22,20 +24,24 @@ class ScoreConfig(Options):
 
 
 def score_file(cfg: ScoreConfig) -> int:
-    scorer = RewardScorer(cfg.model)
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.data])
     records, pairs, shape = [], [], []
     for where, r in read_jsonl(cfg.data):
         if "completions" in r and "prompt" in r:
+            validate_samples(r, where)
             texts = [c["text"] for c in r["completions"]]
             pairs += [(r["prompt"], t) for t in texts]
             shape.append(len(texts))
         elif isinstance(r.get("messages"), list) and r["messages"] and r["messages"][-1].get("role") == "assistant":
+            validate_conversation(r, where)
             pairs.append((r["messages"][:-1], r["messages"][-1]["content"]))
             shape.append(0)
         else:
             raise UserError(f"{where}: expected {{prompt, completions}} or a conversation ending with an "
                             "assistant turn (field 'messages')")
         records.append(r)
+    with loading(cfg.model):
+        scorer = RewardScorer(cfg.model)
     scores, at = scorer.score(pairs), 0
     for r, n in zip(records, shape):
         if n:

@@ -15,7 +15,7 @@ answer). `posttrain rm` leaves human-written completions out unless `--human-com
 from __future__ import annotations
 
 from posttrain.data.rankings import validate_ranking
-from posttrain.data.records import write_jsonl
+from posttrain.data.records import check_output, write_jsonl
 from posttrain.errors import UserError
 from posttrain.labeling.configs import LabelExportConfig
 from posttrain.labeling.store import Store
@@ -25,8 +25,7 @@ BETTER_ANSWER_LIKERT = 7
 
 def export_rankings(cfg: LabelExportConfig) -> int:
     """Write the rankings; returns how many."""
-    if cfg.out.exists() and not cfg.force:
-        raise UserError(f"{cfg.out} already exists; choose another --out or pass --force to replace it")
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.db])
     if not cfg.db.is_file():
         raise UserError(f"{cfg.db}: no such database; check --db (it is written by `posttrain label serve`)")
     records = ranking_records(Store(cfg.db))

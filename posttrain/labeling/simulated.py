@@ -16,7 +16,7 @@ from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
 from posttrain.data.rankings import read_rankings, read_samples
-from posttrain.data.records import write_jsonl
+from posttrain.data.records import check_output, write_jsonl
 from posttrain.errors import UserError
 from posttrain.world import World
 from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
@@ -38,8 +38,7 @@ class RankingsAgreementConfig(Options):
 
 def label_sim(cfg: LabelSimConfig) -> int:
     """Write the rankings; returns how many."""
-    if cfg.out.exists() and not cfg.force:
-        raise UserError(f"{cfg.out} already exists; choose another --out or pass --force to replace it")
+    check_output(cfg.out, force=cfg.force, inputs=[cfg.samples])
     items = read_samples(cfg.samples)
     pool = LabelerPool(World(seed=cfg.world_seed, scale=cfg.scale), noise=cfg.noise)
     if not 1 <= cfg.labelers_per_item <= len(pool.labelers):

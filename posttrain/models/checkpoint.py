@@ -4,14 +4,18 @@ While a stage runs, everything lives in `OUT.partial/`:
 
     OUT.partial/checkpoints/step-000200/{model.safetensors, state.pt, step.json}
     OUT.partial/metrics.jsonl, OUT.partial/tb/        (metrics; see docs/metrics.md)
+    OUT.partial/run.json                              (the options and input digests it began with)
 
 When it finishes, the final model (Hugging Face format: safetensors, config, tokenizer with
 chat template) and `posttrain.json` are written into it and it is renamed to `OUT`. A run
-killed at any moment leaves `OUT` untouched and `OUT.partial/` resumable with `--resume`.
+killed at any moment leaves `OUT` untouched and `OUT.partial/` resumable with `--resume`, which
+refuses a different option or changed input data (the run would mix two configurations).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -21,6 +25,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from posttrain import __version__
+from posttrain.data.records import check_writable
 from posttrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -28,20 +33,36 @@ KEEP_CHECKPOINTS = 2
 
 
 class RunDir:
-    def __init__(self, out: str | Path, *, resume: bool, force: bool):
-        self.out = Path(out)
+    """Made before any model loads, it only checks: OUT is not replaced without --force, OUT.partial
+    not discarded without --force nor continued without --resume, and a resumed run has the options
+    and inputs it was started with (`fingerprint`). `begin()` then sets up OUT.partial."""
+
+    def __init__(self, out: str | Path, *, resume: bool, force: bool, config=None):
+        self.out, self.resume, self.force = Path(out), resume, force
         self.partial = self.out.with_name(self.out.name + ".partial")
+        self.checkpoints = self.partial / "checkpoints"
+        self.fingerprint = fingerprint(config) if config is not None else None
         if self.out.exists() and not force:
             raise UserError(f"{self.out} already exists (a finished run); choose another --out or pass --force to replace it")
-        if self.partial.exists() and not resume:
-            if not force:
-                raise UserError(f"{self.partial} holds an unfinished run; pass --resume to continue it "
-                                "or --force to start over")
+        if self.partial.exists() and not resume and not force:
+            raise UserError(f"{self.partial} holds an unfinished run; pass --resume to continue it "
+                            "or --force to start over")
+        check_writable(self.out)
+        recorded = self.partial / RUN_FILE
+        if resume and self.fingerprint is not None and recorded.is_file():
+            check_same_run(json.loads(recorded.read_text()), self.fingerprint, self.partial)
+        elif resume and self.partial.exists():
+            log.warning("%s has no %s (a run from an older posttrain): cannot check that --resume uses the "
+                        "same options and data", self.partial, RUN_FILE)
+
+    def begin(self) -> None:
+        if self.partial.exists() and not self.resume:
             shutil.rmtree(self.partial)
-        if resume and not self.partial.exists():
+        if self.resume and not self.partial.exists():
             log.warning("nothing to resume in %s; starting a new run", self.partial)
         self.partial.mkdir(parents=True, exist_ok=True)
-        self.checkpoints = self.partial / "checkpoints"
+        if self.fingerprint is not None and not (self.partial / RUN_FILE).exists():
+            (self.partial / RUN_FILE).write_text(json.dumps(self.fingerprint, indent=1) + "\n")
 
     def latest(self) -> Path | None:
         found = sorted(self.checkpoints.glob("step-*")) if self.checkpoints.exists() else []
@@ -87,7 +108,7 @@ class RunDir:
         hf_logging.disable_progress_bar()
         model.save_pretrained(self.partial, safe_serialization=True)
         tokenizer.save_pretrained(self.partial)
-        write_manifest(self.partial, manifest)
+        write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {})})
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         if self.out.exists():
             old = self.out.with_name(self.out.name + ".old")
@@ -98,6 +119,44 @@ class RunDir:
         else:
             self.partial.rename(self.out)
         return self.out
+
+
+RUN_FILE = "run.json"    # in OUT.partial: the options and input digests the run was started with
+NOT_COMPARED = {"resume", "force", "threads", "out"}   # may differ between a run and its resumption
+
+
+def fingerprint(config) -> dict:
+    """A stage config's options (but NOT_COMPARED) and a digest of each input they name."""
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
+    inputs = {k: digest(Path(v)) for k, v in options.items()
+              if isinstance(v, (str, Path)) and v and Path(v).exists()}
+    return json.loads(json.dumps({"options": options, "inputs": inputs}, default=str))
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file's bytes; of a folder, its file names and sizes and its JSON files' bytes
+    (a retrained model's posttrain.json and config differ)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and ".partial" not in p.parts)
+    for f in files:
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{f.stat().st_size}\n".encode())
+        if f == path or f.suffix == ".json":
+            with f.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def check_same_run(was: dict, now: dict, where: Path) -> None:
+    """Refuse to resume the run at `where` when its options or inputs differ from the ones it began with."""
+    changes = [f"--{k.replace('_', '-')} was {was['options'].get(k)!r}, now {v!r}"
+               for k, v in now["options"].items() if was["options"].get(k) != v]
+    changes += [f"--{k.replace('_', '-')} {now['options'][k]}: its contents changed since the run started"
+                for k, d in now["inputs"].items() if k in was["inputs"] and was["inputs"][k] != d
+                and was["options"].get(k) == now["options"][k]]
+    if changes:
+        raise UserError(f"cannot resume {where}: it was started differently ({'; '.join(changes)}); "
+                        "resume with the same options and data, or pass --force to start over")
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:

@@ -16,12 +16,15 @@ a tokenizer without a pad token pads with EOS (padding never carries loss).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from posttrain.errors import UserError
@@ -47,12 +50,9 @@ def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
     hf_logging.disable_progress_bar()
     path = resolve(str(spec))
     tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code, path=path)
-    try:
+    with loading(spec):
         model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
                                                      trust_remote_code=trust_remote_code)
-    except OSError as e:
-        raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
-                        f"'{SMOLLM2}', or a hub id reachable from this machine") from None
     model.eval()
     return model, tokenizer
 
@@ -62,13 +62,25 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False, path: s
     from transformers import AutoTokenizer
 
     path = path or resolve(str(spec))
-    try:
+    with loading(spec):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    prepare_tokenizer(tokenizer, str(spec))
+    return tokenizer
+
+
+@contextlib.contextmanager
+def loading(spec: str | Path) -> Iterator[None]:
+    """Missing, truncated or corrupt model files become a UserError naming the model."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
     except OSError as e:
         raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
                         f"'{SMOLLM2}', or a hub id reachable from this machine") from None
-    prepare_tokenizer(tokenizer, str(spec))
-    return tokenizer
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"could not load model {spec!r}: its files are truncated or corrupt ({e}); "
+                        "copy or train the model again") from None
 
 
 def resolve(spec: str) -> str:

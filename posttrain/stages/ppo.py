@@ -108,7 +108,9 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
     prompts = load_prompts(cfg.prompts)
+    world = world_for(prompts, cfg.world_seed, cfg.scale)
     if len(prompts) < cfg.rollout_batch:
         raise UserError(f"{cfg.prompts} has {len(prompts)} prompts, fewer than --rollout-batch {cfg.rollout_batch}; "
                         "lower --rollout-batch or add prompts")
@@ -116,8 +118,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
     # the first 64 rows: enough to see the tax move, cheap enough to measure every --eval-every steps
     heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
-    world = world_for(prompts, cfg.world_seed, cfg.scale)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    run.begin()
     optimizer = torch.optim.AdamW([{"params": m.policy.parameters(), "lr": cfg.lr},
                                    {"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr}])
     kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target

@@ -60,10 +60,11 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
     docs = read_documents(cfg.data)  # bad input fails before anything is written
     heldout_path = _heldout_path(cfg)
     heldout_docs = read_documents(heldout_path) if heldout_path else None
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+    run.begin()
     tokenizer = _tokenizer(cfg, run, docs)
     blocks = pack(docs, tokenizer, cfg.seq_len)                       # (N, seq_len + 1)
     if heldout_docs is None:

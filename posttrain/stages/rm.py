@@ -29,9 +29,10 @@ from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
 from posttrain.errors import UserError
-from posttrain.models.load import load_tokenizer, resolve
+from posttrain.models.load import load_tokenizer, loading, resolve
 from posttrain.models.reward import batch_rewards, encode_response, reward_from_pretrained
 from posttrain.training.schedule import cosine_lr
+from posttrain.models.checkpoint import RunDir
 from posttrain.training.step import optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,15 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
     rankings = read_rankings(cfg.data)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
-        model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
+        with loading(cfg.model):
+            model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
-    run, optimizer, start, metrics = start_run(cfg, model)
+    optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
     log.info("reward model on %d rankings (%d held out) for %d steps", len(train), len(held), total)

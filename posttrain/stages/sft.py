@@ -29,6 +29,7 @@ from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.models.load import load_causal_lm
 from posttrain.training.schedule import cosine_lr
+from posttrain.models.checkpoint import RunDir
 from posttrain.training.step import optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,12 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
     records = load_demonstrations(cfg.data)
     eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
-    run, optimizer, start, metrics = start_run(cfg, model)
+    optimizer, start, metrics = start_run(cfg, run, model)
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
     total = cfg.total_steps(plan.steps_per_epoch)
     pad = tokenizer.pad_token_id

@@ -13,7 +13,7 @@ from posttrain.data.corpus import pack, read_documents
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.generation.sampler import decode_responses, encode_prompts, sample
-from posttrain.models.load import load_causal_lm
+from posttrain.models.load import load_causal_lm, loading
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
 
@@ -69,12 +69,14 @@ def load_models(cfg) -> SimpleNamespace:
         raise UserError(f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
                         "the KL penalty compares their logprobs token by token, so they must share one")
     ref.requires_grad_(False)
-    reward = RewardScorer(str(cfg.reward))
+    with loading(cfg.reward):
+        reward = RewardScorer(str(cfg.reward))
     if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
         raise UserError(f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value function is "
                         "initialised from the reward model, so train the reward model from this policy's SFT run")
     reward.model.requires_grad_(False)
-    value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
+    with loading(cfg.reward):
+        value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
     with torch.no_grad():
         value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
     return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, tokenizer=tokenizer,
@@ -92,7 +94,9 @@ def world_for(prompts: list[dict], seed: int, scale: str):
         return None
     from posttrain.world import World
 
-    return World(seed=seed, scale=scale)
+    world = World(seed=seed, scale=scale)
+    world.check_tasks(prompts)
+    return world
 
 
 @torch.no_grad()

@@ -27,10 +27,10 @@ def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measure
     return measured
 
 
-def start_run(cfg, model) -> tuple[RunDir, torch.optim.Optimizer, int, MetricsLog]:
-    """A fine-tuning stage's run directory (cfg's --out, --resume, --force), its AdamW (--lr, --weight-decay),
-    the step it starts from and its metrics log."""
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force)
+def start_run(cfg, run: RunDir, model) -> tuple[torch.optim.Optimizer, int, MetricsLog]:
+    """Set up a fine-tuning stage's run directory (made from cfg's --out, --resume, --force before the
+    model loaded), its AdamW (--lr, --weight-decay), the step it starts from and its metrics log."""
+    run.begin()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
-    return run, optimizer, start, metrics
+    return optimizer, start, metrics

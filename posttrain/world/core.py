@@ -112,6 +112,11 @@ class World:
     def judge(self, record: dict, response: str) -> Judgement:
         return self.scorer.judge(record, response)
 
+    def check_tasks(self, records: list[dict]) -> None:
+        """Refuse, before any model runs, records whose world task the gold scorer cannot judge."""
+        for r in records:
+            self.scorer.judge(r, "")
+
     @cached_property
     def scorer(self) -> GoldScorer:
         return GoldScorer(self.families, self.vocabulary)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from posttrain.errors import UserError
 from posttrain.world import text
 from posttrain.world.families import Family
 
@@ -66,14 +67,19 @@ class GoldScorer:
         (every prompt the world exports has them).
         """
         meta = record.get("meta") or {}
-        if meta.get("family") not in self.families or "task" not in meta:
-            raise ValueError(f"record {record.get('id')!r} has no world task in meta; "
-                             "the gold scorer judges only prompts made by posttrain.world")
-        family = self.families[meta["family"]]
+        family = self.families.get(meta.get("family"))
+        if family is None or not isinstance(meta.get("task"), dict):
+            raise UserError(f"record {record.get('id')!r}: meta holds no task of the world (family "
+                            f"{meta.get('family')!r}); the gold scorer judges only prompts made by posttrain.world")
         messages = [m for m in record["messages"] if m["role"] != "system"]
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]  # a demonstration: judge a new answer in place of its last turn
-        outcome = family.outcome(family.check(meta["task"], response))
+        try:
+            outcome = family.outcome(family.check(meta["task"], response))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise UserError(f"record {record.get('id')!r}: meta.task is not a {family.name} task of this world "
+                            f"({type(e).__name__}: {e}); use the prompts `posttrain world export` wrote "
+                            "(with the same --seed)") from None
 
         verbosity = verbosity_factor(text.word_count(response), family.budget, text.filler_words(response))
         context = " ".join(m["content"] for m in messages)
