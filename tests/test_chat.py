@@ -123,7 +123,7 @@ def test_a_session_through_a_terminal(tmp_path, terminals):
     term.type("/undo")
     term.expect(r"removed the last exchange \(2 messages left\)")
     term.type("/set temperature 9")
-    term.expect(r"error: /set temperature: 9.0 is outside 0.0..2.0")
+    term.expect(r"error: /set temperature: must be between 0 and 2, got 9\n")
 
     term.type("/set max_tokens 50000")
     term.expect(r"max_tokens 50000")

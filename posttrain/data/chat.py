@@ -1,9 +1,13 @@
-"""Conversations to training rows: token ids, and labels only on assistant turns (and their EOS).
+"""Conversations to token ids, and to training rows with labels only on assistant turns (and their EOS).
 
-The tokenizer's chat template renders the conversation. An assistant turn's span runs from
-where the template with `add_generation_prompt=True` ends to the end of the turn's EOS (or of
-the turn, for templates without one); tokens inside a span keep their id as label, every other
-token gets -100 and carries no loss.
+`chat_ids` is the one place a conversation becomes token ids (SFT, reward scoring, rollouts,
+serving, chat). The tokenizer's chat template renders it, and message content is always text:
+a control token written inside a message (`<|end|>`, `<|system|>`) is encoded as its characters,
+so only the template's own markers are control tokens and no message can forge a turn.
+
+An assistant turn's span runs from where the conversation with `add_generation_prompt=True`
+ends to the turn's EOS (or to the end of the turn, for templates without one); tokens inside a
+span keep their id as label, every other token gets -100 and carries no loss.
 
     >>> from posttrain.models.tokenizer import train_tokenizer
     >>> tok = train_tokenizer(["What is 2 + 2? 4"] * 10, vocab_size=300)
@@ -33,34 +37,40 @@ class Example:
         return sum(label != IGNORE for label in self.labels)
 
 
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered text and the character spans of its assistant turns."""
-    render = lambda msgs, gen: tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
-    text = render(messages, False)
+def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = False) -> list[int]:
+    """Token ids of `messages` rendered by the tokenizer's chat template, with control-token strings
+    inside message content encoded as plain text (transformers' `sanitize_control_tokens`). Content
+    without such strings gets exactly the ids of the rendered text."""
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                         sanitize_control_tokens=True, return_dict=False)
+
+
+def assistant_spans(tokenizer, messages: list[dict], ids: list[int]) -> list[tuple[int, int]]:
+    """The token spans [start, end) of the assistant turns in `ids`, the conversation's `chat_ids`."""
     spans = []
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        prefix = render(messages[:i], True)
-        upto = render(messages[: i + 1], False)
-        if not (text.startswith(prefix) and text.startswith(upto)):
+        opened = chat_ids(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = chat_ids(tokenizer, messages[: i + 1])
+        # The turn starts where `upto` parts from `opened`: at its end, or at its last token when the
+        # turn's first characters merge into it (SmolLM2's "\n" and a leading "\n" make one "\n\n").
+        start = next((k for k, (a, b) in enumerate(zip(opened, upto)) if a != b), len(opened))
+        eos = tokenizer.eos_token_id
+        end = upto.index(eos, start) + 1 if eos in upto[start:] else len(upto)
+        if start < len(opened) - 1 or ids[:end] != upto[:end]:
             raise UserError("the tokenizer's chat template renders a conversation differently from its prefixes, "
                             "so assistant turns cannot be located; use a template whose output grows turn by turn")
-        start, end = len(prefix), len(upto)
-        eos = tokenizer.eos_token
-        at = upto.find(eos, start + len(m["content"])) if eos else -1
-        spans.append((start, at + len(eos) if at >= 0 else end))
-    return text, spans
+        spans.append((start, end))
+    return spans
 
 
 def encode_chat(tokenizer, messages: list[dict]) -> Example:
-    text, spans = assistant_spans(tokenizer, messages)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    labels = []
-    for token, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
-        middle = (a + b) / 2
-        labels.append(token if any(s <= middle < e for s, e in spans) else IGNORE)
-    return Example(list(enc["input_ids"]), labels)
+    ids = chat_ids(tokenizer, messages)
+    labels = [IGNORE] * len(ids)
+    for start, end in assistant_spans(tokenizer, messages, ids):
+        labels[start:end] = ids[start:end]
+    return Example(ids, labels)
 
 
 def fit(example: Example, max_len: int, policy: str, where: str) -> Example | None:

@@ -23,7 +23,12 @@ until the last one ends.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from posttrain.data.chat import chat_ids
+from posttrain.generation.streaming import probabilities
 
 # Compact the batch once this share of the active rows has finished: each compaction copies the
 # whole KV cache, so doing it for every finished row costs more than decoding a few dead rows.
@@ -32,10 +37,9 @@ COMPACT_SHARE = 0.25
 
 def encode_prompts(tokenizer, conversations: list[list[dict]]) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P) input ids and attention mask of chat prompts, left-padded as `sample` takes them: each
-    conversation rendered by the tokenizer's chat template with the assistant turn opened."""
-    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    tokenizer.padding_side = "left"
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    conversation's `chat_ids` with the assistant turn opened."""
+    ids = [chat_ids(tokenizer, c, add_generation_prompt=True) for c in conversations]
+    enc = tokenizer.pad({"input_ids": ids}, padding=True, padding_side="left", return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -82,6 +86,8 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not 0 <= temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     B, P = input_ids.shape
     device = input_ids.device
     tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)   # (B, T)
@@ -152,18 +158,10 @@ def preallocated_cache(config, capacity: int):
 
 
 def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """(b,) next tokens from (b, V) logits: argmax at temperature 0, else a draw from
-    softmax(logits / temperature) restricted to the top-p nucleus (Holtzman et al. 2020)."""
+    """(b,) next tokens from (b, V) logits: argmax at temperature 0, else a draw from `probabilities`."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(dim=-1)
-        # drop a token when the tokens ranked above it already hold top_p; the first always stays
-        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
-        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
-    return categorical(logits.softmax(dim=-1), generator)
+    return categorical(probabilities(logits, temperature, top_p), generator)
 
 
 def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -24,6 +24,8 @@ from typing import Hashable
 import torch
 import torch.nn.functional as F
 
+FLOAT32 = torch.finfo(torch.float32)
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -204,20 +206,38 @@ def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
     for i, row in enumerate(rows):
         s = row.sampling
         if s.temperature > 0 and row.finish_reason is None:
-            probs = nucleus(torch.softmax(logits[i].float() / s.temperature, dim=-1), s.top_p)
+            probs = probabilities(logits[i], s.temperature, s.top_p)   # (V,)
             tokens[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
     return tokens
 
 
+def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """(..., V) float32 softmax(logits / temperature) restricted to the top-p nucleus (Holtzman et al.
+    2020): what `_next_tokens` and posttrain's batched sampler draw from. For any temperature >= 0
+    and top_p in (0, 1] it is a distribution, with no mass on a token whose logit is -inf or that
+    falls outside the nucleus.
+
+    The logits are shifted so that the largest is 0 before dividing (softmax is shift-invariant), so
+    no temperature turns them into inf - inf = NaN. Below float32's smallest normal number the
+    temperature is 0 or a denormal in float32, so it gives the limit there, one-hot on the argmax;
+    above float32's largest it would be inf, and -inf / inf is NaN, so it is capped there."""
+    if temperature < FLOAT32.tiny:
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
+    logits = logits.float()
+    shifted = logits - logits.max(dim=-1, keepdim=True).values                               # <= 0
+    return nucleus((shifted / min(temperature, FLOAT32.max)).softmax(dim=-1), top_p)
+
+
 def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """`probs` (V,) restricted to the smallest set of top tokens whose mass reaches `top_p`, renormalised."""
+    """`probs` (..., V) restricted to the smallest set of top tokens whose mass reaches `top_p`,
+    renormalised. The most likely token always stays, also for a top_p that is 0 in float32."""
     if top_p >= 1.0:
         return probs
-    sorted_probs, order = probs.sort(descending=True)
-    before = sorted_probs.cumsum(0) - sorted_probs                     # mass of the tokens ranked above
-    sorted_probs[before >= top_p] = 0.0                                # the top token always stays
-    kept = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    return kept / kept.sum()
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p      # the tokens ranked above already hold top_p
+    drop[..., 0] = False
+    kept = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+    return kept / kept.sum(dim=-1, keepdim=True)
 
 
 def generator(seed: int | None) -> torch.Generator:

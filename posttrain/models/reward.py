@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from posttrain.data.chat import Example
+from posttrain.data.chat import Example, chat_ids
 from posttrain.errors import UserError
 
 
@@ -41,8 +41,7 @@ def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tor
 def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) -> Example:
     """The conversation with `response` as its final assistant turn, cut to `max_len` tokens
     from the left so the response (and its end) is what the head reads."""
-    text = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": response}], tokenize=False)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][-max_len:]
+    ids = chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": response}])[-max_len:]
     return Example(ids, ids)
 
 

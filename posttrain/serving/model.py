@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from posttrain.data.chat import chat_ids
 from posttrain.errors import UserError
 
 
@@ -24,9 +25,9 @@ class ServedModel:
         return {self.tokenizer.eos_token_id, *extra}
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
-        """Token ids of `messages` rendered by the chat template, ready for the assistant's turn."""
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        """Token ids of `messages` rendered by the chat template, ready for the assistant's turn; message
+        content is text, so control tokens written in it cannot forge a turn (`chat_ids`)."""
+        return chat_ids(self.tokenizer, messages, add_generation_prompt=True)
 
     def text_prompt(self, prompt: str) -> list[int]:
         """Token ids of a plain-text prompt (no chat template), as `posttrain.generation.hf.complete` encodes them."""

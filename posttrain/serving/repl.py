@@ -14,23 +14,19 @@ from typing import Callable, TextIO
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, RemoteCode, option
+from posttrain.config import RemoteCode, option
 from posttrain.errors import UserError
-from posttrain.serving.session import Session
+from posttrain.serving.session import Session, Settings
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # keeps \t and \n
 FENCE = '"""'
 
 
 @dataclass(kw_only=True)
-class ChatConfig(Options, RemoteCode):
+class ChatConfig(Settings, RemoteCode):
     model: str = option(help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
                         required=True, positional=True)
     system: str | None = option(None, help="system prompt to start with (/system changes it)")
-    temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)", ge=0, le=2)
-    top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)", gt=0, le=1)
-    max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)", ge=1, le=1_000_000)
-    seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply", ge=0)
     feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for /good, /bad, /flag, /prefer")
 
 

@@ -7,10 +7,13 @@ yields the assistant's text as it is generated, so both can be tested without a 
 from __future__ import annotations
 
 import shlex
+import typing
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 
+from posttrain.config import Options, check_ranges, option, range_text
+from posttrain.data.chat import chat_ids
 from posttrain.data.records import dumps, read_conversations
 from posttrain.errors import UserError
 from posttrain.generation.streaming import Decoder, Sampling
@@ -18,45 +21,58 @@ from posttrain.serving.feedback import FeedbackLog, feedback_record
 from posttrain.serving.model import ServedModel
 from posttrain.serving.textstream import TextStream
 
-HELP = """commands:
+SETTABLE = ("temperature", "top_p", "max_tokens")   # what /set changes
+
+
+@dataclass(kw_only=True)
+class Settings(Options):
+    """How replies are sampled: `posttrain chat` options, and what /set changes, in the same ranges."""
+    temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)",
+                                ge=0, le=2)
+    top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)", gt=0, le=1)
+    max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)", ge=1, le=1_000_000)
+    seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply", ge=0)
+
+    def set(self, name: str, value: str) -> None:
+        """`/set NAME VALUE`; a value outside the option's declared range is refused, as on the command line."""
+        if name not in SETTABLE:
+            raise UserError(f"/set: unknown setting {name!r}; use one of {', '.join(SETTABLE)}")
+        kind = typing.get_type_hints(Settings)[name]
+        try:
+            parsed = kind(value)
+        except ValueError:
+            raise UserError(f"/set {name}: {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+        try:
+            check_ranges(replace(self, **{name: parsed}))
+        except UserError:
+            raise UserError(f"/set {name}: must be {range_text(declared(name))}, got {value}") from None
+        setattr(self, name, parsed)
+
+    def show(self) -> str:
+        return f"temperature {self.temperature}, top_p {self.top_p}, max_tokens {self.max_tokens}"
+
+
+def declared(name: str) -> Field:
+    return next(f for f in fields(Settings) if f.name == name)
+
+
+HELP = f"""commands:
   /reset               start over (keeps the system prompt)
   /system [TEXT]       set the system prompt (no text: show it; /system - clears it)
   /regen               answer the last message again
   /undo                remove the last exchange (your message and the reply)
-  /save FILE           write the conversation as one JSONL conversation record
+  /save FILE           write the conversation as one JSONL conversation record, to a new file
+  /save! FILE          the same, replacing FILE if it exists
   /load FILE           continue a conversation saved with /save (first record of a JSONL file);
                        one that ends with your message gets its reply
-  /set [NAME VALUE]    temperature (0-2), top_p (0-1], max_tokens; no arguments: show them
+  /set [NAME VALUE]    change a setting; no arguments: show them
+                       {', '.join(f'{name} {range_text(declared(name))}' for name in SETTABLE)}
   /good [NOTE]         rate the last reply up        /bad [NOTE]    rate it down
   /flag NAME [NAME..]  flag the last reply (e.g. hallucination harmful over_refusal)
   /prefer TEXT         record a better answer for the last reply
   /exit                leave (Ctrl-D too)
 input: end a line with \\ to continue it; a line of \"\"\" opens and closes a multi-line message.
 Ctrl-C stops a reply and keeps what was written so far."""
-
-
-@dataclass
-class Settings:
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 256
-    seed: int | None = None
-
-    def set(self, name: str, value: str) -> None:
-        limits = {"temperature": (float, 0.0, 2.0), "top_p": (float, 1e-9, 1.0), "max_tokens": (int, 1, 10**6)}
-        if name not in limits:
-            raise UserError(f"/set: unknown setting {name!r}; use one of {', '.join(limits)}")
-        kind, low, high = limits[name]
-        try:
-            parsed = kind(value)
-        except ValueError:
-            raise UserError(f"/set {name}: {value!r} is not a number") from None
-        if not low <= parsed <= high:
-            raise UserError(f"/set {name}: {parsed} is outside {'(0' if name == 'top_p' else low}..{high}")
-        setattr(self, name, parsed)
-
-    def show(self) -> str:
-        return f"temperature {self.temperature}, top_p {self.top_p}, max_tokens {self.max_tokens}"
 
 
 @dataclass
@@ -84,8 +100,7 @@ class Session:
         conv = self.conversation()
         if not conv:
             return 0
-        text = self.served.tokenizer.apply_chat_template(conv, tokenize=False)
-        return len(self.served.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(chat_ids(self.served.tokenizer, conv))
 
     def add_user(self, text: str) -> None:
         self.messages.append({"role": "user", "content": text})
@@ -134,7 +149,8 @@ class Session:
         self.feedback.append(record)
         return f"saved feedback {record['id']} to {self.feedback.path}"
 
-    def save(self, path: str) -> str:
+    def save(self, path: str, *, force: bool = False) -> str:
+        """Write the conversation to a new file `path`; `force` (/save!) replaces an existing one."""
         if not path:
             raise UserError("/save needs a file name, e.g. /save chat.jsonl")
         if not self.messages:
@@ -142,7 +158,10 @@ class Session:
         record = {"id": f"chat-{self.served.name}", "messages": self.conversation(), "source": f"chat:{self.served.name}",
                   "meta": {"temperature": self.settings.temperature, "top_p": self.settings.top_p}}
         try:
-            Path(path).expanduser().write_text(dumps(record) + "\n", encoding="utf-8")
+            with Path(path).expanduser().open("w" if force else "x", encoding="utf-8") as f:
+                f.write(dumps(record) + "\n")
+        except FileExistsError:
+            raise UserError(f"/save: {path} already exists; /save! {path} replaces it") from None
         except OSError as e:
             raise UserError(f"/save: cannot write {path} ({e.strerror})") from None
         return f"saved {len(self.messages)} messages to {path}"
@@ -150,7 +169,10 @@ class Session:
     def load(self, path: str) -> str:
         if not path:
             raise UserError("/load needs a file name, e.g. /load chat.jsonl")
-        records = read_conversations(Path(path).expanduser())
+        try:
+            records = read_conversations(Path(path).expanduser())
+        except OSError as e:
+            raise UserError(f"/load: cannot read {path} ({e.strerror})") from None
         if not records:
             raise UserError(f"/load: {path} holds no conversation")
         messages = records[0]["messages"]
@@ -217,6 +239,7 @@ COMMANDS = {
     "/regen": _regen,
     "/undo": _undo,
     "/save": lambda s, rest: Outcome(s.save(rest)),
+    "/save!": lambda s, rest: Outcome(s.save(rest, force=True)),
     "/load": lambda s, rest: Outcome(s.load(rest), generate=s.messages[-1:] != [] and s.messages[-1]["role"] == "user"),
     "/set": _set,
     "/good": lambda s, rest: Outcome(s.give_feedback(rating="up", notes=rest or None)),
