@@ -12,7 +12,7 @@ group("data", help="convert data sets into posttrain's formats", description="Co
 def data_import(cfg: ImportConfig) -> int:
     """Hugging Face datasets (messages column) or Alpaca data to conversation JSONL
 
-    Convert a dataset into conversation JSONL (DESIGN.md formats).
+    Convert a dataset into conversation JSONL (docs/design.md formats).
 
     example: posttrain data import --format alpaca --input alpaca.json --out demos.jsonl
     """

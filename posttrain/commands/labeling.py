@@ -105,7 +105,7 @@ def label_add_samples(cfg: AddSamplesConfig) -> int:
 def label_export(cfg: LabelExportConfig) -> int:
     """write the labels as rankings JSONL for `posttrain rm`
 
-    Write every ranked label as a ranking record (DESIGN.md format).
+    Write every ranked label as a ranking record (docs/design.md format).
 
     example: posttrain label export --db labels.sqlite --out rankings.jsonl
     """

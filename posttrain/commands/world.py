@@ -20,7 +20,7 @@ group("world", help="the built-in world: export it, read its spec, check its lab
 def world_export(cfg: ExportConfig) -> int:
     """write corpus, demonstrations, prompt splits, KB and spec
 
-    Write the world's files (DESIGN.md formats) and print counts per family.
+    Write the world's files (docs/design.md formats) and print counts per family.
 
     example: posttrain world export --out runs/world --scale small --seed 0
     """

@@ -9,5 +9,5 @@
     session.py     a chat session's state and its slash commands
     repl.py        the terminal loop: input, streaming output, Ctrl-C
 
-Serving never imports training code (DESIGN.md, "Layout").
+Serving never imports training code (docs/design.md, "Layout").
 """

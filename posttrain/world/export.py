@@ -1,4 +1,4 @@
-"""`posttrain world export`: write a world's files in DESIGN.md's formats, atomically.
+"""`posttrain world export`: write a world's files in the formats of docs/design.md, atomically.
 
     DIR/
       corpus.jsonl          pretraining documents {"id", "text", "kind"}

@@ -1,4 +1,4 @@
-"""The task families of DESIGN.md's table, in the order the spec and the count tables list them."""
+"""The task families of docs/design.md's table, in the order the spec and the count tables list them."""
 
 from posttrain.world.families.base import FLAGS, Family, Outcome
 from posttrain.world.families.compute import Arithmetic, ListOps
