@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from posttrain.data.records import read_jsonl
+from posttrain.data.records import read_jsonl, read_text
 from posttrain.errors import UserError
 
 
@@ -20,7 +20,7 @@ def read_documents(path: str | Path) -> list[str]:
     if path.suffix == ".txt":
         if not path.is_file():
             raise UserError(f"{path}: no such file; --data takes a .jsonl corpus or a .txt file")
-        docs = [d.strip() for d in path.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+        docs = [d.strip() for d in read_text(path).split("\n\n") if d.strip()]
     else:
         docs = []
         for where, record in read_jsonl(path):

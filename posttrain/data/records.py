@@ -55,6 +55,16 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[s
         yield where, record
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; bytes that are not UTF-8 are a UserError naming the line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
+
+
 def parse_line(raw: bytes, where: str) -> dict:
     try:
         line = raw.decode("utf-8")
