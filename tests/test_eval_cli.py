@@ -135,10 +135,15 @@ def test_control_study_buys_demonstrations_with_the_ranking_budget(setup, tmp_pa
     assert main(["eval", "control-study", "--base", str(setup["alpha"]), "--sft", str(sft_dir),
                  "--rlhf", str(setup["beta"]), "--demos", str(demos), "--rankings", str(rankings),
                  "--prompts", str(setup["world"] / "test.jsonl"), "--out", str(out), "--demo-minutes", "2",
-                 "--kl-samples", "0"]) == 0
-    assert "6 labeler minutes = 3 extra demonstrations" in capsys.readouterr().out
+                 "--kl-samples", "0", "--method", f"other={sft_dir}"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 labeler minutes = 3 extra demonstrations" in printed and "training wall time: rlhf" in printed
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert summary["control_study"]["extra_demos"] == 3 and set(summary["models"]) == {"rlhf", "sft-more-demos"}
+    c = summary["control_study"]
+    assert c["extra_demos"] == 3 and set(summary["models"]) == {"rlhf", "other", "sft-more-demos"}
+    assert c["wall_seconds"]["other"] == json.loads((sft_dir / "posttrain.json").read_text())["wall_seconds"] > 0
+    assert c["wall_seconds"]["sft-more-demos"] > 0
+    assert "training wall time" in (out / "report" / "index.html").read_text()
     assert "heldout_loss" in summary["models"]["sft-more-demos"]          # corpus_heldout.jsonl beside --demos
     manifest = json.loads((out / "sft-more-demos" / "posttrain.json").read_text())
     assert manifest["config"]["max_steps"] == 2 and manifest["config"]["lr"] == 1e-3   # the SFT run's settings

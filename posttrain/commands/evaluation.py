@@ -131,7 +131,7 @@ def control_study(cfg: ControlConfig) -> int:
     Spend the rankings' labeler time on extra demonstrations, fine-tune the base model with the SFT
     run's settings, and compare RLHF and it with the SFT model.
 
-    example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft --rlhf runs/demo/ppo --demos runs/demo/world/demos.jsonl --rankings runs/demo/rankings.jsonl --out runs/demo/control
+    example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft --rlhf runs/demo/ppo --method dpo=runs/demo/dpo --demos runs/demo/world/demos.jsonl --rankings runs/demo/rankings.jsonl --out runs/demo/control
     """
     from posttrain.evaluation.control_study import control_study as run
     from posttrain.evaluation.report import write_report
@@ -142,6 +142,8 @@ def control_study(cfg: ControlConfig) -> int:
     print(f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
           f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})")
     print_summary(summary)
+    walls = ", ".join(f"{name} {'-' if s is None else f'{s / 60:.1f} min'}" for name, s in c["wall_seconds"].items())
+    print(f"training wall time: {walls}")
     page = write_report(summary, cfg.out / "report")
     print(f"\nwrote {page}")
     return 0

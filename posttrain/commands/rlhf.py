@@ -1,4 +1,5 @@
-"""`posttrain ppo` and `posttrain loop`: step 3 of the recipe and the iterated loop."""
+"""`posttrain ppo`, `posttrain loop` and `posttrain rejection-sampling`: step 3 of the recipe, the iterated
+loop, and best-of-K fine-tuning."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from posttrain.commands import command
 from posttrain.commands.progress import StepBar
 from posttrain.pipelines.loop import LoopConfig
+from posttrain.pipelines.rejection import RejectionConfig
 from posttrain.stages.ppo import PPOConfig
 
 
@@ -59,6 +61,25 @@ def loop(cfg: LoopConfig) -> int:
           f"win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
           "Gold scores are monitoring only: they never choose the best.")
     print(f"wrote {cfg.out}/loop.json")
+    return 0
+
+
+@command("rejection-sampling", RejectionConfig)
+def rejection_sampling(cfg: RejectionConfig) -> int:
+    """best-of-K by the reward model, then SFT on the picks (Llama 2's rejection sampling)
+
+    Sample K answers per prompt from the policy, keep the one the reward model scores highest, and
+    fine-tune the policy on those picks with the SFT loss (Touvron et al. 2023, section 3.2.3). It uses
+    the reward model PPO uses, so the same labeling budget. Re-run with the same arguments to continue.
+
+    example: posttrain rejection-sampling --model runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/rejection
+    """
+    from posttrain.pipelines.rejection import rejection_sampling as run
+
+    with StepBar("sft (picks)", {"loss": "sft/loss"}) as bar:
+        summary = run(cfg, on_stage=lambda stage: bar.write(f"rejection sampling: {stage}"), on_step=bar)
+    print(f"{summary['picks']} picks: reward-model score of the best of {cfg.k} {summary['rm_score_best']:+.3f} "
+          f"against {summary['rm_score_mean']:+.3f} for a random one; fine-tuned policy: {summary['policy']}/")
     return 0
 
 

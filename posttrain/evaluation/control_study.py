@@ -26,6 +26,7 @@ already occurs in the original file.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, fields
@@ -42,6 +43,9 @@ class ControlConfig(Options, WorldRef):
     base: str = option(help="the base model the SFT model was fine-tuned from", required=True)
     sft: str = option(help="the original SFT run directory (its posttrain.json gives the settings)", required=True)
     rlhf: str = option(help="the RLHF (PPO) policy directory", required=True)
+    method: list[str] = option([], repeat=True,
+                               help="another policy trained from the same rankings, as NAME=PATH (e.g. "
+                                    "dpo=runs/dpo, rloo=runs/rloo, rejection=runs/rs/policy): one more row")
     demos: Path = option(help="the demonstrations the SFT model was trained on", required=True)
     rankings: Path = option(help="the rankings the reward model was trained on (their labeling cost is the budget)",
                             required=True)
@@ -110,11 +114,14 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     from posttrain.data.corpus import read_documents
     from posttrain.data.rankings import read_rankings
     from posttrain.data.records import read_conversations, write_jsonl
-    from posttrain.evaluation.compare import evaluate
+    from posttrain.evaluation.compare import evaluate, model_names
     from posttrain.stages.sft import SFTConfig, sft
     from posttrain.world import World
 
     cfg.check()
+    methods = model_names(cfg.method)
+    if {"rlhf", "sft-more-demos"} & set(methods):
+        raise UserError("--method: the names rlhf and sft-more-demos are the study's own rows; choose another")
     world = World(seed=cfg.world_seed, scale=cfg.scale)
     settings = sft_settings(cfg.sft)
     originals = read_conversations(cfg.demos)
@@ -131,10 +138,25 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
                else world.prompts("test", world.scale.test_prompts, "test"))
     heldout = cfg.heldout_corpus or cfg.demos.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
-    summary = evaluate({"rlhf": cfg.rlhf, "sft-more-demos": str(more)}, cfg.sft, records, world,
-                       judge="gold", heldout_documents=documents, kl_samples=cfg.kl_samples)
+    policies = {"rlhf": cfg.rlhf, **methods, "sft-more-demos": str(more)}
+    summary = evaluate(policies, cfg.sft, records, world, judge="gold", heldout_documents=documents,
+                       kl_samples=cfg.kl_samples)
     summary["control_study"] = {
         "rankings": len(rankings), "labeler_minutes": minutes, "original_demos": len(originals),
         "extra_demos": len(extra), "demo_minutes": cfg.demo_minutes, "ranking_minutes": cfg.ranking_minutes,
-        "completion_minutes": cfg.completion_minutes, "sft_settings": settings}
+        "completion_minutes": cfg.completion_minutes, "sft_settings": settings,
+        "wall_seconds": {name: wall_seconds(Path(path)) for name, path in policies.items()}}
     return summary
+
+
+def wall_seconds(policy: Path) -> float | None:
+    """The wall time of the run that made `policy` (its posttrain.json), plus the steps before it that a
+    pipeline recorded beside it (rejection sampling's sampling and picking); None when not recorded."""
+    from posttrain.pipelines.rejection import TIMING
+
+    manifest = policy / "posttrain.json"
+    seconds = json.loads(manifest.read_text()).get("wall_seconds") if manifest.is_file() else None
+    before = policy.parent / TIMING
+    if seconds is not None and before.is_file():
+        seconds += sum(json.loads(before.read_text()).values())
+    return seconds

@@ -137,8 +137,21 @@ def control_section(summary: dict) -> list[str]:
             f'min per completion = {c["labeler_minutes"]:.0f} labeler minutes, spent instead on '
             f'{c["extra_demos"]} extra demonstrations at {c["demo_minutes"]:g} min each (on top of '
             f'{c["original_demos"]}). <b>sft-more-demos</b> is the base model fine-tuned on all of them with the '
-            "original SFT settings; <b>rlhf</b> is the PPO policy. Both are compared with the original SFT model "
-            "(the baseline) by the gold judge. The minutes are assumptions (docs/evaluation.md).</p>"]
+            "original SFT settings; <b>rlhf</b> is the PPO policy, and any other row a policy trained from the same "
+            "rankings. All are compared with the original SFT model (the baseline) by the gold judge. The minutes "
+            "are assumptions (docs/evaluation.md).</p>", *wall_table(c)]
+
+
+def wall_table(c: dict) -> list[str]:
+    """Each method's training wall time, from its run's posttrain.json (the shared rankings and reward model
+    not counted)."""
+    walls = c.get("wall_seconds") or {}
+    if not walls:
+        return []
+    rows = [[esc(name), "–" if s is None else f"{s / 60:.1f} min"] for name, s in walls.items()]
+    return [table(["method", "training wall time"], rows),
+            '<p class="note">From each run\'s <code>posttrain.json</code>; the rankings and the reward model the '
+            "methods share are not counted.</p>"]
 
 
 def headline_table(summary: dict) -> str:

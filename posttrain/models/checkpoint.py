@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -56,6 +57,7 @@ class RunDir:
                         "same options and data", self.partial, RUN_FILE)
 
     def begin(self) -> None:
+        self.began, self.wall_before = time.monotonic(), 0.0   # wall time: this process's, plus a resumed run's
         if self.partial.exists() and not self.resume:
             shutil.rmtree(self.partial)
         if self.resume and not self.partial.exists():
@@ -63,6 +65,10 @@ class RunDir:
         self.partial.mkdir(parents=True, exist_ok=True)
         if self.fingerprint is not None and not (self.partial / RUN_FILE).exists():
             (self.partial / RUN_FILE).write_text(json.dumps(self.fingerprint, indent=1) + "\n")
+
+    def wall(self) -> float:
+        """Seconds the run has taken: since `begin()`, plus what the checkpoint it resumed from had taken."""
+        return self.wall_before + time.monotonic() - self.began
 
     def latest(self) -> Path | None:
         found = sorted(self.checkpoints.glob("step-*")) if self.checkpoints.exists() else []
@@ -78,7 +84,7 @@ class RunDir:
         tmp.mkdir(parents=True)
         save_model(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-        (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step}) + "\n")
+        (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall()}) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -97,6 +103,7 @@ class RunDir:
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         self.restored = json.loads((ckpt / "step.json").read_text())
+        self.wall_before = self.restored.get("wall_seconds", 0.0)
         step = self.restored["step"]
         log.info("resumed from %s (step %d)", ckpt, step)
         return step
@@ -108,7 +115,8 @@ class RunDir:
         hf_logging.disable_progress_bar()
         model.save_pretrained(self.partial, safe_serialization=True)
         tokenizer.save_pretrained(self.partial)
-        write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {})})
+        write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
+                                      "wall_seconds": round(self.wall(), 1)})
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         if self.out.exists():
             old = self.out.with_name(self.out.name + ".old")
