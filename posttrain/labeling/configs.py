@@ -27,6 +27,13 @@ class ServeConfig(AddSamplesConfig):
     port: int = option(8000, help="port to listen on", ge=0, le=65535)
     labelers_per_item: int = option(1, help="labelers who rank each regular item (2+ measures agreement)", ge=1)
     gold_rate: float = option(0.1, help="share of the items a labeler sees that are gold items (0 to 1)", ge=0, le=1)
+    allowed_host: list[str] | None = option(None, repeat=True,
+                                            help="a Host name the page may be reached by; when given, names "
+                                                 "other than these, localhost, 127.0.0.1 and --host get HTTP 421")
+
+    def hosts(self) -> list[str] | None:
+        """The Host names answered besides the loopback ones; None for any (tokens guard every API route)."""
+        return [self.host, *self.allowed_host] if self.allowed_host else None
 
 
 @dataclass(kw_only=True)

@@ -45,17 +45,23 @@ CREATE TABLE IF NOT EXISTS served (
     item_id TEXT NOT NULL REFERENCES items(id),
     served TEXT NOT NULL,
     PRIMARY KEY (labeler_id, item_id));
+"""
+LABELS = """
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY,
-    submission TEXT UNIQUE NOT NULL,  -- the client's id for this submission: a retry is not a second label
+    submission TEXT NOT NULL,         -- the client's id for this submission: a retry is not a second label
     item_id TEXT NOT NULL REFERENCES items(id),
     labeler_id INTEGER NOT NULL REFERENCES labelers(id),
     kind TEXT NOT NULL CHECK (kind IN ('ranked', 'skipped')),
     body TEXT NOT NULL,               -- JSON: ranking, likert, flags, ... or the skip reason
     seconds REAL,                     -- from serving the item to the submission
     submitted TEXT NOT NULL,
-    UNIQUE (item_id, labeler_id));
+    UNIQUE (item_id, labeler_id),
+    UNIQUE (labeler_id, submission)); -- each labeler's own ids: one never collides with another's
 """
+SCHEMA += LABELS
+# Databases made before submission ids were scoped per labeler hold them unique across labelers.
+GLOBAL_SUBMISSION = "submission TEXT UNIQUE NOT NULL"
 
 # A served item no one submitted is held for its labeler this long before others may get it.
 HOLD_SECONDS = 3600
@@ -86,8 +92,21 @@ class Store:
         self._local = threading.local()
         try:
             self.db.executescript(SCHEMA)
+            self._migrate_submission_ids()
         except sqlite3.DatabaseError as e:
             raise UserError(f"{self.path}: not a labeling database ({e}); choose another --db") from None
+
+    def _migrate_submission_ids(self) -> None:
+        """Rebuild an older database's labels table with submission ids unique per labeler (SQLite cannot
+        drop a column's UNIQUE in place)."""
+        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = 'labels'").fetchone()[0]
+        if GLOBAL_SUBMISSION not in sql:
+            return
+        with self.transaction() as db:
+            db.execute("ALTER TABLE labels RENAME TO labels_unscoped")
+            db.execute(LABELS)
+            db.execute("INSERT INTO labels SELECT * FROM labels_unscoped")
+            db.execute("DROP TABLE labels_unscoped")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -175,16 +194,21 @@ class Store:
         self.write("INSERT OR IGNORE INTO served (labeler_id, item_id, served) VALUES (?, ?, ?)",
                    (labeler.id, item_id, now()))
 
+    def was_served(self, labeler: Labeler, item_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM served WHERE labeler_id = ? AND item_id = ?",
+                               (labeler.id, item_id)).fetchone() is not None
+
     # --- labels ----------------------------------------------------------------------
     def save_label(self, labeler: Labeler, item_id: str, submission: str, kind: str, body: dict) -> dict:
-        """Store a ranking or a skip; committed when this returns. A repeated `submission` id returns
-        the label already stored (a client retrying after a lost answer does not label twice)."""
+        """Store a ranking or a skip; committed when this returns. A `submission` id the labeler used
+        before returns the label already stored (a client retrying after a lost answer does not label twice)."""
         with self.transaction() as db:
-            done = db.execute("SELECT * FROM labels WHERE submission = ?", (submission,)).fetchone()
+            done = db.execute("SELECT * FROM labels WHERE labeler_id = ? AND submission = ?",
+                              (labeler.id, submission)).fetchone()
             if done is not None:
-                if done["labeler_id"] != labeler.id or done["item_id"] != item_id:
-                    raise Conflict(f"submission id {submission!r} was already used for another label; "
-                                   "send a fresh id per submission")
+                if done["item_id"] != item_id:
+                    raise Conflict(f"submission id {submission!r} was already used for another label (yours, of "
+                                   f"item {done['item_id']!r}); send a fresh id per submission")
                 return _label(done, labeler.name)
             if db.execute("SELECT 1 FROM labels WHERE item_id = ? AND labeler_id = ?",
                           (item_id, labeler.id)).fetchone():

@@ -4,6 +4,8 @@
     textstream.py  token ids to text deltas, holding back stop-sequence prefixes
     engine.py      one generation worker thread fed by a queue; requests join and leave one running batch
     protocol.py    OpenAI request schemas, response and stream-chunk bodies, API errors
+    guard.py       the checks before a route (both apps): Host allow-list, auth before the body, body
+                   limits counted as bytes arrive, JSON that is text
     app.py         the FastAPI app: routes, API key, errors, server-sent events
     feedback.py    feedback records (ratings, flags, preferred answers), appended and fsync'd
     session.py     a chat session's state and its slash commands

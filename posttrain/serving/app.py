@@ -7,7 +7,9 @@
     POST /v1/feedback            store a rating, flags or a preferred answer (feedback.py's format)
 
 Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
-When an API key is set, every route asks for `Authorization: Bearer KEY`.
+Before a route sees a request, `Guard` (guard.py) checks its Host header against `hosts`, its
+`Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY), reading no body
+byte for a refusal. Tokenising runs on a worker thread, so a huge prompt does not stall the others.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import asyncio
 import hmac
 import json
 import logging
+from typing import Collection
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from posttrain.errors import UserError
 from posttrain.generation.streaming import Sampling
 from posttrain.serving.engine import Busy, Engine, Event, Job
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
+from posttrain.serving.guard import Guard, Refusal, TextJSONRoute, bearer_token
 from posttrain.serving.model import ServedModel
 from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, CompletionFormat, CompletionRequest,
                                         FeedbackRequest, SamplingRequest, usage)
@@ -33,10 +38,13 @@ from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, Compl
 log = logging.getLogger(__name__)
 
 
-def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None) -> FastAPI:
-    app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(key_guard(api_key))])
-    app.add_middleware(BodyLimit)
+def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None,
+               hosts: Collection[str] | None = ()) -> FastAPI:
+    """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any."""
+    app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.route_class = TextJSONRoute
+    app.add_middleware(Guard, error=lambda r: APIError(r.status, r.message, code=r.code).body(), max_body=MAX_BODY,
+                       hosts=hosts, authenticate=None if api_key is None else key_check(api_key))
     add_error_handlers(app)
 
     @app.get("/health")
@@ -55,7 +63,7 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         check_model(served, req.model)
-        prompt = served.chat_prompt([m.plain() for m in req.messages])
+        prompt = await run_in_threadpool(served.chat_prompt, [m.plain() for m in req.messages])
         limit = req.max_completion_tokens or req.max_tokens
         rows = plan_rows(served, req, [prompt], limit, param="messages")
         return await respond(engine, req, rows, len(prompt), ChatFormat(served.name, req.include_usage))
@@ -63,7 +71,7 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
         check_model(served, req.model)
-        prompts = [served.text_prompt(p) for p in req.prompt]
+        prompts = await run_in_threadpool(lambda: [served.text_prompt(p) for p in req.prompt])
         if any(not p for p in prompts):
             raise APIError(400, "prompt: an empty prompt gives the model nothing to continue", param="prompt")
         rows = plan_rows(served, req, prompts, req.max_tokens, param="prompt")
@@ -87,31 +95,13 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
 MAX_BODY = 8 * 2**20   # bytes; far more than any context holds, little enough to refuse junk early
 
 
-class BodyLimit:
-    """Refuse a request whose Content-Length exceeds MAX_BODY before its body is read."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
-        if scope["type"] == "http" and length.isdigit() and int(length) > MAX_BODY:
-            error = APIError(413, f"the request body is {int(length)} bytes; the limit is {MAX_BODY}",
-                             code="request_too_large")
-            await JSONResponse(error.body(), status_code=413)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def key_guard(api_key: str | None):
-    async def check(authorization: str | None = Header(None)):
-        if api_key is None:
-            return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
-            raise APIError(401, "missing or incorrect API key; send 'Authorization: Bearer KEY' with the key "
-                                "the server was started with", code="invalid_api_key")
-    return check
+def key_check(api_key: str):
+    async def authenticate(scope) -> Refusal | None:
+        if hmac.compare_digest(bearer_token(scope).encode(), api_key.encode()):
+            return None
+        return Refusal(401, "missing or incorrect API key; send 'Authorization: Bearer KEY' with the key "
+                            "the server was started with", "invalid_api_key")
+    return authenticate
 
 
 def model_card(served: ServedModel) -> dict:
@@ -234,7 +224,7 @@ def validation_error(e: RequestValidationError) -> APIError:
     """The first problem of a request that does not fit the schema, with the field as `param`."""
     first = e.errors()[0]
     if first.get("type") == "json_invalid":
-        return APIError(400, "the request body is not valid JSON", code="invalid_json")
+        return APIError(400, f"the request body is not valid JSON: {first['ctx']['error']}", code="invalid_json")
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     # a union field (str | list) reports which branch failed; the field's name is what a person needs
     param = loc[0] if loc else None

@@ -26,6 +26,10 @@ class ServeConfig(Options, RemoteCode):
     name: str | None = option(None, help="the model id clients pass as `model`; None: MODEL's directory or file name")
     max_batch: int = option(32, help="most sequences decoded together by the generation worker", ge=1)
     max_queue: int = option(256, help="most requests waiting for the worker; more get HTTP 503", ge=1)
+    allowed_host: list[str] | None = option(None, repeat=True,
+                                            help="a Host name clients may use besides localhost, 127.0.0.1 and "
+                                                 "--host; without an API key other names get HTTP 421 (a defence "
+                                                 "against DNS rebinding); with a key, any name unless this is given")
 
     def resolve_key(self, environ) -> None:
         """Take the key from $POSTTRAIN_API_KEY when --api-key is not given (keeps it out of `ps`)."""
@@ -36,6 +40,12 @@ class ServeConfig(Options, RemoteCode):
         super().check()
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("--api-key is empty; give a key or leave the option out")
+
+    def hosts(self) -> list[str] | None:
+        """The Host names answered besides the loopback ones; None for any (a key guards the server)."""
+        if self.api_key and not self.allowed_host:
+            return None
+        return [self.host, *(self.allowed_host or ())]
 
 
 class BackgroundServer:
