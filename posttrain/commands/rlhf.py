@@ -14,11 +14,14 @@ from posttrain.stages.ppo import PPOConfig
 
 @command("ppo", PPOConfig)
 def ppo(cfg: PPOConfig) -> int:
-    """optimise a policy against a reward model with PPO (or PPO-ptx)
+    """optimise a policy against a reward model with PPO (or PPO-ptx), RLOO or GRPO
 
     PPO with a per-token KL penalty to the SFT policy, value function initialised from the reward model,
     optional pretraining-loss mixing (PPO-ptx). The defaults are the small world's measured recipe
-    (posttrain/recipes.py). Resumable. Metrics: docs/metrics.md.
+    (posttrain/recipes.py). --algorithm rloo|grpo is critic-free: --group-size samples per prompt, each
+    against the others (RLOO: KL in the sequence reward; GRPO: a k3 KL term in the loss). --reward verifier
+    (rloo/grpo only) scores 1 or 0 by the built-in world's program check of the answer for its arithmetic,
+    list_ops and format prompts: not the gold judgement, and no style factors. Resumable. Metrics: docs/metrics.md.
 
     example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo --ptx runs/demo/world/corpus.jsonl
     """
@@ -29,8 +32,8 @@ def ppo(cfg: PPOConfig) -> int:
     with StepBar("ppo", shown) as bar:
         summary = run(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
     gold = f", gold {summary['world/gold_score']:.3f}" if "world/gold_score" in summary else ""
-    print(f"PPO{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} episodes; last step: "
-          f"score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}")
+    print(f"{cfg.algorithm.upper()}{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} "
+          f"episodes; last step: score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}")
     print(f"wrote {cfg.out}/")
     return 0
 

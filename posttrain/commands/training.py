@@ -1,10 +1,11 @@
-"""`posttrain pretrain | sft | sample | rm`: the training stages, and using a trained reward model."""
+"""`posttrain pretrain | sft | sample | rm | dpo`: the training stages, and using a trained reward model."""
 
 from __future__ import annotations
 
 from posttrain.commands import command
 from posttrain.commands.progress import StepBar
 from posttrain.evaluation.reward import RobustnessConfig, ScoreConfig
+from posttrain.stages.dpo import DPOConfig
 from posttrain.stages.pretrain import PretrainConfig
 from posttrain.stages.rm import RMConfig
 from posttrain.stages.sample import SampleConfig
@@ -124,4 +125,32 @@ def rm_robustness(cfg: RobustnessConfig) -> int:
     print(f"  {'family':<15} {'|change|':>9} {'good - bad':>11}")
     for family, f in r["by_family"].items():
         print(f"  {family:<15} {f['mean_abs_change']:>9.3f} {f['good_minus_bad']:>11.3f}")
+    return 0
+
+
+@command("dpo", DPOConfig)
+def dpo(cfg: DPOConfig) -> int:
+    """train a policy directly on K-way rankings with DPO (no reward model, no sampling)
+
+    Direct preference optimisation (Rafailov et al. 2023; --loss ipo: Azar et al. 2023): every strictly
+    ordered pair of each ranking, as posttrain rm uses them, with the frozen reference's log-probs computed
+    once. Each ranking weighs the same; only the completion's tokens carry log-prob. Resumable. Metrics:
+    docs/metrics.md.
+
+    example: posttrain dpo --model runs/demo/sft --data runs/demo/rankings.jsonl --out runs/demo/dpo --beta 0.1
+    """
+    from posttrain.stages.dpo import dpo as run
+
+    shown = {"loss": "dpo/loss", "margin": "dpo/reward_margin", "acc": "dpo/reward_accuracy",
+             "eval acc": "dpo/eval_reward_accuracy"}
+    with StepBar("dpo", shown) as bar:
+        summary = run(cfg, on_step=bar)
+    print(f"DPO ({cfg.loss}, beta {cfg.beta:g}) on {summary['train_rankings']} rankings ({summary['train_pairs']} "
+          f"pairs) for {summary['steps']} steps: loss {summary['dpo/loss']:.3f}, reward margin "
+          f"{summary['dpo/reward_margin']:.3f}, accuracy {summary['dpo/reward_accuracy']:.1%}")
+    if "dpo/eval_reward_accuracy" in summary:
+        gold = summary.get("dpo/eval_gold_accuracy")
+        print(f"held-out pairs (implicit reward): {summary['dpo/eval_reward_accuracy']:.1%} accuracy against their "
+              f"labelers" + (f"; gold order: {gold:.1%}" if gold is not None else ""))
+    print(f"wrote {cfg.out}/")
     return 0

@@ -1,7 +1,8 @@
-"""`posttrain ppo`: optimise the SFT policy against the reward model with PPO (or PPO-ptx).
+"""`posttrain ppo`: optimise the SFT policy against the reward model with PPO (or PPO-ptx), RLOO or GRPO.
 
     posttrain ppo --policy runs/demo/sft --reward runs/demo/rm --prompts runs/world/prompts_ppo.jsonl \\
                   --out runs/demo/ppo [--ptx runs/world/corpus.jsonl --ptx-coef 0.1]
+    posttrain ppo ... --algorithm rloo|grpo [--group-size 4] [--reward verifier]
 
 Step 3 of InstructGPT (Ouyang et al. 2022, section 3.5, eq. 2), with the details of Ziegler et al.
 2019 and lm-human-preferences: bandit episodes (prompt -> whole response); reward = the reward
@@ -14,10 +15,32 @@ minibatches. PPO-ptx adds gamma_ptx times the pretraining LM loss to every minib
 EOS and truncation: a response ends at its first EOS, which belongs to it (the policy chose to
 stop). A response cut at --max-new-tokens keeps its reward-model score unless
 --missing-eos-penalty is set, which subtracts that much from it (as in TRL).
+
+Critic-free (`--algorithm rloo|grpo`): no value function (none is loaded or trained); each step takes
+rollout_batch / K prompts (K = --group-size) and samples K responses to each, and each response's
+advantage, one number broadcast to all its tokens, compares it with the others to its prompt. Rollout,
+scoring, the clipped surrogate over tokens, PPO-ptx, checkpoints and metrics are PPO's.
+- RLOO (Ahmadian et al. 2024, "Back to Basics"; as TRL's RLOOTrainer): the KL is in the reward, at the
+  sequence level: R = score - beta * sum_t (log pi - log pi_ref); advantage = R minus the mean R of the
+  prompt's other K - 1 samples, not whitened. The paper's RLOO is one on-policy update per batch: pass
+  --ppo-epochs 1 --minibatches 1 for it (the ratio is then 1 and the surrogate is REINFORCE); the
+  defaults stay the recipe's, and more epochs reuse the batch as PPO does, clipped.
+- GRPO (Shao et al. 2024, DeepSeekMath, eq. 3): advantage = (score - group mean) / (group sample std +
+  1e-4) from the raw scores; the KL is a loss term instead, beta times the k3 estimate
+  (pi_ref/pi - 1 - log(pi_ref/pi), Schulman 2020) averaged over the minibatch's response tokens, like the
+  surrogate (DeepSeekMath averages per sequence first; posttrain keeps one token mean for both terms).
+--kl-coef is beta for all three, and --kl-target adapts it for all three from objective/kl.
+
+`--reward verifier` (RLOO and GRPO only: there is no reward model to start PPO's value function from)
+scores a response 1 or 0 by the built-in world's program check of the answer (posttrain/world/verifier.py:
+arithmetic, list_ops and format prompts; no style factors), never by the gold scorer's judgement. Prompts
+of other families have no such check: they are left out with a warning giving the count, and a prompt
+file with none of those families, or not of the built-in world, is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -26,8 +49,9 @@ from pathlib import Path
 
 import torch
 
-from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_shaped_rewards,
-                                  masked_mean, masked_whiten, policy_loss, token_mean, value_loss)
+from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, grpo_advantages,
+                                  kl_penalty, kl_shaped_rewards, masked_mean, masked_whiten, policy_loss,
+                                  rloo_advantages, sequence_kl_rewards, token_mean, value_loss)
 from posttrain.config import Cadence, Length, ModelOptions, Options, Resumable, Sampling, WorldRef, option, tuned
 from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
@@ -40,6 +64,8 @@ from posttrain.training.rollout import (Rollouts, load_models, load_prompts, loa
                                       sample_table, world_for)
 
 log = logging.getLogger(__name__)
+ALGORITHMS = ("ppo", "rloo", "grpo")
+VERIFIER = "verifier"   # --reward verifier: the world's program check in place of a reward model
 
 
 @dataclass(kw_only=True)
@@ -69,6 +95,19 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
     lam: float = option(0.95, help="GAE lambda", ge=0, le=1)
     missing_eos_penalty: float = option(0.0, help="subtracted from the score of a response cut at --max-new-tokens",
                                         ge=0)
+    algorithm: str = option("ppo", help="ppo: a value function and GAE; rloo / grpo: critic-free, --group-size "
+                                        "samples per prompt, each scored against the others (leave-one-out mean; "
+                                        "group mean and std)", choices=ALGORITHMS)
+    group_size: int = option(4, help="rloo / grpo: K, samples per prompt; a step takes rollout_batch / K prompts",
+                             ge=2)
+
+    @property
+    def critic_free(self) -> bool:
+        return self.algorithm != "ppo"
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.rollout_batch // self.group_size if self.critic_free else self.rollout_batch
 
     @property
     def minibatch(self) -> int:
@@ -85,14 +124,22 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
                             f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
                             f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
                             "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8")
+        if self.algorithm not in ALGORITHMS:
+            raise UserError(f"--algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+        if self.critic_free and self.rollout_batch % self.group_size:
+            raise UserError(f"--algorithm {self.algorithm} samples --group-size {self.group_size} responses per "
+                            f"prompt, which must divide --rollout-batch {self.rollout_batch} (episodes per step); "
+                            f"e.g. --rollout-batch {max(1, self.rollout_batch // self.group_size) * self.group_size}")
 
 
 @dataclass(kw_only=True)
 class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10), WorldRef, ModelOptions, Resumable):
     policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
     reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
-    reward: Path = option(help="reward model run directory (posttrain rm); also initialises the value function",
-                          required=True)
+    reward: str = option(help="reward model run directory (posttrain rm), which for --algorithm ppo also "
+                              "initialises the value function; or `verifier`: the built-in world's program check of "
+                              "the answer, 1 or 0 (arithmetic, list_ops, format prompts; rloo / grpo only; a "
+                              "directory named verifier is ./verifier)", required=True)
     prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
     out: Path = option(help="run directory to create", required=True)
     ptx: Path | None = option(None, help="pretraining corpus (JSONL or .txt) for PPO-ptx; off when not given")
@@ -100,6 +147,13 @@ class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10
                                                     "alignment/heldout_loss (the alignment tax)")
     sample_every: int = option(10, help="steps between printed tables of sample responses", ge=1)
     seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.reward == VERIFIER and not self.critic_free:
+            raise UserError("--reward verifier with --algorithm ppo: PPO's value function starts from a reward "
+                            "model, and the verifier is a program; use --algorithm rloo or --algorithm grpo "
+                            "(critic-free) with it, or pass a reward model run directory to --reward")
 
 
 def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None,
@@ -109,42 +163,50 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
-    prompts = load_prompts(cfg.prompts)
-    world = world_for(prompts, cfg.world_seed, cfg.scale)
-    if len(prompts) < cfg.rollout_batch:
-        raise UserError(f"{cfg.prompts} has {len(prompts)} prompts, fewer than --rollout-batch {cfg.rollout_batch}; "
-                        "lower --rollout-batch or add prompts")
-    m = load_models(cfg)
+    prompts, world, verifier = stage_prompts(cfg)
+    n = cfg.prompts_per_step
+    m = load_models(cfg, verifier)
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
     # the first 64 rows: enough to see the tax move, cheap enough to measure every --eval-every steps
     heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
     run.begin()
-    optimizer = torch.optim.AdamW([{"params": m.policy.parameters(), "lr": cfg.lr},
-                                   {"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr}])
+    params = [{"params": m.policy.parameters(), "lr": cfg.lr}]
+    if m.value is not None:
+        params.append({"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr})
+    optimizer = torch.optim.AdamW(params)
     kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
               else FixedKLController(cfg.kl_coef))
-    total = cfg.total_steps(len(prompts) / cfg.rollout_batch)
+    total = cfg.total_steps(len(prompts) / n)
     start, metrics = resume_point(run, cfg.resume, m.trained, optimizer)
     if cfg.resume:
         kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value)
-    log.info("PPO%s on %d prompts for %d steps of %d episodes", "-ptx" if ptx_rows is not None else "",
-             len(prompts), total, cfg.rollout_batch)
+    log.info("%s%s on %d prompts for %d steps of %d episodes", cfg.algorithm.upper(),
+             "-ptx" if ptx_rows is not None else "", len(prompts), total, cfg.rollout_batch)
 
     step, last = start, {}
     for step in range(start + 1, total + 1):
         began = time.monotonic()
-        # every step a full batch: consecutive slices of a seeded permutation per pass over the prompts
-        batch = [prompts[i] for i in batch_indices(len(prompts), cfg.rollout_batch, step - 1, cfg.seed).tolist()]
-        # 1. rollout: sample responses, logprobs of policy and reference, values, RM scores
+        # every step a full batch: consecutive slices of a seeded permutation per pass over the prompts;
+        # RLOO and GRPO take each prompt K times in a row (a group), PPO once
+        picked = batch_indices(len(prompts), n, step - 1, cfg.seed).tolist()
+        batch = [prompts[i] for i in picked for _ in range(cfg.group_size if cfg.critic_free else 1)]
+        # 1. rollout: sample responses, logprobs of policy and reference, values, RM (or verifier) scores
         r = rollout(m, batch, cfg, seed=cfg.seed * 1_000_003 + step)
-        # 2. KL-shaped rewards: score at the last token, -beta * (log pi - log pi_ref) on every token
-        rewards = kl_shaped_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_ctl.value)
-        # 3. advantages (GAE, whitened) and returns
-        advantages, r.returns = gae(rewards, r.values, r.mask, cfg.gamma, cfg.lam)
-        r.advantages = masked_whiten(advantages, r.mask)
-        # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx)
-        train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step)
-        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train,
+        group = {}
+        if cfg.algorithm == "ppo":
+            # 2. KL-shaped rewards: score at the last token, -beta * (log pi - log pi_ref) on every token
+            rewards = kl_shaped_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_ctl.value)
+            # 3. advantages (GAE, whitened) and returns
+            advantages, r.returns = gae(rewards, r.values, r.mask, cfg.gamma, cfg.lam)
+            r.advantages = masked_whiten(advantages, r.mask)
+        else:
+            # 2-3. each response against the others to its prompt (RLOO: score - beta * KL; GRPO: score)
+            advantages = group_advantages(r, kl_ctl.value, cfg)                 # (B,) one per response
+            r.advantages = advantages.unsqueeze(1) * r.mask                      # (B, T) on each of its tokens
+            group = group_metrics(advantages, r.scores, cfg)
+        # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx; GRPO's KL term)
+        train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value)
+        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group,
                 "time/seconds_per_step": time.monotonic() - began}
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
         if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
@@ -163,10 +225,52 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     return summary
 
 
-def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -> dict:
+def stage_prompts(cfg: PPOConfig) -> tuple[list[dict], object, Callable[[dict, str], float] | None]:
+    """The prompts to train on, their built-in world (None for other prompts) and, with --reward verifier, the
+    program check that scores responses to them; refused when there are fewer than a step takes."""
+    prompts = load_prompts(cfg.prompts)
+    world = world_for(prompts, cfg.world_seed, cfg.scale)
+    verifier = None
+    if cfg.reward == VERIFIER:
+        prompts, verifier = verifiable_prompts(prompts, world, cfg.prompts)
+    if len(prompts) < cfg.prompts_per_step:
+        per = f" (--rollout-batch {cfg.rollout_batch} / --group-size {cfg.group_size})" if cfg.critic_free else ""
+        raise UserError(f"{cfg.prompts} has {len(prompts)} {'checkable ' if verifier else ''}prompts, fewer than the "
+                        f"{cfg.prompts_per_step} a step takes{per}; lower --rollout-batch or add prompts")
+    return prompts, world, verifier
+
+
+def verifiable_prompts(prompts: list[dict], world, path: Path) -> tuple[list[dict], Callable[[dict, str], float]]:
+    """The prompts of families a program can check, and that check (posttrain.world.verify) for their world."""
+    from posttrain.world.verifier import CHECKABLE, verifiable, verify
+
+    if world is None:
+        raise UserError(f"--reward verifier checks answers to the built-in world's prompts, and {path} has prompts "
+                        "without a world task (meta.task); score them with a reward model (--reward RUN/rm)")
+    kept = [p for p in prompts if verifiable(p)]
+    if not kept:
+        raise UserError(f"{path}: none of its {len(prompts)} prompts is of a family with a program check "
+                        f"({', '.join(CHECKABLE)}), so --reward verifier cannot score them; use a reward model")
+    if len(kept) < len(prompts):
+        log.warning("--reward verifier: training on the %d of %d prompts in %s whose family has a program check "
+                    "(%s); %d others left out", len(kept), len(prompts), path, ", ".join(CHECKABLE),
+                    len(prompts) - len(kept))
+    return kept, functools.partial(verify, world)
+
+
+def group_advantages(r: Rollouts, beta: float, cfg: PPOSettings) -> torch.Tensor:
+    """(B,) RLOO's or GRPO's advantage of each response (the module docstring says which reward, which KL)."""
+    if cfg.algorithm == "rloo":
+        rewards = sequence_kl_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, beta)     # (B,)
+        return rloo_advantages(rewards, cfg.group_size)
+    return grpo_advantages(r.scores, cfg.group_size)
+
+
+def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, beta: float = 0.0) -> dict:
     """Several epochs of clipped PPO updates over shuffled minibatches of one rollout batch."""
     m.policy.eval()  # no dropout: the ratio must compare the same function before and after
-    m.value.eval()
+    if m.value is not None:
+        m.value.eval()
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     ptx_g = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
     sums: dict[str, float] = {}
@@ -176,7 +280,7 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -
         for mb in perm.split(cfg.minibatch):
             optimizer.zero_grad(set_to_none=True)
             ptx = None if ptx_rows is None else ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
-            stats = minibatch_backward(m, r, mb, ptx, cfg)
+            stats = minibatch_backward(m, r, mb, ptx, cfg, beta=beta)
             torch.nn.utils.clip_grad_norm_(m.trained.parameters(), 1.0)
             optimizer.step()
             updates += 1
@@ -185,25 +289,27 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int) -
     return {k: v / updates for k, v in sums.items()}
 
 
-def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | None, cfg: PPOSettings
-                       ) -> dict[str, float]:
+def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | None, cfg: PPOSettings,
+                       beta: float = 0.0) -> dict[str, float]:
     """Backpropagate the loss of the minibatch `rows` of r, micro-batch by micro-batch; returns its metrics.
 
     The policy and value losses (and their stats) are means over all response tokens of the minibatch:
     each micro-batch adds its token sums divided by the minibatch's token count, known from the rollout
     masks before any backward pass, so --micro-batch changes memory use, not the update. PPO-ptx adds
-    gamma_ptx times the LM loss's mean over every token of the `ptx` rows (all of one length)."""
+    gamma_ptx times the LM loss's mean over every token of the `ptx` rows (all of one length). Without a
+    value function (RLOO, GRPO) there is no value loss; GRPO adds beta times its k3 KL term."""
     n_tokens = r.mask[rows].sum()
     stats: dict[str, float] = {}
     values, returns = [], []
     for micro in rows.split(cfg.micro_batch):
-        found, (v, ret) = micro_step(m, r.select(micro), cfg, n_tokens)
+        found, (v, ret) = micro_step(m, r.select(micro), cfg, n_tokens, beta)
         values.append(v)
         returns.append(ret)
         for k, x in found.items():
             stats[k] = stats.get(k, 0.0) + x
-    values, returns = torch.cat(values), torch.cat(returns)                    # (minibatch tokens,)
-    stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
+    if m.value is not None:
+        values, returns = torch.cat(values), torch.cat(returns)                # (minibatch tokens,)
+        stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
     if ptx is not None:
         stats["ppo/ptx_loss"] = 0.0
         for chunk in ptx.split(cfg.micro_batch):
@@ -213,23 +319,32 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
     return stats
 
 
-def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor
-               ) -> tuple[dict[str, float], tuple[torch.Tensor, torch.Tensor]]:
-    """Forward both models on a micro-batch and backpropagate its share of the minibatch loss (token sums
-    over n_tokens, the minibatch's count); returns its shares of the metrics, and V and the returns on
-    its real tokens (explained variance is not a sum: it is computed over the whole minibatch)."""
+def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0
+               ) -> tuple[dict[str, float], tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """Forward the policy (and the value function, when there is one) on a micro-batch and backpropagate its
+    share of the minibatch loss (token sums over n_tokens, the minibatch's count); returns its shares of the
+    metrics, and V and the returns on its real tokens (explained variance is not a sum: it is computed over
+    the whole minibatch; None, None without a value function)."""
     inputs = episode_inputs(r.query, r.query_mask, r.response, r.mask)
     P = r.query.size(1)
     logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
-    values = token_values(m.value, inputs, P)
     pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range, n_tokens)
+    stats = {"ppo/loss/policy": pg_loss.item(), "ppo/policy/clipfrac": pg["clipfrac"].item(),
+             "ppo/policy/approx_kl": pg["approx_kl"].item(),
+             "ppo/policy/entropy": token_mean(entropy, r.mask, n_tokens).item()}
+    if m.value is None:
+        loss = pg_loss
+        if cfg.algorithm == "grpo":   # DeepSeekMath eq. 3: + beta * KL, the k3 estimate per token
+            kl = token_mean(kl_penalty(logprobs, r.ref_logprobs, "k3"), r.mask, n_tokens)
+            loss = loss + beta * kl
+            stats["grpo/kl"] = kl.item()
+        loss.backward()
+        return stats, (None, None)
+    values = token_values(m.value, inputs, P)
     vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip, n_tokens)
     (pg_loss + cfg.vf_coef * vf_loss).backward()
     real = r.mask.bool()
-    return ({"ppo/loss/policy": pg_loss.item(), "ppo/loss/value": vf_loss.item(),
-             "ppo/policy/clipfrac": pg["clipfrac"].item(), "ppo/policy/approx_kl": pg["approx_kl"].item(),
-             "ppo/policy/entropy": token_mean(entropy, r.mask, n_tokens).item(),
-             "ppo/value/clipfrac": vf["clipfrac"].item()},
+    return ({**stats, "ppo/loss/value": vf_loss.item(), "ppo/value/clipfrac": vf["clipfrac"].item()},
             (values.detach()[real], r.returns[real]))
 
 
@@ -239,13 +354,24 @@ def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:
            "objective/non_score_reward": (-beta * kl).mean().item(),
            "objective/rlhf_reward": (r.scores - beta * kl).mean().item(),
            "objective/entropy": (r.entropy * r.mask).sum(1).mean().item(),
-           "objective/kl_coef": beta,
-           "ppo/returns/mean": masked_mean(r.returns, r.mask).item(),
-           "ppo/response_length": r.mask.sum(1).float().mean().item(),
-           "ppo/eos_rate": r.ended.float().mean().item()}
+           "objective/kl_coef": beta}
+    if r.returns is not None:
+        out["ppo/returns/mean"] = masked_mean(r.returns, r.mask).item()
+    out.update({"ppo/response_length": r.mask.sum(1).float().mean().item(),
+                "ppo/eos_rate": r.ended.float().mean().item()})
     if world is not None:
         out["world/gold_score"] = sum(world.judge(p, t).score for p, t in zip(batch, r.texts)) / len(batch)
     return out
+
+
+def group_metrics(advantages: torch.Tensor, scores: torch.Tensor, cfg: PPOSettings) -> dict:
+    """RLOO's or GRPO's statistics of the step's (B,) advantages and of its groups of K scores to one prompt."""
+    scores = scores.view(-1, cfg.group_size)                                                     # (B / K, K)
+    name = cfg.algorithm
+    return {f"{name}/advantage/std": advantages.std(correction=0).item(),
+            f"{name}/advantage/abs_max": advantages.abs().max().item(),
+            f"{name}/group/score_std": scores.std(1, correction=1).mean().item(),
+            f"{name}/group/tied_frac": (scores == scores[:, :1]).all(1).float().mean().item()}
 
 
 def manifest(cfg: PPOConfig, summary: dict, beta: float) -> dict:

@@ -1,8 +1,10 @@
-"""What PPO does besides the update: its models, prompts and corpora, rollouts, and sample tables."""
+"""What PPO (and the critic-free RLOO and GRPO) do besides the update: models, prompts and corpora, rollouts,
+and sample tables."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,10 +35,11 @@ class Rollouts:
     logprobs: torch.Tensor      # (B, T) log pi_old(a_t|s_t), at the sampling temperature
     ref_logprobs: torch.Tensor  # (B, T) log pi_ref(a_t|s_t)
     entropy: torch.Tensor       # (B, T) entropy of pi_old(.|s_t)
-    values: torch.Tensor        # (B, T) V_old(s_t)
-    scores: torch.Tensor        # (B,) normalised reward-model score (minus the missing-EOS penalty)
+    values: torch.Tensor | None # (B, T) V_old(s_t); None without a value function (RLOO, GRPO)
+    scores: torch.Tensor        # (B,) normalised reward-model score, or the verifier's 0/1 (minus the missing-EOS
+                                # penalty)
     texts: list[str]            # decoded responses
-    advantages: torch.Tensor | None = None  # (B, T) whitened GAE advantages
+    advantages: torch.Tensor | None = None  # (B, T) whitened GAE advantages, or RLOO's / GRPO's on every token
     returns: torch.Tensor | None = None     # (B, T) GAE returns (value targets)
 
     def select(self, rows: torch.Tensor) -> "Rollouts":
@@ -60,27 +63,37 @@ def load_prompts(path: Path) -> list[dict]:
     return prompts
 
 
-def load_models(cfg) -> SimpleNamespace:
-    """policy (trained), ref (frozen reference, by default a copy of the policy), value (from the reward model, trained),
-    reward (frozen scorer), tokenizer; `trained` holds both trained modules for checkpoints."""
+def load_models(cfg, verifier: Callable[[dict, str], float] | None = None) -> SimpleNamespace:
+    """policy (trained), ref (frozen reference, by default a copy of the policy), value (from the reward model,
+    trained; None for the critic-free cfg.algorithm rloo and grpo), reward (the frozen reward model; None with a
+    `verifier`), score(batch, texts) -> a score per response (the reward model's, or `verifier(record, text)`'s),
+    tokenizer; `trained` holds the trained modules (policy, and value when there is one) for checkpoints."""
     policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
     ref, ref_tokenizer = load_causal_lm(cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code)
     if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise UserError(f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
                         "the KL penalty compares their logprobs token by token, so they must share one")
     ref.requires_grad_(False)
-    with loading(cfg.reward):
-        reward = RewardScorer(str(cfg.reward))
-    if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise UserError(f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value function is "
-                        "initialised from the reward model, so train the reward model from this policy's SFT run")
-    reward.model.requires_grad_(False)
-    with loading(cfg.reward):
-        value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
-    with torch.no_grad():
-        value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
-    return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, tokenizer=tokenizer,
-                           trained=torch.nn.ModuleDict({"policy": policy, "value": value}))
+    reward, value = None, None
+    if verifier is not None:
+        score = lambda batch, texts: [verifier(p, t) for p, t in zip(batch, texts)]
+    else:
+        with loading(cfg.reward):
+            reward = RewardScorer(str(cfg.reward))
+        reward.model.requires_grad_(False)
+        score = lambda batch, texts: reward.score([(p["messages"], t) for p, t in zip(batch, texts)])
+    if cfg.algorithm == "ppo":
+        if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise UserError(f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value "
+                            "function is initialised from the reward model, so train the reward model from this "
+                            "policy's SFT run")
+        with loading(cfg.reward):
+            value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
+        with torch.no_grad():
+            value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
+    trained = {"policy": policy} if value is None else {"policy": policy, "value": value}
+    return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, score=score, tokenizer=tokenizer,
+                           trained=torch.nn.ModuleDict(trained))
 
 
 def load_ptx(path: Path, tokenizer, seq_len: int, limit: int | None = None) -> torch.Tensor:
@@ -101,7 +114,8 @@ def world_for(prompts: list[dict], seed: int, scale: str):
 
 @torch.no_grad()
 def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
-    """Sample a response per prompt; score it; logprobs, reference logprobs and values by forward passes."""
+    """Sample a response per prompt (a prompt repeated K times gets K samples); score it; logprobs, reference
+    logprobs and values (when there is a value function) by forward passes."""
     tok = m.tokenizer
     query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])                 # (B, P)
     response = sample(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -110,14 +124,14 @@ def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
     mask = response_mask(response, tok.eos_token_id)
     ended = (response == tok.eos_token_id).any(1)
     decoded = decode_responses(tok, response)
-    scores = torch.tensor(m.reward.score([(p["messages"], t) for p, t in zip(batch, decoded)]))
+    scores = torch.tensor(m.score(batch, decoded))
     scores = scores - cfg.missing_eos_penalty * (~ended).float()
     inputs = episode_inputs(query, query_mask, response, mask)
     P = query.size(1)
     logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
     ref_logprobs, _ = response_logprobs(m.ref, inputs, P, cfg.temperature)
-    values = token_values(m.value, inputs, P)
-    z = lambda x: x * mask                                                                  # zero on padding
+    values = None if m.value is None else token_values(m.value, inputs, P)
+    z = lambda x: None if x is None else x * mask                                           # zero on padding
     return Rollouts(query, query_mask, response, mask, ended, z(logprobs), z(ref_logprobs), z(entropy),
                     z(values), scores, decoded)
 

@@ -8,5 +8,6 @@
 """
 
 from posttrain.world.core import SCALES, Scale, World
+from posttrain.world.verifier import CHECKABLE, verifiable, verify
 
-__all__ = ["SCALES", "Scale", "World"]
+__all__ = ["CHECKABLE", "SCALES", "Scale", "World", "verifiable", "verify"]
