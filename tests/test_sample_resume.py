@@ -50,6 +50,19 @@ def run_sample(args, delay=0.0, **popen):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def killed_once_started(args, out: Path, lines: int = 1) -> Path:
+    """Start a slow run, SIGKILL it once OUT.partial holds `lines` lines; returns OUT.partial."""
+    partial = Path(str(out) + ".partial")
+    killed = run_sample(args, delay=30.0 if lines == 1 else 3.0)
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and len(partial.read_text().splitlines()) >= lines):
+        assert killed.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+        time.sleep(0.1)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    return partial
+
+
 def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
     whole = tmp_path / "whole.jsonl"
     done = run_sample(sample_args(prompts, whole))
@@ -57,14 +70,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
     assert "6 prompts skipped" in done.stderr.read()
 
     cut = tmp_path / "cut.jsonl"
-    partial = Path(str(cut) + ".partial")
-    killed = run_sample(sample_args(prompts, cut), delay=3.0)
-    deadline = time.monotonic() + 120
-    while not (partial.exists() and len(partial.read_text().splitlines()) >= 2):   # header + batch 0
-        assert killed.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
-        time.sleep(0.1)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=30)
+    partial = killed_once_started(sample_args(prompts, cut), cut, lines=2)   # header + batch 0
     assert not cut.exists()
     with partial.open("a") as f:
         f.write('{"batch": 2, "ids": ["t-0')    # a write cut short, as a kill mid-line leaves it
@@ -81,14 +87,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
 ])
 def test_resume_with_other_options_is_refused(prompts, tmp_path, capsys, change, message):
     out = tmp_path / "s.jsonl"
-    partial = Path(str(out) + ".partial")
-    killed = run_sample(sample_args(prompts, out, "--max-prompts", "4"), delay=30.0)
-    deadline = time.monotonic() + 120
-    while not partial.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=30)
+    partial = killed_once_started(sample_args(prompts, out, "--max-prompts", "4"), out)
     before = partial.read_bytes()
     assert main(sample_args(prompts, out, "--max-prompts", "4", "--resume", *change)) == 2
     err = capsys.readouterr().err
@@ -100,14 +99,7 @@ def test_resume_with_changed_prompts_is_refused(prompts, tmp_path, capsys):
     mine = tmp_path / "prompts.jsonl"
     mine.write_bytes(prompts.read_bytes())
     out = tmp_path / "s.jsonl"
-    killed = run_sample(sample_args(mine, out), delay=30.0)
-    partial = Path(str(out) + ".partial")
-    deadline = time.monotonic() + 120
-    while not partial.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=30)
+    killed_once_started(sample_args(mine, out), out)
     write_jsonl(mine, World(seed=0).prompts("t", 13, "train"))
     assert main(sample_args(mine, out, "--resume")) == 2
     assert f"--prompts {mine}: its contents changed since the run started" in capsys.readouterr().err
