@@ -47,7 +47,7 @@ class RejectionConfig(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_toke
                        required=True)
     k: int = option(SMALL.k, help="completions sampled per prompt; the reward model keeps the best", ge=2, le=9)
     max_prompts: int | None = option(None, help="use only the first N prompts", ge=1)
-    lr: float = option(SMALL.sft_lr / 3, help="fine-tuning learning rate on the picks (AdamW, cosine)", gt=0)
+    lr: float = option(1e-4, help="fine-tuning learning rate on the picks (AdamW, cosine; a third of SFT's)", gt=0)
     epochs: float = option(1.0, help="passes over the picks", gt=0)
     seed: int = option(0, help="sampling and fine-tuning seed", ge=0)
 
