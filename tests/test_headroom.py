@@ -150,7 +150,7 @@ def test_headroom_writes_numbers_in_range_that_the_samples_reproduce(setup, tmp_
 
 
 @pytest.mark.parametrize("flag, value, message", [("--k", "0", "--k must be >= 1"),
-                                                   ("--temperature", "0", "--temperature must be > 0, got 0.0"),
+                                                   ("--temperature", "0", "--temperature must be >= 0.01, got 0.0"),
                                                    ("--temperature", "nan", "--temperature must be a finite number, got nan"),
                                                    ("--max-new-tokens", "0", "--max-new-tokens must be >= 1")])
 def test_bad_settings_exit_2_with_a_clear_error(setup, tmp_path, capsys, flag, value, message):
