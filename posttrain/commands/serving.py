@@ -23,9 +23,8 @@ def chat(cfg: ChatConfig) -> int:
     from posttrain.serving.repl import run_repl
     from posttrain.serving.session import Session, Settings
 
+    # ChatConfig is a Settings: cfg.check() already applied the ranges /set applies
     settings = Settings(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
-    for name in ("temperature", "top_p", "max_tokens"):   # the same checks as /set
-        settings.set(name, str(getattr(cfg, name)))
     served = load_served(cfg.model, trust_remote_code=cfg.trust_remote_code)
     try:
         import readline  # noqa: F401  (line editing and history for input())
