@@ -73,7 +73,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
     partial = killed_once_started(sample_args(prompts, cut), cut, lines=2)   # header + batch 0
     assert not cut.exists()
     with partial.open("a") as f:
-        f.write('{"batch": 2, "ids": ["t-0')    # a write cut short, as a kill mid-line leaves it
+        f.write('{"batch": 2, "records": [{"id": "t-0')    # a write cut short, as a kill mid-line leaves it
     resumed = run_sample(sample_args(prompts, cut, "--resume"))
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
     assert "dropped an unfinished last line" in resumed.stderr.read()

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from posttrain import __version__
+from posttrain.data.corpus import file_sha256
 from posttrain.data.records import check_writable
 from posttrain.errors import UserError
 
@@ -142,16 +143,15 @@ def fingerprint(config) -> dict:
 
 
 def digest(path: Path) -> str:
-    """sha256 of a file's bytes; of a folder, its file names and sizes and its JSON files' bytes
-    (a retrained model's posttrain.json and config differ)."""
+    """sha256 of a file's bytes (the value the manifests' `data` hashes hold); of a folder, of its file
+    names and sizes and its JSON files' bytes (a retrained model's posttrain.json and config differ)."""
+    if path.is_file():
+        return file_sha256(path)
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and ".partial" not in p.parts)
-    for f in files:
-        h.update(f"{f.relative_to(path) if f != path else f.name}:{f.stat().st_size}\n".encode())
-        if f == path or f.suffix == ".json":
-            with f.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    h.update(block)
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and ".partial" not in p.parts):
+        h.update(f"{f.relative_to(path)}:{f.stat().st_size}\n".encode())
+        if f.suffix == ".json":
+            h.update(f.read_bytes())
     return h.hexdigest()
 
 

@@ -29,6 +29,7 @@ from posttrain.models.load import load_causal_lm
 from posttrain.world.rng import derive
 
 log = logging.getLogger(__name__)
+COUNTS = ("prompts", "skipped", "empty_dropped", "truncated")   # per batch, summed at the end
 
 
 @dataclass(kw_only=True)
@@ -62,7 +63,6 @@ def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done
     with atomic_path(partial) as tmp, tmp.open("w", encoding="utf-8") as f:   # the kept lines, then new ones
         f.write(dumps({"started": started}) + "\n")
         f.writelines(dumps(done[b]) + "\n" for b in sorted(done))
-        f.flush()
     with partial.open("a", encoding="utf-8") as f:
         for b, batch in enumerate(batches):
             if b not in done:
@@ -74,7 +74,7 @@ def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done
                 f.flush()
                 os.fsync(f.fileno())
             on_batch(b + 1, len(batches))
-    counts = {"prompts": 0, "skipped": 0, "empty_dropped": 0, "truncated": 0}
+    counts = dict.fromkeys(COUNTS, 0)
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as f:
         for b in range(len(batches)):
             for key in counts:
@@ -99,10 +99,9 @@ def resumed_batches(partial: Path, started: dict) -> dict[int, dict]:
 
 def batch_line(b: int, batch: list[dict], results, source: str, settings: dict) -> dict:
     """One batch's outcome, every prompt's included: its records and what was dropped or skipped."""
-    counts = {"prompts": 0, "skipped": 0, "empty_dropped": 0, "truncated": 0}
+    counts = dict.fromkeys(COUNTS, 0)
     records = [to_record(p, completions, source, settings, counts) for p, completions in zip(batch, results)]
-    return {"batch": b, "ids": [p["id"] for p in batch], "records": [r for r in records if r is not None],
-            "counts": counts}
+    return {"batch": b, "records": [r for r in records if r is not None], "counts": counts}
 
 
 def to_record(prompt: dict, completions: list[tuple[str, str]], source: str, settings: dict, counts: dict) -> dict | None:
