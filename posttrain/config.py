@@ -167,6 +167,34 @@ class ModelOptions(Threads, RemoteCode):
     """How a stage loads and runs a model."""
 
 
+DTYPES = ("fp32", "bf16", "fp64")
+
+
+@dataclasses.dataclass(kw_only=True)
+class Scaling:
+    """How a training stage spreads over processes and which precision it computes in."""
+
+    fsdp: bool = option(False, help="under torchrun: shard parameters, gradients and optimizer state with FSDP2 "
+                                    "(fully_shard) instead of keeping a DDP replica per rank")
+    dtype: str = option("fp32", help="fp32; bf16: mixed precision (fp32 master weights, bf16 matmuls under "
+                                     "autocast, fp32 gradient reduction); fp64: every weight in float64 (exactness "
+                                     "checks)", choices=DTYPES)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Adapters:
+    """LoRA through peft: train low-rank adapters instead of every weight."""
+
+    lora_r: int | None = option(None, help="train LoRA adapters of rank R (peft) instead of every weight; "
+                                           "off when not given", ge=1)
+    lora_alpha: float | None = option(None, help="LoRA scale alpha (default: 2 x --lora-r)", gt=0)
+    lora_target: str = option("all-linear", help="modules given adapters: all-linear, or comma-separated module "
+                                                 "names (e.g. q_proj,v_proj)")
+    lora_save: str = option("merged", help="the final model: merged (adapters folded into a plain model) or "
+                                           "adapter (peft's adapter files, which name their base model)",
+                            choices=("merged", "adapter"))
+
+
 @dataclasses.dataclass(kw_only=True)
 class Resumable:
     resume: bool = option(False, help="continue the unfinished run in OUT.partial")

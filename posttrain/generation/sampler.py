@@ -67,21 +67,34 @@ def sample_texts(model, tokenizer, conversations: list[list[dict]], *, temperatu
 
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, top_p: float = 1.0, eos_token_id: int, pad_token_id: int,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, draws: torch.Tensor | None = None) -> torch.Tensor:
     """(B, T) response tokens for left-padded prompts (B, P); greedy when temperature == 0.
 
     After a row's EOS its positions hold `pad_token_id`; T <= max_new_tokens is the longest row.
     Sampling draws only from `generator` (default: torch's global generator), so a seeded
-    generator gives the same tokens on every run. The result is an ordinary tensor (not an
-    inference-mode one), so a training forward can take it as input and save it for backward."""
+    generator gives the same tokens on every run. `draws`, (B, max_new_tokens) uniforms in [0, 1),
+    replaces the generator: row i's token t is drawn with draws[i, t], so a row gets the same tokens
+    whichever other rows share its batch (what splitting a batch across ranks needs; `row_draws`).
+    The result is an ordinary tensor (not an inference-mode one), so a training forward can take it
+    as input and save it for backward."""
+    if draws is not None and tuple(draws.shape) != (input_ids.size(0), max_new_tokens):
+        raise ValueError(f"draws must be (B, max_new_tokens) = ({input_ids.size(0)}, {max_new_tokens}), "
+                         f"got {tuple(draws.shape)}")
     with torch.inference_mode():
         tokens = decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id,
-                        pad_token_id, generator)
+                        pad_token_id, generator, draws)
     return tokens.clone()
 
 
+def row_draws(n_rows: int, max_new_tokens: int, seed: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """`sample`'s draws for the `rows` (default: all) of a batch of n_rows: the same numbers for a row
+    whether the batch is sampled whole or split."""
+    draws = torch.rand(n_rows, max_new_tokens, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return draws if rows is None else draws[rows]
+
+
 def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
-           generator) -> torch.Tensor:
+           generator, draws=None) -> torch.Tensor:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not 0 < top_p <= 1:
@@ -105,7 +118,8 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
     done = torch.zeros(B, dtype=torch.bool, device=device)                                    # (b,)
     steps = 0
     for t in range(max_new_tokens):
-        next_tokens = pick(logits, temperature, top_p, generator)                                 # (b,)
+        u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)              # (b, 1)
+        next_tokens = pick(logits, temperature, top_p, generator, u)                              # (b,)
         tokens[rows, t] = next_tokens     # a finished row's later tokens are padded by `trim`
         steps = t + 1
         done = done | (next_tokens == eos_token_id)
@@ -157,20 +171,23 @@ def preallocated_cache(config, capacity: int):
     return cache
 
 
-def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
+         u: torch.Tensor | None = None) -> torch.Tensor:
     """(b,) next tokens from (b, V) logits: argmax at temperature 0, else a draw from `probabilities`."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    return categorical(probabilities(logits, temperature, top_p), generator)
+    return categorical(probabilities(logits, temperature, top_p), generator, u)
 
 
-def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def categorical(probs: torch.Tensor, generator: torch.Generator | None, u: torch.Tensor | None = None
+                ) -> torch.Tensor:
     """(b,) one draw from each row of (b, V) probabilities, by inverting the CDF: token i is picked
     when u falls in [cdf_{i-1}, cdf_i), so zero-probability tokens never are. On CPU this is about
     20x faster than `torch.multinomial(probs, 1)` (25 ms for 16 x 49,152 there); the CDF is summed
     in float64 so that rounding cannot skip a token at the end of a large vocabulary."""
     cdf = probs.double().cumsum(dim=-1)                                                       # (b, V)
-    u = torch.rand(probs.size(0), 1, generator=generator, dtype=torch.float64, device=probs.device)
+    if u is None:   # (b, 1) one uniform per row
+        u = torch.rand(probs.size(0), 1, generator=generator, dtype=torch.float64, device=probs.device)
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=probs.size(1) - 1)
 
 

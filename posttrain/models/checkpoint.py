@@ -131,7 +131,8 @@ class RunDir:
 
 
 RUN_FILE = "run.json"    # in OUT.partial: the options and input digests the run was started with
-NOT_COMPARED = {"resume", "force", "threads", "out"}   # may differ between a run and its resumption
+NOT_COMPARED = {"resume", "force", "threads", "out", "fsdp"}   # may differ between a run and its resumption
+                                                              # (as may the world size)
 
 
 def fingerprint(config) -> dict:

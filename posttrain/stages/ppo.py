@@ -65,6 +65,7 @@ from posttrain.training.rollout import (Rollouts, load_models, load_prompts, loa
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ("ppo", "rloo", "grpo")
+GENERATION_BACKENDS = ("sampler", "vllm")
 VERIFIER = "verifier"   # --reward verifier: the world's program check in place of a reward model
 
 
@@ -147,6 +148,10 @@ class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10
                                                     "alignment/heldout_loss (the alignment tax)")
     sample_every: int = option(10, help="steps between printed tables of sample responses", ge=1)
     seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles", ge=0)
+    generation_backend: str = option("sampler", help="what generates the rollouts: sampler (posttrain's own, CPU "
+                                                     "and GPU) or vllm (GPU, the posttrain[vllm] extra; the policy's "
+                                                     "weights are loaded into it after every step)",
+                                     choices=GENERATION_BACKENDS)
 
     def check(self) -> None:
         super().check()
@@ -206,6 +211,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             group = group_metrics(advantages, r.scores, cfg)
         # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx; GRPO's KL term)
         train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value)
+        m.backend.load_weights(m.policy)   # the next rollout samples from the updated policy
         last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group,
                 "time/seconds_per_step": time.monotonic() - began}
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)

@@ -14,7 +14,8 @@ import torch
 from posttrain.data.corpus import pack, read_documents
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
-from posttrain.generation.sampler import decode_responses, encode_prompts, sample
+from posttrain.generation.backend import make_backend
+from posttrain.generation.sampler import decode_responses, encode_prompts, row_draws
 from posttrain.models.load import load_causal_lm, loading
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, reward_from_pretrained
@@ -93,7 +94,8 @@ def load_models(cfg, verifier: Callable[[dict, str], float] | None = None) -> Si
             value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
     trained = {"policy": policy} if value is None else {"policy": policy, "value": value}
     return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, score=score, tokenizer=tokenizer,
-                           trained=torch.nn.ModuleDict(trained))
+                           trained=torch.nn.ModuleDict(trained),
+                           backend=make_backend(cfg.generation_backend, policy, tokenizer))
 
 
 def load_ptx(path: Path, tokenizer, seq_len: int, limit: int | None = None) -> torch.Tensor:
@@ -118,9 +120,10 @@ def rollout(m, batch: list[dict], cfg, seed: int) -> Rollouts:
     logprobs and values (when there is a value function) by forward passes."""
     tok = m.tokenizer
     query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])                 # (B, P)
-    response = sample(m.policy, query, query_mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      generator=torch.Generator().manual_seed(seed))                        # (B, T)
+    draws = row_draws(len(batch), cfg.max_new_tokens, seed)                                # (B, max_new_tokens)
+    response = m.backend.generate(query, query_mask, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                  top_p=1.0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                  draws=draws)                                              # (B, T)
     mask = response_mask(response, tok.eos_token_id)
     ended = (response == tok.eos_token_id).any(1)
     decoded = decode_responses(tok, response)
