@@ -8,7 +8,9 @@ never a traceback and never after a model has loaded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 import textwrap
 
@@ -78,19 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    rank = os.environ.get("RANK", "0")   # under torchrun: only rank 0 prints the command's output
+    who = f" (rank {rank})" if "WORLD_SIZE" in os.environ and os.environ["WORLD_SIZE"] != "1" else ""
     try:
-        return args.run(args)
+        with contextlib.redirect_stdout(open(os.devnull, "w")) if rank != "0" else contextlib.nullcontext():
+            return args.run(args)
     except UserError as e:
-        print(f"posttrain: error: {e}", file=sys.stderr)
+        print(f"posttrain: error{who}: {e}", file=sys.stderr)
         return 2
     except OSError as e:   # a disk or permission failure mid-run: what and where, no traceback
         where = f"{e.filename}: " if e.filename else ""
-        print(f"posttrain: error: {where}{e.strerror or e}; check the path, its permissions and free disk space",
+        print(f"posttrain: error{who}: {where}{e.strerror or e}; check the path, its permissions and free disk space",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("posttrain: interrupted", file=sys.stderr)
         return 130
+    finally:   # a torchrun stage started a process group: end it (torch is imported by then, or it never was)
+        dist = sys.modules.get("torch.distributed")
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def test_ppo_minibatch_gradient_does_not_depend_on_micro_batch(tokenizer):
     cfg = ppo.PPOSettings(rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, ptx_coef=0.5)
     found = {}
     for micro in (B, 1):
-        stats = ppo.minibatch_backward(SimpleNamespace(policy=policy, value=value), r, rows, ptx, replace(cfg, micro_batch=micro))
+        stats = ppo.minibatch_backward(SimpleNamespace(policy=policy, value=value, train_policy=policy, train_value=value), r, rows, ptx, replace(cfg, micro_batch=micro))
         found[micro] = stats, gradient(policy, value)
     (whole, g_whole), (split, g_split) = found[B], found[1]
     assert_same_gradient(g_split, g_whole)

@@ -94,7 +94,7 @@ def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_th
     rows = torch.randperm(B, generator=torch.Generator().manual_seed(2))
     cfg = ppo.PPOSettings(rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, algorithm="grpo",
                           group_size=4)
-    m = SimpleNamespace(policy=policy, value=None)
+    m = SimpleNamespace(policy=policy, value=None, train_policy=policy, train_value=None)
     found = {}
     for micro in (B, 1):
         stats = ppo.minibatch_backward(m, r, rows, None, replace(cfg, micro_batch=micro), beta=0.3)

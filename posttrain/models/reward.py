@@ -30,12 +30,31 @@ def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = Fa
     return model
 
 
+class Scores(torch.nn.Module):
+    """A scalar-head model's forward as one module call, what DDP and FSDP2 wrap (their hooks run on the
+    module called): the head read at every position, (B, T). Holds the model; copies nothing."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs) -> torch.Tensor:
+        from posttrain.models.adapters import backbone
+
+        hidden = backbone(self.model)(**inputs).last_hidden_state                     # (B, T, H)
+        return self.model.score(hidden).squeeze(-1)                                   # (B, T)
+
+
+def as_scores(model) -> torch.nn.Module:
+    """`model` when it already is a `Scores` (or DDP's wrapper of one), else a `Scores` of it."""
+    return model if isinstance(model, Scores) or isinstance(getattr(model, "module", None), Scores) else Scores(model)
+
+
 def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(N,) raw rewards of right-padded (N, T) rows, read at each row's last real token."""
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (N, T, H)
+    scores = as_scores(model)(input_ids=input_ids, attention_mask=attention_mask)                    # (N, T)
     last = attention_mask.sum(dim=1) - 1                                                             # (N,)
-    pooled = hidden[torch.arange(hidden.size(0)), last]                                              # (N, H)
-    return model.score(pooled).squeeze(-1)
+    return scores[torch.arange(scores.size(0)), last]
 
 
 def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) -> Example:
@@ -45,21 +64,23 @@ def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) 
     return Example(ids, ids)
 
 
-def batch_rewards(model, examples: list[Example], pad: int) -> torch.Tensor:
-    """(N,) raw rewards of encoded conversations, one forward pass for all of them."""
+def batch_rewards(model, examples: list[Example], pad: int, put=lambda batch: batch) -> torch.Tensor:
+    """(N,) raw rewards of encoded conversations, one forward pass for all of them (`put` moves the batch
+    to the model's device)."""
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, e in enumerate(examples):
         ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
         mask[row, :len(e.input_ids)] = 1
-    return rewards(model, ids, mask)
+    batch = put({"input_ids": ids, "attention_mask": mask})
+    return rewards(model, batch["input_ids"], batch["attention_mask"])
 
 
 class RewardScorer:
     """A trained reward model ready to score: normalised so SFT samples have mean 0, std 1."""
 
-    def __init__(self, path: str, max_len: int = 512):
+    def __init__(self, path: str, max_len: int = 512, put=lambda batch: batch):
         from posttrain.models.checkpoint import read_manifest
         from posttrain.models.load import load_tokenizer
 
@@ -70,7 +91,7 @@ class RewardScorer:
         self.model = reward_from_pretrained(path, self.tokenizer).eval()
         self.gain = manifest["reward_normalisation"]["gain"]
         self.bias = manifest["reward_normalisation"]["bias"]
-        self.max_len = max_len
+        self.max_len, self.put = max_len, put   # put: a batch onto the model's device
 
     @torch.no_grad()
     def score(self, pairs: list[tuple[list[dict], str]], batch_size: int = 32) -> list[float]:
@@ -78,6 +99,6 @@ class RewardScorer:
         out: list[float] = []
         for i in range(0, len(pairs), batch_size):
             examples = [encode_response(self.tokenizer, p, r, self.max_len) for p, r in pairs[i:i + batch_size]]
-            raw = batch_rewards(self.model, examples, self.tokenizer.pad_token_id)
+            raw = batch_rewards(self.model, examples, self.tokenizer.pad_token_id, self.put)
             out += (self.gain * raw + self.bias).tolist()
         return out

@@ -40,6 +40,7 @@ file with none of those families, or not of the built-in world, is refused.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -52,7 +53,11 @@ import torch
 from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, grpo_advantages,
                                   kl_penalty, kl_shaped_rewards, masked_mean, masked_whiten, policy_loss,
                                   rloo_advantages, sequence_kl_rewards, token_mean, value_loss)
-from posttrain.config import Cadence, Length, ModelOptions, Options, Resumable, Sampling, WorldRef, option, tuned
+from posttrain import distributed
+from posttrain.config import (Adapters, Cadence, Length, ModelOptions, Options, Resumable, Sampling, Scaling, WorldRef,
+                              option, tuned)
+from posttrain.distributed import Dist
+from posttrain.models.adapters import final_model
 from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
@@ -60,6 +65,7 @@ from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.training.metrics import read_metrics, resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.step import only_main
 from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
 
@@ -134,7 +140,8 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
 
 
 @dataclass(kw_only=True)
-class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10), WorldRef, ModelOptions, Resumable):
+class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10), WorldRef, ModelOptions, Scaling,
+                Adapters, Resumable):
     policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
     reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
     reward: str = option(help="reward model run directory (posttrain rm), which for --algorithm ppo also "
@@ -167,10 +174,13 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
+    d = distributed.setup(cfg)
+    check_world_size(cfg, d)
+    on_step, on_samples = only_main(d, on_step), only_main(d, on_samples)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     prompts, world, verifier = stage_prompts(cfg)
     n = cfg.prompts_per_step
-    m = load_models(cfg, verifier)
+    m = load_models(cfg, verifier, d)
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
     # the first 64 rows: enough to see the tax move, cheap enough to measure every --eval-every steps
     heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
@@ -196,7 +206,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         picked = batch_indices(len(prompts), n, step - 1, cfg.seed).tolist()
         batch = [prompts[i] for i in picked for _ in range(cfg.group_size if cfg.critic_free else 1)]
         # 1. rollout: sample responses, logprobs of policy and reference, values, RM (or verifier) scores
-        r = rollout(m, batch, cfg, seed=cfg.seed * 1_000_003 + step)
+        r = rollout(m, batch, cfg, seed=cfg.seed * 1_000_003 + step, dist=d)
         group = {}
         if cfg.algorithm == "ppo":
             # 2. KL-shaped rewards: score at the last token, -beta * (log pi - log pi_ref) on every token
@@ -210,25 +220,41 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             r.advantages = advantages.unsqueeze(1) * r.mask                      # (B, T) on each of its tokens
             group = group_metrics(advantages, r.scores, cfg)
         # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx; GRPO's KL term)
-        train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value)
+        train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value, dist=d)
         m.backend.load_weights(m.policy)   # the next rollout samples from the updated policy
         last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group,
                 "time/seconds_per_step": time.monotonic() - began}
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
         if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
-            last["alignment/heldout_loss"] = heldout_loss(m.policy, heldout_rows)
+            with d.gathered(m.policy):
+                last["alignment/heldout_loss"] = heldout_loss(m.policy, heldout_rows)
         metrics.log(step, last)
         on_step(step, total, last)
-        if step % cfg.sample_every == 0 or step == total:
+        if d.main and (step % cfg.sample_every == 0 or step == total):
             on_samples(step, sample_table(r, batch, world, run.partial / "samples.jsonl", step))
         if step % cfg.save_every == 0 and step < total:
             run.save(step, m.trained, optimizer, extra={"kl_coef": kl_ctl.value})
     metrics.close()
-    if not last:   # resumed at the final step: nothing ran, the log's last record is the final state
+    if not last and d.main:   # resumed at the final step: nothing ran, the log's last record is the final state
         last = {k: v for k, v in read_metrics(metrics.path)[-1].items() if k != "step"}
     summary = {**last, "steps": step, "prompts": len(prompts)}
-    run.finish(m.policy, m.tokenizer, manifest(cfg, summary, kl_ctl.value))
+    run.finish(final_model(m.policy, cfg.lora_save), m.tokenizer, manifest(cfg, summary, kl_ctl.value))
     return summary
+
+
+def check_world_size(cfg: PPOConfig, dist: Dist) -> None:
+    """Under torchrun each rank samples an equal block of every rollout batch and trains on an equal share
+    of every minibatch (and of the PPO-ptx rows): the world size must divide them."""
+    if not dist.on:
+        return
+    sizes = {"--rollout-batch": cfg.rollout_batch, "minibatch (--rollout-batch / --minibatches)": cfg.minibatch}
+    if cfg.ptx:
+        sizes["--ptx-batch"] = cfg.ptx_batch
+    bad = [f"{name} {size}" for name, size in sizes.items() if size % dist.world]
+    if bad:
+        raise UserError(f"{dist.world} processes share each batch equally, and {', '.join(bad)} "
+                        f"{'is' if len(bad) == 1 else 'are'} not a multiple of {dist.world}; pick sizes the "
+                        "world size divides (e.g. --rollout-batch 64 --minibatches 4 --ptx-batch 8)")
 
 
 def stage_prompts(cfg: PPOConfig) -> tuple[list[dict], object, Callable[[dict, str], float] | None]:
@@ -272,7 +298,8 @@ def group_advantages(r: Rollouts, beta: float, cfg: PPOSettings) -> torch.Tensor
     return grpo_advantages(r.scores, cfg.group_size)
 
 
-def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, beta: float = 0.0) -> dict:
+def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, beta: float = 0.0,
+               dist: Dist = Dist()) -> dict:
     """Several epochs of clipped PPO updates over shuffled minibatches of one rollout batch."""
     m.policy.eval()  # no dropout: the ratio must compare the same function before and after
     if m.value is not None:
@@ -286,7 +313,7 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, b
         for mb in perm.split(cfg.minibatch):
             optimizer.zero_grad(set_to_none=True)
             ptx = None if ptx_rows is None else ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
-            stats = minibatch_backward(m, r, mb, ptx, cfg, beta=beta)
+            stats = minibatch_backward(m, r, mb, ptx, cfg, beta=beta, dist=dist)
             torch.nn.utils.clip_grad_norm_(m.trained.parameters(), 1.0)
             optimizer.step()
             updates += 1
@@ -296,36 +323,50 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, b
 
 
 def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | None, cfg: PPOSettings,
-                       beta: float = 0.0) -> dict[str, float]:
+                       beta: float = 0.0, dist: Dist = Dist()) -> dict[str, float]:
     """Backpropagate the loss of the minibatch `rows` of r, micro-batch by micro-batch; returns its metrics.
 
     The policy and value losses (and their stats) are means over all response tokens of the minibatch:
     each micro-batch adds its token sums divided by the minibatch's token count, known from the rollout
     masks before any backward pass, so --micro-batch changes memory use, not the update. PPO-ptx adds
     gamma_ptx times the LM loss's mean over every token of the `ptx` rows (all of one length). Without a
-    value function (RLOO, GRPO) there is no value loss; GRPO adds beta times its k3 KL term."""
+    value function (RLOO, GRPO) there is no value loss; GRPO adds beta times its k3 KL term.
+
+    Under torchrun each rank takes an equal share of the minibatch's episodes and ptx rows, and the ranks'
+    gradients are reduced in the last backward, a policy (and value) micro-batch: the PPO-ptx rows go first."""
     n_tokens = r.mask[rows].sum()
     stats: dict[str, float] = {}
+    if ptx is not None:
+        mine = dist.share(ptx)
+        stats["ppo/ptx_loss"] = 0.0
+        for chunk in mine.split(cfg.micro_batch):
+            with dist.syncing(m.train_policy, last=False):
+                with dist.autocast():
+                    loss = lm_loss(m.train_policy, dist.put({"rows": chunk})["rows"]) * len(chunk) / len(ptx)
+                (cfg.ptx_coef * dist.loss_scale * loss).backward()   # equal rows: the row share is the token share
+            stats["ppo/ptx_loss"] += loss.item()
     values, returns = [], []
-    for micro in rows.split(cfg.micro_batch):
-        found, (v, ret) = micro_step(m, r.select(micro), cfg, n_tokens, beta)
+    micros = dist.share(rows).split(cfg.micro_batch)
+    for i, micro in enumerate(micros):
+        with contextlib.ExitStack() as syncing:
+            for trainer in (m.train_policy, m.train_value):
+                if trainer is not None:
+                    syncing.enter_context(dist.syncing(trainer, last=i == len(micros) - 1))
+            found, (v, ret) = micro_step(m, r.select(micro).to(dist.device), cfg, n_tokens.to(dist.device), beta,
+                                         dist)
         values.append(v)
         returns.append(ret)
         for k, x in found.items():
             stats[k] = stats.get(k, 0.0) + x
+    stats = dist.sum(stats)
     if m.value is not None:
-        values, returns = torch.cat(values), torch.cat(returns)                # (minibatch tokens,)
+        values = torch.cat([t for part in dist.gather_objects(torch.cat(values).cpu()) for t in [part]])
+        returns = torch.cat([t for part in dist.gather_objects(torch.cat(returns).cpu()) for t in [part]])
         stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
-    if ptx is not None:
-        stats["ppo/ptx_loss"] = 0.0
-        for chunk in ptx.split(cfg.micro_batch):
-            loss = lm_loss(m.policy, chunk) * len(chunk) / len(ptx)   # equal rows: the row share is the token share
-            (cfg.ptx_coef * loss).backward()
-            stats["ppo/ptx_loss"] += loss.item()
     return stats
 
 
-def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0
+def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0, dist: Dist = Dist()
                ) -> tuple[dict[str, float], tuple[torch.Tensor | None, torch.Tensor | None]]:
     """Forward the policy (and the value function, when there is one) on a micro-batch and backpropagate its
     share of the minibatch loss (token sums over n_tokens, the minibatch's count); returns its shares of the
@@ -333,7 +374,8 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
     the whole minibatch; None, None without a value function)."""
     inputs = episode_inputs(r.query, r.query_mask, r.response, r.mask)
     P = r.query.size(1)
-    logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
+    with dist.autocast():
+        logprobs, entropy = response_logprobs(m.train_policy, inputs, P, cfg.temperature)
     pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range, n_tokens)
     stats = {"ppo/loss/policy": pg_loss.item(), "ppo/policy/clipfrac": pg["clipfrac"].item(),
              "ppo/policy/approx_kl": pg["approx_kl"].item(),
@@ -344,11 +386,12 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
             kl = token_mean(kl_penalty(logprobs, r.ref_logprobs, "k3"), r.mask, n_tokens)
             loss = loss + beta * kl
             stats["grpo/kl"] = kl.item()
-        loss.backward()
+        (loss * dist.loss_scale).backward()
         return stats, (None, None)
-    values = token_values(m.value, inputs, P)
+    with dist.autocast():
+        values = token_values(m.train_value, inputs, P)
     vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip, n_tokens)
-    (pg_loss + cfg.vf_coef * vf_loss).backward()
+    ((pg_loss + cfg.vf_coef * vf_loss) * dist.loss_scale).backward()
     real = r.mask.bool()
     return ({**stats, "ppo/loss/value": vf_loss.item(), "ppo/value/clipfrac": vf["clipfrac"].item()},
             (values.detach()[real], r.returns[real]))

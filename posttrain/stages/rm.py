@@ -24,16 +24,20 @@ import torch
 import torch.nn.functional as F
 
 from posttrain.algorithms import ranking_loss
-from posttrain.config import Batching, Cadence, ModelOptions, Options, Resumable, Schedule, WorldRef, option, tuned
+from posttrain.config import (Adapters, Batching, Cadence, ModelOptions, Options, Resumable, Scaling, Schedule, WorldRef,
+                              option, tuned)
 from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
 from posttrain.errors import UserError
 from posttrain.models.load import load_tokenizer, loading, resolve
-from posttrain.models.reward import batch_rewards, encode_response, reward_from_pretrained
+from posttrain import distributed
+from posttrain.distributed import Dist
+from posttrain.models.adapters import apply_lora, final_model
+from posttrain.models.reward import Scores, batch_rewards, encode_response, reward_from_pretrained
 from posttrain.training.schedule import cosine_lr
 from posttrain.models.checkpoint import RunDir
-from posttrain.training.step import optimizer_step, start_run
+from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class RMSettings(Options, tuned(Schedule, lr=SMALL.rm_lr, epochs=SMALL.rm_epochs
 
 
 @dataclass(kw_only=True)
-class RMConfig(RMSettings, tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Resumable):
+class RMConfig(RMSettings, tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Scaling, Adapters, Resumable):
     model: str = option(help="the SFT model to start from (its LM head is replaced by a scalar head)", required=True)
     data: Path = option(help="rankings JSONL (posttrain label sim, label export, or an import)", required=True)
     out: Path = option(help="run directory to create", required=True)
@@ -75,14 +79,18 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
+    d = distributed.setup(cfg)
+    on_step = only_main(d, on_step)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     rankings = read_rankings(cfg.data)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
         with loading(cfg.model):
             model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
+    model = apply_lora(d.cast(model), cfg, head="score")
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
+    trainer = d.wrap(Scores(model), layers=distributed.transformer_layers(model))   # what training forwards call
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
@@ -95,20 +103,20 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         batch = [train[i] for i in order(len(train), cfg.batch, step - 1, cfg.seed)]
         # 2. score every completion once, K-way ranking loss per prompt
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
-        loss, accuracy = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr)
+        loss, accuracy = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr, d, trainer)
         # 3. log, evaluate, checkpoint
         last = {"rm/loss": loss, "rm/accuracy": accuracy, "rm/lr": lr, "rm/seconds_per_step": time.monotonic() - began}
         if held and (step % cfg.eval_every == 0 or step == total):
-            last.update(prefixed(evaluate(model, held, pad, cfg.micro_batch)))
+            last.update(prefixed(evaluate(d.local(trainer), held, pad, cfg.micro_batch, d)))
         metrics.log(step, last)
         on_step(step, total, last)
         if step % cfg.save_every == 0 and step < total:
             run.save(step, model, optimizer)
     metrics.close()
-    report = evaluate(model, held, pad, cfg.micro_batch) if held else {}
-    gain, bias = normalisation(model, train, pad, cfg.micro_batch)
+    report = evaluate(d.local(trainer), held, pad, cfg.micro_batch, d) if held else {}
+    gain, bias = normalisation(d.local(trainer), train, pad, cfg.micro_batch, d)
     summary = {**last, "steps": step, "train_rankings": len(train), "eval_rankings": len(held), **report}
-    run.finish(model, tokenizer, {"stage": "rm", "parent": str(cfg.model), "config": asdict(cfg),
+    run.finish(final_model(model, cfg.lora_save), tokenizer, {"stage": "rm", "parent": str(cfg.model), "config": asdict(cfg),
                                   "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
                                   "reward_normalisation": {"gain": gain, "bias": bias}, "metrics": summary})
     return summary
@@ -157,10 +165,11 @@ def order(n: int, batch: int, step: int, seed: int) -> list[int]:
     return perm[index * batch:(index + 1) * batch]
 
 
-def score_items(model, items: list[Item], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_items(model, items: list[Item], pad: int, put=lambda batch: batch
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, K) rewards, each completion scored once in one forward pass, (B, K) ranks (-1 pad), (B, K) margins."""
     k = max(len(i.examples) for i in items)
-    flat = batch_rewards(model, [e for i in items for e in i.examples], pad)         # (sum of K_i,)
+    flat = batch_rewards(model, [e for i in items for e in i.examples], pad, put)    # (sum of K_i,)
     rows = flat.split([len(i.examples) for i in items])
     scores = torch.stack([F.pad(r, (0, k - len(r))) for r in rows])                  # (B, K)
     ranks = torch.tensor([i.ranks + [-1] * (k - len(i.ranks)) for i in items])       # (B, K)
@@ -175,36 +184,47 @@ def pair_accuracy(scores: torch.Tensor, order_: torch.Tensor, valid: torch.Tenso
     return int(correct.sum()), int(better.sum())
 
 
-def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, lr: float) -> tuple[float, float]:
-    return optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, micro_batch, pad))
+def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, lr: float, dist: Dist = Dist(),
+               trainer=None) -> tuple[float, float]:
+    return optimizer_step(model, optimizer, lr,
+                          lambda: accumulate_gradients(trainer or model, batch, micro_batch, pad, dist))
 
 
-def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int) -> tuple[float, float]:
-    """Backpropagate the batch's ranking loss into .grad, micro-batch by micro-batch; returns the loss
-    and the pair accuracy. The loss is the mean over the batch's rankings that have a strict pair of
-    each one's mean pair loss: every micro-batch divides its sum by the whole batch's count, so the
-    micro_batch x grad_accum split changes memory use, not the gradient."""
+def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int, dist: Dist = Dist()
+                         ) -> tuple[float, float]:
+    """Backpropagate the global batch's ranking loss into .grad, micro-batch by micro-batch (this rank's
+    share of them under torchrun); returns the loss and the pair accuracy. The loss is the mean over the
+    batch's rankings that have a strict pair of each one's mean pair loss: every micro-batch divides its
+    sum by the whole batch's count, so the micro_batch x grad_accum split changes memory use, not the
+    gradient."""
     n_rankings = sum(len({r for r in item.ranks if r >= 0}) > 1 for item in batch)
-    total, correct, pairs = 0.0, 0, 0
-    for i in range(0, len(batch), micro_batch):
-        chunk = batch[i:i + micro_batch]
-        scores, ranks, margins = score_items(model, chunk, pad)
-        loss = ranking_loss(scores, ranks, margins, n_rankings=max(1, n_rankings))   # every ranking weighs the same
-        loss.backward()
-        total += loss.item()
-        c, p = pair_accuracy(scores.detach(), ranks, ranks >= 0)
-        correct, pairs = correct + c, pairs + p
-    return total, correct / max(1, pairs)
+
+    def loss_of(chunk):
+        scores, ranks, margins = score_items(model, chunk, pad, dist.put)
+        loss = ranking_loss(scores, ranks.to(scores.device), margins.to(scores.device),
+                            n_rankings=max(1, n_rankings))                      # every ranking weighs the same
+        correct, pairs = pair_accuracy(scores.detach().cpu(), ranks, ranks >= 0)
+        return loss, {"loss": loss.item(), "correct": correct, "pairs": pairs}
+
+    found = accumulate_shares(dist, model, batch, micro_batch, loss_of)
+    return found["loss"], found["correct"] / max(1, found["pairs"])
 
 
 @torch.no_grad()
-def evaluate(model, held: list[Item], pad: int, micro_batch: int) -> dict:
-    """Accuracy on held-out labelers' pairs, and against the gold order, overall and per family."""
+def evaluate(model, held: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()) -> dict:
+    """Accuracy on held-out labelers' pairs, and against the gold order, overall and per family (each rank
+    scores its share of the items)."""
     model.eval()
     tallies = defaultdict(lambda: [0, 0])
-    for i in range(0, len(held), micro_batch):
-        chunk = held[i:i + micro_batch]
-        scores, ranks, _ = score_items(model, chunk, pad)
+    mine = dist.share(held)
+    with dist.gathered(model):
+        scored = []
+        for i in range(0, len(mine), micro_batch):
+            chunk = mine[i:i + micro_batch]
+            with dist.autocast():
+                scores, ranks, _ = score_items(model, chunk, pad, dist.put)
+            scored.append((chunk, scores.float().cpu(), ranks))
+    for chunk, scores, ranks in scored:
         for row, item in enumerate(chunk):
             n = len(item.examples)
             s, r = scores[row, :n], ranks[row, :n]
@@ -215,7 +235,12 @@ def evaluate(model, held: list[Item], pad: int, micro_batch: int) -> dict:
                 for name in (key, f"{key}/{item.family}"):
                     tallies[name][0] += c
                     tallies[name][1] += p
-    return {name: c / p for name, (c, p) in sorted(tallies.items()) if p}
+    merged = defaultdict(lambda: [0, 0])
+    for found in dist.gather_objects(dict(tallies)):
+        for name, (c, p) in found.items():
+            merged[name][0] += c
+            merged[name][1] += p
+    return {name: c / p for name, (c, p) in sorted(merged.items()) if p}
 
 
 def prefixed(report: dict) -> dict:
@@ -223,14 +248,18 @@ def prefixed(report: dict) -> dict:
 
 
 @torch.no_grad()
-def normalisation(model, items: list[Item], pad: int, micro_batch: int) -> tuple[float, float]:
+def normalisation(model, items: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()) -> tuple[float, float]:
     """gain, bias such that gain * r + bias has mean 0 and std 1 over the model-sourced completions."""
     model.eval()
     values = []
-    for i in range(0, len(items), micro_batch):
-        chunk = items[i:i + micro_batch]
-        raw = batch_rewards(model, [e for it in chunk for e in it.examples], pad)
-        values += [v for v, m in zip(raw.tolist(), [m for it in chunk for m in it.from_model]) if m]
+    mine = dist.share(items)
+    with dist.gathered(model):
+        for i in range(0, len(mine), micro_batch):
+            chunk = mine[i:i + micro_batch]
+            with dist.autocast():
+                raw = batch_rewards(model, [e for it in chunk for e in it.examples], pad, dist.put)
+            values += [v for v, m in zip(raw.float().tolist(), [m for it in chunk for m in it.from_model]) if m]
+    values = [v for found in dist.gather_objects(values) for v in found]
     t = torch.tensor(values)
     std = float(t.std()) if len(values) > 1 else 1.0
     return 1.0 / max(std, 1e-6), -float(t.mean()) / max(std, 1e-6)

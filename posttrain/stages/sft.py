@@ -21,23 +21,27 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from posttrain.config import Batching, Cadence, ModelOptions, Options, Resumable, Schedule, option, tuned
+from posttrain import distributed
+from posttrain.config import (Adapters, Batching, Cadence, ModelOptions, Options, Resumable, Scaling, Schedule, option,
+                              tuned)
 from posttrain.recipes import SMALL
 from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, encode_chat, fit
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
+from posttrain.models.adapters import apply_lora, final_model
 from posttrain.models.load import load_causal_lm
 from posttrain.training.schedule import cosine_lr
 from posttrain.models.checkpoint import RunDir
-from posttrain.training.step import optimizer_step, start_run
+from posttrain.distributed import Dist
+from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
 class SFTConfig(Options, tuned(Schedule, lr=SMALL.sft_lr, epochs=SMALL.sft_epochs), Batching, Cadence, ModelOptions,
-                Resumable):
+                Scaling, Adapters, Resumable):
     model: str = option(help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id "
                              "(the default --lr is the small world's recipe for its 4.5M model; a pretrained hub "
                              "model usually wants 1e-5 to 5e-5)", required=True)
@@ -58,11 +62,15 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
+    d = distributed.setup(cfg)
+    on_step = only_main(d, on_step)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     records = load_demonstrations(cfg.data)
     eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model = apply_lora(d.cast(model), cfg)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
+    trainer = d.wrap(model)   # what training forwards call (DDP, or the model sharded by FSDP2)
     optimizer, start, metrics = start_run(cfg, run, model)
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
     total = cfg.total_steps(plan.steps_per_epoch)
@@ -76,20 +84,21 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         batch = [train[i] for i in plan.batch(step - 1)]
         # 2. loss on assistant tokens, accumulated over micro-batches
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
-        loss, n_tokens = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr)
+        loss, n_tokens = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr, d, trainer)
         # 3. log, evaluate, checkpoint
         last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
                 "sft/tokens_per_s": sum(len(e.input_ids) for e in batch) / max(1e-9, time.monotonic() - began)}
         if held and (step % cfg.eval_every == 0 or step == total):
-            last["sft/eval_loss"] = eval_loss(model, held, cfg.micro_batch, pad)
+            last["sft/eval_loss"] = eval_loss(model, held, cfg.micro_batch, pad, d)
         metrics.log(step, last)
         on_step(step, total, last)
         if step % cfg.save_every == 0 and step < total:
             run.save(step, model, optimizer)
     metrics.close()
     summary = {**last, "steps": step, "train_examples": len(train), "eval_examples": len(held)}
-    run.finish(model, tokenizer, {"stage": "sft", "parent": str(cfg.model), "config": asdict(cfg),
-                                  "data": data_info, "metrics": summary})
+    run.finish(final_model(model, cfg.lora_save), tokenizer, {"stage": "sft", "parent": str(cfg.model),
+                                                              "config": asdict(cfg), "data": data_info,
+                                                              "metrics": summary})
     return summary
 
 
@@ -175,28 +184,35 @@ def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     return loss, int((targets != IGNORE).sum())
 
 
-def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float) -> tuple[float, int]:
-    return optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, micro_batch, pad))
+def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float,
+               dist: Dist = Dist(), trainer=None) -> tuple[float, int]:
+    return optimizer_step(model, optimizer, lr,
+                          lambda: accumulate_gradients(trainer or model, batch, micro_batch, pad, dist))
 
 
-def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int) -> tuple[float, int]:
-    """Backpropagate the batch's loss (mean over all its assistant tokens) into .grad, micro-batch by
-    micro-batch; returns the loss and the token count."""
+def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()
+                         ) -> tuple[float, int]:
+    """Backpropagate the global batch's loss (mean over all its assistant tokens) into .grad, micro-batch
+    by micro-batch (this rank's share of them under torchrun); returns the loss and the token count."""
     n_tokens = sum(e.n_labeled for e in batch)   # every micro-batch divides by the whole batch's count
-    total = 0.0
-    for i in range(0, len(batch), micro_batch):
-        loss_sum, _ = assistant_loss_sum(model, collate(batch[i:i + micro_batch], pad))
-        (loss_sum / n_tokens).backward()
-        total += loss_sum.item()
-    return total / n_tokens, n_tokens
+
+    def loss_of(chunk):
+        loss_sum, _ = assistant_loss_sum(model, dist.put(collate(chunk, pad)))
+        return loss_sum / n_tokens, {"loss": loss_sum.item()}
+
+    return accumulate_shares(dist, model, batch, micro_batch, loss_of)["loss"] / n_tokens, n_tokens
 
 
 @torch.no_grad()
-def eval_loss(model, held: list[Example], micro_batch: int, pad: int) -> float:
+def eval_loss(model, held: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()) -> float:
+    """Mean loss over the held-out assistant tokens (each rank forwards its share)."""
     model.eval()
-    ordered = sorted(held, key=lambda e: len(e.input_ids))
+    ordered = dist.share(sorted(held, key=lambda e: len(e.input_ids)))
     total, count = 0.0, 0
-    for i in range(0, len(ordered), micro_batch):
-        loss_sum, n = assistant_loss_sum(model, collate(ordered[i:i + micro_batch], pad))
-        total, count = total + loss_sum.item(), count + n
-    return total / max(1, count)
+    with dist.gathered(model):
+        for i in range(0, len(ordered), micro_batch):
+            with dist.autocast():
+                loss_sum, n = assistant_loss_sum(model, dist.put(collate(ordered[i:i + micro_batch], pad)))
+            total, count = total + loss_sum.item(), count + n
+    found = dist.sum({"total": total, "count": count})
+    return found["total"] / max(1, found["count"])

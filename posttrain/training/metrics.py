@@ -41,8 +41,22 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def resume_point(run, resume: bool, model, optimizer) -> tuple[int, MetricsLog]:
+class NoMetrics:
+    """The metrics log of a rank other than 0 under torchrun: rank 0 writes the run's."""
+
+    path = None
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def resume_point(run, resume: bool, model, optimizer) -> tuple[int, MetricsLog | NoMetrics]:
     """The step a run starts from (its checkpoint's when resuming, else 0) and the metrics log that
     continues from there; `run` is the stage's RunDir."""
     start = run.restore(model, optimizer) if resume else 0
+    if not run.dist.main:
+        return start, NoMetrics()
     return start, MetricsLog(run.partial, resume_step=start if resume else None)

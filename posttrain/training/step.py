@@ -3,11 +3,12 @@ the start of a fine-tuning run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
 
+from posttrain.distributed import Dist
 from posttrain.models.checkpoint import RunDir
 from posttrain.training.metrics import MetricsLog, resume_point
 
@@ -27,6 +28,26 @@ def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measure
     return measured
 
 
+def accumulate_shares(dist: Dist, trainer: torch.nn.Module, batch: Sequence, micro_batch: int,
+                      loss_of: Callable[[list], tuple[torch.Tensor, dict[str, float]]]) -> dict[str, float]:
+    """Backpropagate a global batch's loss into .grad on every rank, micro-batch by micro-batch.
+
+    `loss_of(chunk)` forwards `trainer` on a chunk and returns its loss, already divided by the whole
+    global batch's count (so the micro-batch split, and the split across ranks, change memory use, not
+    the gradient), and what it measured as sums. Returns those sums over every rank. Gradients are
+    reduced in the last backward only (`Dist.syncing`)."""
+    chunks = dist.micro_batches(list(batch), micro_batch)
+    sums: dict[str, float] = {}
+    for i, (chunk, weight) in enumerate(chunks):
+        with dist.syncing(trainer, last=i == len(chunks) - 1):
+            with dist.autocast():
+                loss, measured = loss_of(chunk)
+            (loss * (weight * dist.loss_scale)).backward()
+        for k, v in measured.items():
+            sums[k] = sums.get(k, 0.0) + weight * v
+    return dist.sum(sums)
+
+
 def start_run(cfg, run: RunDir, model) -> tuple[torch.optim.Optimizer, int, MetricsLog]:
     """Set up a fine-tuning stage's run directory (made from cfg's --out, --resume, --force before the
     model loaded), its AdamW (--lr, --weight-decay), the step it starts from and its metrics log."""
@@ -34,3 +55,8 @@ def start_run(cfg, run: RunDir, model) -> tuple[torch.optim.Optimizer, int, Metr
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
     return optimizer, start, metrics
+
+
+def only_main(dist: Dist, report: Callable) -> Callable:
+    """A stage's progress callback on rank 0; a no-op on the other ranks."""
+    return report if dist.main else (lambda *a, **k: None)
