@@ -19,15 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from posttrain.cli import main
-from posttrain.data.records import write_jsonl
-from posttrain.world import World
-from posttrain.world.labelers import LabelerPool, model_like_answers
-from posttrain.world.rng import derive
 
-BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 RTOL = 1e-5
 
 
@@ -39,35 +33,6 @@ def torchrun(args: list[str], *, script: Path | None = None, expect: int = 0) ->
                            *entry, *args], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == expect, proc.stderr[-4000:]
     return proc
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A tiny Llama, demonstrations, rankings (K = 4..6), PPO prompts and a pretraining corpus."""
-    d = tmp_path_factory.mktemp("dist")
-    tokenizer = AutoTokenizer.from_pretrained(BASE)
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
-                     ).save_pretrained(d / "model")
-    tokenizer.save_pretrained(d / "model")
-    w = World(seed=0)
-    write_jsonl(d / "demos.jsonl", w.demonstrations(27))
-    rng, pool, rankings = derive(0, "dist-test"), LabelerPool(w), []
-    for i, p in enumerate(w.prompts("dist-test", 30, "train")):
-        texts = list(dict.fromkeys(model_like_answers(w, p, 4 + i % 3, rng)))
-        if len(texts) > 1:
-            lab = pool.pick_labelers(p["id"], 1)[0]
-            rankings.append({"id": p["id"], "prompt": p["messages"], "ranking": pool.rank(lab, p, texts)["ranking"],
-                             "completions": [{"text": t, "source": "model:test"} for t in texts],
-                             "labeler": lab.id, "meta": {**p["meta"], "item": p["id"]}})
-    write_jsonl(d / "rankings.jsonl", rankings)
-    write_jsonl(d / "prompts.jsonl", w.prompts("ppo", 24, "train"))
-    write_jsonl(d / "corpus.jsonl", [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)])
-    # the reward model PPO scores with (and starts its value function from), trained in one process
-    assert main(["rm", "--model", str(d / "model"), "--data", str(d / "rankings.jsonl"), "--out", str(d / "rm"),
-                 "--max-steps", "2", "--micro-batch", "4", "--threads", "1"]) == 0
-    return d
 
 
 STAGES = {
@@ -86,10 +51,13 @@ STAGES = {
                       "--ptx", str(d / "corpus.jsonl"), "--ptx-batch", "4", "--ptx-seq-len", "16",
                       "--eval-every", "2", "--heldout-corpus", str(d / "corpus.jsonl")],
 }
+# LoRA (peft) adapters sharded by FSDP2; PPO's reference is the policy with its adapter off
+STAGES["sft-lora"] = lambda d: [*STAGES["sft"](d), "--lora-r", "4", "--lr", "1e-2"]
+STAGES["ppo-lora"] = lambda d: [*STAGES["ppo"](d), "--lora-r", "4", "--lr", "1e-2"]
 SINGLE: dict[str, Path] = {}
 
 
-def single(world, stage: str) -> Path:
+def single(world: Path, stage: str) -> Path:
     """The one-process run of `stage` (made once per module)."""
     if stage not in SINGLE:
         out = world / f"{stage}-single"
@@ -131,9 +99,10 @@ def assert_same_run(one: Path, two: Path, start: Path) -> None:
     assert_same_losses(losses(one), losses(two))
 
 
-@pytest.mark.parametrize("stage", ["sft", "rm", "ppo"])
-@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
-def test_two_processes_end_where_one_does(world, stage, engine):
+@pytest.mark.parametrize("stage, engine", [(s, e) for s in ("sft", "rm", "ppo") for e in ("ddp", "fsdp")]
+                         + [("sft-lora", "fsdp"), ("ppo-lora", "ddp")])
+def test_two_processes_end_where_one_does(stage_inputs, stage, engine):
+    world = stage_inputs
     one = single(world, stage)
     two = world / f"{stage}-{engine}"
     proc = torchrun([*STAGES[stage](world), "--dtype", "fp64", "--out", str(two), *(["--fsdp"] if engine == "fsdp" else [])])
@@ -143,8 +112,9 @@ def test_two_processes_end_where_one_does(world, stage, engine):
     assert manifest["metrics"]["steps"] == 5
 
 
-def test_a_run_of_two_processes_resumes_in_one(world, tmp_path):
+def test_a_run_of_two_processes_resumes_in_one(stage_inputs, tmp_path):
     """FSDP2 (sharded optimizer state) stopped after step 4's checkpoint, resumed without torchrun."""
+    world = stage_inputs
     out = tmp_path / "sft"
     args = [*STAGES["sft"](world), "--dtype", "fp64", "--save-every", "2", "--max-steps", "7"]
     stop = tmp_path / "stop_at_5.py"
@@ -171,7 +141,8 @@ def test_a_run_of_two_processes_resumes_in_one(world, tmp_path):
     assert_same_losses(losses(tmp_path / "whole"), losses(out))   # steps 1-4 by 2 processes, 5-7 by 1
 
 
-def test_sizes_the_world_size_does_not_divide_are_refused(world, tmp_path):
+def test_sizes_the_world_size_does_not_divide_are_refused(stage_inputs, tmp_path):
+    world = stage_inputs
     proc = torchrun([*STAGES["ppo"](world), "--rollout-batch", "6", "--minibatches", "2", "--micro-batch", "3",
                      "--out", str(tmp_path / "odd")], expect=1)
     assert "posttrain: error (rank 0): 2 processes share each batch equally" in proc.stderr

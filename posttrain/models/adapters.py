@@ -23,10 +23,11 @@ from posttrain.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def apply_lora(model, cfg, *, head: str | None = None):
+def apply_lora(model, cfg, *, head: str | None = None, seed: int = 0):
     """`model` wrapped by peft with rank-`cfg.lora_r` adapters on `cfg.lora_target`, everything else frozen
     but `head` (a sequence-classification model's scalar layer, which peft copies into `modules_to_save`
-    and gives no adapter). `cfg` holds the `Adapters` options; with `lora_r` None, `model` comes back as is."""
+    and gives no adapter). `cfg` holds the `Adapters` options; `seed` draws the A matrices (the run's seed: the
+    same on every rank, and in every run of it). With `lora_r` None, `model` comes back as is."""
     if cfg.lora_r is None:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
@@ -42,7 +43,9 @@ def apply_lora(model, cfg, *, head: str | None = None):
     try:
         with warnings.catch_warnings():   # peft 0.21.2 asks transformers 5 for a renamed property
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            model = get_peft_model(model, config)
+            with torch.random.fork_rng(devices=[]):   # A is drawn at random: the run's seed decides it, on every rank
+                torch.manual_seed(seed)
+                model = get_peft_model(model, config)
     except ValueError as e:   # a layer type peft has no LoRA for, or a model class it cannot wrap
         raise UserError(f"--lora-r: peft cannot add LoRA adapters to this {type(model).__name__}: "
                         f"{str(e).rstrip('.')}. Name its linear layers with --lora-target, or train every "

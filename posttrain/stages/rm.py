@@ -88,7 +88,7 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
         with loading(cfg.model):
             model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
-    model = apply_lora(d.cast(model), cfg, head="score")
+    model = apply_lora(d.cast(model), cfg, head="score", seed=cfg.seed)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
     trainer = d.wrap(Scores(model), layers=distributed.transformer_layers(model))   # what training forwards call
     optimizer, start, metrics = start_run(cfg, run, model)

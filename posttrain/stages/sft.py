@@ -68,7 +68,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     records = load_demonstrations(cfg.data)
     eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    model = apply_lora(d.cast(model), cfg)
+    model = apply_lora(d.cast(model), cfg, seed=cfg.seed)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
     trainer = d.wrap(model)   # what training forwards call (DDP, or the model sharded by FSDP2)
     optimizer, start, metrics = start_run(cfg, run, model)

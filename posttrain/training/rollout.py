@@ -80,7 +80,7 @@ def load_models(cfg, verifier: Callable[[dict, str], float] | None = None, dist:
     trained modules (policy, and value when there is one) for checkpoints; train_policy and train_value are what
     training forwards call (DDP's wrappers, or the modules FSDP2 sharded; the modules themselves in one process)."""
     policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
-    policy = apply_lora(dist.cast(policy), cfg)
+    policy = apply_lora(dist.cast(policy), cfg, seed=cfg.seed)
     ref = None
     if not is_lora(policy) or cfg.reference is not None:
         ref, ref_tokenizer = load_causal_lm(cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code)
@@ -105,7 +105,7 @@ def load_models(cfg, verifier: Callable[[dict, str], float] | None = None, dist:
             value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
         with torch.no_grad():
             value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
-        value = apply_lora(dist.cast(value), cfg, head="score")
+        value = apply_lora(dist.cast(value), cfg, head="score", seed=cfg.seed + 1)
     trained = {"policy": policy} if value is None else {"policy": policy, "value": value}
     train_policy = dist.wrap(policy)
     train_value = None if value is None else dist.wrap(Scores(value), layers=transformer_layers(value))
