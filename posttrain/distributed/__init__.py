@@ -188,7 +188,9 @@ class Dist:
             return {k: v.detach().cpu() for k, v in module.state_dict().items()}
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        tied = tied_names(module)   # gathered as separate copies: keep each shared weight once, as one process does
+        return {k: v for k, v in full.items() if k not in tied}
 
     def load_model_state(self, module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         """Load a full state dict read by rank 0 (the others pass {}) into every rank's module."""
@@ -215,11 +217,16 @@ class Dist:
                                  options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.on))
 
 
+def tied_names(module: torch.nn.Module) -> set[str]:
+    """The second and later names of a shared parameter (an output layer tied to the embeddings)."""
+    return {name for name, _ in module.named_parameters(remove_duplicate=False)} - {
+        name for name, _ in module.named_parameters()}
+
+
 def check_tied(module: torch.nn.Module, missing: list[str]) -> None:
     """A checkpoint leaves out tied weights (safetensors stores a shared tensor once); anything else missing
     is an error."""
-    shared = {name for name, _ in module.named_parameters(remove_duplicate=False)} - {
-        name for name, _ in module.named_parameters()}
+    shared = tied_names(module)
     left = [k for k in missing if k not in shared]
     if left:
         raise RuntimeError(f"checkpoint is missing {len(left)} weights, e.g. {left[:3]}")

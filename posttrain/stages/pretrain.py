@@ -17,8 +17,10 @@ from pathlib import Path
 
 import torch
 
-from posttrain.config import Batching, Cadence, Options, Resumable, Schedule, Threads, option, tuned
+from posttrain import distributed
+from posttrain.config import Batching, Cadence, Options, Resumable, Scaling, Schedule, Threads, option, tuned
 from posttrain.data.corpus import file_sha256, pack, read_documents
+from posttrain.distributed import Dist
 from posttrain.errors import UserError
 from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
@@ -27,7 +29,7 @@ from posttrain.models.tokenizer import train_tokenizer
 from posttrain.training.metrics import resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
 from posttrain.training.schedule import cosine_lr
-from posttrain.training.step import optimizer_step
+from posttrain.training.step import accumulate_shares, only_main, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 @dataclass(kw_only=True)
 class PretrainConfig(Options, tuned(Schedule, lr=2e-3, warmup_steps=100, weight_decay=0.1, epochs=4.0),
                      tuned(Batching, micro_batch=16), tuned(Cadence, eval_every=200, save_every=200), Threads,
-                     Resumable):
+                     Scaling, Resumable):
     data: Path = option(help="corpus: JSONL of {\"text\"} records (world export's corpus.jsonl) or a .txt file",
                         required=True)
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
@@ -60,19 +62,26 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
+    d = distributed.setup(cfg)
+    on_step = only_main(d, on_step)
+    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     docs = read_documents(cfg.data)  # bad input fails before anything is written
     heldout_path = _heldout_path(cfg)
     heldout_docs = read_documents(heldout_path) if heldout_path else None
     run.begin()
-    tokenizer = _tokenizer(cfg, run, docs)
+    if d.main:   # rank 0 trains (or finds) the tokenizer; the others read what it saved
+        tokenizer = _tokenizer(cfg, run, docs)
+    d.barrier()
+    if not d.main:
+        tokenizer = _tokenizer(cfg, run, docs)
     blocks = pack(docs, tokenizer, cfg.seq_len)                       # (N, seq_len + 1)
     if heldout_docs is None:
         n_held = max(1, len(blocks) // 50)
         blocks, held = blocks[n_held:], blocks[:n_held]
     else:
         held = pack(heldout_docs, tokenizer, cfg.seq_len)
-    model = new_llama(SIZES[cfg.size], tokenizer, cfg.seed)
+    model = d.cast(new_llama(SIZES[cfg.size], tokenizer, cfg.seed))
+    trainer = d.wrap(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
@@ -85,21 +94,24 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         batch = blocks[batch_indices(len(blocks), cfg.batch, step - 1, cfg.seed)]
         # 2. next-token loss over micro-batches, one optimizer step
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
-        loss = train_step(model, optimizer, batch, cfg.micro_batch, lr)
+        loss = train_step(model, optimizer, batch, cfg.micro_batch, lr, d, trainer)
         # 3. log, evaluate, checkpoint
         tokens_per_s = (step - start) * cfg.batch * cfg.seq_len / (time.monotonic() - began)
         last = {"pretrain/loss": loss, "pretrain/lr": lr, "pretrain/tokens_per_s": tokens_per_s}
         if step % cfg.eval_every == 0 or step == total:
-            last["pretrain/heldout_loss"] = heldout_loss(model, held)
+            with d.gathered(model):
+                last["pretrain/heldout_loss"] = heldout_loss(model, held)
         metrics.log(step, last)
         on_step(step, total, last)
         if step % cfg.save_every == 0 and step < total:
             run.save(step, model, optimizer)
-        if cfg.time_budget and time.monotonic() - began > cfg.time_budget:
+        over = bool(cfg.time_budget) and time.monotonic() - began > cfg.time_budget
+        if d.sum({"over": float(over)})["over"]:   # every rank stops at the same step
             log.warning("time budget of %.0f s reached at step %d of %d; finishing early", cfg.time_budget, step, total)
             break
     if "pretrain/heldout_loss" not in last:
-        last["pretrain/heldout_loss"] = heldout_loss(model, held)
+        with d.gathered(model):
+            last["pretrain/heldout_loss"] = heldout_loss(model, held)
         metrics.log(step, last)
     metrics.close()
     summary = {**last, "steps": step, "params": n_params(model), "train_tokens": step * cfg.batch * cfg.seq_len}
@@ -111,17 +123,16 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
     return summary
 
 
-def train_step(model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float) -> float:
-    """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches (all rows have
-    the same length, so the mean of the micro-batch means is the batch's mean per token)."""
-    def accumulate() -> float:
-        chunks, total = batch.split(micro_batch), 0.0
-        for chunk in chunks:
-            loss = lm_loss(model, chunk) / len(chunks)
-            loss.backward()
-            total += loss.item()
-        return total
-    return optimizer_step(model, optimizer, lr, accumulate)
+def train_step(model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float, dist: Dist = Dist(),
+               trainer=None) -> float:
+    """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches (this rank's share
+    of them under torchrun). All rows have the same length, so a micro-batch's mean weighs its share of rows."""
+    def loss_of(rows: list[torch.Tensor]):
+        loss = lm_loss(trainer or model, dist.put({"rows": torch.stack(rows)})["rows"]) * len(rows) / len(batch)
+        return loss, {"loss": loss.item()}
+
+    return optimizer_step(model, optimizer, lr,
+                          lambda: accumulate_shares(dist, trainer or model, list(batch), micro_batch, loss_of)["loss"])
 
 
 def _heldout_path(cfg: PretrainConfig) -> Path | None:
