@@ -360,8 +360,8 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
             stats[k] = stats.get(k, 0.0) + x
     stats = dist.sum(stats)
     if m.value is not None:
-        values = torch.cat([t for part in dist.gather_objects(torch.cat(values).cpu()) for t in [part]])
-        returns = torch.cat([t for part in dist.gather_objects(torch.cat(returns).cpu()) for t in [part]])
+        values = torch.cat(dist.gather_objects(torch.cat(values).cpu()))      # every rank's, in rank order
+        returns = torch.cat(dist.gather_objects(torch.cat(returns).cpu()))
         stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
     return stats
 
