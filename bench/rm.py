@@ -28,6 +28,7 @@ from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, 
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import encode_response, reward_from_pretrained
 from posttrain.stages import rm as rm_stage
+from posttrain.training.step import adamw
 from posttrain.world import World
 
 GOAL = 4.0
@@ -95,7 +96,7 @@ def rankings(tokenizer, k: int, n: int) -> list[rm_stage.Item]:
 def posttrain_side(model, tokenizer, batches: list[list[rm_stage.Item]], n_params: int) -> Side:
     """`posttrain.stages.rm.train_step` on each batch in turn; the first step is not timed."""
     model = copy.deepcopy(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    optimizer = adamw(model.parameters(), lr=LR)
     pad = tokenizer.pad_token_id
 
     def run():

@@ -23,6 +23,7 @@ from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, 
 from posttrain.data.chat import encode_chat
 from posttrain.models.load import load_causal_lm
 from posttrain.stages import sft as sft_stage
+from posttrain.training.step import adamw
 from posttrain.world import World
 
 LR = 1e-4
@@ -60,7 +61,7 @@ def main() -> None:
 
 def posttrain_side(model, tokenizer, batches, n_params: int) -> Side:
     model = copy.deepcopy(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    optimizer = adamw(model.parameters(), lr=LR, weight_decay=0.0)
     pad = tokenizer.pad_token_id
     tokens = sum(len(e.input_ids) for b in batches[1:] for e in b)
 

@@ -175,6 +175,41 @@ def test_micro_batches_with_accumulation_equal_one_batch(tokenizer):
     assert padded["labels"][padded["attention_mask"] == 0].eq(IGNORE).all()
 
 
+@pytest.mark.parametrize("arch,lora", [("llama", False), ("gpt2", False), ("qwen2", False), ("llama", True)])
+def test_the_head_on_labelled_positions_only_gives_the_full_logits_loss_and_gradient(arch, lora, tokenizer):
+    """LabelledLoss runs the output layer on the labelled positions only; the loss and every gradient are
+    the plain full-logits cross-entropy's (float64, so only summation order differs)."""
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from posttrain.config import Adapters
+    from posttrain.models.adapters import apply_lora
+    from posttrain.training.lm import LabelledLoss
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(CONFIGS[arch](len(tokenizer))).double().eval()   # no dropout
+    if lora:
+        model = apply_lora(model, Adapters(lora_r=4), seed=0)
+    batch = collate([encode_chat(tokenizer, r["messages"]) for r in World(seed=0).demonstrations(4)],
+                    tokenizer.pad_token_id)
+    grads = []
+    for path in ("gathered", "full"):
+        model.zero_grad()
+        if path == "gathered":
+            loss, n = LabelledLoss(model)(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        else:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            targets = batch["labels"][:, 1:]
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), reduction="sum")
+            n = int((targets != IGNORE).sum())
+        loss.backward()
+        grads.append((loss.item(), n, [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (loss_g, n_g, grad_g), (loss_f, n_f, grad_f) = grads
+    assert n_g == n_f > 0 and loss_g == pytest.approx(loss_f, rel=1e-12)
+    assert all(torch.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(grad_g, grad_f))
+    assert any(g.abs().sum() > 0 for g in grad_g)
+
+
 def test_hub_ids_load_through_transformers_and_fail_clearly_offline(tmp_path):
     """The hub path is real code; offline (HF_HUB_OFFLINE, read when huggingface_hub is imported,
     hence a fresh process) and with an empty cache it is a clear error, not a traceback."""

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from posttrain import distributed
 from posttrain.config import (Adapters, Batching, Cadence, ModelOptions, Options, Resumable, Scaling, Schedule, option,
@@ -33,7 +32,8 @@ from posttrain.models.adapters import apply_lora, final_model
 from posttrain.models.load import load_causal_lm
 from posttrain.training.schedule import cosine_lr
 from posttrain.models.checkpoint import RunDir
-from posttrain.distributed import Dist
+from posttrain.distributed import Dist, transformer_layers
+from posttrain.training.lm import LabelledLoss, labelled_loss
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     model = apply_lora(d.cast(model), cfg, seed=cfg.seed)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
-    trainer = d.wrap(model)   # what training forwards call (DDP, or the model sharded by FSDP2)
+    # what training forwards call (DDP's wrapper, or the module FSDP2 sharded; the loss module itself in one process)
+    trainer = d.wrap(LabelledLoss(model), layers=transformer_layers(model))
     optimizer, start, metrics = start_run(cfg, run, model)
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
     total = cfg.total_steps(plan.steps_per_epoch)
@@ -89,7 +90,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
                 "sft/tokens_per_s": sum(len(e.input_ids) for e in batch) / max(1e-9, time.monotonic() - began)}
         if held and (step % cfg.eval_every == 0 or step == total):
-            last["sft/eval_loss"] = eval_loss(model, held, cfg.micro_batch, pad, d)
+            last["sft/eval_loss"] = eval_loss(trainer, held, cfg.micro_batch, pad, d)
         metrics.log(step, last)
         on_step(step, total, last)
         if step % cfg.save_every == 0 and step < total:
@@ -176,18 +177,15 @@ def collate(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
 
 
 def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over labelled (assistant) positions, and their count."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    targets = batch["labels"][:, 1:]                                                                # (B, T-1)
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
-    return loss, int((targets != IGNORE).sum())
+    """Summed next-token cross-entropy over labelled (assistant) positions, and their count. `model` is the
+    causal LM, or the `LabelledLoss` DDP or FSDP2 wraps."""
+    return labelled_loss(model)(batch["input_ids"], batch["attention_mask"], batch["labels"])
 
 
 def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float,
                dist: Dist = Dist(), trainer=None) -> tuple[float, int]:
-    return optimizer_step(model, optimizer, lr,
-                          lambda: accumulate_gradients(trainer or model, batch, micro_batch, pad, dist))
+    trainer = trainer or model   # train mode on what forwards (eval_loss leaves it in eval mode)
+    return optimizer_step(trainer, optimizer, lr, lambda: accumulate_gradients(trainer, batch, micro_batch, pad, dist))
 
 
 def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()
@@ -204,15 +202,16 @@ def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int
 
 
 @torch.no_grad()
-def eval_loss(model, held: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()) -> float:
-    """Mean loss over the held-out assistant tokens (each rank forwards its share)."""
-    model.eval()
+def eval_loss(trainer, held: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()) -> float:
+    """Mean loss over the held-out assistant tokens (each rank forwards its share). `trainer` is the model, or
+    what training forwards call (`dist.wrap` of its `LabelledLoss`)."""
+    trainer.eval()
     ordered = dist.share(sorted(held, key=lambda e: len(e.input_ids)))
     total, count = 0.0, 0
-    with dist.gathered(model):
+    with dist.gathered(trainer):
         for i in range(0, len(ordered), micro_batch):
             with dist.autocast():
-                loss_sum, n = assistant_loss_sum(model, dist.put(collate(ordered[i:i + micro_batch], pad)))
+                loss_sum, n = assistant_loss_sum(dist.local(trainer), dist.put(collate(ordered[i:i + micro_batch], pad)))
             total, count = total + loss_sum.item(), count + n
     found = dist.sum({"total": total, "count": count})
     return found["total"] / max(1, found["count"])

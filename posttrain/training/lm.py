@@ -5,11 +5,51 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from posttrain.data.chat import IGNORE
+
+# Config fields of architectures whose logits are more than the output layer of the last hidden state
+# (a soft cap, a scale): `LabelledLoss` leaves their forward to the model.
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
 
 def lm_loss(model, rows: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of rows (B, T + 1): inputs rows[:, :-1], targets rows[:, 1:]."""
     logits = model(input_ids=rows[:, :-1]).logits                       # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
+
+
+class LabelledLoss(torch.nn.Module):
+    """Summed next-token cross-entropy over the labelled positions of right-padded rows, and their count, as
+    one module call (what DDP and FSDP2 wrap; it holds the model and copies nothing).
+
+    The output layer and the softmax run only at positions whose next token is labelled: the backbone's
+    hidden states there are gathered first, so the prompt turns and the padding of SFT rows cost no
+    (tokens x vocabulary) matmul, and no (B, T, V) logits are sliced or copied. Models whose logits are
+    transformed after the output layer (LOGIT_TRANSFORMS) take their own full forward instead."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, int]:
+        from posttrain.models.adapters import backbone, is_lora
+
+        targets = labels[:, 1:]                                                            # (B, T-1)
+        keep = targets != IGNORE
+        lm = self.model.get_base_model() if is_lora(self.model) else self.model
+        if any(getattr(lm.config, name, None) for name in LOGIT_TRANSFORMS):
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][keep]   # (N, V)
+        else:
+            hidden = backbone(self.model)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = lm.get_output_embeddings()(hidden[:, :-1][keep])                      # (N, V)
+        return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+
+
+def labelled_loss(model) -> torch.nn.Module:
+    """`model` when it already is a `LabelledLoss` (or DDP's wrapper of one), else a `LabelledLoss` of it."""
+    return (model if isinstance(model, LabelledLoss) or isinstance(getattr(model, "module", None), LabelledLoss)
+            else LabelledLoss(model))
 
 
 @torch.no_grad()

@@ -48,11 +48,17 @@ def accumulate_shares(dist: Dist, trainer: torch.nn.Module, batch: Sequence, mic
     return dist.sum(sums)
 
 
+def adamw(params, **options) -> torch.optim.AdamW:
+    """Every stage's AdamW: the fused kernel (one pass over each parameter; on 2 CPU threads it took a fifth
+    of the default foreach kernels' time in bench/sft.py's profile, with identical updates)."""
+    return torch.optim.AdamW(params, fused=True, **options)
+
+
 def start_run(cfg, run: RunDir, model) -> tuple[torch.optim.Optimizer, int, MetricsLog]:
     """Set up a fine-tuning stage's run directory (made from cfg's --out, --resume, --force before the
     model loaded), its AdamW (--lr, --weight-decay), the step it starts from and its metrics log."""
     run.begin()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
     return optimizer, start, metrics
 
