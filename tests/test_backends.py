@@ -17,7 +17,7 @@ from posttrain.cli import main
 from posttrain.errors import UserError
 from posttrain.generation import backend as backends
 from posttrain.generation.backend import SamplerBackend, check_backend
-from posttrain.generation.sampler import encode_prompts, row_draws, sample
+from posttrain.generation.sampler import Sampled, encode_prompts, row_draws, sample
 from posttrain.stages import ppo as ppo_stage
 from posttrain.training.metrics import read_metrics
 
@@ -58,7 +58,7 @@ class FakeBackend:
         tokens = torch.full((len(rows), max(map(len, rows))), pad_token_id)
         for i, row in enumerate(rows):
             tokens[i, :len(row)] = torch.tensor(row)
-        return tokens.to(query.device)
+        return Sampled(tokens.to(query.device), None, None)   # no logprobs: PPO's rollout computes them
 
     def load_weights(self, model):
         self.loaded.append((model, checksum(model)))
@@ -133,7 +133,7 @@ def widened(tokens: torch.Tensor, T: int) -> torch.Tensor:
 def generate(backend, rows: list[list[int]], draws: torch.Tensor, T: int) -> torch.Tensor:
     ids, mask = left_padded(rows)
     return backend.generate(ids, mask, max_new_tokens=T, temperature=1.0, top_p=0.9, eos_token_id=EOS,
-                            pad_token_id=PAD, draws=draws)
+                            pad_token_id=PAD, draws=draws).tokens
 
 
 def test_the_sampler_backend_gives_sample_s_tokens_for_the_same_draws(tiny):
@@ -193,7 +193,7 @@ def test_the_vllm_backend_keeps_the_contract_matches_greedy_sampling_and_follows
 
     def greedy(backend, eos):
         return backend.generate(query, query_mask, max_new_tokens=T, temperature=0.0, top_p=1.0, eos_token_id=eos,
-                                pad_token_id=tokenizer.pad_token_id, draws=draws)
+                                pad_token_id=tokenizer.pad_token_id, draws=draws).tokens
 
     # a random model seldom says its EOS: stop instead at a token its greedy answers do say, so that
     # some rows end early (EOS, then padding) and others run to T
@@ -223,9 +223,9 @@ def test_the_vllm_backend_keeps_the_contract_matches_greedy_sampling_and_follows
         assert torch.equal(greedy(engine, eos), moved)
 
         sampled = engine.generate(query, query_mask, max_new_tokens=T, temperature=1.0, top_p=1.0, eos_token_id=eos,
-                                  pad_token_id=tokenizer.pad_token_id, draws=draws)
+                                  pad_token_id=tokenizer.pad_token_id, draws=draws).tokens
         again = engine.generate(query[1:], query_mask[1:], max_new_tokens=T, temperature=1.0, top_p=1.0,
-                                eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, draws=draws[1:])
+                                eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, draws=draws[1:]).tokens
         assert torch.equal(widened(again, sampled.size(1)), sampled[1:])   # seeded per row, not per batch
     finally:
         del engine

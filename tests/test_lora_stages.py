@@ -53,8 +53,9 @@ def test_lora_ppo_loads_no_reference_copy(stage_inputs, tmp_path, monkeypatch):
                  "--max-steps", "2", "--lr", "1e-2", "--lora-r", "4", "--threads", "1"]) == 0
     assert loaded == [str(stage_inputs / "model")], "the policy is loaded once: its reference is itself, adapter off"
     steps = read_metrics(out / "metrics.jsonl")
-    # at step 1 the adapters are still zero, so policy and reference are one function: the KL is exactly 0
-    assert steps[0]["objective/kl"] == 0.0 and steps[1]["objective/kl"] != 0.0
+    # at step 1 the adapters are still zero, so policy and reference are one function: the KL is 0 up to the
+    # rounding between the sampler's logprobs (cached keys and values) and the reference's full forward
+    assert abs(steps[0]["objective/kl"]) < 1e-5 and abs(steps[1]["objective/kl"]) > 1e-3
     assert (out / "config.json").is_file()   # merged by default: a plain model the next round loads
 
 

@@ -145,3 +145,34 @@ def test_the_tokens_can_enter_a_training_forward(tiny):
     out = sample(tiny, ids, mask, max_new_tokens=4, temperature=0, eos_token_id=EOS, pad_token_id=PAD)
     tiny.model.embed_tokens(out).sum().backward()   # inference tensors cannot be saved for backward
     tiny.zero_grad()
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_the_sampled_tokens_logprobs_equal_a_recomputation_by_a_full_forward(tiny, temperature):
+    """PPO takes the old policy's logprobs and entropy from the sampler instead of a second forward over
+    prompt + response: they must be what that forward (`response_logprobs`) gives, to 1e-5, on every
+    response token; rows end at different steps (compaction), and positions after a row's EOS are 0."""
+    from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
+
+    ids, mask = left_padded([3, 8, 6, 2, 5, 4, 7, 1, 6, 2, 8, 3], tiny.config.vocab_size, seed=2)
+    run = lambda eos, **kw: sample(tiny, ids, mask, max_new_tokens=40, temperature=temperature, eos_token_id=eos,
+                                   pad_token_id=PAD, generator=torch.Generator().manual_seed(0), **kw)
+    free = run(-1)
+    eos = int(torch.bincount(free.flatten()).argmax())   # this random model's commonest token: rows stop at it
+    out = run(eos, with_logprobs=True)
+    assert torch.equal(out.tokens, run(eos))
+    real = response_mask(out.tokens, eos)
+    lengths = real.sum(1)
+    assert lengths.min() < out.tokens.size(1) and len(set(lengths.tolist())) >= 3
+    with torch.no_grad():
+        logprobs, entropy = response_logprobs(tiny, episode_inputs(ids, mask, out.tokens, real), ids.size(1),
+                                              temperature)
+    assert torch.allclose(out.logprobs, logprobs * real, atol=1e-5, rtol=0)
+    assert torch.allclose(out.entropy, entropy * real, atol=1e-5, rtol=0)
+    assert (out.logprobs[real == 0] == 0).all() and (out.logprobs[real == 1] < 0).all()
+
+
+def test_greedy_decoding_has_no_logprobs_to_give(tiny):
+    ids, mask = left_padded([2], tiny.config.vocab_size)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        sample(tiny, ids, mask, max_new_tokens=2, temperature=0, eos_token_id=EOS, pad_token_id=PAD, with_logprobs=True)

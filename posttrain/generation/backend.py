@@ -1,14 +1,16 @@
 """Where PPO's rollouts are generated: one small interface, two engines.
 
     backend = make_backend("sampler", policy, tokenizer)    # posttrain's sampler (CPU and GPU), the default
-    tokens = backend.generate(query, query_mask, max_new_tokens=48, temperature=1.0, top_p=1.0,
-                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, draws=draws)
+    out = backend.generate(query, query_mask, max_new_tokens=48, temperature=1.0, top_p=1.0,
+                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, draws=draws)
     ...                                                       # a PPO step changes the policy's weights
     backend.load_weights(policy)                              # the engine generates with the new ones
 
-`generate` takes left-padded (B, P) prompts and returns (B, T) response tokens, padded with
-`pad_token_id` after each row's first EOS, T the longest row (what `posttrain.generation.sampler.sample`
-returns). `draws` holds (B, max_new_tokens) uniforms, one per row and position: the sampler draws
+`generate` takes left-padded (B, P) prompts and returns a `Sampled`: (B, T) response tokens, padded
+with `pad_token_id` after each row's first EOS, T the longest row, and, where the engine computes them
+with the trainer's own model, each token's log-probability and entropy (what
+`posttrain.generation.sampler.sample(..., with_logprobs=True)` returns; None from an engine that
+does not, and PPO then recomputes them). `draws` holds (B, max_new_tokens) uniforms, one per row and position: the sampler draws
 each token with them (so a row's sample does not depend on the rest of its batch, or on how the
 batch is split across ranks); an engine with its own sampling derives each row's seed from them.
 
@@ -28,7 +30,7 @@ from typing import Protocol
 import torch
 
 from posttrain.errors import UserError
-from posttrain.generation.sampler import sample, trim
+from posttrain.generation.sampler import Sampled, sample, trim
 
 # vLLM's KV cache and activations may take this share of the GPU's memory; the rest stays for the
 # trainer's policy, reference, value and reward models, their gradients and AdamW state.
@@ -44,13 +46,14 @@ class GenerationBackend(Protocol):
     name: str
 
     def generate(self, query: torch.Tensor, query_mask: torch.Tensor, *, max_new_tokens: int, temperature: float,
-                 top_p: float, eos_token_id: int, pad_token_id: int, draws: torch.Tensor) -> torch.Tensor: ...
+                 top_p: float, eos_token_id: int, pad_token_id: int, draws: torch.Tensor) -> Sampled: ...
 
     def load_weights(self, model: torch.nn.Module) -> None: ...
 
 
 class SamplerBackend:
-    """posttrain's own sampler, on the trained module itself: nothing to copy after a step."""
+    """posttrain's own sampler, on the trained module itself: nothing to copy after a step, and the sampled
+    tokens' log-probabilities come with them (the rollout's policy forward is not needed)."""
 
     name = "sampler"
 
@@ -59,9 +62,11 @@ class SamplerBackend:
 
     def generate(self, query, query_mask, *, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
                  draws):
-        return sample(self.model, query, query_mask, max_new_tokens=max_new_tokens, temperature=temperature,
-                      top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                      draws=draws.to(query.device))
+        scored = temperature > 0   # greedy decoding has no distribution to give log-probabilities of
+        out = sample(self.model, query, query_mask, max_new_tokens=max_new_tokens, temperature=temperature,
+                     top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                     draws=draws.to(query.device), with_logprobs=scored)
+        return out if scored else Sampled(out, None, None)
 
     def load_weights(self, model: torch.nn.Module) -> None:
         self.model = model
@@ -113,7 +118,8 @@ class VLLMBackend:
                                       stop_token_ids=[eos_token_id], detokenize=False) for seed in row_seeds(draws)]
         outputs = self.llm.generate(prompt_rows(query, query_mask), params, use_tqdm=False)
         rows = [list(out.outputs[0].token_ids) for out in outputs]
-        return padded(rows, eos_token_id, pad_token_id).to(query.device)
+        # vLLM's log-probabilities come from its own kernels, in its dtype: PPO recomputes the trainer's
+        return Sampled(padded(rows, eos_token_id, pad_token_id).to(query.device), None, None)
 
     def load_weights(self, model: torch.nn.Module) -> None:
         # one tensor at a time onto the engine's GPU, in the engine's dtype, in layer order (vLLM buffers a

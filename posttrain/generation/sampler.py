@@ -24,11 +24,13 @@ until the last one ends.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from posttrain.data.chat import chat_ids
 from posttrain.generation.streaming import probabilities
+from posttrain.models.policy import response_mask, upcast
 
 # Compact the batch once this share of the active rows has finished: each compaction copies the
 # whole KV cache, so doing it for every finished row costs more than decoding a few dead rows.
@@ -65,9 +67,21 @@ def sample_texts(model, tokenizer, conversations: list[list[dict]], *, temperatu
     return out
 
 
+class Sampled(NamedTuple):
+    """`sample(..., with_logprobs=True)`'s result: the tokens and, at each of their positions, the sampled
+    token's log-probability and the entropy under softmax(logits / temperature), what PPO calls the old
+    policy's (0 after a row's EOS). An engine that cannot give them (vLLM: its numerics are not the
+    trainer's) leaves them None, and PPO recomputes them."""
+
+    tokens: torch.Tensor                 # (B, T)
+    logprobs: torch.Tensor | None        # (B, T)
+    entropy: torch.Tensor | None         # (B, T)
+
+
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, top_p: float = 1.0, eos_token_id: int, pad_token_id: int,
-           generator: torch.Generator | None = None, draws: torch.Tensor | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, draws: torch.Tensor | None = None,
+           with_logprobs: bool = False) -> torch.Tensor | Sampled:
     """(B, T) response tokens for left-padded prompts (B, P); greedy when temperature == 0.
 
     After a row's EOS its positions hold `pad_token_id`; T <= max_new_tokens is the longest row.
@@ -75,15 +89,23 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     generator gives the same tokens on every run. `draws`, (B, max_new_tokens) uniforms in [0, 1),
     replaces the generator: row i's token t is drawn with draws[i, t], so a row gets the same tokens
     whichever other rows share its batch (what splitting a batch across ranks needs; `row_draws`).
-    The result is an ordinary tensor (not an inference-mode one), so a training forward can take it
-    as input and save it for backward."""
+    `with_logprobs` returns a `Sampled`: the log-probability and entropy at every sampled position as
+    well, from the logits each step computes anyway (temperature > 0; these are of softmax(logits /
+    temperature), the policy before any top-p cut). They equal a recomputation by a full forward
+    over prompt + response to float rounding (tests/test_sampler.py), so PPO's rollout skips that forward.
+    The results are ordinary tensors (not inference-mode ones), so a training forward can take them
+    as input and save them for backward."""
     if draws is not None and tuple(draws.shape) != (input_ids.size(0), max_new_tokens):
         raise ValueError(f"draws must be (B, max_new_tokens) = ({input_ids.size(0)}, {max_new_tokens}), "
                          f"got {tuple(draws.shape)}")
+    if with_logprobs and temperature == 0:
+        raise ValueError("with_logprobs needs temperature > 0: greedy decoding has no sampling distribution")
     with torch.inference_mode():
-        tokens = decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id,
-                        pad_token_id, generator, draws)
-    return tokens.clone()
+        out = decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id,
+                     pad_token_id, generator, draws, with_logprobs)
+    if not with_logprobs:
+        return out.tokens.clone()
+    return Sampled(*(x.clone() for x in out))
 
 
 def row_draws(n_rows: int, max_new_tokens: int, seed: int, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,7 +116,7 @@ def row_draws(n_rows: int, max_new_tokens: int, seed: int, rows: torch.Tensor | 
 
 
 def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
-           generator, draws=None) -> torch.Tensor:
+           generator, draws=None, with_logprobs=False) -> Sampled:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not 0 < top_p <= 1:
@@ -104,6 +126,7 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
     B, P = input_ids.shape
     device = input_ids.device
     tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)   # (B, T)
+    logprobs = entropy = None
     # The whole run's attention mask, written once: step t reads its first P + t columns.
     mask = torch.cat([attention_mask.long(), attention_mask.new_ones(B, max_new_tokens, dtype=torch.long)], dim=1)
     # Positions count real tokens only, so a left-padded row is positioned like an unpadded one
@@ -121,6 +144,13 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
         u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)              # (b, 1)
         next_tokens = pick(logits, temperature, top_p, generator, u)                              # (b,)
         tokens[rows, t] = next_tokens     # a finished row's later tokens are padded by `trim`
+        if with_logprobs:
+            if logprobs is None:
+                logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)      # (B, T)
+                entropy = torch.zeros_like(logprobs)
+            logp = torch.log_softmax(upcast(logits) / temperature, dim=-1)                         # (b, V)
+            logprobs[rows, t] = logp.gather(1, next_tokens.unsqueeze(1)).squeeze(1)
+            entropy[rows, t] = -(logp.exp() * logp).sum(-1)
         steps = t + 1
         done = done | (next_tokens == eos_token_id)
         n_done = int(done.sum())
@@ -134,7 +164,12 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
         logits = model(input_ids=next_tokens[:, None], attention_mask=mask[:, :P + t + 1],
                        position_ids=next_position + t, past_key_values=cache, use_cache=True,
                        logits_to_keep=1).logits[:, -1]                                            # (b, V)
-    return trim(tokens[:, :steps], eos_token_id, pad_token_id)
+    tokens = trim(tokens[:, :steps], eos_token_id, pad_token_id)
+    if not with_logprobs:
+        return Sampled(tokens, None, None)
+    T = tokens.size(1)
+    after_eos = response_mask(tokens, eos_token_id) == 0            # a finished row's later positions
+    return Sampled(tokens, logprobs[:, :T].masked_fill(after_eos, 0), entropy[:, :T].masked_fill(after_eos, 0))
 
 
 def preallocated_cache(config, capacity: int):

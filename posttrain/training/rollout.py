@@ -132,8 +132,9 @@ def world_for(prompts: list[dict], seed: int, scale: str):
 
 @torch.no_grad()
 def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollouts:
-    """Sample a response per prompt (a prompt repeated K times gets K samples); score it; logprobs, reference
-    logprobs and values (when there is a value function) by forward passes. Under torchrun each rank does
+    """Sample a response per prompt (a prompt repeated K times gets K samples) with its logprobs (the sampler's;
+    a forward pass for an engine that gives none); score it; reference logprobs and values (when there is a
+    value function) by forward passes. Under torchrun each rank does
     this for its block of the batch and the blocks are gathered: every rank returns the whole batch, as one
     process would have sampled it (each row draws from its own uniforms, `row_draws`)."""
     tok = m.tokenizer
@@ -143,9 +144,10 @@ def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollou
     query, query_mask, mine = on_device["query"], on_device["query_mask"], batch[rows]
     draws = row_draws(len(batch), cfg.max_new_tokens, seed)[rows]                          # (b, max_new_tokens)
     with dist.gathered(m.policy):
-        response = m.backend.generate(query, query_mask, max_new_tokens=cfg.max_new_tokens,
-                                      temperature=cfg.temperature, top_p=1.0, eos_token_id=tok.eos_token_id,
-                                      pad_token_id=tok.pad_token_id, draws=draws)           # (b, T)
+        sampled = m.backend.generate(query, query_mask, max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_p=1.0, eos_token_id=tok.eos_token_id,
+                                     pad_token_id=tok.pad_token_id, draws=draws)
+        response = sampled.tokens                                                            # (b, T)
         mask = response_mask(response, tok.eos_token_id)
         ended = (response == tok.eos_token_id).any(1)
         decoded = decode_responses(tok, response)
@@ -153,7 +155,10 @@ def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollou
         scores = scores - cfg.missing_eos_penalty * (~ended).float()
         inputs = episode_inputs(query, query_mask, response, mask)
         P = query.size(1)
-        logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
+        if sampled.logprobs is not None:   # the sampler's own, from the logits it sampled with
+            logprobs, entropy = sampled.logprobs, sampled.entropy
+        else:
+            logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
         with contextlib.nullcontext() if m.ref is not None else adapter_off(m.policy):
             ref_logprobs, _ = response_logprobs(m.ref if m.ref is not None else m.policy, inputs, P, cfg.temperature)
     values = None
