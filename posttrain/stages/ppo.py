@@ -65,7 +65,7 @@ from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.training.metrics import read_metrics, resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
-from posttrain.training.step import only_main
+from posttrain.training.step import adamw, only_main
 from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
 
@@ -188,7 +188,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     params = [{"params": m.policy.parameters(), "lr": cfg.lr}]
     if m.value is not None:
         params.append({"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr})
-    optimizer = torch.optim.AdamW(params)
+    optimizer = adamw(params)
     kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
               else FixedKLController(cfg.kl_coef))
     total = cfg.total_steps(len(prompts) / n)
@@ -346,7 +346,7 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
                 (cfg.ptx_coef * dist.loss_scale * loss).backward()   # equal rows: the row share is the token share
             stats["ppo/ptx_loss"] += loss.item()
     values, returns = [], []
-    micros = dist.share(rows).split(cfg.micro_batch)
+    micros = dist.share(by_length(r, rows)).split(cfg.micro_batch)
     for i, micro in enumerate(micros):
         with contextlib.ExitStack() as syncing:
             for trainer in (m.train_policy, m.train_value):
@@ -364,6 +364,14 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
         returns = torch.cat(dist.gather_objects(torch.cat(returns).cpu()))
         stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
     return stats
+
+
+def by_length(r: Rollouts, rows: torch.Tensor) -> torch.Tensor:
+    """The minibatch's episodes ordered by response, then prompt, length: each micro-batch is trimmed to its
+    longest row (`Rollouts.select`), so rows of like length together leave little padding to forward and
+    backpropagate. The loss is a sum over tokens, so the order changes the update only by rounding."""
+    length = r.mask[rows].sum(1) * (r.query.size(1) + 1) + r.query_mask[rows].sum(1)        # (n,)
+    return rows[torch.sort(length, stable=True).indices]
 
 
 def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0, dist: Dist = Dist()
