@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from posttrain.training import perf
+from posttrain.training.perf import matmul_parameters as parameters  # noqa: F401  (the benchmarks' name for it)
+
 
 def arguments(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
@@ -55,34 +58,9 @@ def machine() -> str:
 
 
 def matmul_peak(n: int = 1024, seconds: float = 3.0) -> float:
-    """This machine's fp32 matmul FLOP/s with the current threads: the best of several short
-    windows of (n, n) @ (n, n), timed in CPU seconds per thread (what the cores can do while
-    they run this process, whatever else the machine is running)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        clock = Clock()
-        for _ in range(4):
-            a @ b
-        wall, cpu = clock.lap()
-        best = max(best, 2 * n**3 * 4 / (cpu / torch.get_num_threads()))
-    return best
-
-
-def parameters(model) -> int:
-    """Parameters that take part in matmuls: every distinct tensor, the input embedding left out
-    unless it is tied to the output layer (then it is counted once, as the output layer)."""
-    embedding = model.get_input_embeddings().weight
-    output = model.get_output_embeddings()
-    tied = output is not None and output.weight is embedding
-    seen, total = set(), 0
-    for p in model.parameters():
-        if id(p) in seen or (p is embedding and not tied):
-            continue
-        seen.add(id(p))
-        total += p.numel()
-    return total
+    """This machine's fp32 matmul FLOP/s with the current threads, per CPU second per thread (what the
+    cores can do while they run this process, whatever else the machine is running)."""
+    return perf.matmul_peak(seconds, n, clock="cpu")
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import tempfile
 
-import torch
 from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters,
                      profile, rates, start, step_clock, table, timed_steps)
 

@@ -177,6 +177,7 @@ def test_the_command_trains_the_base_model_and_writes_a_run(rankings, tmp_path, 
     assert [m["step"] for m in rows] == [1, 2, 3]
     assert rows[0]["dpo/loss"] == pytest.approx(math.log(2), abs=1e-4)     # pi = pi_ref before the first update
     assert all(math.isfinite(m["dpo/loss"]) for m in rows) and "dpo/eval_gold_accuracy" in rows[-1]
+    assert all(m["perf/flops_per_s"] > 0 and m["perf/share_of_peak"] > 0 for m in rows)
     assert (out / "model.safetensors").is_file() and not (tmp_path / "dpo.partial").exists()
 
 

@@ -31,7 +31,8 @@ from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
 
 GOLD_METRICS = {"sft": set(), "rm": {"rm/eval_gold_accuracy"}, "ppo": {"world/gold_score"}}
-WALL_CLOCK = {"sft/tokens_per_s", "rm/seconds_per_step", "time/seconds_per_step"}
+WALL_CLOCK = {"sft/tokens_per_s", "rm/seconds_per_step", "time/seconds_per_step", "perf/flops_per_s",
+              "perf/share_of_peak"}
 
 
 def upside_down(j: Judgement) -> Judgement:

@@ -15,6 +15,7 @@ from posttrain.data.records import write_jsonl
 from posttrain.models.load import load_tokenizer
 from posttrain.models.reward import batch_rewards, reward_from_pretrained
 from posttrain.stages.rm import RMConfig, encode_items, score_items, train_step
+from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive
@@ -83,6 +84,8 @@ def test_rm_trains_reports_accuracy_and_normalises(tiny, rankings, tmp_path, cap
     assert "held-out labeler pairs:" in printed and "gold order:" in printed
     manifest = json.loads((out / "posttrain.json").read_text())
     assert manifest["stage"] == "rm" and manifest["metrics"]["eval_rankings"] > 0
+    rows = read_metrics(out / "metrics.jsonl")
+    assert all(m["perf/flops_per_s"] > 0 and m["perf/share_of_peak"] > 0 for m in rows)
     norm = manifest["reward_normalisation"]
     model = reward_from_pretrained(str(out), load_tokenizer(out))   # the saved run reloads as a reward model
     items = encode_items(read_rankings(rankings), tokenizer, RMConfig(model=str(out), data=rankings, out=Path("x")))

@@ -66,17 +66,20 @@ def demo(cfg: DemoConfig) -> int:
         shutil.rmtree(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
     steps = plan(cfg, PRESETS[cfg.preset])
-    began = time.monotonic()
+    began, phases = time.monotonic(), []
     for i, (name, output, run) in enumerate(steps, 1):
         if output.exists():
             print(f"[{i}/{len(steps)}] {name}: done before ({output})", file=sys.stderr)
+            phases.append((name, output, None))
             continue
         print(f"[{i}/{len(steps)}] {name} ...", file=sys.stderr, flush=True)
         t = time.monotonic()
         run()
-        print(f"[{i}/{len(steps)}] {name}: {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
+        phases.append((name, output, time.monotonic() - t))
+        print(f"[{i}/{len(steps)}] {name}: {phases[-1][2]:.0f} s", file=sys.stderr, flush=True)
     summary = json.loads((cfg.out / "report" / "summary.json").read_text())
     print(final_table(summary))
+    print("\n" + phase_table(phases))
     print(reward_model_line(cfg.out))
     print(f"\ndemo finished in {time.monotonic() - began:.0f} s; report: {cfg.out / 'report' / 'index.html'}")
     return 0
@@ -189,6 +192,23 @@ def final_table(summary: dict) -> str:
         t1 = f"{e['win_rate']:.1%} [{e['ci_low']:.1%}, {e['ci_high']:.1%}]" if e else "-"
         lines.append(f"{name:<10} {win:<26} " + (f"{t1:<26} " if sampled else "")
                      + f"{m.get('kl_to_sft', float('nan')):>6.2f} " + " ".join(f"{f.format(m[k]):>15}" for k, _, f in cols))
+    return "\n".join(lines)
+
+
+def phase_table(phases: list[tuple[str, Path, float | None]]) -> str:
+    """Each phase (name, output, seconds; None when done before) with its time and, for a training
+    phase whose run logged it, the mean of `perf/share_of_peak` over its steps: where the time went,
+    and how well it used the cores."""
+    from posttrain.training.metrics import read_metrics
+
+    lines = [f"{'phase':<28} {'seconds':>12} {'share of peak':>14}", "-" * 56]
+    for name, output, seconds in phases:
+        path = output / "metrics.jsonl"
+        shares = [m["perf/share_of_peak"] for m in (read_metrics(path) if path.is_file() else [])
+                  if "perf/share_of_peak" in m]
+        took = "done before" if seconds is None else f"{seconds:.0f}"
+        share = f"{sum(shares) / len(shares):.1%}" if shares else "-"
+        lines.append(f"{name:<28} {took:>12} {share:>14}")
     return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import upcast
 from posttrain.recipes import SMALL
 from posttrain.training.lm import batch_indices
+from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
 from posttrain.training.step import optimizer_step, start_run
 
@@ -93,6 +94,7 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     size = min(cfg.batch, len(train))
+    perf = Throughput(model)   # a step trains the policy only: pi_ref's log-probs were computed above
     log.info("DPO on %d rankings, %d pairs (%d rankings held out) for %d steps",
              len(train), sum(len(i.pairs) for i in train), len(held), total)
 
@@ -105,9 +107,11 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
         measured = optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, cfg, pad))
         # 3. log, evaluate, checkpoint
+        seconds = time.monotonic() - began
+        tokens = sum(len(e.input_ids) for item in batch for e in item.examples)
         last = {"dpo/loss": measured["loss"], "dpo/reward_margin": measured["reward_margin"],
-                "dpo/reward_accuracy": measured["reward_accuracy"], "dpo/lr": lr,
-                "dpo/seconds_per_step": time.monotonic() - began}
+                "dpo/reward_accuracy": measured["reward_accuracy"], "dpo/lr": lr, "dpo/seconds_per_step": seconds,
+                **perf.step(tokens, seconds)}
         if held and (step % cfg.eval_every == 0 or step == total):
             report = evaluate(model, held, cfg, pad)
             last.update({f"dpo/eval_{k}": v for k, v in report.items() if "/" not in k})

@@ -57,7 +57,7 @@ from posttrain import distributed
 from posttrain.config import (Adapters, Cadence, Length, ModelOptions, Options, Resumable, Sampling, Scaling, WorldRef,
                               option, tuned)
 from posttrain.distributed import Dist
-from posttrain.models.adapters import final_model
+from posttrain.models.adapters import final_model, is_lora
 from posttrain.recipes import SMALL
 from posttrain.data.corpus import file_sha256
 from posttrain.errors import UserError
@@ -65,6 +65,7 @@ from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.training.metrics import read_metrics, resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.perf import Throughput, forward_flops, matmul_parameters, perf_metrics, training_flops
 from posttrain.training.step import adamw, only_main
 from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
                                       sample_table, world_for)
@@ -193,6 +194,7 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
               else FixedKLController(cfg.kl_coef))
     total = cfg.total_steps(len(prompts) / n)
     start, metrics = resume_point(run, cfg.resume, m.trained, optimizer)
+    perf = Throughput(m.policy, d.device, d.world)
     if cfg.resume:
         kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value)
     log.info("%s%s on %d prompts for %d steps of %d episodes", cfg.algorithm.upper(),
@@ -222,8 +224,9 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx; GRPO's KL term)
         train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value, dist=d)
         m.backend.load_weights(m.policy)   # the next rollout samples from the updated policy
-        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group,
-                "time/seconds_per_step": time.monotonic() - began}
+        seconds = time.monotonic() - began
+        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group, "time/seconds_per_step": seconds,
+                **perf_metrics(step_flops(m, r, cfg, ptx_rows is not None), seconds, perf.peak)}
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
         if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
             with d.gathered(m.policy):
@@ -403,6 +406,21 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
     real = r.mask.bool()
     return ({**stats, "ppo/loss/value": vf_loss.item(), "ppo/value/clipfrac": vf["clipfrac"].item()},
             (values.detach()[real], r.returns[real]))
+
+
+def step_flops(m, r: Rollouts, cfg: PPOSettings, ptx: bool) -> float:
+    """A step's FLOPs (posttrain.training.perf's approximations) over its real tokens: the rollout's sampling
+    (the policy's forward over prompt and response), reference, value and reward-model forwards, then every
+    PPO epoch's forward and backward of the policy and the value function, and the PPO-ptx rows."""
+    tokens = int(r.query_mask.sum() + r.mask.sum())
+    n = {name: matmul_parameters(model) for name, model in
+         (("policy", m.policy), ("value", m.value), ("reward", m.reward and m.reward.model)) if model is not None}
+    flops = forward_flops(n["policy"] * (1 + (m.ref is not None or is_lora(m.policy))), tokens)
+    flops += forward_flops(n.get("value", 0) + n.get("reward", 0), tokens)
+    flops += cfg.ppo_epochs * training_flops(n["policy"] + n.get("value", 0), tokens)
+    if ptx:
+        flops += cfg.ppo_epochs * cfg.minibatches * training_flops(n["policy"], cfg.ptx_batch * cfg.ptx_seq_len)
+    return flops
 
 
 def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:

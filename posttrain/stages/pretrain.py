@@ -28,8 +28,9 @@ from posttrain.models.load import prepare_tokenizer
 from posttrain.models.tokenizer import train_tokenizer
 from posttrain.training.metrics import resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
-from posttrain.training.step import accumulate_shares, only_main, optimizer_step
+from posttrain.training.step import accumulate_shares, adamw, only_main, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,10 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         held = pack(heldout_docs, tokenizer, cfg.seq_len)
     model = d.cast(new_llama(SIZES[cfg.size], tokenizer, cfg.seed))
     trainer = d.wrap(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    optimizer = adamw(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
+    perf = Throughput(model, d.device, d.world)
     log.info("pretraining %d params on %d blocks of %d tokens for %d steps", n_params(model), len(blocks),
              cfg.seq_len, total)
 
@@ -94,10 +96,13 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         batch = blocks[batch_indices(len(blocks), cfg.batch, step - 1, cfg.seed)]
         # 2. next-token loss over micro-batches, one optimizer step
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
+        stepped = time.monotonic()
         loss = train_step(model, optimizer, batch, cfg.micro_batch, lr, d, trainer)
         # 3. log, evaluate, checkpoint
-        tokens_per_s = (step - start) * cfg.batch * cfg.seq_len / (time.monotonic() - began)
-        last = {"pretrain/loss": loss, "pretrain/lr": lr, "pretrain/tokens_per_s": tokens_per_s}
+        now = time.monotonic()
+        tokens_per_s = (step - start) * cfg.batch * cfg.seq_len / (now - began)
+        last = {"pretrain/loss": loss, "pretrain/lr": lr, "pretrain/tokens_per_s": tokens_per_s,
+                **perf.step(cfg.batch * cfg.seq_len, now - stepped)}
         if step % cfg.eval_every == 0 or step == total:
             with d.gathered(model):
                 last["pretrain/heldout_loss"] = heldout_loss(model, held)

@@ -35,6 +35,7 @@ from posttrain import distributed
 from posttrain.distributed import Dist
 from posttrain.models.adapters import apply_lora, final_model
 from posttrain.models.reward import Scores, batch_rewards, encode_response, reward_from_pretrained
+from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
 from posttrain.models.checkpoint import RunDir
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
@@ -94,6 +95,7 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
+    perf = Throughput(model, d.device, d.world)
     log.info("reward model on %d rankings (%d held out) for %d steps", len(train), len(held), total)
 
     step, last = start, {}
@@ -105,7 +107,10 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
         loss, accuracy = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr, d, trainer)
         # 3. log, evaluate, checkpoint
-        last = {"rm/loss": loss, "rm/accuracy": accuracy, "rm/lr": lr, "rm/seconds_per_step": time.monotonic() - began}
+        seconds = time.monotonic() - began
+        tokens = sum(len(e.input_ids) for item in batch for e in item.examples)
+        last = {"rm/loss": loss, "rm/accuracy": accuracy, "rm/lr": lr, "rm/seconds_per_step": seconds,
+                **perf.step(tokens, seconds)}
         if held and (step % cfg.eval_every == 0 or step == total):
             last.update(prefixed(evaluate(d.local(trainer), held, pad, cfg.micro_batch, d)))
         metrics.log(step, last)

@@ -30,6 +30,7 @@ from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.models.adapters import apply_lora, final_model
 from posttrain.models.load import load_causal_lm
+from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
 from posttrain.models.checkpoint import RunDir
 from posttrain.distributed import Dist, transformer_layers
@@ -76,6 +77,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
     total = cfg.total_steps(plan.steps_per_epoch)
     pad = tokenizer.pad_token_id
+    perf = Throughput(model, d.device, d.world)
     log.info("SFT on %d conversations (%d held out) for %d steps", len(train), len(held), total)
 
     step, last = start, {}
@@ -87,8 +89,9 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
         loss, n_tokens = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr, d, trainer)
         # 3. log, evaluate, checkpoint
+        tokens, seconds = sum(len(e.input_ids) for e in batch), time.monotonic() - began
         last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
-                "sft/tokens_per_s": sum(len(e.input_ids) for e in batch) / max(1e-9, time.monotonic() - began)}
+                "sft/tokens_per_s": tokens / max(1e-9, seconds), **perf.step(tokens, seconds)}
         if held and (step % cfg.eval_every == 0 or step == total):
             last["sft/eval_loss"] = eval_loss(trainer, held, cfg.micro_batch, pad, d)
         metrics.log(step, last)
