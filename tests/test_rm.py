@@ -131,3 +131,27 @@ def test_the_same_seed_trains_the_same_reward_model(tiny, rankings, tmp_path):
     torch.manual_seed(123)  # whatever the global RNG holds, the seed decides
     runs.append(rm(RMConfig(model=str(directory), data=rankings, out=tmp_path / "rm2", max_steps=3, micro_batch=4)))
     assert runs[0]["rm/loss"] == runs[1]["rm/loss"] == runs[2]["rm/loss"]
+
+
+def test_a_reward_does_not_depend_on_the_rows_padded_beside_it(tiny):
+    """Right-padded rows go through attention without a mask (`causal_only`: the padding comes after every
+    real token): a completion's reward alone equals its reward in a batch of longer and shorter ones, and
+    equals a forward with the explicit mask."""
+    from posttrain.models.reward import Scores, causal_only, encode_response
+
+    directory, tokenizer = tiny
+    model = reward_from_pretrained(str(directory), tokenizer).double().eval()
+    prompt = [{"role": "user", "content": "Name a colour."}]
+    examples = [encode_response(tokenizer, prompt, text, 512) for text in ("Blue.", "A deep, calm blue like the sea.", "")]
+    with torch.no_grad():
+        together = batch_rewards(model, examples, tokenizer.pad_token_id)
+        alone = torch.cat([batch_rewards(model, [e], tokenizer.pad_token_id) for e in examples])
+        ids = torch.full((3, max(len(e.input_ids) for e in examples)), tokenizer.pad_token_id)
+        mask = torch.zeros_like(ids)
+        for row, e in enumerate(examples):
+            ids[row, :len(e.input_ids)], mask[row, :len(e.input_ids)] = torch.tensor(e.input_ids), 1
+        masked = Scores(model)(input_ids=ids, attention_mask=mask)[torch.arange(3), mask.sum(1) - 1]
+    assert len({len(e.input_ids) for e in examples}) == 3 and causal_only(mask) is None
+    assert torch.allclose(together, alone, rtol=1e-10) and torch.allclose(together, masked, rtol=1e-10)
+    left = torch.flip(mask, dims=[1])   # left padding is not causal-only: the mask stays
+    assert causal_only(left) is left

@@ -52,9 +52,19 @@ def as_scores(model) -> torch.nn.Module:
 
 def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(N,) raw rewards of right-padded (N, T) rows, read at each row's last real token."""
-    scores = as_scores(model)(input_ids=input_ids, attention_mask=attention_mask)                    # (N, T)
+    scores = as_scores(model)(input_ids=input_ids, attention_mask=causal_only(attention_mask))      # (N, T)
     last = attention_mask.sum(dim=1) - 1                                                             # (N,)
     return scores[torch.arange(scores.size(0)), last]
+
+
+def causal_only(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """None for right-padded rows (every row's mask ones then zeros), else the mask. Under causal attention a
+    real token never sees the padding after it, so without the mask its output is the same, and attention
+    takes its causal kernel instead of building and applying a (B, 1, T, T) mask (what a padding position
+    computes is never read: it has no label, and rewards are read at each row's last real token)."""
+    if attention_mask is None or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all()):
+        return None
+    return attention_mask
 
 
 def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) -> Example:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from posttrain.data.chat import IGNORE
+from posttrain.models.reward import causal_only
 
 # Config fields of architectures whose logits are more than the output layer of the last hidden state
 # (a soft cap, a scale): `LabelledLoss` leaves their forward to the model.
@@ -38,6 +39,7 @@ class LabelledLoss(torch.nn.Module):
         targets = labels[:, 1:]                                                            # (B, T-1)
         keep = targets != IGNORE
         lm = self.model.get_base_model() if is_lora(self.model) else self.model
+        attention_mask = causal_only(attention_mask)
         if any(getattr(lm.config, name, None) for name in LOGIT_TRANSFORMS):
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][keep]   # (N, V)
         else:
