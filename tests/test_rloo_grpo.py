@@ -244,7 +244,7 @@ def test_rloo_on_the_verifier_trains_on_its_checks_and_gold_changes_nothing(setu
         gold(self, record, response), score=1.0 - gold(self, record, response).score))
     flipped = run("rloo-verifier-flipped")
     assert weights(setup / "rloo-verifier") == weights(setup / "rloo-verifier-flipped")
-    wall, monitor = {"time/seconds_per_step"}, {"world/gold_score"}
+    wall, monitor = {"time/seconds_per_step", "perf/flops_per_s", "perf/share_of_peak"}, {"world/gold_score"}
     assert [{k: v for k, v in r.items() if k not in wall | monitor} for r in honest] == \
         [{k: v for k, v in r.items() if k not in wall | monitor} for r in flipped]
     assert [r["world/gold_score"] for r in honest] != [r["world/gold_score"] for r in flipped]   # the patch reached it

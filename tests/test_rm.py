@@ -13,7 +13,7 @@ from posttrain.cli import main
 from posttrain.data.rankings import read_rankings
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import load_tokenizer
-from posttrain.models.reward import batch_rewards, reward_from_pretrained
+from posttrain.models.reward import CHUNK_ROWS, batch_rewards, reward_from_pretrained
 from posttrain.stages.rm import RMConfig, encode_items, score_items, train_step
 from posttrain.training.metrics import read_metrics
 from posttrain.world import World
@@ -65,7 +65,8 @@ def test_k_way_loss_scores_each_completion_once_and_equals_the_pair_average(tiny
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     loss, _ = train_step(model, optimizer, items, micro_batch=8, pad=tokenizer.pad_token_id, lr=0.0)
     hook.remove()
-    assert calls == [sum(len(i.examples) for i in items)]       # one pass, each completion once
+    n = sum(len(i.examples) for i in items)
+    assert sum(calls) == n and len(calls) == math.ceil(n / CHUNK_ROWS)   # each completion once, chunk by chunk
     # the same loss, pair by pair
     scores, ranks, _ = score_items(model, items, tokenizer.pad_token_id)
     per_prompt = []
@@ -142,16 +143,19 @@ def test_a_reward_does_not_depend_on_the_rows_padded_beside_it(tiny):
     directory, tokenizer = tiny
     model = reward_from_pretrained(str(directory), tokenizer).double().eval()
     prompt = [{"role": "user", "content": "Name a colour."}]
-    examples = [encode_response(tokenizer, prompt, text, 512) for text in ("Blue.", "A deep, calm blue like the sea.", "")]
+    texts = ["Blue.", "A deep, calm blue like the sea.", "", "Red, the colour of a ripe apple in autumn light.",
+             "Green.", "Teal", "A pale and quiet grey.", "Orange!", "Violet, maybe, or a soft lilac shade of it.",
+             "Black", "White as snow on a winter morning."]   # more than a chunk (CHUNK_ROWS), lengths unsorted
+    examples = [encode_response(tokenizer, prompt, text, 512) for text in texts]
     with torch.no_grad():
         together = batch_rewards(model, examples, tokenizer.pad_token_id)
         alone = torch.cat([batch_rewards(model, [e], tokenizer.pad_token_id) for e in examples])
-        ids = torch.full((3, max(len(e.input_ids) for e in examples)), tokenizer.pad_token_id)
+        ids = torch.full((len(texts), max(len(e.input_ids) for e in examples)), tokenizer.pad_token_id)
         mask = torch.zeros_like(ids)
         for row, e in enumerate(examples):
             ids[row, :len(e.input_ids)], mask[row, :len(e.input_ids)] = torch.tensor(e.input_ids), 1
-        masked = Scores(model)(input_ids=ids, attention_mask=mask)[torch.arange(3), mask.sum(1) - 1]
-    assert len({len(e.input_ids) for e in examples}) == 3 and causal_only(mask) is None
+        masked = Scores(model)(input_ids=ids, attention_mask=mask)[torch.arange(len(texts)), mask.sum(1) - 1]
+    assert len({len(e.input_ids) for e in examples}) >= 8 and causal_only(mask) is None
     assert torch.allclose(together, alone, rtol=1e-10) and torch.allclose(together, masked, rtol=1e-10)
     left = torch.flip(mask, dims=[1])   # left padding is not causal-only: the mask stays
     assert causal_only(left) is left

@@ -9,6 +9,7 @@ After training, `gain` and `bias` (in posttrain.json) make SFT samples score mea
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from posttrain.data.chat import Example, chat_ids
 from posttrain.errors import UserError
@@ -30,6 +31,11 @@ def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = Fa
     return model
 
 
+# Rows per forward when right-padded rows are scored in chunks of like length: enough rows for the matmuls
+# to run near the CPU's peak on the world's model (8 x ~70 tokens), few enough that a chunk's rows are alike.
+CHUNK_ROWS = 8
+
+
 class Scores(torch.nn.Module):
     """A scalar-head model's forward as one module call, what DDP and FSDP2 wrap (their hooks run on the
     module called): the head read at every position, (B, T). Holds the model; copies nothing."""
@@ -38,11 +44,40 @@ class Scores(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, **inputs) -> torch.Tensor:
+    def forward(self, lengths: torch.Tensor | None = None, **inputs) -> torch.Tensor:
+        """(B, T) scores. With `lengths`, (B,) real tokens of right-padded rows taking no attention mask
+        (`causal_only`), the rows are forwarded in chunks of like length (`length_chunks`), each cut to its
+        longest row: rankings of K completions of different lengths are otherwise about half padding. A
+        padding position's score is then 0. One module call either way, so DDP sees one forward; under FSDP2,
+        whose layers all-gather at each call, ranks with different row counts would make different numbers of
+        calls, so a sharded module forwards the rows at once (still without a mask)."""
         from posttrain.models.adapters import backbone
 
-        hidden = backbone(self.model)(**inputs).last_hidden_state                     # (B, T, H)
-        return self.model.score(hidden).squeeze(-1)                                   # (B, T)
+        if lengths is None or sharded(self):   # FSDP2 gathers each layer per call: every rank must make the same calls
+            hidden = backbone(self.model)(**inputs).last_hidden_state                 # (B, T, H)
+            return self.model.score(hidden).squeeze(-1)                               # (B, T)
+        ids = inputs.pop("input_ids")
+        parts, rows = [], []
+        for chunk in length_chunks(lengths):
+            width = int(lengths[chunk].max())
+            hidden = backbone(self.model)(input_ids=ids[chunk, :width], **inputs).last_hidden_state   # (b, w, H)
+            parts.append(F.pad(self.model.score(hidden).squeeze(-1), (0, ids.size(1) - width)))      # (b, T)
+            rows.append(chunk)
+        return torch.cat(parts)[torch.argsort(torch.cat(rows))]                       # (B, T) in row order
+
+
+def sharded(module: torch.nn.Module) -> bool:
+    """Whether FSDP2 sharded `module` (fully_shard makes it an FSDPModule)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
+
+
+def length_chunks(lengths: torch.Tensor, rows: int = CHUNK_ROWS) -> list[torch.Tensor]:
+    """Row indices ordered by length and cut into chunks of `rows`: each chunk pads only to its own longest."""
+    return list(torch.argsort(lengths, stable=True).split(rows))
 
 
 def as_scores(model) -> torch.nn.Module:
@@ -52,8 +87,12 @@ def as_scores(model) -> torch.nn.Module:
 
 def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(N,) raw rewards of right-padded (N, T) rows, read at each row's last real token."""
-    scores = as_scores(model)(input_ids=input_ids, attention_mask=causal_only(attention_mask))      # (N, T)
-    last = attention_mask.sum(dim=1) - 1                                                             # (N,)
+    lengths = attention_mask.sum(dim=1)                                                              # (N,)
+    if causal_only(attention_mask) is None:   # right-padded: chunks of like length, no mask
+        scores = as_scores(model)(input_ids=input_ids, lengths=lengths)                             # (N, T)
+    else:
+        scores = as_scores(model)(input_ids=input_ids, attention_mask=attention_mask)
+    last = lengths - 1                                                                               # (N,)
     return scores[torch.arange(scores.size(0)), last]
 
 
