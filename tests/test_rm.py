@@ -159,3 +159,18 @@ def test_a_reward_does_not_depend_on_the_rows_padded_beside_it(tiny):
     assert torch.allclose(together, alone, rtol=1e-10) and torch.allclose(together, masked, rtol=1e-10)
     left = torch.flip(mask, dims=[1])   # left padding is not causal-only: the mask stays
     assert causal_only(left) is left
+
+
+def test_a_repeated_answer_is_scored_once_and_gets_one_score(stage_inputs):
+    """K samples often repeat an answer; scored in different rows, rounding would break the tie between the
+    copies at random (rejection sampling's pick, PPO's group baselines)."""
+    from posttrain.models.reward import RewardScorer
+
+    scorer = RewardScorer(str(stage_inputs / "rm"))
+    hi, other = [{"role": "user", "content": "hi"}], [{"role": "user", "content": "bye"}]
+    pairs = [(hi, "hello"), (hi, "a much longer answer than the others, to sit in another chunk"), (other, "hello"),
+             (hi, "hello"), (hi, "no")] + [(hi, f"filler {i} " * i) for i in range(10)]
+    scores = scorer.score(pairs, batch_size=4)
+    assert scores[0] == scores[3] and scores[0] != scores[2]   # the same prompt and answer; another prompt
+    alone = [scorer.score([pair])[0] for pair in pairs[:5]]
+    assert scores[:5] == pytest.approx(alone, abs=1e-5)

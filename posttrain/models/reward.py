@@ -8,6 +8,8 @@ After training, `gain` and `bias` (in posttrain.json) make SFT samples score mea
 
 from __future__ import annotations
 
+import json
+
 import torch
 import torch.nn.functional as F
 
@@ -144,10 +146,16 @@ class RewardScorer:
 
     @torch.no_grad()
     def score(self, pairs: list[tuple[list[dict], str]], batch_size: int = 32) -> list[float]:
-        """Normalised rewards of (prompt messages, response) pairs."""
-        out: list[float] = []
-        for i in range(0, len(pairs), batch_size):
-            examples = [encode_response(self.tokenizer, p, r, self.max_len) for p, r in pairs[i:i + batch_size]]
+        """Normalised rewards of (prompt messages, response) pairs. A pair that occurs twice (K samples often
+        repeat an answer) is scored once, so equal answers get equal scores: their float rounding would
+        otherwise depend on the rows beside them, and break ties between them at random."""
+        keys = [json.dumps(p, sort_keys=True) + "\0" + r for p, r in pairs]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}                 # key -> its first pair
+        distinct = [pairs[i] for i in sorted(first.values())]
+        found: list[float] = []
+        for i in range(0, len(distinct), batch_size):
+            examples = [encode_response(self.tokenizer, p, r, self.max_len) for p, r in distinct[i:i + batch_size]]
             raw = batch_rewards(self.model, examples, self.tokenizer.pad_token_id, self.put)
-            out += (self.gain * raw + self.bias).tolist()
-        return out
+            found += (self.gain * raw + self.bias).tolist()
+        at = {i: n for n, i in enumerate(sorted(first.values()))}
+        return [found[at[first[k]]] for k in keys]
