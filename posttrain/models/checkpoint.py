@@ -142,7 +142,7 @@ class RunDir:
         model.save_pretrained(self.partial, safe_serialization=True, state_dict=weights)
         tokenizer.save_pretrained(self.partial)
         write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
-                                      "wall_seconds": round(self.wall(), 1)})
+                                      "wall_seconds": round(self.wall(), 3)})
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         if self.out.exists():
             old = self.out.with_name(self.out.name + ".old")
