@@ -18,9 +18,12 @@ Every error names the file and line, the field, and what to do:
 from __future__ import annotations
 
 import contextlib
+import codecs
 import json
 import logging
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,37 +32,49 @@ from posttrain.errors import UserError
 
 log = logging.getLogger(__name__)
 ROLES = ("system", "user", "assistant")
+# Bounds on what one line may hold, so hostile input is an error naming the line, never a RecursionError
+# or int()'s 4300-digit ValueError: posttrain's records nest 6 levels at most, and no count or id they
+# hold needs 100 characters (a float's repr is at most 24).
+MAX_DEPTH = 100
+MAX_NUMBER_CHARS = 100
+PROGRESS_EVERY = 100_000   # lines between progress log lines while reading a big file
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')   # the characters that open, close or escape
 
 
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[str, dict]]:
-    """Yield ("file:line", record) for each non-blank line. Bytes that are not UTF-8, malformed JSON,
-    a line that is not an object and a string holding a lone surrogate are UserErrors naming the line.
-    With `torn_tail`, a last line without its newline that does not parse (a write cut short) is
-    dropped with a warning instead."""
+    """Yield ("file:line", record) for each non-blank line, reading one line at a time (a big file is
+    never held whole; every PROGRESS_EVERY lines are logged). A UTF-8 byte-order mark at the start of
+    the file is skipped. Bytes that are not UTF-8, malformed JSON, a line that is not an object, a
+    string holding a lone surrogate, nesting deeper than MAX_DEPTH, a number longer than
+    MAX_NUMBER_CHARS and NaN or infinity are UserErrors naming the line. With `torn_tail`, a last line
+    without its newline that does not parse (a write cut short) is dropped with a warning instead."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path (expected a JSONL file, one record per line)")
     with path.open("rb") as f:
-        lines = f.read().split(b"\n")
-    for n, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            record = parse_line(raw, where)
-        except UserError:
-            if torn_tail and n == len(lines):
-                log.warning("%s: dropped an unfinished last line (a write was cut short)", where)
-                return
-            raise
-        yield where, record
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):   # Windows editors start UTF-8 files with one
+                raw = raw[len(codecs.BOM_UTF8):]
+            if n % PROGRESS_EVERY == 0:
+                log.info("%s: read %d lines", path, n)
+            if not raw.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                record = parse_line(raw, where)
+            except UserError:
+                if torn_tail and not raw.endswith(b"\n"):   # only the last line can lack its newline
+                    log.warning("%s: dropped an unfinished last line (a write was cut short)", where)
+                    return
+                raise
+            yield where, record
 
 
 def read_text(path: Path) -> str:
     """A UTF-8 text file; bytes that are not UTF-8 are a UserError naming the line."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")   # a byte-order mark at the start is skipped
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
@@ -71,11 +86,21 @@ def parse_line(raw: bytes, where: str) -> dict:
     except UnicodeDecodeError as e:
         raise UserError(f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
                         "save the file as UTF-8") from None
+    check_depth(line, where)
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as e:
         raise UserError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
                         "each line must be one complete JSON object") from None
+    except _LongNumber as e:
+        raise UserError(f"{where}: a number {len(e.text)} characters long (column {line.find(e.text) + 1}); "
+                        f"numbers may be at most {MAX_NUMBER_CHARS} characters: write it as a string, or "
+                        "drop it") from None
+    except _NonFinite:   # parse again, keeping NaN and infinity, to name the field that holds one
+        record = json.loads(line, parse_int=len)   # ints do not matter here, and a long one must not raise
+        field, value = non_finite(record) or ("?", math.nan)
+        raise UserError(f"{where}: field '{field}' is not a finite number ({value}); JSON has no NaN or "
+                        "infinity: write null or a finite number") from None
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if "\\ud" in line.lower():   # an escaped surrogate: legal JSON, but a lone one is not text
@@ -85,6 +110,83 @@ def parse_line(raw: bytes, where: str) -> dict:
             raise UserError(f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "
                             "pair), which is not text; fix or drop that character") from None
     return record
+
+
+class _LongNumber(Exception):
+    def __init__(self, text: str):
+        self.text = text
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _LongNumber(text)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _LongNumber(text)
+    value = float(text)
+    if not math.isfinite(value):   # 1e999
+        raise _NonFinite
+    return value
+
+
+def _constant(text: str) -> float:   # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
+    raise _NonFinite
+
+
+def check_depth(line: str, where: str) -> None:
+    """Arrays and objects nested more than MAX_DEPTH deep are a UserError (json.loads would recurse)."""
+    if line.count("[") + line.count("{") <= MAX_DEPTH:   # the common case: too few to nest that deep
+        return
+    depth, in_string, escaped = 0, False, -1
+    for m in _STRUCTURE.finditer(line):   # brackets inside strings do not count
+        i, c = m.start(), m.group()
+        if in_string:
+            if i == escaped:
+                continue
+            if c == "\\":
+                escaped = i + 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UserError(f"{where}: nested more than {MAX_DEPTH} levels deep (column {i + 1}); "
+                                "records nest a few levels: flatten that field or drop the line")
+        elif c in "]}":
+            depth -= 1
+
+
+def non_finite(value, path: str = "") -> tuple[str, float] | None:
+    """(field path, value) of the first NaN or infinity in `value`: ("meta.score[1]", inf)."""
+    if isinstance(value, float):
+        return (path, value) if not math.isfinite(value) else None
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for p, v in items if (found := non_finite(v, p))), None)
+
+
+def check_unique_ids(pairs: Iterable[tuple[str, dict]]) -> None:
+    """Where ids tie records together (samples to their rankings, an item to its labelers), a repeated
+    id is a UserError naming both lines."""
+    first: dict[str, str] = {}
+    for where, record in pairs:
+        seen = first.setdefault(record["id"], where)
+        if seen != where:
+            raise UserError(f"{where}: field 'id' {record['id']!r} is already used on {seen}; "
+                            "give every record its own id")
 
 
 def validate_conversation(record: dict, where: str, *, ends_with: str | None = None) -> dict:
@@ -126,18 +228,24 @@ def read_conversations(path: str | Path, *, ends_with: str | None = None, with_l
 
 
 def dumps(record: dict) -> str:
-    """One JSONL line; the same record always gives the same bytes."""
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    """One JSONL line; the same record always gives the same bytes. NaN and infinity, which JSON
+    cannot hold, are a UserError naming the field."""
+    try:
+        return json.dumps(record, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    except ValueError:
+        field, value = non_finite(record) or ("?", math.nan)
+        raise UserError(f"field '{field}' is {value}, which JSON cannot hold; "
+                        "check what computed it (a finite number or null)") from None
 
 
 def check_output(path: str | Path, *, force: bool, inputs: Iterable[str | Path | None] = (),
                  flag: str = "--out") -> Path:
     """Before any work: `path` may replace an existing one only with --force, never one of `inputs`,
     and its directory must be writable (or creatable)."""
+    from posttrain.data.outputs import check_not_input
+
     path = Path(path)
-    for given in inputs:
-        if given is not None and Path(given).exists() and path.exists() and path.resolve() == Path(given).resolve():
-            raise UserError(f"{flag} {path} is also an input of this command; write the output somewhere else")
+    check_not_input(path, inputs, flag)   # not an input, nor a folder holding one (issue 28)
     if path.exists() and not force:
         raise UserError(f"{flag} {path} already exists; choose another {flag} or pass --force to replace it")
     check_writable(path, flag)
@@ -181,6 +289,9 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     n = 0
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for r in records:
-            f.write(dumps(r) + "\n")
             n += 1
+            try:
+                f.write(dumps(r) + "\n")
+            except UserError as e:
+                raise UserError(f"{path}: record {n}: {e}") from None
     return n
