@@ -82,3 +82,37 @@ def test_written_records_read_back_unchanged(records):
         write_jsonl(path, records)
         assert [r for _, r in read_jsonl(path)] == records
         assert read_conversations(path, ends_with="user") == records
+
+
+# hostile lines: nesting far past MAX_DEPTH, numbers thousands of digits long, NaN and infinity, a BOM;
+# each is a UserError naming the line (json.loads alone gives RecursionError, ValueError or non-JSON NaN)
+deep = st.builds(lambda depth, opener, key: ('{"id": "x", "' + key + '": ' + "".join(
+    opener[i % len(opener)] for i in range(depth)) + "".join(
+    "]" if opener[i % len(opener)] == "[" else "}" for i in reversed(range(depth))) + "}"),
+    st.integers(101, 20_000), st.sampled_from(["[", '[{"a": ']), st.sampled_from(["meta", "messages", "prompt"]))
+huge_number = st.builds(lambda sign, digits, tail: sign + "9" * digits + tail, st.sampled_from(["", "-"]),
+                        st.integers(101, 6_000), st.sampled_from(["", ".5", "e7", "0e-3"]))
+non_finite = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1E400"])
+hostile = st.one_of(
+    deep,
+    st.builds(lambda n, key: '{"id": "x", "' + key + '": {"n": ' + n + "}}", huge_number,
+              st.sampled_from(["meta", "likert", "text"])),
+    st.builds(lambda n: '{"id": "x", "messages": [{"role": "user", "content": "hi"}], "meta": {"n": [' + n + "]}}",
+              non_finite),
+)
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(READERS)), bad=hostile, before=st.lists(lines, max_size=2),
+       bom=st.booleans())
+def test_hostile_lines_give_a_user_error_naming_the_line(name, bad, before, bom):
+    content = "\n".join([*before, bad]).encode("utf-8", "surrogatepass")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "data.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" * bom + content)
+        try:
+            READERS[name](path)
+        except UserError as e:
+            assert str(e).startswith(f"{path}:"), e
+        else:
+            raise AssertionError(f"{name} accepted a hostile line: {bad[:80]}")
