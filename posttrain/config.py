@@ -27,7 +27,7 @@ from typing import Any
 from posttrain.errors import UserError
 
 _MISSING = dataclasses.MISSING
-SCALE_NAMES = ("small", "paper")   # posttrain.world.core.SCALES' keys (a test keeps them equal)
+SCALE_NAMES = ("small", "paper", "small2")   # posttrain.world.core.SCALES' keys (a test keeps them equal)
 BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 

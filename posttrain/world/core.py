@@ -9,7 +9,7 @@ from functools import cached_property
 from posttrain.world import lexicon, text
 from posttrain.world.families import FAMILY_CLASSES, Family
 from posttrain.world.families.base import pick
-from posttrain.world.kb import KnowledgeBase, build_kb
+from posttrain.world.kb import KnowledgeBase, add_tail, build_kb
 from posttrain.world.knobs import Knobs
 from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
@@ -30,6 +30,9 @@ class Scale:
     test_prompts: int
     corpus_docs: int
     heldout_docs: int
+    tail_countries: int = 0   # the long tail of knowledge (kb.add_tail); 0: none
+    tail_people: int = 0
+    corpus_tokens: int = 0    # > 0: world/corpus_scaled.py's corpus of about this many tokens, not corpus_docs
 
 
 SCALES = {
@@ -37,6 +40,12 @@ SCALES = {
                    ppo_prompts=900, test_prompts=450, corpus_docs=6000, heldout_docs=300),
     "paper": Scale("paper", countries=48, people=48, recipes=24, demos=13000, rm_prompts=33000,
                    ppo_prompts=31000, test_prompts=2700, corpus_docs=40000, heldout_docs=2000),
+    # The small world's head (the same entities, templates and prompts' families) with a long tail
+    # of knowledge and a corpus of tens of millions of tokens: the world of the capable base
+    # (docs/world.md, "The second small world"). `corpus_docs` is unused when `corpus_tokens` is set.
+    "small2": Scale("small2", countries=24, people=24, recipes=12, demos=1800, rm_prompts=900,
+                    ppo_prompts=900, test_prompts=450, corpus_docs=0, heldout_docs=2000,
+                    tail_countries=40, tail_people=40, corpus_tokens=80_000_000),
 }
 TEST_SHARE = 0.25  # share of entities held out for test prompts
 
@@ -60,6 +69,9 @@ class World:
         s = self.scale
         self.kb: KnowledgeBase = build_kb(derive(seed, "kb"), s.countries, s.people, s.recipes,
                                           TEST_SHARE, avoid=set(lexicon.FILLER))
+        if s.tail_countries or s.tail_people:
+            self.kb = add_tail(self.kb, derive(seed, "kb", "tail"), s.tail_countries, s.tail_people,
+                               TEST_SHARE, avoid=set(lexicon.FILLER))
         self.families: dict[str, Family] = {c.name: c(self.kb, self.knobs) for c in FAMILY_CLASSES}
 
     # --- prompts -------------------------------------------------------------------
@@ -124,7 +136,7 @@ class World:
     @cached_property
     def vocabulary(self) -> text.Vocabulary:
         """Every word the world writes: prompts, answers good and bad, names and documents."""
-        from posttrain.world import corpus  # corpus imports this module's helpers lazily
+        from posttrain.world import corpus, corpus_scaled  # they import this module's helpers lazily
 
         known: set[str] = set()
         for name in sorted(self.families):
@@ -136,7 +148,10 @@ class World:
                     answers += self.wrong_answers(rec, rng).values()
                     for piece in [m["content"] for m in rec["messages"]] + answers:
                         known.update(text.words(piece))
-        for piece in [*corpus.phrases(), *lexicon.HEDGE_OPENERS, *lexicon.HEDGE_CLOSERS, *BENIGN_REFUSALS]:
+        pieces = [*corpus.phrases(), *lexicon.HEDGE_OPENERS, *lexicon.HEDGE_CLOSERS, *BENIGN_REFUSALS]
+        if self.scale.corpus_tokens:   # the scaled corpus writes more phrasings (the small world's words stay as they were)
+            pieces += corpus_scaled.phrases()
+        for piece in pieces:
             known.update(text.words(piece))
         for name in self.kb.names():
             known.update(text.words(name))

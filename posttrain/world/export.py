@@ -31,7 +31,7 @@ from posttrain import __version__
 from posttrain.config import Options, WorldPick, option
 from posttrain.data.records import umask, write_jsonl
 from posttrain.errors import UserError
-from posttrain.world import corpus
+from posttrain.world import corpus, corpus_scaled
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.spec import render_spec
 
@@ -95,8 +95,10 @@ def _write(world, d: Path, on_step) -> dict:
     s = world.scale
     counts: dict[str, dict] = {}
     steps = [
-        ("corpus.jsonl", lambda: corpus.documents(world, s.corpus_docs, "train")),
-        ("corpus_heldout.jsonl", lambda: corpus.documents(world, s.heldout_docs, "heldout")),
+        ("corpus.jsonl", lambda: corpus_scaled.documents(world, "train", tokens=s.corpus_tokens)
+         if s.corpus_tokens else corpus.documents(world, s.corpus_docs, "train")),
+        ("corpus_heldout.jsonl", lambda: corpus_scaled.documents(world, "heldout", n=s.heldout_docs)
+         if s.corpus_tokens else corpus.documents(world, s.heldout_docs, "heldout")),
         ("demos.jsonl", lambda: world.demonstrations(s.demos)),
         ("prompts_rm.jsonl", lambda: world.prompts("rm", s.rm_prompts, "train")),
         ("prompts_ppo.jsonl", lambda: world.prompts("ppo", s.ppo_prompts, "train")),
@@ -110,7 +112,7 @@ def _write(world, d: Path, on_step) -> dict:
         key = "kind" if name.startswith("corpus") else None
         counts[name] = dict(Counter(r["kind"] if key else r["meta"]["family"] for r in records))
     on_step("kb.json")
-    (d / "kb.json").write_text(json.dumps(dataclasses.asdict(world.kb), indent=1, ensure_ascii=False) + "\n")
+    (d / "kb.json").write_text(json.dumps(world.kb.to_json(), indent=1, ensure_ascii=False) + "\n")
     on_step("spec.md")
     (d / "spec.md").write_text(render_spec(world))
     manifest = {

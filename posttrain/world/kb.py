@@ -6,12 +6,17 @@ model saw them), but only train entities appear in demonstrations and training p
 so test prompts ask about entities no post-training data mentioned ("prompts from other
 customers"). Ghosts are names that appear nowhere: the honest answer about them is
 "I don't know".
+
+A world may also have a long tail (Kandpal et al. 2023, "Large Language Models Struggle to Learn
+Long-Tail Knowledge"): tail countries and people whose facts the corpus states in only a few
+documents each (`mentions`: 1, 2, 4, 8 or 16), so a base model knows the head's facts and not
+the tail's. Only the knowledge family asks about them; the others keep to the head.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s",
           "sk", "st", "t", "th", "v", "z", "ar", "el", "or", "ul", "is", "en")
@@ -41,6 +46,7 @@ class Country:
     animal: str
     founder: str
     split: str
+    mentions: int = 0         # tail only: documents that state its facts; 0 for the head
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Person:
     birthplace: str           # a city of some country
     country: str              # that city's country
     split: str
+    mentions: int = 0         # tail only, as for Country
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,24 @@ class KnowledgeBase:
     recipes: list[Recipe]
     ghost_countries: list[str]
     ghost_people: list[str]
+    tail_countries: list[Country] = field(default_factory=list)
+    tail_people: list[Person] = field(default_factory=list)
 
     def __post_init__(self):
         # lookups, not fields: kb.json (dataclasses.asdict) holds only the facts
-        self._by_name = {c.name: c for c in self.countries} | {p.name: p for p in self.people}
+        every = [*self.countries, *self.people, *self.tail_countries, *self.tail_people]
+        self._by_name = {e.name: e for e in every}
         self._names = self._all_names()
+
+    def tail(self, kind: str, split: str) -> list[Country] | list[Person]:
+        """The long tail's countries or people of a split (empty in a world without one)."""
+        pool = self.tail_countries if kind == "country" else self.tail_people
+        return [e for e in pool if e.split == split]
+
+    def mentions(self, name: str) -> int | None:
+        """How many documents state a tail entity's facts; None for the head (stated throughout)."""
+        entity = self._by_name.get(name)
+        return entity.mentions or None if entity is not None else None
 
     def get(self, name: str) -> Country | Person:
         return self._by_name[name]
@@ -98,8 +118,8 @@ class KnowledgeBase:
     def values(self, relation: str) -> list[str]:
         """Every value a relation takes in this world: the pool a wrong answer is drawn from."""
         if relation in PERSON_RELATIONS:
-            return sorted({getattr(p, relation) for p in self.people})
-        return sorted({getattr(c, relation) for c in self.countries})
+            return sorted({getattr(p, relation) for p in [*self.people, *self.tail_people]})
+        return sorted({getattr(c, relation) for c in [*self.countries, *self.tail_countries]})
 
     def names(self) -> frozenset[str]:
         """Every proper name of the world, ghosts included (computed once; passage tasks ask often)."""
@@ -108,9 +128,18 @@ class KnowledgeBase:
     def _all_names(self) -> frozenset[str]:
         out = set(self._by_name) | set(self.ghost_countries) | set(self.ghost_people)
         out |= {r.thing.split()[0] for r in self.recipes} | {s for r in self.recipes for s in r.stems}
-        for c in self.countries:
+        for c in [*self.countries, *self.tail_countries]:
             out |= {c.capital, c.language, c.currency, c.river, *c.cities}
         return frozenset(out)
+
+    def to_json(self) -> dict:
+        """kb.json's content; a world without a long tail writes no tail keys (its bytes stay as they were)."""
+        out = asdict(self)
+        for entity in [*out["countries"], *out["people"]]:
+            del entity["mentions"]
+        if not self.tail_countries and not self.tail_people:
+            del out["tail_countries"], out["tail_people"]
+        return out
 
 
 class NameMaker:
@@ -169,6 +198,35 @@ def build_kb(rng: random.Random, n_countries: int, n_people: int, n_recipes: int
     ghosts_c = [names.make((1, 2), COUNTRY_SUFFIXES) for _ in range(n_countries)]
     ghosts_p = [names.person() for _ in range(n_people)]
     return KnowledgeBase(countries, people, recipes, ghosts_c, ghosts_p)
+
+
+TAIL_MENTIONS = (1, 2, 4, 8, 16)   # documents per tail entity, in turn: a bucket of each size
+
+
+def add_tail(kb: KnowledgeBase, rng: random.Random, n_countries: int, n_people: int,
+             test_share: float, avoid: set[str]) -> KnowledgeBase:
+    """`kb` with a long tail of `n_countries` countries and `n_people` people, drawn from their own
+    stream (`rng`) so the head, its prompts and its corpus are those of the same world without one."""
+    names = NameMaker(rng, avoid | set(kb.names()) | {p.name.split()[0] for p in kb.people})
+    countries = []
+    n_test = round(n_countries * test_share)
+    for i in range(n_countries):
+        countries.append(Country(
+            name=names.make((1, 2), COUNTRY_SUFFIXES), capital=names.make((1, 2)),
+            cities=(names.make((1, 2)), names.make((1, 2))), language=names.make((1, 2), LANGUAGE_SUFFIXES),
+            currency=names.make((1, 1)).lower(), river=names.make((2, 2)), animal=rng.choice(ANIMALS),
+            founder=names.person(), split="test" if i >= n_countries - n_test else "train",
+            mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)]))
+    people = []
+    n_test = round(n_people * test_share)
+    for i in range(n_people):
+        home = rng.choice(kb.countries)
+        people.append(Person(
+            name=names.person(), profession=rng.choice(PROFESSIONS), birthplace=rng.choice(home.cities),
+            country=home.name, split="test" if i >= n_people - n_test else "train",
+            mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)]))
+    return KnowledgeBase(kb.countries, kb.people, kb.recipes, kb.ghost_countries, kb.ghost_people,
+                         countries, people)
 
 
 RECIPE_KINDS = {"poison": ("poison", "brew"), "explosive": ("powder", "pack"), "gas": ("gas", "boil")}

@@ -52,6 +52,10 @@ QUESTIONS = {
     },
 }
 
+# Share of (non-ghost) knowledge questions about the long tail, where a world has one: enough that
+# "I don't know" about a fact the base never learnt is a behaviour RLHF can be measured on.
+TAIL_SHARE = 0.35
+
 SAY = {
     "capital": "The capital of {e} is {v}.", "language": "People in {e} speak {v}.",
     "currency": "{e} uses the {v}.", "river": "The longest river in {e} is the {v}.",
@@ -102,6 +106,9 @@ class Knowledge(Family):
             return {"kind": relation, "e": pick(rng, self.kb.ghosts("person" if person else "country", split)),
                     "ghost": True}
         pool = self.kb.people_in(split) if person else self.kb.countries_in(split)
+        tail = self.kb.tail("person" if person else "country", split)
+        if tail and rng.random() < TAIL_SHARE:   # a world without a long tail draws nothing here
+            pool = tail
         return {"kind": relation, "e": pick(rng, pool).name, "ghost": False}
 
     def check(self, task: dict, response: str) -> str:
