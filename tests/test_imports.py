@@ -93,3 +93,53 @@ def test_bad_preference_rows_are_clear(tmp_path, capsys):
     src.write_text(json.dumps({"chosen": "Human: hi", "rejected": "x"}) + "\n")
     assert main(["data", "import", "--format", "hh", "--input", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "must start with" in capsys.readouterr().err
+
+
+def test_rows_without_ids_get_unique_ids_and_repeated_ids_are_refused(tmp_path, capsys):
+    src = tmp_path / "chats.jsonl"
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in [{"messages": chat}, {"id": "mine", "messages": chat},
+                                                          {"messages": chat}]))
+    assert main(["data", "import", "--format", "messages", "--input", str(src), "--out", str(tmp_path / "d.jsonl")]) == 0
+    assert [r["id"] for r in read_conversations(tmp_path / "d.jsonl")] == ["chats-000000", "mine", "chats-000002"]
+    trl = tmp_path / "pairs.jsonl"
+    trl.write_text("".join(json.dumps({"id": i, "prompt": "2+2?", "chosen": "4", "rejected": "5"}) + "\n"
+                           for i in [None, None]))
+    assert main(["data", "import", "--format", "trl", "--input", str(trl), "--out", str(tmp_path / "r.jsonl")]) == 0
+    assert [json.loads(x)["id"] for x in (tmp_path / "r.jsonl").read_text().splitlines()] == ["pairs-000000",
+                                                                                          "pairs-000001"]
+    src.write_text("".join(json.dumps({"id": "a", "messages": chat}) + "\n" for _ in range(2)))
+    assert main(["data", "import", "--format", "messages", "--input", str(src), "--out", str(tmp_path / "e.jsonl")]) == 2
+    assert "row 1: field 'id' 'a' is already used on row 0" in capsys.readouterr().err
+    assert not (tmp_path / "e.jsonl").exists()
+
+
+def test_messages_that_are_not_objects_name_the_row_and_field(tmp_path, capsys):
+    src = tmp_path / "bad.jsonl"
+    for row, error in [({"messages": ["Hi", "Hello"]}, "row 0: field 'messages[0]' must be an object with 'role' "
+                                                      "and 'content', got a string"),
+                       ({"messages": "Hi"}, "row 0: field 'messages' must be a list of {role, content} objects")]:
+        src.write_text(json.dumps(row) + "\n")
+        assert main(["data", "import", "--format", "messages", "--input", str(src),
+                     "--out", str(tmp_path / "d.jsonl")]) == 2
+        err = capsys.readouterr().err
+        assert error in err and "Traceback" not in err
+
+
+def test_export_streams_record_by_record(tmp_path):
+    """Peak memory does not grow with the file: 10x the rankings, about the same peak."""
+    import tracemalloc
+
+    from posttrain.data.imports import ExportConfig, export_pairs
+    from posttrain.data.records import write_jsonl
+
+    record = {"id": "r", "prompt": [{"role": "user", "content": "Q" * 200}], "labeler": "ann",
+              "completions": [{"text": t * 200, "source": "model:m"} for t in "abcd"], "ranking": [[2], [0, 3], [1]]}
+    peaks = []
+    for n in (1_000, 10_000):
+        write_jsonl(tmp_path / f"r{n}.jsonl", ({**record, "id": f"r{i}"} for i in range(n)))
+        tracemalloc.start()
+        assert export_pairs(ExportConfig(data=tmp_path / f"r{n}.jsonl", out=tmp_path / f"p{n}.jsonl")) == 5 * n
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 2 * peaks[0], peaks

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import Options, Overwrite, option
-from posttrain.data.preferences import from_hh, from_trl, to_pairs
-from posttrain.data.rankings import read_rankings
-from posttrain.data.records import check_output, validate_conversation, write_jsonl
+from posttrain.data.preferences import from_hh, from_trl, row_id, to_pairs
+from posttrain.data.rankings import iter_rankings
+from posttrain.data.records import check_output, check_unique_ids, validate_conversation, write_jsonl
 from posttrain.errors import UserError
 
 FORMATS = ("messages", "alpaca", "trl", "hh")
@@ -73,9 +73,23 @@ def to_conversation(row: dict, fmt: str, index: int, source: str) -> dict:
     else:
         if "messages" not in row:
             raise UserError(f"{where}: no 'messages' column; this format needs lists of {{role, content}}")
-        messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"] or []]
-    record = {"id": str(row.get("id", f"{source}-{index:06d}")), "messages": messages, "source": source, "meta": {}}
+        if not isinstance(row["messages"], list):
+            raise UserError(f"{where}: field 'messages' must be a list of {{role, content}} objects, "
+                            f"got {json_kind(row['messages'])}")
+        for j, m in enumerate(row["messages"]):
+            if not isinstance(m, dict):
+                raise UserError(f"{where}: field 'messages[{j}]' must be an object with 'role' and 'content', "
+                                f"got {json_kind(m)}")
+        messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"]]
+    record = {"id": row_id(row, index, source), "messages": messages, "source": source, "meta": {}}
     return validate_conversation(record, where)
+
+
+def json_kind(value) -> str:
+    """'a string', 'a list', 'null': what a value is, in JSON's words."""
+    kinds = {bool: "true or false", str: "a string", int: "a number", float: "a number", list: "a list",
+             dict: "an object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def import_dataset(cfg: ImportConfig) -> int:
@@ -85,9 +99,10 @@ def import_dataset(cfg: ImportConfig) -> int:
     source = cfg.source or Path(cfg.input).stem
     if cfg.format in ("trl", "hh"):
         convert = from_trl if cfg.format == "trl" else from_hh
-        records = [convert(row, f"row {i}", source) for i, row in enumerate(rows)]
+        records = [convert(row, i, source) for i, row in enumerate(rows)]
     else:
         records = [to_conversation(row, cfg.format, i, source) for i, row in enumerate(rows)]
+    check_unique_ids((f"row {i}", r) for i, r in enumerate(records))   # ids tie samples to their rankings later
     return write_jsonl(cfg.out, records)
 
 
@@ -100,6 +115,8 @@ class ExportConfig(Options, Overwrite):
 
 
 def export_pairs(cfg: ExportConfig) -> int:
+    """Read a ranking, write its pairs, read the next: memory stays flat however big the file (the output
+    appears only once every ranking is valid)."""
     check_output(cfg.out, force=cfg.force, inputs=[cfg.data])
-    rows = [row for _, record in read_rankings(cfg.data) for row in to_pairs(record, cfg.style)]
+    rows = (row for _, record in iter_rankings(cfg.data) for row in to_pairs(record, cfg.style))
     return write_jsonl(cfg.out, rows)

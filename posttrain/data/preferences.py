@@ -16,7 +16,14 @@ from posttrain.errors import UserError
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
-def from_trl(row: dict, where: str, source: str) -> dict:
+def row_id(row: dict, index: int, source: str) -> str:
+    """The row's own `id`, else one made from its number: "alpaca-000007" (a missing id is never "None")."""
+    given = row.get("id")
+    return f"{source}-{index:06d}" if given is None or given == "" else str(given)
+
+
+def from_trl(row: dict, index: int, source: str) -> dict:
+    where = f"row {index}"
     for key in ("prompt", "chosen", "rejected"):
         if key not in row:
             raise UserError(f"{where}: field '{key}' is missing (TRL preference rows have prompt, chosen, rejected)")
@@ -31,7 +38,7 @@ def from_trl(row: dict, where: str, source: str) -> dict:
                 raise UserError(f"{where}: field '{key}' must end with an assistant message")
             value = value[-1].get("content")
         texts.append(value)
-    return _pair(row, prompt, texts, where, source)
+    return _pair(row_id(row, index, source), prompt, texts, where, source)
 
 
 def parse_hh(transcript: str, where: str) -> list[dict]:
@@ -43,15 +50,17 @@ def parse_hh(transcript: str, where: str) -> list[dict]:
             for who, text in zip(parts[::2], parts[1::2])]
 
 
-def from_hh(row: dict, where: str, source: str) -> dict:
+def from_hh(row: dict, index: int, source: str) -> dict:
+    where = f"row {index}"
     chosen, rejected = (parse_hh(row.get(key), f"{where}: field '{key}'") for key in ("chosen", "rejected"))
     if chosen[:-1] != rejected[:-1] or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
         raise UserError(f"{where}: 'chosen' and 'rejected' must share every turn but a final assistant turn")
-    return _pair(row, chosen[:-1], [chosen[-1]["content"], rejected[-1]["content"]], where, source)
+    return _pair(row_id(row, index, source), chosen[:-1], [chosen[-1]["content"], rejected[-1]["content"]], where,
+                 source)
 
 
-def _pair(row: dict, prompt: list[dict], texts: list, where: str, source: str) -> dict:
-    record = {"id": str(row.get("id", where.replace(" ", "-"))), "prompt": prompt,
+def _pair(id_: str, prompt: list[dict], texts: list, where: str, source: str) -> dict:
+    record = {"id": id_, "prompt": prompt,
               "completions": [{"text": t, "source": f"imported:{source}"} for t in texts],
               "ranking": [[0], [1]], "labeler": f"imported:{source}", "meta": {}}
     return validate_ranking(record, where)

@@ -15,6 +15,7 @@ A ranking record adds who ranked it and how:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from posttrain.data.records import read_jsonl, validate_conversation
 from posttrain.errors import UserError
@@ -74,7 +75,12 @@ def read_samples(path) -> list[tuple[str, dict]]:
 
 
 def read_rankings(path) -> list[tuple[str, dict]]:
-    return [(where, validate_ranking(r, where)) for where, r in read_jsonl(path)]
+    return list(iter_rankings(path))
+
+
+def iter_rankings(path) -> Iterator[tuple[str, dict]]:
+    """("file:line", ranking) one at a time, for files too big to hold (`posttrain data export`)."""
+    return ((where, validate_ranking(r, where)) for where, r in read_jsonl(path))
 
 
 def rank_of(ranking: list[list[int]]) -> dict[int, int]:
