@@ -10,23 +10,29 @@ When it finishes, the final model (Hugging Face format: safetensors, config, tok
 chat template) and `posttrain.json` are written into it and it is renamed to `OUT`. A run
 killed at any moment leaves `OUT` untouched and `OUT.partial/` resumable with `--resume`, which
 refuses a different option or changed input data (the run would mix two configurations).
+`--force` replaces only what posttrain wrote (`check_replaceable`), never an input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import errno
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from posttrain import __version__
 from posttrain.data.corpus import file_sha256
+from posttrain.data.outputs import check_not_input, files_under, input_paths, named
 from posttrain.data.records import check_writable
 from posttrain.distributed import Dist
 from posttrain.errors import UserError
@@ -37,7 +43,8 @@ KEEP_CHECKPOINTS = 2
 
 class RunDir:
     """Made before any model loads, it only checks: OUT is not replaced without --force, OUT.partial
-    not discarded without --force nor continued without --resume, and a resumed run has the options
+    not discarded without --force nor continued without --resume, --force replaces only a run posttrain
+    wrote and never one of the config's inputs (`check_replaceable`), and a resumed run has the options
     and inputs it was started with (`fingerprint`). `begin()` then sets up OUT.partial."""
 
     def __init__(self, out: str | Path, *, resume: bool, force: bool, config=None, dist: Dist | None = None):
@@ -46,14 +53,18 @@ class RunDir:
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.checkpoints = self.partial / "checkpoints"
         self.fingerprint = fingerprint(config) if config is not None else None
+        inputs = input_paths({k: v for k, v in dataclasses.asdict(config).items() if k != "out"}) if config is not None else []
+        check_not_input(self.out, inputs)
+        check_not_input(self.partial, inputs)
         if self.out.exists() and not force:
             raise UserError(f"{self.out} already exists (a finished run); choose another --out or pass --force to replace it")
         if self.partial.exists() and not resume and not force:
             raise UserError(f"{self.partial} holds an unfinished run; pass --resume to continue it "
                             "or --force to start over")
+        check_replaceable(self.out, self.partial, discard=not resume)
         check_writable(self.out)
         recorded = self.partial / RUN_FILE
-        if resume and self.fingerprint is not None and recorded.is_file():
+        if resume and self.fingerprint is not None and recorded.is_file() and recorded.stat().st_size > 3:
             check_same_run(json.loads(recorded.read_text()), self.fingerprint, self.partial)
         elif resume and self.partial.exists():
             log.warning("%s has no %s (a run from an older posttrain): cannot check that --resume uses the "
@@ -72,8 +83,8 @@ class RunDir:
         if self.resume and not self.partial.exists():
             log.warning("nothing to resume in %s; starting a new run", self.partial)
         self.partial.mkdir(parents=True, exist_ok=True)
-        if self.fingerprint is not None and not (self.partial / RUN_FILE).exists():
-            (self.partial / RUN_FILE).write_text(json.dumps(self.fingerprint, indent=1) + "\n")
+        if not (self.partial / RUN_FILE).exists():   # also the mark that lets --force discard it
+            (self.partial / RUN_FILE).write_text(json.dumps(self.fingerprint or {}, indent=1) + "\n")
 
     def wall(self) -> float:
         """Seconds the run has taken: since `begin()`, plus what the checkpoint it resumed from had taken."""
@@ -91,12 +102,13 @@ class RunDir:
         weights, optim = self.dist.model_state(model), self.dist.optimizer_state(model, optimizer)   # gathered
         if self.dist.main:
             tmp = self.checkpoints / f".step-{step:06d}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            save_file(untied(weights), str(tmp / "model.safetensors"))
-            torch.save({"optimizer": optim, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-            (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall(),
-                                                       "world_size": self.dist.world}) + "\n")
+            with failed_write(tmp, f"checkpoint {final}", kept=self.latest()):
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                save_file(untied(weights), str(tmp / "model.safetensors"))
+                torch.save({"optimizer": optim, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+                (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall(),
+                                                           "world_size": self.dist.world}) + "\n")
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -139,14 +151,16 @@ class RunDir:
         if not self.dist.main:
             self.dist.barrier()
             return self.out
-        model.save_pretrained(self.partial, safe_serialization=True, state_dict=weights)
-        tokenizer.save_pretrained(self.partial)
-        write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
-                                      "wall_seconds": round(self.wall(), 3)})
+        with failed_write(None, f"the final model in {self.partial}", kept=self.latest()):
+            model.save_pretrained(self.partial, safe_serialization=True, state_dict=weights)
+            tokenizer.save_pretrained(self.partial)
+            files = [f for f in files_under(self.partial) if not f.startswith("checkpoints/")]
+            write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
+                                          "wall_seconds": round(self.wall(), 3),
+                                          "files": sorted({*files, MANIFEST})})   # what --force may replace
         shutil.rmtree(self.checkpoints, ignore_errors=True)
-        if self.out.exists():
-            old = self.out.with_name(self.out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
+        if self.out.exists():   # --force, checked by check_replaceable: a run posttrain wrote
+            old = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
             self.out.rename(old)
             self.partial.rename(self.out)
             shutil.rmtree(old)
@@ -154,6 +168,48 @@ class RunDir:
             self.partial.rename(self.out)
         self.dist.barrier()
         return self.out
+
+
+@contextlib.contextmanager
+def failed_write(tmp: Path | None, what: str, kept: Path | None):
+    """A failed write of `what` (disk full: torch's `unexpected pos`, a safetensors error, an OSError) as one
+    UserError naming it and what to do; `tmp`, the half-written copy, is removed. The run's last checkpoint
+    (`kept`) is untouched, so the run continues from it with --resume."""
+    try:
+        yield
+    except (OSError, RuntimeError, SafetensorError) as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "unexpected pos" in str(e)
+        cause = "the disk is full" if full else f"{type(e).__name__}: {e}"
+        left = f"the last checkpoint, {kept}, is kept" if kept else "no checkpoint was saved before it"
+        raise UserError(f"could not write {what} ({cause}); {left}: free disk space (or fix the folder's "
+                        "permissions), then run the same command with --resume to continue") from e
+
+
+def check_replaceable(out: Path, partial: Path, *, discard: bool) -> None:
+    """--force replaces only what posttrain wrote: OUT when it is a finished run whose posttrain.json lists
+    every file in it (a run from an older posttrain: only its top-level files and tb/), OUT.partial
+    (when discarded) when its run.json marks it as an unfinished run. Never a folder holding other files."""
+    fix = "choose another --out, or move it away yourself if it may go"
+    if out.exists():
+        listed = None
+        try:
+            listed = json.loads((out / MANIFEST).read_text()).get("files") if (out / MANIFEST).is_file() else None
+            is_run = (out / MANIFEST).is_file()
+        except (OSError, ValueError, AttributeError):
+            is_run = False
+        if not out.is_dir() or not is_run:
+            raise UserError(f"--out {out} exists and is not a posttrain run (no {MANIFEST}); --force replaces "
+                            f"only a run posttrain finished: {fix}")
+        other = ([f for f in files_under(out) if f not in set(listed)] if isinstance(listed, list) else
+                 sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tb"))
+        if other:
+            raise UserError(f"--out {out} holds files posttrain did not write there ({named(other)}); --force "
+                            f"replaces only a run as posttrain finished it: {fix}")
+    if discard and partial.exists() and not (partial / RUN_FILE).is_file():
+        raise UserError(f"{partial} is not an unfinished posttrain run (no {RUN_FILE}); --force discards only "
+                        f"one posttrain started: {fix}")
 
 
 def untied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -174,6 +230,7 @@ def is_positional(optimizer_state: dict) -> bool:
         isinstance(p, int) for g in optimizer_state.get("param_groups", []) for p in g.get("params", []))
 
 
+MANIFEST = "posttrain.json"   # in a finished run: stage, parent, config, inputs, metrics, its files
 RUN_FILE = "run.json"    # in OUT.partial: the options and input digests the run was started with
 NOT_COMPARED = {"resume", "force", "threads", "out", "fsdp"}   # may differ between a run and its resumption
                                                               # (as may the world size)
@@ -215,7 +272,7 @@ def check_same_run(was: dict, now: dict, where: Path) -> None:
 def write_manifest(directory: Path, manifest: dict) -> None:
     """posttrain.json: stage, parent checkpoint, config, data hashes, metrics."""
     body = {"posttrain": __version__, **manifest}
-    (directory / "posttrain.json").write_text(json.dumps(body, indent=1, default=str) + "\n")
+    (directory / MANIFEST).write_text(json.dumps(body, indent=1, default=str) + "\n")
 
 
 def read_manifest(directory: str | Path) -> dict:
