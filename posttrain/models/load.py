@@ -8,7 +8,11 @@
 
 A GGUF file is converted once (transformers dequantises it, about 30 s for SmolLM2) into a
 safetensors cache under `$POSTTRAIN_CACHE` (default `~/.cache/posttrain`), which later loads in
-under a second. Weights load from safetensors only; `trust_remote_code` stays off unless asked.
+under a second. Weights load from safetensors only; `trust_remote_code` stays off unless asked. Every
+model is checked against its config.json as it loads (`posttrain.models.checks`): weights of another
+architecture, layer count or width than the config says are a UserError, never a model trained from random
+or truncated weights. A spec that is a local path (a link, even a broken one; a path under a directory that
+exists) is never tried as a hub id.
 
 Every conversation is rendered with the tokenizer's chat template. A tokenizer without one gets
 `DEFAULT_CHAT_TEMPLATE` (`<|role|>` lines, each turn closed by the tokenizer's EOS) and a warning;
@@ -29,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from posttrain.errors import UserError
+from posttrain.models.checks import check_config, checked_load
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +65,23 @@ def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
 
 
 def pretrained(auto_class, path: str, **kwargs):
-    """`auto_class.from_pretrained(path)`; for a peft adapter directory (written by --lora-save adapter),
-    its base model's, resolved like any spec, with the adapter merged in. (transformers would load
-    such a directory itself, but its base only from the hub or a path, and with the adapter unmerged.)"""
+    """`auto_class.from_pretrained(path)`, checked against its config.json (`checks.checked_load`); for a peft
+    adapter directory (written by --lora-save adapter), its base model's, resolved like any spec, with the
+    adapter merged in. (transformers would load such a directory itself, but its base only from the hub or a
+    path, and with the adapter unmerged.)"""
     base = adapter_base(path)
     if base is None:
-        return auto_class.from_pretrained(path, **kwargs)
+        return checked_load(auto_class, path, **kwargs)
     from peft import PeftModel
 
-    model = auto_class.from_pretrained(resolve(base), **kwargs)
-    return PeftModel.from_pretrained(model, path).merge_and_unload()
+    base = resolve(base)
+    model = checked_load(auto_class, base, **kwargs)
+    try:
+        return PeftModel.from_pretrained(model, path).merge_and_unload()
+    except (RuntimeError, ValueError, KeyError) as e:   # tensors of other shapes, or modules the base lacks
+        reason = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e).strip())
+        raise UserError(f"{path}: the peft adapter does not fit its base model {base} ({reason}); set base_model_"
+                        f"name_or_path in {ADAPTER_CONFIG} to the model the adapter was trained on") from None
 
 
 def adapter_base(path: str) -> str | None:
@@ -92,6 +104,7 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False, path: s
 
     path = path or resolve(str(spec))
     with loading(spec):
+        check_config(path, trust_remote_code)   # an unknown model_type: a UserError, before the tokenizer raises
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     prepare_tokenizer(tokenizer, str(spec))
     return tokenizer
@@ -117,6 +130,11 @@ def resolve(spec: str) -> str:
     if spec == SMOLLM2:
         return convert_gguf(smollm2_gguf())
     path = Path(spec).expanduser()
+    link = dead_link(path)
+    if link is not None:
+        raise UserError(f"{spec}: {'' if link == path else f'{link} is '}a symbolic link that leads to nothing "
+                        "(it is broken, or loops back to itself); point it at a model directory, or pass the "
+                        "directory itself")
     if path.suffix == ".gguf":
         if not path.is_file():
             raise UserError(f"{spec}: no such GGUF file")
@@ -126,10 +144,23 @@ def resolve(spec: str) -> str:
             raise UserError(f"{spec}: not a model directory (no config.json, nor a peft adapter's {ADAPTER_CONFIG}); "
                             "pass a checkpoint written by posttrain or a Hugging Face model directory")
         return str(path)
-    if path.exists() or not _HUB_ID.match(spec) or spec.startswith((".", "/", "~")):
+    if os.path.lexists(path) or looks_local(spec) or not _HUB_ID.match(spec):
         raise UserError(f"{spec}: no such model directory; pass a local model directory, a .gguf file, "
                         f"'{SMOLLM2}', or a hub id like org/name")
     return spec
+
+
+def looks_local(spec: str) -> bool:
+    """Whether `spec` names a local path rather than a hub id: it starts like one (/ ./ ../ ~), or its first
+    component exists here (runs/sft, with runs/ here)."""
+    first, sep, _ = spec.replace(os.sep, "/").partition("/")
+    return spec.startswith((".", "/", "~", os.sep)) or bool(sep) and os.path.lexists(first)
+
+
+def dead_link(path: Path) -> Path | None:
+    """The first symbolic link on `path` (a folder above it, or itself) that leads nowhere: broken, or a loop.
+    (exists() follows links, is_symlink() does not.)"""
+    return next((p for p in reversed([path, *path.parents]) if p.is_symlink() and not p.exists()), None)
 
 
 def smollm2_gguf() -> Path:

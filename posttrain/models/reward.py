@@ -18,15 +18,19 @@ from posttrain.errors import UserError
 
 
 def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = False):
+    """The scalar-head model of a directory (or peft adapter directory), checked against its config.json like
+    every model posttrain loads (`posttrain.models.checks`)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
+
+    from posttrain.models.load import pretrained
 
     hf_logging.disable_progress_bar()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the new head is reported as "newly initialised": expected
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        model = pretrained(AutoModelForSequenceClassification, path, num_labels=1, use_safetensors=True,
+                           dtype=torch.float32, trust_remote_code=trust_remote_code)
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
