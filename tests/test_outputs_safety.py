@@ -154,3 +154,60 @@ def test_a_final_model_write_that_fails_is_one_error_and_the_run_resumes(error, 
     assert not out.exists() and (Path(f"{out}.partial") / "checkpoints" / "step-000002").is_dir()
     monkeypatch.undo()
     assert main([*args, "--resume"]) == 0 and (out / "posttrain.json").is_file()
+
+
+@pytest.fixture
+def no_steps(monkeypatch):
+    """The demo's steps replaced by one that records the config and stops: what the checks let through."""
+    import posttrain.commands.demo as demo
+    from posttrain.errors import UserError
+
+    seen = []
+
+    def plan(cfg, preset):
+        seen.append(cfg)
+        raise UserError("the steps would run now")
+    monkeypatch.setattr(demo, "plan", plan)
+    return seen
+
+
+def legacy_tiny_demo(out: Path) -> None:
+    """What `posttrain demo --preset tiny` left before demo.json: a world cut to 160 demonstrations, every step."""
+    (out / "world").mkdir(parents=True)
+    (out / "world" / "manifest.json").write_text(json.dumps({"seed": 0, "scale": "small"}))
+    (out / "world" / "demos.jsonl").write_text("{}\n" * 160)
+    for name in ("sft", "rm", "ppo-ptx", "report"):
+        (out / name).mkdir()
+    (out / "samples.jsonl").write_text("{}\n")
+    (out / "rankings.jsonl").write_text("{}\n")
+
+
+def test_the_demo_refuses_to_continue_a_run_of_another_preset(tmp_path, capsys, no_steps):
+    out = tmp_path / "demo"
+    legacy_tiny_demo(out)
+    assert main(["demo", "--out", str(out)]) == 2   # `make demo` after `posttrain demo --preset tiny`
+    err = capsys.readouterr().err
+    assert "--preset was 'tiny', now 'small'" in err and "--force to start over" in err and not no_steps
+    assert main(["demo", "--out", str(out), "--preset", "tiny"]) == 2    # the same preset continues
+    assert "the steps would run now" in capsys.readouterr().err
+    assert json.loads((out / "demo.json").read_text())["preset"] == "tiny"
+    assert main(["demo", "--out", str(out), "--preset", "tiny", "--seed", "1"]) == 2
+    assert "--seed was 0, now 1" in capsys.readouterr().err and len(no_steps) == 1
+    assert main(["demo", "--out", str(out), "--force"]) == 2             # --force starts over
+    assert "the steps would run now" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == [
+        "demo.json"]
+
+
+def test_each_demo_preset_has_its_own_default_out(tmp_path, monkeypatch, no_steps):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--preset", "tiny"]) == 2
+    assert main(["demo"]) == 2
+    assert [c.out for c in no_steps] == [Path("runs/demo-tiny"), Path("runs/demo")]
+
+
+def test_demo_force_never_deletes_a_folder_holding_other_files(tmp_path, capsys, no_steps):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    legacy_tiny_demo(tmp_path / "demo")
+    assert main(["demo", "--out", str(tmp_path), "--force"]) == 2
+    assert "holds files a demo does not write (demo, notes.txt)" in capsys.readouterr().err and not no_steps
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"

@@ -2,14 +2,15 @@
 
 The whole recipe on the built-in world, with a final table of measured results:
 
-    posttrain demo                  # small world, the checked-in base model (what `make demo` runs)
-    posttrain demo --preset tiny    # the same chain in a few minutes, on far less data (a smoke run)
+    posttrain demo                  # small world, the checked-in base model, in runs/demo (what `make demo` runs)
+    posttrain demo --preset tiny    # the same chain in a few minutes, on far less data, in runs/demo-tiny
 
 Steps: world export -> base model (shipped) -> SFT -> sample K = 4 per prompt -> simulated labelers
 rank -> reward model -> PPO-ptx -> eval against SFT on the held-out test prompts (gold judge;
 greedy and at temperature 1) -> report (`OUT/report/index.html`, `summary.json`). Each step writes
 atomically and is skipped when its output exists, so an interrupted demo re-run continues;
-`--force` starts over.
+`--force` starts over. `OUT/demo.json` records the preset and seed: a demo with others is refused in that
+OUT (its steps would be skipped as done, and the other run's results shown as this one's).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from posttrain.commands import command
 from posttrain.config import Options, option
+from posttrain.data.outputs import check_not_input, foreign_entries, named
+from posttrain.errors import UserError
 from posttrain.recipes import SMALL
 
 BASE = Path(__file__).resolve().parent.parent.parent / "assets" / "base-small-seed0"
@@ -53,18 +56,18 @@ PRESETS = {
 
 @dataclass(kw_only=True)
 class DemoConfig(Options):
-    out: Path = option(Path("runs/demo"), help="run directory (world, every stage, report)")
+    out: Path | None = option(None, help="run directory (world, every stage, report); by default runs/demo, "
+                                         "runs/demo-PRESET for another preset")
     preset: str = option("small", help="small (the measured demo) or tiny (a quick smoke run)",
                          choices=tuple(PRESETS))
     seed: int = option(0, help="world seed (the shipped base model was pretrained on seed 0's corpus)", ge=0)
-    force: bool = option(False, help="start over: delete OUT first")
+    force: bool = option(False, help="start over: delete OUT first (only a demo's folder)")
 
 
 @command("demo", DemoConfig)
 def demo(cfg: DemoConfig) -> int:
-    if cfg.force and cfg.out.exists():
-        shutil.rmtree(cfg.out)
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    cfg.out = cfg.out or default_out(cfg.preset)
+    start(cfg)
     steps = plan(cfg, PRESETS[cfg.preset])
     began, phases = time.monotonic(), []
     for i, (name, output, run) in enumerate(steps, 1):
@@ -86,6 +89,65 @@ def demo(cfg: DemoConfig) -> int:
 
 
 demo.__doc__ = __doc__   # the module docstring is the command's --help description
+
+
+def default_out(preset: str) -> Path:
+    """runs/demo for the measured preset; each other preset its own folder, so that runs never mix."""
+    return Path("runs/demo" if preset == "small" else f"runs/demo-{preset}")
+
+
+DEMO_FILE = "demo.json"   # in OUT: the preset and seed the demo was started with
+WRITES = (DEMO_FILE, "world", "sft", "samples.jsonl", "rankings.jsonl", "rm", "ppo-ptx", "report")
+
+
+def start(cfg: DemoConfig) -> None:
+    """Check OUT before any step: --force deletes it only when it holds nothing but a demo's steps (never the
+    base model it reads); a demo begun with another preset or seed is refused, naming them. Then OUT/demo.json."""
+    out, now = cfg.out, fingerprint(cfg)
+    check_not_input(out, [BASE])
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {out} is a file; name a folder for the demo")
+        other = foreign_entries(out, [*WRITES, *(f"{w}.partial" for w in WRITES)])
+        if other:
+            raise UserError(f"--out {out} holds files a demo does not write ({named(other)}); choose another "
+                            "--out" + ("" if cfg.force else ", or move them away"))
+        if cfg.force:
+            shutil.rmtree(out)
+        else:
+            changes = differences(recorded(out), now)
+            if changes:
+                raise UserError(f"{out} holds a demo started differently ({'; '.join(changes)}); continue it with "
+                                f"the same options, choose another --out, or pass --force to start over")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_FILE).write_text(json.dumps(now, indent=1) + "\n")
+
+
+def fingerprint(cfg: DemoConfig) -> dict:
+    return {"preset": cfg.preset, "seed": cfg.seed, "sizes": asdict(PRESETS[cfg.preset])}
+
+
+def differences(was: dict, now: dict) -> list[str]:
+    """What differs between the demo recorded in OUT and this one: its options, or its preset's sizes."""
+    changes = [f"--{k} was {was[k]!r}, now {now[k]!r}" for k in ("preset", "seed") if k in was and was[k] != now[k]]
+    if not changes and "sizes" in was:   # the same preset, redefined by a newer posttrain
+        changes = [f"the {now['preset']} preset's {k} was {was['sizes'].get(k)!r}, now {v!r}"
+                   for k, v in now["sizes"].items() if was["sizes"].get(k) != v]
+    return changes
+
+
+def recorded(out: Path) -> dict:
+    """What the demo in `out` was started with: its demo.json; for a demo from an older posttrain, the
+    preset whose demonstration count and the seed its world shows (nothing when it has no world yet)."""
+    if (out / DEMO_FILE).is_file():
+        return json.loads((out / DEMO_FILE).read_text())
+    manifest = out / "world" / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    seed = json.loads(manifest.read_text()).get("seed")
+    demos = sum(1 for _ in (out / "world" / "demos.jsonl").open()) if (out / "world" / "demos.jsonl").is_file() else None
+    preset = next((name for name, p in PRESETS.items() if p.sft_demos == demos), "small")
+    return {"preset": preset, "seed": seed}
 
 
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
