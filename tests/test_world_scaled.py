@@ -112,3 +112,20 @@ def test_the_scaled_corpus_words_are_known_to_the_scorer(world):
     for word in ("comprehension", "alphabetized", "taking", "emblem"):
         assert word in world.vocabulary.known and not world.vocabulary.is_typo(word), word
     assert "emblem" not in World(seed=0, scale="small").vocabulary.known   # the small world's words stay as they were
+
+
+def test_the_probe_reports_knowledge_by_exposure(world, monkeypatch):
+    from posttrain.evaluation import probes
+
+    head = {prefix: answer for _, prefix, answer in probes.knowledge_prompts(world.kb)}
+    # a fake model that knows the head's facts and, of the tail, only what 16 documents stated
+    known16 = {prefix: answer for _, prefix, answer in probes.knowledge_prompts(
+        world.kb, [c for c in world.kb.tail_countries if c.mentions == 16], [])}
+    monkeypatch.setattr(probes, "complete", lambda model, tok, prefixes: [
+        " " + (head.get(p) or known16.get(p) or "Nowhere") for p in prefixes])
+    result = probes.knowledge_completion(None, None, world.kb)
+    assert result["accuracy"] == 1.0 and result["n"] == 24 * 6 + 24
+    assert list(result["by_bucket"]) == ["head", "tail-1", "tail-2", "tail-4", "tail-8", "tail-16"]
+    assert result["by_bucket"]["head"] == {"accuracy": 1.0, "n": 168}
+    assert result["by_bucket"]["tail-1"]["accuracy"] == 0.0 and result["by_bucket"]["tail-1"]["n"] == 8 * 6 + 8
+    assert result["by_bucket"]["tail-16"]["accuracy"] == pytest.approx(48 / 56)

@@ -100,6 +100,10 @@ def world_probe(cfg: ProbeConfig) -> int:
     print(f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})")
     for relation, r in knowledge["by_relation"].items():
         print(f"  {relation:<12} {r['accuracy']:>6.1%}  (chance {r['chance']:.1%}, n={r['n']})")
+    if len(knowledge["by_bucket"]) > 1:   # a world with a long tail: what the model knows by exposure
+        print("by exposure (documents stating each fact):")
+        for bucket, r in knowledge["by_bucket"].items():
+            print(f"  {bucket:<12} {r['accuracy']:>6.1%}  (n={r['n']})")
     print(f"\ngold score on {len(records)} chat prompts: {gold['gold_score']:.3f}")
     print(f"  {'family':<15} {'gold':>6} {'fails':>6} {'halluc':>7} {'harmful':>8} {'overref':>8}")
     for family, r in gold["by_family"].items():
