@@ -267,7 +267,8 @@ class WorldPick:
     """Which built-in world (the world commands' own --seed; other commands say --world-seed)."""
 
     seed: int = option(0, help="world seed; the same seed and scale give byte-identical worlds", ge=0)
-    scale: str = option("small", help="world size: small (the CPU demo) or paper (InstructGPT's proportions)",
+    scale: str = option("small", help="world size: small (the CPU demo), paper (InstructGPT's proportions) or "
+                                      "small2 (small with a long tail and an 80M-token corpus)",
                         choices=SCALE_NAMES)
 
 
