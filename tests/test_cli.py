@@ -78,3 +78,23 @@ def test_spec_lists_every_family():
     assert r.returncode == 0
     for title in ("Arithmetic", "Passage QA", "False premise", "Harmful request", "Benign look-alike", "Multi-turn"):
         assert f"## {title}" in r.stdout
+
+
+def test_repeated_ids_are_refused_where_ids_tie_records_together(tmp_path, capsys):
+    import json
+
+    from posttrain.cli import main
+
+    prompt = {"messages": [{"role": "user", "content": "Hi"}]}
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": i, **prompt}) + "\n" for i in ["a", "b", "a"]))
+    assert main(["sample", "--model", str(tmp_path / "no-model"), "--prompts", str(prompts),
+                 "--out", str(tmp_path / "s.jsonl")]) == 2      # refused before any model loads
+    assert f"{prompts}:3: field 'id' 'a' is already used on {prompts}:1" in capsys.readouterr().err
+    samples = tmp_path / "samples.jsonl"
+    item = {"prompt": prompt["messages"], "completions": [{"text": t, "source": "model:m"} for t in "xy"],
+            "meta": {"family": "arithmetic", "task": {"kind": "add", "a": 1, "b": 2}}}
+    samples.write_text("".join(json.dumps({"id": i, **item}) + "\n" for i in ["s1", "s1"]))
+    assert main(["label", "sim", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert f"{samples}:2: field 'id' 's1' is already used on {samples}:1" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "s.jsonl").exists()

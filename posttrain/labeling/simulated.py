@@ -16,7 +16,7 @@ from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
 from posttrain.data.rankings import read_rankings, read_samples
-from posttrain.data.records import check_output, write_jsonl
+from posttrain.data.records import check_output, check_unique_ids, write_jsonl
 from posttrain.errors import UserError
 from posttrain.world import World
 from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
@@ -40,6 +40,7 @@ def label_sim(cfg: LabelSimConfig) -> int:
     """Write the rankings; returns how many."""
     check_output(cfg.out, force=cfg.force, inputs=[cfg.samples])
     items = read_samples(cfg.samples)
+    check_unique_ids(items)   # rankings name their item by id (meta.item): two items must not share one
     pool = LabelerPool(World(seed=cfg.world_seed, scale=cfg.scale), noise=cfg.noise)
     if not 1 <= cfg.labelers_per_item <= len(pool.labelers):
         raise UserError(f"--labelers-per-item must be 1..{len(pool.labelers)}, got {cfg.labelers_per_item}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from posttrain.config import Options, RemoteCode, Resumable, Sampling, option, tuned
 from posttrain.recipes import SMALL
-from posttrain.data.records import atomic_path, check_output, dumps, read_conversations, read_jsonl
+from posttrain.data.records import atomic_path, check_output, check_unique_ids, dumps, read_conversations, read_jsonl
 from posttrain.errors import UserError
 from posttrain.generation.hf import sample_k
 from posttrain.models.checkpoint import check_same_run, fingerprint
@@ -52,7 +52,9 @@ def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done
     check_output(out, force=cfg.force, inputs=[cfg.prompts])
     if partial.exists() and not cfg.resume and not cfg.force:
         raise UserError(f"{partial} holds an interrupted run; pass --resume to continue it or --force to start over")
-    prompts = read_conversations(cfg.prompts, ends_with="user")[: cfg.max_prompts]
+    located = read_conversations(cfg.prompts, ends_with="user", with_location=True)
+    check_unique_ids(located)   # a sample's id is its prompt's: labels and rankings find their item by it
+    prompts = [r for _, r in located[: cfg.max_prompts]]
     started = fingerprint(cfg)
     done = resumed_batches(partial, started) if cfg.resume and partial.exists() else {}
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
