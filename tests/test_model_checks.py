@@ -227,12 +227,15 @@ def test_a_peft_adapter_over_its_base_loads_and_over_a_lying_base_is_refused(mod
     refused(tmp_path / "adapter", str(base), "num_hidden_layers = 2")
 
 
-def test_an_adapter_trained_on_another_base_is_a_clear_error(models, tokenizer, tmp_path):
+@pytest.mark.parametrize(("other", "pattern"), [({"hidden_size": 64}, "size mismatch"),
+                                                ({"num_hidden_layers": 2}, r"no place in the base \(.*layers\.2\."),
+                                                ({"num_hidden_layers": 4}, r"not in it \(.*layers\.3\.")])
+def test_an_adapter_trained_on_another_base_is_a_clear_error(models, tokenizer, tmp_path, other, pattern):
     model = apply_lora(load_causal_lm(models / "llama")[0], Adapters(lora_r=2))
     final_model(model, "adapter").save_pretrained(tmp_path / "adapter")
     tokenizer.save_pretrained(tmp_path / "adapter")
     torch.manual_seed(0)
-    wide = save(LlamaForCausalLM(llama_config(len(tokenizer), hidden_size=64)), tmp_path / "wide", tokenizer)
+    wrong = save(LlamaForCausalLM(llama_config(len(tokenizer), **other)), tmp_path / "wrong", tokenizer)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(wide)}))
-    refused(tmp_path / "adapter", "adapter", str(wide))
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(wrong)}))
+    refused(tmp_path / "adapter", "peft adapter does not fit its base model", str(wrong), pattern)

@@ -192,7 +192,31 @@ def architecture(model, missing: list[str], unexpected: list[str], config: dict)
             "(its model_type and sizes), or pass the directory the weights came from")
 
 
-def examples(keys: list[str], n: int = 2) -> str:
+def check_adapter(model, path: str, base: str) -> None:
+    """A peft adapter directory's tensors are the adapters `model` (its base, wrapped by peft) has, one for one:
+    peft skips an adapter tensor with no place in the base, and leaves an adapter it has no tensor for at zero
+    (the base's own weight), with at most a warning. A .bin adapter is left to peft."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    file = Path(path) / "adapter_model.safetensors"
+    if not file.is_file():
+        return
+    with safe_open(file, "pt") as f:
+        saved = set(f.keys())
+    wanted = set(get_peft_model_state_dict(model))
+    found = []
+    if saved - wanted:
+        found.append(f"{len(saved - wanted)} of its tensors have no place in the base ({examples(saved - wanted)} ...)")
+    if wanted - saved:
+        found.append(f"{len(wanted - saved)} adapters the base has room for are not in it "
+                     f"({examples(wanted - saved)} ...)")
+    if found:
+        raise UserError(f"{path}: the peft adapter does not fit its base model {base}: {' and '.join(found)}; set "
+                        "base_model_name_or_path in adapter_config.json to the model the adapter was trained on")
+
+
+def examples(keys, n: int = 2) -> str:
     """The first `n` tensor names in natural order (layer 2 before layer 10)."""
     return ", ".join(sorted(keys, key=natural)[:n])
 

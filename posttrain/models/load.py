@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from posttrain.errors import UserError
-from posttrain.models.checks import check_config, checked_load
+from posttrain.models.checks import check_adapter, check_config, checked_load
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,13 @@ def pretrained(auto_class, path: str, **kwargs):
     base = resolve(base)
     model = checked_load(auto_class, base, **kwargs)
     try:
-        return PeftModel.from_pretrained(model, path).merge_and_unload()
+        model = PeftModel.from_pretrained(model, path)
     except (RuntimeError, ValueError, KeyError) as e:   # tensors of other shapes, or modules the base lacks
         reason = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e).strip())
         raise UserError(f"{path}: the peft adapter does not fit its base model {base} ({reason}); set base_model_"
                         f"name_or_path in {ADAPTER_CONFIG} to the model the adapter was trained on") from None
+    check_adapter(model, path, base)
+    return model.merge_and_unload()
 
 
 def adapter_base(path: str) -> str | None:
