@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from posttrain.errors import UserError
 _MISSING = dataclasses.MISSING
 SCALE_NAMES = ("small", "paper", "small2")   # posttrain.world.core.SCALES' keys (a test keeps them equal)
 BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+# torch's CPU generator (mt19937) keeps only a seed's low 32 bits, so --seed 4294967303 (2**32 + 7) would
+# sample exactly as --seed 7: every seed option (`seed`, `*_seed`) stops at 2**32 - 1 instead.
+SEED_MAX = 2**32 - 1
 
 
 def option(default: Any = _MISSING, *, help: str, required: bool = False, choices: tuple | None = None,
@@ -74,19 +78,32 @@ def check_ranges(cfg, prefix: str = "") -> None:
             name = flag(prefix + f.name)
             if not math.isfinite(v):
                 raise UserError(f"{name} must be a finite number, got {v}")
-            for bound, limit in f.metadata.get("bounds", {}).items():
+            for bound, limit in bounds(f).items():
                 if not {"ge": v >= limit, "gt": v > limit, "le": v <= limit, "lt": v < limit}[bound]:
                     raise UserError(f"{name} must be {range_text(f)}, got {v}")
 
 
+def bounds(f: dataclasses.Field) -> dict:
+    """A field's declared range ({"ge": 0, "le": 9}); a seed option's also stops at SEED_MAX."""
+    b = f.metadata.get("bounds", {})
+    if (f.name == "seed" or f.name.endswith("_seed")) and not {"le", "lt"} & set(b):
+        return {**b, "le": SEED_MAX}
+    return b
+
+
 def range_text(f: dataclasses.Field) -> str:
     """`>= 1`, `between 2 and 9`, `in [0, 1)`: a field's declared range, as the error and the help say it."""
-    b = f.metadata.get("bounds", {})
+    b = {k: number_text(v) for k, v in bounds(f).items()}
     low, high = next((k for k in ("ge", "gt") if k in b), None), next((k for k in ("le", "lt") if k in b), None)
     if low and high:
-        return (f"between {b[low]:g} and {b[high]:g}" if (low, high) == ("ge", "le") else
-                f"in {'[' if low == 'ge' else '('}{b[low]:g}, {b[high]:g}{']' if high == 'le' else ')'}")
-    return " and ".join(f"{BOUNDS[k]} {limit:g}" for k, limit in b.items())
+        return (f"between {b[low]} and {b[high]}" if (low, high) == ("ge", "le") else
+                f"in {'[' if low == 'ge' else '('}{b[low]}, {b[high]}{']' if high == 'le' else ')'}")
+    return " and ".join(f"{BOUNDS[k]} {limit}" for k, limit in b.items())
+
+
+def number_text(x: float) -> str:
+    """1e+06 for a million, but 4294967295 in full: a bound is never shown rounded."""
+    return f"{x:g}" if float(f"{x:g}") == x else str(x)
 
 
 def tuned(cls: type, **defaults: Any) -> type:
@@ -118,6 +135,31 @@ def ordered_fields(cls: type) -> list[dataclasses.Field]:
     return [fields[n] for n in names]
 
 
+class Once(argparse.Action):
+    """Mixed into an option's action: given twice on one command line (`--k 4 --k 8`), it says so on stderr,
+    naming both values, where argparse keeps the last one silently. A warning, not an error: appending an
+    override to a list of defaults (`posttrain sft $DEFAULTS --lr 1e-3`) is how wrappers and this project's
+    tests reuse a command line, and the last value still counts. Options meant to repeat use `append`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        shown = (option_string if isinstance(self, argparse.BooleanOptionalAction) else
+                 " ".join(map(str, values)) if isinstance(values, list) else str(values))
+        given = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in given:
+            print(f"{parser.prog}: warning: {self.option_strings[0]} given twice ({given[self.dest]} and {shown}); "
+                  f"the last counts: give it once", file=sys.stderr)
+        given[self.dest] = shown
+        super().__call__(parser, namespace, values, option_string)
+
+
+class StoreOnce(Once, argparse._StoreAction):
+    pass
+
+
+class FlagOnce(Once, argparse.BooleanOptionalAction):
+    pass
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     hints = typing.get_type_hints(cls)
     for f in ordered_fields(cls):
@@ -126,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
             add_arguments(parser.add_argument_group(f"{flag(name)}-* options", meta["help"]), tp, prefix=name + "_")
             continue
         if tp is bool:
-            parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=f.default,
+            parser.add_argument(flag(name), dest=name, action=FlagOnce, default=f.default,
                                 help=meta["help"])
             continue
         if meta.get("positional"):
@@ -139,7 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
         default = f.default_factory() if f.default_factory is not _MISSING else f.default
         bounds = f" ({range_text(f)})" if meta.get("bounds") else ""
         shown = "" if meta["required"] else f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
-        parser.add_argument(flag(name), dest=name, type=_scalar(tp), default=default, required=meta["required"],
+        parser.add_argument(flag(name), dest=name, action=StoreOnce, type=_scalar(tp), default=default,
+                            required=meta["required"],
                             choices=meta["choices"], nargs=meta["nargs"], help=meta["help"] + bounds + shown,
                             metavar=None if meta["choices"] else name.upper())
 

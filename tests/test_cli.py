@@ -98,3 +98,34 @@ def test_repeated_ids_are_refused_where_ids_tie_records_together(tmp_path, capsy
     assert main(["label", "sim", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl")]) == 2
     assert f"{samples}:2: field 'id' 's1' is already used on {samples}:1" in capsys.readouterr().err
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["sample", "--model", "m", "--prompts", "p", "--out", "o", "--k", "4", "--k", "8"],
+     "--k given twice (4 and 8); the last counts: give it once"),
+    (["sft", "--model", "m", "--data", "d", "--out", "o", "--lr", "1e-4", "--lr", "3e-4"],
+     "--lr given twice (0.0001 and 0.0003)"),
+    (["sample", "--model", "m", "--prompts", "p", "--out", "o", "--force", "--no-force"],
+     "--force given twice (--force and --no-force)"),
+    (["world", "export", "--out", "w", "--knob", "a=1", "--knob", "b=2"], "--knob given twice (a=1 and b=2)"),
+    (["sample", "--model", "m", "--model", "n", "--prompts", "p", "--out", "o"], "--model given twice (m and n)"),
+])
+def test_an_option_given_twice_is_said_naming_both_values(argv, error, capsys):
+    from posttrain.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert f"warning: {error}" in capsys.readouterr().err
+    assert getattr(args, error.split()[0][2:]) in (8, 3e-4, False, ["b=2"], "n")   # the last one counts
+
+
+def test_an_option_given_twice_is_said_through_the_entry_point(tmp_path):
+    r = posttrain("world", "spec", "--seed", "0", "--seed", "1", cwd=tmp_path)
+    assert r.returncode == 0 and "posttrain world spec: warning: --seed given twice (0 and 1)" in r.stderr
+    assert posttrain("world", "spec", "--seed", "1", cwd=tmp_path).stdout == r.stdout
+
+
+def test_an_option_meant_to_repeat_still_repeats(capsys):
+    from posttrain.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "m", "--allowed-host", "a", "--allowed-host", "b"])
+    assert args.allowed_host == ["a", "b"] and "warning" not in capsys.readouterr().err

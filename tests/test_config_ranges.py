@@ -128,3 +128,28 @@ def test_every_command_parser_refuses_its_numeric_options_out_of_range(value):
             with pytest.raises(UserError, match=fl):
                 cfg.check()
     assert tried > 100
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "--model", "m", "--prompts", "p.jsonl", "--out", "o"],
+    ["sft", "--model", "m", "--data", "d.jsonl", "--out", "o"],
+    ["ppo", "--policy", "p", "--reward", "r", "--prompts", "x.jsonl", "--out", "o"],
+    ["world", "export", "--out", "o"],
+])
+def test_seeds_that_differ_only_above_32_bits_are_refused(tmp_path, capsys, monkeypatch, argv):
+    """Seeds are used as 32-bit values (the samplers, numpy); 2**32 + 7 would run as 7 does, or overflow
+    torch's 64-bit seed once multiplied, so a seed past 2**32 - 1 is refused before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    name = "--world-seed" if argv[0] == "ppo" else "--seed"
+    assert main([*argv, name, str(2**32 + 7)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name} must be between 0 and 4294967295, got 4294967303" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_seed_option_says_its_range_in_help():
+    seeds = [(cls, fl, f) for cls, _, fl, f in CASES if fl == "--seed" or fl.endswith("-seed")]
+    assert len(seeds) >= 10
+    for cls, fl, f in seeds:
+        from posttrain.config import range_text
+        assert range_text(f) == "between 0 and 4294967295", (cls.__name__, fl)
