@@ -28,7 +28,7 @@ def export_rankings(cfg: LabelExportConfig) -> int:
     check_output(cfg.out, force=cfg.force, inputs=[cfg.db])
     if not cfg.db.is_file():
         raise UserError(f"{cfg.db}: no such database; check --db (it is written by `posttrain label serve`)")
-    records = ranking_records(Store(cfg.db))
+    records = ranking_records(Store(cfg.db, readonly=True))   # never writes: a read-only copy exports too
     for r in records:
         validate_ranking(r, f"{cfg.db}: label of item {r['meta']['item']!r} by {r['labeler']!r}")
     return write_jsonl(cfg.out, records)

@@ -8,6 +8,11 @@ Order of choice:
    `labelers_per_item` rankings, counting items others hold open (shown within the last hour).
    Items some labeler already ranked come first, so overlapping items get finished.
 Labelers do not know which items are gold.
+
+Choosing an item and recording it as served are one write transaction (BEGIN IMMEDIATE): labelers
+asking at the same moment queue for it, and each sees the items the ones before were given. (Two
+steps let twenty labelers opening the page at once share one item under --labelers-per-item 1, issue 28.)
+An open item with all its rankings (another labeler got it after its hold ran out) is not shown again.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from datetime import datetime, timedelta, timezone
 
 from posttrain.labeling.store import HOLD_SECONDS, Labeler, Store, item_from_row
 
-OPEN_FOR_ME = """
+RANKED = "(SELECT COUNT(*) FROM labels WHERE labels.item_id = items.id AND labels.kind = 'ranked')"
+OPEN_FOR_ME = f"""
 SELECT items.* FROM served JOIN items ON items.id = served.item_id
 WHERE served.labeler_id = :me
   AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.item_id = served.item_id AND labels.labeler_id = :me)
+  AND (items.gold IS NOT NULL OR {RANKED} < :per_item)
 ORDER BY served.served LIMIT 1"""
 
 GOLD_FOR_ME = """
@@ -29,7 +36,6 @@ WHERE items.gold IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.item_id = items.id AND labels.labeler_id = :me)
 ORDER BY items.seq LIMIT 1"""
 
-RANKED = "(SELECT COUNT(*) FROM labels WHERE labels.item_id = items.id AND labels.kind = 'ranked')"
 HELD_BY_OTHERS = """(SELECT COUNT(*) FROM served
    WHERE served.item_id = items.id AND served.labeler_id != :me AND served.served > :cutoff
      AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.item_id = served.item_id
@@ -44,15 +50,19 @@ WHERE items.gold IS NULL
 def next_item(store: Store, labeler: Labeler, labelers_per_item: int, gold_rate: float) -> dict | None:
     """The item to show `labeler` now (recorded as served), or None when nothing is left for them."""
     params = {"me": labeler.id, "per_item": labelers_per_item, "cutoff": _cutoff()}
-    row = store.db.execute(OPEN_FOR_ME, params).fetchone()
-    if row is None and gold_due(sum(store.counts(labeler).values()), gold_rate):
-        row = store.db.execute(GOLD_FOR_ME, params).fetchone()
-    if row is None:
-        row = store.db.execute(f"SELECT items.* {REGULAR_FOR_ME} ORDER BY {RANKED} DESC, items.seq LIMIT 1",
-                               params).fetchone()
-    if row is None:
-        return None
-    store.serve(labeler, row["id"])
+    row = store.db.execute(OPEN_FOR_ME, params).fetchone()   # a reload takes no write lock
+    if row is not None:
+        return item_from_row(row)
+    with store.transaction() as db:
+        row = db.execute(OPEN_FOR_ME, params).fetchone()      # the same labeler in a second tab, just now
+        if row is None and gold_due(sum(store.counts(labeler).values()), gold_rate):
+            row = db.execute(GOLD_FOR_ME, params).fetchone()
+        if row is None:
+            row = db.execute(f"SELECT items.* {REGULAR_FOR_ME} ORDER BY {RANKED} DESC, items.seq LIMIT 1",
+                             params).fetchone()
+        if row is None:
+            return None
+        store.serve(labeler, row["id"], db)
     return item_from_row(row)
 
 

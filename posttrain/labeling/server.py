@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from posttrain.errors import UserError
 from posttrain.labeling import queue
 from posttrain.labeling.configs import ServeConfig
+from posttrain.labeling.dbfile import Busy
 from posttrain.labeling.quality import admin_stats
 from posttrain.labeling.store import Conflict, Labeler, Store
 from posttrain.labeling.submission import BadSubmission, check_ids, check_label, check_skip
@@ -53,7 +54,8 @@ class Forbidden(UserError):
     """The caller's token is valid but not allowed here (HTTP 403)."""
 
 
-STATUS = {BadSubmission: 422, Conflict: 409, NotFound: 404, Forbidden: 403}
+STATUS = {BadSubmission: 422, Conflict: 409, NotFound: 404, Forbidden: 403, Busy: 503}
+RETRY_AFTER = "2"    # seconds, on a 503: another process holds the database's write lock
 
 
 def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1,
@@ -92,7 +94,10 @@ def token_check(store: Store):
         if scope["path"] in PAGE_SHELL or scope["path"].startswith("/static/"):
             return None
         token = bearer_token(scope)
-        found = await run_in_threadpool(store.labeler_for, token) if token else None
+        try:
+            found = await run_in_threadpool(store.labeler_for, token) if token else None
+        except Busy as e:    # only a lock that blocks readers too (another process's exclusive locking mode)
+            return Refusal(503, str(e), "busy", {"Retry-After": RETRY_AFTER})
         if found is None:
             return Refusal(401, "a valid token is needed: send 'Authorization: Bearer <token>' "
                                 "(`posttrain label add-labeler` prints one)", "invalid_token",
@@ -127,7 +132,7 @@ def _add_api(app: FastAPI, store: Store, labelers_per_item: int, gold_rate: floa
         submission, item_id = check_ids(body)
         label = check_label(body, len(_item(store, item_id)["completions"]))
         _check_served(store, me, item_id)
-        return _ack(store.save_label(me, item_id, submission, "ranked", label))
+        return _ack(store.save_label(me, item_id, submission, "ranked", label, labelers_per_item))
 
     @app.post("/api/skips")
     def submit_skip(body: dict = Body(...), me: Labeler = Depends(labeler)) -> dict:
@@ -183,7 +188,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(request: Request, e: UserError) -> JSONResponse:
         status = next((code for cls, code in STATUS.items() if isinstance(e, cls)), 400)
-        return JSONResponse({"error": str(e)}, status_code=status)
+        headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+        return JSONResponse({"error": str(e)}, status_code=status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:

@@ -9,6 +9,10 @@ Durability: every write is one transaction committed before the call returns, wi
 `synchronous=FULL`, so a submission the server has acknowledged survives the process being
 killed (and the machine losing power) at any moment after. WAL lets the admin view read while
 labelers write. Each thread gets its own connection (FastAPI runs handlers on a thread pool).
+
+Locks (posttrain/labeling/dbfile.py): a writer waits at most BUSY_SECONDS for another; past that,
+`Busy` (a UserError naming the file; HTTP 503) rather than a long stall. `Store(path, readonly=True)`
+opens the file with `mode=ro` and never writes, so a read-only copy of the database still exports.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from posttrain.errors import UserError
+from posttrain.labeling.dbfile import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labelers (
@@ -65,6 +70,7 @@ GLOBAL_SUBMISSION = "submission TEXT UNIQUE NOT NULL"
 
 # A served item no one submitted is held for its labeler this long before others may get it.
 HOLD_SECONDS = 3600
+TABLES = ("labelers", "items", "served", "labels")
 
 
 def now() -> str:
@@ -83,18 +89,31 @@ class Labeler:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    """`readonly`: open an existing database with `mode=ro` (export); nothing is created, migrated or written."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         if self.path.is_dir():
             raise UserError(f"{self.path} is a directory; --db takes a file such as labels.sqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.created = not self.path.exists()
         self._local = threading.local()
         try:
-            self.db.executescript(SCHEMA)
-            self._migrate_submission_ids()
+            if readonly:
+                self._check_tables()
+            else:
+                self.db.executescript(SCHEMA)
+                self._migrate_submission_ids()
         except sqlite3.DatabaseError as e:
             raise UserError(f"{self.path}: not a labeling database ({e}); choose another --db") from None
+
+    def _check_tables(self) -> None:
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [t for t in TABLES if t not in names]
+        if missing:
+            raise sqlite3.DatabaseError(f"no table {', '.join(missing)}")
 
     def _migrate_submission_ids(self) -> None:
         """Rebuild an older database's labels table with submission ids unique per labeler (SQLite cannot
@@ -112,11 +131,7 @@ class Store:
     def db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn = connect(self.path, self.readonly)
             self._local.conn = conn
         return conn
 
@@ -189,19 +204,25 @@ class Store:
     def items(self) -> list[dict]:
         return [item_from_row(r) for r in self.db.execute("SELECT * FROM items ORDER BY seq")]
 
-    def serve(self, labeler: Labeler, item_id: str) -> None:
-        """Remember when the item was first shown to the labeler (for the time per item)."""
-        self.write("INSERT OR IGNORE INTO served (labeler_id, item_id, served) VALUES (?, ?, ?)",
-                   (labeler.id, item_id, now()))
+    def serve(self, labeler: Labeler, item_id: str, db: sqlite3.Connection | None = None) -> None:
+        """Remember when the item was first shown to the labeler (for the time per item and the hold): inside
+        the transaction `db` that chose it (posttrain/labeling/queue.py), or in a transaction of its own."""
+        sql = "INSERT OR IGNORE INTO served (labeler_id, item_id, served) VALUES (?, ?, ?)"
+        if db is None:
+            self.write(sql, (labeler.id, item_id, now()))
+        else:
+            db.execute(sql, (labeler.id, item_id, now()))
 
     def was_served(self, labeler: Labeler, item_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM served WHERE labeler_id = ? AND item_id = ?",
                                (labeler.id, item_id)).fetchone() is not None
 
     # --- labels ----------------------------------------------------------------------
-    def save_label(self, labeler: Labeler, item_id: str, submission: str, kind: str, body: dict) -> dict:
+    def save_label(self, labeler: Labeler, item_id: str, submission: str, kind: str, body: dict,
+                   labelers_per_item: int | None = None) -> dict:
         """Store a ranking or a skip; committed when this returns. A `submission` id the labeler used
-        before returns the label already stored (a client retrying after a lost answer does not label twice)."""
+        before returns the label already stored (a client retrying after a lost answer does not label twice).
+        With `labelers_per_item`, a ranking of a regular item that already has that many is refused."""
         with self.transaction() as db:
             done = db.execute("SELECT * FROM labels WHERE labeler_id = ? AND submission = ?",
                               (labeler.id, submission)).fetchone()
@@ -213,6 +234,8 @@ class Store:
             if db.execute("SELECT 1 FROM labels WHERE item_id = ? AND labeler_id = ?",
                           (item_id, labeler.id)).fetchone():
                 raise Conflict(f"you have already labeled item {item_id!r}")
+            if kind == "ranked" and labelers_per_item is not None:
+                _check_room(db, item_id, labelers_per_item)
             served = db.execute("SELECT served FROM served WHERE labeler_id = ? AND item_id = ?",
                                 (labeler.id, item_id)).fetchone()
             stamp = now()
@@ -263,6 +286,17 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _check_room(db: sqlite3.Connection, item_id: str, labelers_per_item: int) -> None:
+    """A regular item takes `labelers_per_item` rankings; gold items take everyone's."""
+    row = db.execute("SELECT gold IS NOT NULL AS gold, (SELECT COUNT(*) FROM labels WHERE item_id = :id AND "
+                     "kind = 'ranked') AS ranked FROM items WHERE id = :id", {"id": item_id}).fetchone()
+    if row is not None and not row["gold"] and row["ranked"] >= labelers_per_item:
+        rankings = "ranking" if labelers_per_item == 1 else "rankings"
+        raise Conflict(f"item {item_id!r} already has the {labelers_per_item} {rankings} it needs (others ranked "
+                       "it while it stayed open here past the hour it is held for you); your label was not "
+                       "stored: GET /api/next gives you another item")
 
 
 def _json(value) -> str:
