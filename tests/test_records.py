@@ -116,3 +116,11 @@ def test_a_big_file_is_read_line_by_line_with_progress(tmp_path, caplog, monkeyp
     with caplog.at_level(logging.INFO, logger="posttrain.data.records"):
         assert sum(1 for _ in reader) == 2499
     assert [r.getMessage() for r in caplog.records] == [f"{p}: read 1000 lines", f"{p}: read 2000 lines"]
+
+
+def test_a_text_corpus_with_a_bom_reads_without_it(tmp_path):
+    from posttrain.data.corpus import read_documents
+
+    p = tmp_path / "corpus.txt"
+    p.write_bytes(b"\xef\xbb\xbfFirst doc.\n\nSecond doc.\n")
+    assert read_documents(p) == ["First doc.", "Second doc."]
