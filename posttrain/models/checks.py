@@ -60,7 +60,8 @@ def check_config(path: str, trust_remote_code: bool = False) -> None:
     config = json.loads(file.read_text())
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if not isinstance(model_type, str) or not model_type:
-        raise UserError(f"{file}: no model_type, so transformers cannot tell which architecture to build; "
+        said = "no model_type" if model_type in (None, "") else f"model_type {model_type!r} is not a name"
+        raise UserError(f"{file}: {said}, so transformers cannot tell which architecture to build; "
                         f"set it to the weights' architecture (e.g. \"llama\"), or {TRUSTED}")
     from transformers import __version__
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
