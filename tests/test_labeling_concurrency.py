@@ -87,7 +87,7 @@ def test_a_held_write_lock_gives_503_soon_and_leaves_reads_alone(tmp_path):
         finally:
             holder.rollback()
             holder.close()
-        assert [r.status_code for r in reads] == [200, 200, 200] and read_seconds < 2, read_seconds
+        assert [r.status_code for r in reads] == [200, 200, 200] and read_seconds < 3, read_seconds   # < 5 s
         assert reads[2].json()["item"]["id"] == first          # a reload of an open item needs no write lock
         assert refused.status_code == 503 and refused_seconds < BUSY_SECONDS + 3, refused_seconds
         assert int(refused.headers["retry-after"]) >= 1
