@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +123,17 @@ def test_time_budget_stops_early_and_still_finishes(corpus, tmp_path):
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert "pretrain/heldout_loss" in rows[-1]
     assert all(m["perf/flops_per_s"] > 0 and m["perf/share_of_peak"] > 0 for m in rows)
+
+
+def test_pack_in_chunks_is_the_plain_concatenation():
+    from transformers import AutoTokenizer
+
+    from posttrain.data.corpus import pack
+
+    tok = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "assets" / "base-small-seed0")
+    docs = [f"Document {i}: the capital of Veloria is Tarn, and {i} + {i} = {2 * i}." * (1 + i % 3) for i in range(40)]
+    stream = [t for d in docs for t in tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
+    n = len(stream) // 17
+    expected = torch.tensor(stream[: n * 17]).view(n, 17)
+    for chunk in (1, 7, 100):
+        assert torch.equal(pack(docs, tok, 16, chunk=chunk), expected)

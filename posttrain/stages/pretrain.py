@@ -81,6 +81,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         blocks, held = blocks[n_held:], blocks[:n_held]
     else:
         held = pack(heldout_docs, tokenizer, cfg.seq_len)
+    del docs, heldout_docs   # the blocks hold what training needs; a scaled corpus's text is GBs
     model = d.cast(new_llama(SIZES[cfg.size], tokenizer, cfg.seed))
     trainer = d.wrap(model)
     optimizer = adamw(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
