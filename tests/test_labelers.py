@@ -70,3 +70,61 @@ def test_labelers_per_item_are_distinct_and_bounded(world):
 
 def test_tie_groups():
     assert tie_groups([0.5, 0.9, 0.51, 0.1], margin=0.02) == [[1], [2, 0], [3]]
+
+
+def test_agreement_on_given_answers_is_the_model_like_measure_on_the_same_answers(world, records):
+    from posttrain.world.labelers import agreement_on
+
+    sample = records[:300]
+    rng = derive(0, "agreement")
+    items = [(rec, model_like_answers(world, rec, 4, rng)) for rec in sample]
+    assert agreement_on(LabelerPool(world), items) == pairwise_agreement(LabelerPool(world), sample, k=4)
+    # answers that differ only in ways a labeler's bias and noise decide (two near-identical
+    # right answers) are agreed on far less often than a right answer against a wrong one
+    close = [(rec, [world.demonstrate(rec, derive(1, rec["id"])), world.demonstrate(rec, derive(2, rec["id"])) + " Sure."])
+             for rec in sample]
+    apart = [(rec, [world.demonstrate(rec, derive(1, rec["id"])), list(world.wrong_answers(rec, derive(3, rec["id"])).values())[0]])
+             for rec in sample]
+    pool = LabelerPool(world)
+    assert agreement_on(pool, apart)["agreement"] > agreement_on(pool, close)["agreement"] + 0.1
+
+
+def _samples_file(world, records, path, rng):
+    import json
+
+    with open(path, "w") as f:
+        for rec in records:
+            answers = model_like_answers(world, rec, 4, rng)
+            f.write(json.dumps({"id": rec["id"], "prompt": rec["messages"], "meta": rec["meta"],
+                                "completions": [{"text": a, "source": "model:test"} for a in answers]}) + "\n")
+
+
+def test_world_agreement_on_samples_and_on_a_models_own_answers(world, records, tmp_path, capsys):
+    from pathlib import Path
+
+    from posttrain.cli import main
+
+    _samples_file(world, records[:200], tmp_path / "samples.jsonl", derive(0, "agreement"))
+    assert main(["world", "agreement", "--samples", str(tmp_path / "samples.jsonl"), "--noise", "0.32"]) == 0
+    out = capsys.readouterr().out
+    expected = pairwise_agreement(LabelerPool(world, noise=0.32), records[:200], k=4)["agreement"]
+    assert f"{expected:.1%}" in out and "200 prompts, K=4" in out
+
+    base = Path(__file__).parent.parent / "assets" / "base-small-seed0"
+    assert main(["world", "agreement", "--model", str(base), "--prompts", "6", "--k", "3",
+                 "--max-new-tokens", "6", "--noise", "0.32"]) == 0
+    assert "6 prompts, K=3" in capsys.readouterr().out
+
+
+def test_world_agreement_refuses_foreign_samples_and_two_sources(tmp_path, capsys):
+    import json
+
+    from posttrain.cli import main
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps({"id": "x", "prompt": [{"role": "user", "content": "hi"}],
+                                "completions": [{"text": "a", "source": "human:me"}, {"text": "b", "source": "human:me"}]}) + "\n")
+    assert main(["world", "agreement", "--samples", str(path)]) == 2
+    assert "no world task" in capsys.readouterr().err
+    assert main(["world", "agreement", "--samples", str(path), "--model", str(tmp_path)]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import sys
 
 from posttrain.commands import command, group
+from posttrain.errors import UserError
 from posttrain.evaluation.headroom import HeadroomConfig
 from posttrain.evaluation.probes import ProbeConfig
 from posttrain.world.export import ExportConfig
@@ -59,23 +60,56 @@ def world_spec(cfg: SpecConfig) -> int:
 def world_agreement(cfg: AgreementConfig) -> int:
     """measure simulated labelers' pairwise agreement at several noise settings
 
-    Measure how often two simulated labelers order a pair of answers alike.
+    Measure how often two simulated labelers order a pair of answers alike: on model-like answers by
+    default, on a policy's own samples with --samples or --model (where InstructGPT measured 72.6%).
 
     example: posttrain world agreement --noise 0.2 0.32 0.5
+    example: posttrain world agreement --model runs/demo/sft --prompts 450
     """
     from posttrain.world import World
-    from posttrain.world.labelers import DEFAULT_NOISE, LabelerPool, pairwise_agreement
+    from posttrain.world.labelers import DEFAULT_NOISE, LabelerPool, agreement_on, model_like_answers
+    from posttrain.world.rng import derive
 
     world = World(seed=cfg.seed, scale=cfg.scale)
-    records = world.prompts("agreement", cfg.prompts, "train")
-    print(f"pairwise agreement of two simulated labelers on model-like answers "
-          f"({cfg.prompts} prompts, K={cfg.k}); InstructGPT's labelers: 72.6%")
+    if cfg.samples or cfg.model:
+        items, what = _own_samples(cfg, world), f"the samples of {cfg.samples or cfg.model}"
+    else:
+        rng = derive(cfg.seed, "agreement")
+        items = [(rec, model_like_answers(world, rec, cfg.k, rng))
+                 for rec in world.prompts("agreement", cfg.prompts, "train")]
+        what = "model-like answers"
+    print(f"pairwise agreement of two simulated labelers on {what} ({len(items)} prompts, "
+          f"K={len(items[0][1]) if items else cfg.k}); InstructGPT's labelers: 72.6%")
     print(f"{'noise':>8} {'agreement':>10} {'strict pairs':>13} {'tie rate':>9}")
     for noise in cfg.noise:
-        r = pairwise_agreement(LabelerPool(world, noise=noise), records, k=cfg.k, seed=cfg.seed)
+        r = agreement_on(LabelerPool(world, noise=noise), items)
         mark = "  (default)" if noise == DEFAULT_NOISE else ""
         print(f"{noise:>8.3f} {r['agreement']:>9.1%} {r['strict_pairs']:>13} {r['tie_rate']:>8.1%}{mark}")
     return 0
+
+
+def _own_samples(cfg: AgreementConfig, world) -> list[tuple[dict, list[str]]]:
+    """(prompt record, answers) from a samples file, or sampled K per training prompt from --model."""
+    if cfg.samples:
+        from posttrain.data.rankings import read_samples
+
+        items = []
+        for where, item in read_samples(cfg.samples):
+            meta = item.get("meta") or {}
+            if "family" not in meta or "task" not in meta:
+                raise UserError(f"{where}: field 'meta' has no world task; labeler agreement is measured on "
+                                "prompts made by posttrain.world")
+            items.append(({"id": item["id"], "messages": item["prompt"], "meta": meta},
+                          [c["text"] for c in item["completions"]]))
+        return items
+    from posttrain.generation.hf import sample_k
+    from posttrain.models.load import load_causal_lm
+
+    records = world.prompts("agreement", cfg.prompts, "train")
+    model, tokenizer = load_causal_lm(cfg.model)
+    answers = sample_k(model, tokenizer, [r["messages"] for r in records], k=cfg.k, temperature=1.0, top_p=1.0,
+                       max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    return [(rec, [text for text, _ in row]) for rec, row in zip(records, answers)]
 
 
 @command("world probe", ProbeConfig)

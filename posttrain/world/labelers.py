@@ -18,8 +18,10 @@ import itertools
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from posttrain.config import Options, WorldPick, option
+from posttrain.errors import UserError
 from posttrain.world import lexicon, text
 from posttrain.world.families.base import pick
 from posttrain.world.rng import derive, unit
@@ -43,8 +45,20 @@ BIASES = {
 class AgreementConfig(Options, WorldPick):
     noise: list[float] = option([0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+",
                                 help="labeler noise settings to measure", ge=0)
-    prompts: int = option(1800, help="training prompts to draw model-like answers for", ge=1)
+    prompts: int = option(1800, help="training prompts to draw model-like answers for (with --model: to sample "
+                                     "K answers for)", ge=1)
     k: int = option(4, help="answers per prompt (all pairs of them are compared)", ge=2)
+    samples: Path | None = option(None, help="measure on these samples (`posttrain sample`'s output, the "
+                                             "answers a reward model's rankings are made of) instead of "
+                                             "model-like answers")
+    model: Path | None = option(None, help="measure on K answers this model samples at temperature 1 for "
+                                           "--prompts of the world's training prompts (the policy's own samples)")
+    max_new_tokens: int = option(48, help="with --model: tokens per sampled answer at most", ge=1)
+
+    def check(self) -> None:
+        super().check()
+        if self.samples and self.model:
+            raise UserError("give --samples or --model, not both: each names the answers to measure on")
 
 
 @dataclass(frozen=True)
@@ -174,9 +188,14 @@ def pairwise_agreement(pool: LabelerPool, records: list[dict], k: int = 4, seed:
     `tie_rate` reports the share of pairs at least one of them tied.
     """
     rng = derive(seed, "agreement")
+    return agreement_on(pool, [(rec, model_like_answers(pool.world, rec, k, rng)) for rec in records])
+
+
+def agreement_on(pool: LabelerPool, items: list[tuple[dict, list[str]]]) -> dict:
+    """Pairwise agreement of two different labelers (drawn per prompt) on given answers: a policy's
+    own samples, where InstructGPT measured its 72.6%, rather than model-like ones."""
     tally = AgreementTally()
-    for rec in records:
-        answers = model_like_answers(pool.world, rec, k, rng)
+    for rec, answers in items:
         a, b = pool.pick_labelers(rec["id"], 2)
         tally.add(*(pool.rank(lab, rec, answers)["ranking"] for lab in (a, b)))
     return tally.result()
