@@ -411,13 +411,20 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
 def step_flops(m, r: Rollouts, cfg: PPOSettings, ptx: bool) -> float:
     """A step's FLOPs (posttrain.training.perf's approximations) over its real tokens: the rollout's sampling
     (the policy's forward over prompt and response), reference, value and reward-model forwards, then every
-    PPO epoch's forward and backward of the policy and the value function, and the PPO-ptx rows."""
-    tokens = int(r.query_mask.sum() + r.mask.sum())
+    PPO epoch's forward and backward of the policy and the value function, and the PPO-ptx rows. The policy's
+    LM head runs only where a response token is predicted (the sampler's and `response_logprobs`'
+    `logits_to_keep`), not over the prompt: counting it there over-counted a step (twice over on a model whose
+    head is most of its weights)."""
+    tokens, answers = int(r.query_mask.sum() + r.mask.sum()), int(r.mask.sum())
     n = {name: matmul_parameters(model) for name, model in
          (("policy", m.policy), ("value", m.value), ("reward", m.reward and m.reward.model)) if model is not None}
-    flops = forward_flops(n["policy"] * (1 + (m.ref is not None or is_lora(m.policy))), tokens)
+    head = m.policy.get_output_embeddings().weight.numel()
+
+    def policy(count):   # the backbone over every token, the LM head over the response's
+        return count(n["policy"] - head, tokens) + count(head, answers)
+    flops = policy(forward_flops) * (1 + (m.ref is not None or is_lora(m.policy)))
     flops += forward_flops(n.get("value", 0) + n.get("reward", 0), tokens)
-    flops += cfg.ppo_epochs * training_flops(n["policy"] + n.get("value", 0), tokens)
+    flops += cfg.ppo_epochs * (policy(training_flops) + training_flops(n.get("value", 0), tokens))
     if ptx:
         flops += cfg.ppo_epochs * cfg.minibatches * training_flops(n["policy"], cfg.ptx_batch * cfg.ptx_seq_len)
     return flops

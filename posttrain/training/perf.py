@@ -4,6 +4,11 @@ FLOP counts are the usual approximations (Kaplan et al. 2020, section 2.1): 2 x 
 forward pass, 6 x N x tokens for forward plus backward, N the parameters that take part in matmuls;
 attention's own FLOPs are left out. With frozen weights (LoRA) no weight gradient is computed for
 them, so 6N over-counts their backward and the share of peak is an upper bound there.
+
+On a CPU the peak is one thread's matmul rate per CPU second times the torch threads (`stage_peak`):
+a wall-clock peak of all threads, taken once at a run's start, fell to a tenth when other processes
+held the cores for that half second (15 against 280 GFLOP/s on 2 busy cores), and every later step
+then read as several times the peak (issue 28: the demo's PPO at 423%, 807% at one step).
 """
 
 from __future__ import annotations
@@ -84,13 +89,30 @@ def perf_metrics(flops: float, seconds: float, peak: float) -> dict[str, float]:
     return {"perf/flops_per_s": flops_per_s, "perf/share_of_peak": flops_per_s / peak}
 
 
+def stage_peak(device: str | torch.device = "cpu") -> float:
+    """The FLOP/s a stage's steps are rated against. On a CPU: the fp32 matmul rate of one thread per CPU
+    second (a core's rate while it runs this process, however busy the machine: one thread neither waits
+    for a descheduled sibling nor spins), times the torch threads; more threads never beat that, so no
+    step's share of it passes 100% (a busy machine lowers the steps' share instead, honestly: they did run
+    slower). On a GPU: the wall-clock rate (`matmul_peak`)."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return matmul_peak(device=device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return matmul_peak(clock="cpu") * threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 class Throughput:
     """A training stage's perf/ metrics: the peak measured (and logged) once at its start, against the
     FLOPs of each step. Under torchrun the `world` ranks share a step's work, each taken to have this one's peak."""
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", world: int = 1):
         self.n_params = matmul_parameters(model)
-        peak = matmul_peak(device=device)
+        peak = stage_peak(device)
         where = f"{torch.get_num_threads()} threads" if torch.device(device).type == "cpu" else str(device)
         log.info("fp32 matmul peak: %.1f GFLOP/s on %s", peak / 1e9, where)
         self.peak = peak * world
