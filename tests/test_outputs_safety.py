@@ -211,3 +211,55 @@ def test_demo_force_never_deletes_a_folder_holding_other_files(tmp_path, capsys,
     assert main(["demo", "--out", str(tmp_path), "--force"]) == 2
     assert "holds files a demo does not write (demo, notes.txt)" in capsys.readouterr().err and not no_steps
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.fixture
+def loop_args(tmp_path, monkeypatch):
+    """A loop's arguments on prompts off the world; sampling replaced by a stop (the checks come before it)."""
+    import posttrain.pipelines.loop as loop
+    from posttrain.errors import UserError
+
+    def stop(*a, **k):
+        raise UserError("round 1 would sample now")
+    monkeypatch.setattr(loop, "sample_and_label", stop)
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "config.json").write_text("{}")
+    for name in ("rm", "ppo", "eval", "test"):
+        write_jsonl(tmp_path / f"{name}.jsonl",
+                    [{"id": f"{name}{i}", "messages": [{"role": "user", "content": f"{i}?"}]} for i in range(8)])
+    return ["loop", "--sft", str(tmp_path / "sft"), "--rm-prompts", str(tmp_path / "rm.jsonl"),
+            "--ppo-prompts", str(tmp_path / "ppo.jsonl"), "--eval-prompts", str(tmp_path / "eval.jsonl"),
+            "--out", str(tmp_path / "loop"), "--rm-prompts-per-round", "4", "--ppo-prompts-per-round", "8",
+            "--ppo-rollout-batch", "8", "--ppo-micro-batch", "2", "--k", "3"]
+
+
+def continued(args: list[str], flag: str, value: str) -> list[str]:
+    args = list(args)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+def test_a_loop_continued_with_other_options_or_prompts_is_refused_naming_them(loop_args, tmp_path, capsys):
+    assert main(loop_args) == 2
+    assert "round 1 would sample now" in capsys.readouterr().err
+    assert json.loads((tmp_path / "loop" / "loop.json").read_text())["config"]["k"] == 3
+    assert main(continued(loop_args, "--k", "4")) == 2
+    assert "--k was 3, now 4" in capsys.readouterr().err
+    assert main([*loop_args, "--seed", "1"]) == 2
+    assert "--seed was 0, now 1" in capsys.readouterr().err
+    assert main([*loop_args, "--ppo-lr", "0.5"]) == 2
+    assert "--ppo-lr was" in capsys.readouterr().err
+    assert main(continued(loop_args, "--rm-prompts", str(tmp_path / "test.jsonl"))) == 2   # the held-out prompts
+    assert f"--rm-prompts was '{tmp_path / 'rm.jsonl'}', now '{tmp_path / 'test.jsonl'}'" in capsys.readouterr().err
+    write_jsonl(tmp_path / "rm.jsonl", [{"id": "x", "messages": [{"role": "user", "content": "other?"}]}])
+    assert main(loop_args) == 2
+    assert f"--rm-prompts {tmp_path / 'rm.jsonl'}: its contents changed since the loop started" in (
+        capsys.readouterr().err)
+    (tmp_path / "rm.jsonl").write_bytes((tmp_path / "test.jsonl").read_bytes().replace(b"test", b"rm"))
+    assert main([*loop_args, "--rounds", "3"]) == 2            # the same loop, more rounds: it continues
+    assert "round 1 would sample now" in capsys.readouterr().err
+
+
+def test_a_loop_never_writes_its_rounds_into_a_folder_holding_other_files(loop_args, tmp_path, capsys):
+    assert main(continued(loop_args, "--out", str(tmp_path))) == 2
+    assert "holds files that are not a loop's" in capsys.readouterr().err and not (tmp_path / "loop.json").exists()

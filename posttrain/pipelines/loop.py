@@ -22,7 +22,9 @@ posttrain/evaluation/judges.py: one labeler per prompt, with its bias and noise)
 prompts it is the round's reward model. Training never reads the gold scorer (issue 14,
 tests/test_honesty.py): on world prompts the loop logs each policy's mean gold score as
 `monitor/gold_score`, for monitoring only; it never chooses the best. Every step writes
-atomically, so an interrupted loop re-run with the same arguments continues where it was.
+atomically, so an interrupted loop re-run with the same arguments continues where it was; loop.json,
+written before round 1, keeps the options and a digest of each input, and a re-run with another
+option or changed input (but --rounds) is refused, naming it: its rounds would mix two setups.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
+from posttrain.data.outputs import foreign_entries, named
+from posttrain.models.checkpoint import NOT_COMPARED, fingerprint
 from posttrain.recipes import SMALL
 from posttrain.stages.ppo import PPOSettings
 from posttrain.stages.rm import RMSettings
@@ -78,9 +82,11 @@ class LoopConfig(Options, WorldRef):
 def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
     """Run (or continue) the rounds; returns loop.json's content."""
     cfg.check()
+    check_out(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
     prompts, world = eval_prompts(cfg)
     state = read_state(cfg, prompts, world)
+    write_state(cfg, state)   # before round 1: a re-run with other options is refused from the start
     for r in range(len(state["rounds"]) + 1, cfg.rounds + 1):
         d = cfg.out / f"round-{r}"
         d.mkdir(exist_ok=True)
@@ -132,20 +138,56 @@ def gold_score(world, prompts: list[dict], texts: list[str]) -> float:
     return sum(world.judge(p, t).score for p, t in zip(prompts, texts)) / len(prompts)
 
 
+def check_out(out: Path) -> None:
+    """A loop continues only in a folder a loop wrote (loop.json, sft_eval.json, round-N): never one holding
+    other files (another run's, or the inputs') that its rounds would mix with."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; name a folder for the loop")
+    if out.is_dir() and not (out / "loop.json").is_file():
+        rounds = [p.name for p in out.glob("round-*") if p.name[len("round-"):].isdigit()]
+        other = foreign_entries(out, ["loop.json", "sft_eval.json", *rounds])
+        if other:
+            raise UserError(f"--out {out} holds files that are not a loop's ({named(other)}); choose another --out")
+
+
 def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
     path = cfg.out / "loop.json"
     if path.exists():
         state = json.loads(path.read_text())
-        if state["config"]["sft"] != cfg.sft:
-            raise UserError(f"{path} belongs to a loop from {state['config']['sft']}; use another --out")
         if "sft_score" in state:
             raise UserError(f"{path} was written by an older posttrain loop that kept the best by gold score; "
                             "start the loop again with another --out")
+        check_same_loop(state, cfg, path)
+        state["config"]["rounds"] = cfg.rounds
         return state
     sft = {"policy": cfg.sft}
     if world is not None:
         sft["monitor/gold_score"] = gold_score(world, prompts, answers(cfg, prompts, Path(cfg.sft), eval_path(cfg, 0)))
-    return {"config": asdict(cfg), "sft": sft, "rounds": [], "best": {"policy": cfg.sft, "round": 0}}
+    return {"config": asdict(cfg), "inputs": fingerprint(cfg)["inputs"], "sft": sft, "rounds": [],
+            "best": {"policy": cfg.sft, "round": 0}}
+
+
+def check_same_loop(state: dict, cfg: LoopConfig, path: Path) -> None:
+    """Refuse to continue the loop of `path` with another option (more --rounds aside) or changed input:
+    the next round would use them while loop.json describes the old ones."""
+    was, now = flat(state["config"]), flat(json.loads(json.dumps(asdict(cfg), default=str)))
+    changes = [f"--{k.replace('_', '-')} was {was[k]!r}, now {v!r}" for k, v in now.items()
+               if k in was and k not in NOT_COMPARED | {"rounds"} and was[k] != v]
+    recorded, digests = state.get("inputs", {}), fingerprint(cfg)["inputs"]
+    changes += [f"--{k.replace('_', '-')} {now[k]}: its contents changed since the loop started"
+                for k, d in digests.items() if k in recorded and recorded[k] != d and was.get(k) == now[k]]
+    if changes:
+        raise UserError(f"cannot continue the loop in {path.parent}: it was started differently "
+                        f"({'; '.join(changes)}); continue it with the same options and data (more --rounds "
+                        "are fine), or start a new loop with another --out")
+
+
+def flat(options: dict, prefix: str = "") -> dict:
+    """Nested settings as their command-line names: {"rm": {"lr": 1}} -> {"rm_lr": 1}."""
+    out = {}
+    for k, v in options.items():
+        out.update(flat(v, f"{prefix}{k}_") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def write_state(cfg: LoopConfig, state: dict) -> None:
