@@ -13,7 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_N = 16
-MAX_STOPS = 4
+MAX_STOPS = 4          # OpenAI's limit
+# Each stop sequence is matched against every row's text on the one generation thread, so its length is
+# bounded like everything else a request makes the worker do per token; stop sequences in use ("\n\n",
+# "</answer>", "User:") are a few characters, and 256 leaves room for a whole line of a template.
+MAX_STOP_CHARS = 256
 
 
 class APIError(Exception):
@@ -68,6 +72,8 @@ class SamplingRequest(BaseModel):
             raise ValueError(f"at most {MAX_STOPS} stop sequences are allowed")
         if any(not s for s in stops):
             raise ValueError("stop sequences must be non-empty strings")
+        if longest := max((len(s) for s in stops if len(s) > MAX_STOP_CHARS), default=0):
+            raise ValueError(f"a stop sequence may be at most {MAX_STOP_CHARS} characters; one is {longest}")
         return stops
 
     @property
