@@ -8,8 +8,9 @@
 
 Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
 Before a route sees a request, `Guard` (guard.py) checks its Host header against `hosts`, its
-`Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY), reading no body
-byte for a refusal. Tokenising runs on a worker thread, so a huge prompt does not stall the others.
+`Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY) and pace
+(BODY_TIMEOUT), reading no body byte for a refusal. Tokenising runs on a worker thread, so a huge
+prompt does not stall the others.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from posttrain.errors import UserError
 from posttrain.generation.streaming import Sampling
 from posttrain.serving.engine import Busy, Engine, Event, Job
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
-from posttrain.serving.guard import Guard, Refusal, TextJSONRoute, bearer_token
+from posttrain.serving.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 from posttrain.serving.model import ServedModel
 from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, CompletionFormat, CompletionRequest,
                                         FeedbackRequest, SamplingRequest, usage)
@@ -39,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None,
-               hosts: Collection[str] | None = ()) -> FastAPI:
-    """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any."""
+               hosts: Collection[str] | None = (), body_timeout: float = BODY_TIMEOUT) -> FastAPI:
+    """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any. `body_timeout`:
+    seconds from a request's head to its body's last byte (408 after)."""
     app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = TextJSONRoute
     app.add_middleware(Guard, error=lambda r: APIError(r.status, r.message, code=r.code).body(), max_body=MAX_BODY,
-                       hosts=hosts, authenticate=None if api_key is None else key_check(api_key))
+                       hosts=hosts, authenticate=None if api_key is None else key_check(api_key),
+                       body_timeout=body_timeout)
     add_error_handlers(app)
 
     @app.get("/health")

@@ -59,6 +59,19 @@ def feedback_record(*, model: str, messages: list[dict], completion: str, rating
             "completion": completion, "rating": rating, "flags": list(flags), "preferred": preferred, "notes": notes}
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse a feedback file that cannot be appended to, at start-up (and before the model loads) rather
+    than with the first record. Nothing is created: `append` makes the missing directories and the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--feedback {path} is a directory; pass a file, e.g. {path / 'feedback.jsonl'}")
+    existing = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
+    if existing != path and not existing.is_dir():
+        raise UserError(f"--feedback {path}: {existing} is a file, not a directory; pass a writable --feedback FILE")
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise UserError(f"--feedback {path}: {existing} is not writable; pass a writable --feedback FILE")
+
+
 class FeedbackLog:
     """An append-only JSONL file of feedback records, safe to share between threads."""
 

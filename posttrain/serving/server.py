@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -10,8 +11,14 @@ from pathlib import Path
 
 from posttrain.config import Options, RemoteCode, option
 from posttrain.errors import UserError
+from posttrain.serving.feedback import check_writable
 
 API_KEY_ENV = "POSTTRAIN_API_KEY"
+
+# How long a connection may hold the server's attention without a request to show for it (docs/serving.md):
+HEAD_TIMEOUT = 10.0   # s from connecting, or from the last response, to a request's last header line
+KEEP_ALIVE = 5.0      # s an idle connection stays open between requests (uvicorn's default)
+MAX_HEAD = 16 * 1024  # bytes of request line and headers before a 400 (h11's default, written down here)
 
 
 @dataclass(kw_only=True)
@@ -40,6 +47,7 @@ class ServeConfig(Options, RemoteCode):
         super().check()
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("--api-key is empty; give a key or leave the option out")
+        check_writable(self.feedback)
 
     def hosts(self) -> list[str] | None:
         """The Host names answered besides the loopback ones; None for any (a key guards the server)."""
@@ -51,12 +59,13 @@ class ServeConfig(Options, RemoteCode):
 class BackgroundServer:
     """uvicorn on a thread, listening on an already-bound socket so the port is known before it starts."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *, head_timeout: float = HEAD_TIMEOUT,
+                 keep_alive: float = KEEP_ALIVE):
         import uvicorn
 
         self.socket = bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn_config(app, "warning", head_timeout=head_timeout, keep_alive=keep_alive))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     @property
@@ -96,6 +105,17 @@ def serve_forever(app, sock: socket.socket) -> None:
     import uvicorn
 
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(app, "info")).run(sockets=[sock])
     except KeyboardInterrupt:   # uvicorn re-raises the Ctrl-C it handled once it has shut down cleanly
         pass
+
+
+def uvicorn_config(app, log_level: str, *, head_timeout: float = HEAD_TIMEOUT, keep_alive: float = KEEP_ALIVE):
+    """uvicorn's settings with the connection limits above; h11 always (HeadTimedH11 is h11's protocol)."""
+    import uvicorn
+
+    from posttrain.serving.connection import HeadTimedH11
+
+    return uvicorn.Config(app, log_level=log_level, lifespan="off",
+                          http=functools.partial(HeadTimedH11, head_timeout=head_timeout),
+                          timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=MAX_HEAD)
