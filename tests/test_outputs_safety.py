@@ -263,3 +263,18 @@ def test_a_loop_continued_with_other_options_or_prompts_is_refused_naming_them(l
 def test_a_loop_never_writes_its_rounds_into_a_folder_holding_other_files(loop_args, tmp_path, capsys):
     assert main(continued(loop_args, "--out", str(tmp_path))) == 2
     assert "holds files that are not a loop's" in capsys.readouterr().err and not (tmp_path / "loop.json").exists()
+
+
+def test_world_export_force_replaces_only_a_world_export(tmp_path, capsys):
+    out = tmp_path / "runs"
+    shutil.copytree(BASE, out / "base")
+    (out / "notes.txt").write_text("mine\n")
+    before = snapshot(out)
+    assert main(["world", "export", "--out", str(out), "--force"]) == 2
+    assert "is not a world export (no manifest.json); --force replaces only a world export" in (
+        capsys.readouterr().err)
+    assert snapshot(out) == before
+    assert main(["world", "export", "--out", str(out / "w")]) == 0
+    (out / "w" / "notes.txt").write_text("mine\n")
+    assert main(["world", "export", "--out", str(out / "w"), "--force"]) == 2
+    assert "holds files a world export did not write (notes.txt)" in capsys.readouterr().err

@@ -128,7 +128,11 @@ def test_export_refuses_to_overwrite_and_force_replaces(exported, tmp_path):
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="--force"):
         export(World(seed=0, scale="small"), out)
+    with pytest.raises(UserError, match="not a world export"):   # --force replaces only a world export
+        export(World(seed=0, scale="small"), out, force=True)
     assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    export(World(seed=1, scale="small"), out)
     export(World(seed=0, scale="small"), out, force=True)
-    assert not (out / "keep.txt").exists() and digests(out) == digests(exported)
+    assert digests(out) == digests(exported)
     assert [p.name for p in tmp_path.iterdir()] == ["w"]  # no temp dirs left behind

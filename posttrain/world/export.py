@@ -65,6 +65,8 @@ def export(world, out: str | Path, *, force: bool = False, on_step: Callable[[st
     """Write the world to `out` and return the manifest. The directory appears whole or not at all."""
     out = Path(out)
     check_out(out, force)
+    if force and out.is_dir() and any(out.iterdir()):
+        check_world(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o777 & ~umask())
@@ -89,6 +91,23 @@ def check_out(out: Path, force: bool) -> None:
         raise UserError(f"{out} is a file; --out must name a directory")
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+
+
+def check_world(out: Path) -> None:
+    """--force replaces only a world export: a folder whose every entry its manifest.json lists (issue 28:
+    `--out runs --force` deleted runs/ and every model in it)."""
+    from posttrain.data.outputs import foreign_entries, named
+
+    try:
+        listed = [*json.loads((out / "manifest.json").read_text())["sha256"], "manifest.json"]
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = []
+    other = foreign_entries(out, listed)
+    if not listed or other:
+        what = f"holds files a world export did not write ({named(other)})" if listed else (
+            "is not a world export (no manifest.json)")
+        raise UserError(f"--out {out} {what}; --force replaces only a world export: choose another --out, "
+                        "or move it away yourself if it may go")
 
 
 def _write(world, d: Path, on_step) -> dict:
