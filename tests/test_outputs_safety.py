@@ -278,3 +278,24 @@ def test_world_export_force_replaces_only_a_world_export(tmp_path, capsys):
     (out / "w" / "notes.txt").write_text("mine\n")
     assert main(["world", "export", "--out", str(out / "w"), "--force"]) == 2
     assert "holds files a world export did not write (notes.txt)" in capsys.readouterr().err
+
+
+def test_rejection_sampling_never_writes_into_its_model_or_a_folder_of_other_files(runs, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import posttrain.pipelines.rejection as rejection
+
+    monkeypatch.setattr(rejection, "sample", lambda *a, **k: pytest.fail("it sampled before the check"))
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, World(seed=0).prompts("ppo", 4, "train"))
+    before = snapshot(runs)
+    args = ["rejection-sampling", "--model", str(runs / "base"), "--reward", str(runs / "base"), "--prompts",
+            str(prompts), "--out"]
+    assert main([*args, str(runs / "base")]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert main([*args, str(runs)]) == 2
+    assert "an input of this command" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine\n")
+    assert main([*args, str(tmp_path / "other")]) == 2
+    assert "holds files rejection sampling does not write (notes.txt)" in capsys.readouterr().err
+    assert snapshot(runs) == before

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import ModelOptions, Options, Sampling, option, tuned
+from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.data.rankings import read_samples
 from posttrain.data.records import write_jsonl
+from posttrain.errors import UserError
 from posttrain.models.load import loading
 from posttrain.recipes import SMALL
 from posttrain.stages.sample import SampleConfig, sample
@@ -57,6 +59,7 @@ def rejection_sampling(cfg: RejectionConfig, on_stage: Callable[[str], None] = l
     """Sample, pick by the reward model, fine-tune; returns the fine-tuning summary and the picks' stats."""
     cfg.check()
     out, samples, picks, policy = cfg.out, cfg.out / "samples.jsonl", cfg.out / "picks.jsonl", cfg.out / "policy"
+    check_out(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if not samples.exists():
         on_stage(f"sample K={cfg.k}")
@@ -78,6 +81,18 @@ def rejection_sampling(cfg: RejectionConfig, on_stage: Callable[[str], None] = l
                       eval_fraction=0.0, threads=cfg.threads, trust_remote_code=cfg.trust_remote_code,
                       resume=Path(f"{policy}.partial").exists()), on_step=on_step)
     return {**stats, "policy": str(policy)}
+
+
+def check_out(cfg: RejectionConfig) -> None:
+    """OUT is continued only when it holds nothing but this pipeline's steps, and is none of its inputs, nor
+    a folder holding one: its files would mix with theirs (issue 28)."""
+    check_not_input(cfg.out, [cfg.model, cfg.reward, cfg.prompts])
+    if cfg.out.is_dir():
+        other = foreign_entries(cfg.out, ["samples.jsonl", "samples.jsonl.partial", "picks.jsonl", "policy",
+                                          "policy.partial", TIMING])
+        if other:
+            raise UserError(f"--out {cfg.out} holds files rejection sampling does not write ({named(other)}); "
+                            "choose another --out")
 
 
 def record_seconds(out: Path, step: str, seconds: float) -> None:
