@@ -23,7 +23,7 @@ from posttrain.serving.app import create_app
 from posttrain.serving.engine import Engine
 from posttrain.serving.feedback import FeedbackLog
 from posttrain.serving.model import ServedModel, load_served
-from posttrain.serving.protocol import MAX_STOP_CHARS, MAX_STOPS
+from posttrain.serving.protocol import MAX_MESSAGES, MAX_STOP_CHARS, MAX_STOPS
 from posttrain.serving.server import BackgroundServer
 from posttrain.serving.textstream import MAX_UNSETTLED, TextStream
 
@@ -84,6 +84,26 @@ def test_stop_sequences_beyond_the_limits_are_a_400_naming_stop(server, stop, wh
 def test_the_longest_stop_sequences_allowed_are_taken(server):
     r = httpx.post(server.url + "/v1/completions", json={**SHORT, "stop": LONGEST_STOPS, "n": 2}, timeout=60)
     assert r.status_code == 200 and [c["finish_reason"] for c in r.json()["choices"]] == ["length", "length"]
+
+
+# --- messages: their number is bounded before they are validated and rendered --------------------
+@pytest.mark.parametrize("content, what", [("a", "messages"), ([{"type": "text", "text": "a"}], "text parts")])
+def test_200000_messages_or_parts_are_refused_before_they_are_validated(server, content, what):
+    """200,000 one-letter messages took 17 s to validate and render, slowing other clients up to 28 times."""
+    messages = [{"role": "user", "content": content}] * 200_000 if what == "messages" else \
+        [{"role": "user", "content": content * 200_000}]
+    start = time.monotonic()
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": MODEL, "messages": messages}, timeout=60)
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "messages", r.text[:300]
+    assert f"at most {MAX_MESSAGES} {what}" in error["message"] and time.monotonic() - start < 5
+
+
+def test_more_messages_than_the_context_has_tokens_are_refused_before_rendering(server):
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user",
+                                                                                           "content": "a"}] * 600})
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["code"] == "context_length_exceeded" and "600 messages" in error["message"]
 
 
 def latency(url: str, timeout: float) -> float:

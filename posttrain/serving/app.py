@@ -66,6 +66,10 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         check_model(served, req.model)
+        if len(req.messages) > served.context_length:   # each is a token at least: refuse before rendering
+            raise APIError(400, f"the conversation has {len(req.messages)} messages, but this model's context is "
+                                f"{served.context_length} tokens; shorten the messages", param="messages",
+                           code="context_length_exceeded")
         prompt = await run_in_threadpool(served.chat_prompt, [m.plain() for m in req.messages])
         limit = req.max_completion_tokens or req.max_tokens
         rows = plan_rows(served, req, [prompt], limit, param="messages")

@@ -18,6 +18,11 @@ MAX_STOPS = 4          # OpenAI's limit
 # bounded like everything else a request makes the worker do per token; stop sequences in use ("\n\n",
 # "</answer>", "User:") are a few characters, and 256 leaves room for a whole line of a template.
 MAX_STOP_CHARS = 256
+# Messages (and a message's text parts) are validated on the event loop and rendered by the chat template
+# while holding the GIL, so their number is bounded too: 200,000 one-letter messages (7 MB) took 17 s and
+# made other clients' 16-token requests up to 28 times slower. Every message is at least one token, and
+# 4096 is more turns than any context we serve holds.
+MAX_MESSAGES = 4096
 
 
 class APIError(Exception):
@@ -40,6 +45,11 @@ class TextPart(BaseModel):
 class Message(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _not_too_many_parts(cls, v):
+        return at_most(v, MAX_MESSAGES, "text parts")
 
     def plain(self) -> dict:
         """{"role", "content"} with text parts joined; "developer" is OpenAI's newer name for system."""
@@ -85,6 +95,11 @@ class ChatRequest(SamplingRequest):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
 
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _not_too_many(cls, v):
+        return at_most(v, MAX_MESSAGES, "messages")
+
     @field_validator("messages")
     @classmethod
     def _ends_with_user(cls, v):
@@ -116,6 +131,13 @@ class FeedbackRequest(BaseModel):
     preferred: str | None = None
     notes: str | None = None
     model: str | None = None
+
+
+def at_most(value, limit: int, what: str):
+    """`value`, unless it is a list longer than `limit`: checked before its items are validated one by one."""
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(f"at most {limit} {what} are taken; this request has {len(value)}")
+    return value
 
 
 def new_id(prefix: str) -> str:
