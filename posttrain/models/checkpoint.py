@@ -53,7 +53,8 @@ class RunDir:
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.checkpoints = self.partial / "checkpoints"
         self.fingerprint = fingerprint(config) if config is not None else None
-        inputs = input_paths({k: v for k, v in dataclasses.asdict(config).items() if k != "out"}) if config is not None else []
+        options = dataclasses.asdict(config) if config is not None else {}
+        inputs = input_paths({k: v for k, v in options.items() if k != "out"})   # model, data, reference, ...
         check_not_input(self.out, inputs)
         check_not_input(self.partial, inputs)
         if self.out.exists() and not force:
@@ -64,9 +65,10 @@ class RunDir:
         check_replaceable(self.out, self.partial, discard=not resume)
         check_writable(self.out)
         recorded = self.partial / RUN_FILE
-        if resume and self.fingerprint is not None and recorded.is_file() and recorded.stat().st_size > 3:
-            check_same_run(json.loads(recorded.read_text()), self.fingerprint, self.partial)
-        elif resume and self.partial.exists():
+        was = json.loads(recorded.read_text()) if resume and recorded.is_file() else {}   # {}: made with no config
+        if resume and self.fingerprint is not None and was:
+            check_same_run(was, self.fingerprint, self.partial)
+        elif resume and self.partial.exists() and not recorded.is_file():
             log.warning("%s has no %s (a run from an older posttrain): cannot check that --resume uses the "
                         "same options and data", self.partial, RUN_FILE)
 
@@ -180,7 +182,7 @@ def failed_write(tmp: Path | None, what: str, kept: Path | None):
     except (OSError, RuntimeError, SafetensorError) as e:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "unexpected pos" in str(e)
+        full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "unexpected pos" in str(e)
         cause = "the disk is full" if full else f"{type(e).__name__}: {e}"
         left = f"the last checkpoint, {kept}, is kept" if kept else "no checkpoint was saved before it"
         raise UserError(f"could not write {what} ({cause}); {left}: free disk space (or fix the folder's "
@@ -193,17 +195,13 @@ def check_replaceable(out: Path, partial: Path, *, discard: bool) -> None:
     (when discarded) when its run.json marks it as an unfinished run. Never a folder holding other files."""
     fix = "choose another --out, or move it away yourself if it may go"
     if out.exists():
-        listed = None
         try:
-            listed = json.loads((out / MANIFEST).read_text()).get("files") if (out / MANIFEST).is_file() else None
-            is_run = (out / MANIFEST).is_file()
-        except (OSError, ValueError, AttributeError):
-            is_run = False
-        if not out.is_dir() or not is_run:
+            listed = json.loads((out / MANIFEST).read_text()).get("files")
+        except (OSError, ValueError, AttributeError):   # a file, a folder without a manifest, a manifest not ours
             raise UserError(f"--out {out} exists and is not a posttrain run (no {MANIFEST}); --force replaces "
-                            f"only a run posttrain finished: {fix}")
+                            f"only a run posttrain finished: {fix}") from None
         other = ([f for f in files_under(out) if f not in set(listed)] if isinstance(listed, list) else
-                 sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tb"))
+                 sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tb"))   # an older run's
         if other:
             raise UserError(f"--out {out} holds files posttrain did not write there ({named(other)}); --force "
                             f"replaces only a run as posttrain finished it: {fix}")
