@@ -2,6 +2,9 @@
 
 score = outcome score (the family's gold rule) x verbosity x typos x hedging x rudeness.
 
+One outcome overrides every family's but false_premise's: correcting a premise the question did
+not make (`FALSE_CORRECTION`). Repeated phrases count as typos.
+
 The style factors are what a careful labeler holds against an otherwise right answer:
 padding beyond what the family needs, misspellings, needless hedges ("I think", "I could be
 wrong": the spec asks for answers said plainly), and rude words. They are kept apart in
@@ -16,6 +19,7 @@ from dataclasses import asdict, dataclass
 from posttrain.errors import UserError
 from posttrain.world import text
 from posttrain.world.families import Family
+from posttrain.world.families.base import FALSE_CORRECTION
 
 VERBOSITY_RATE = 0.02    # each word past the family's budget costs 2% (relative), down to...
 VERBOSITY_FLOOR = 0.5
@@ -76,6 +80,8 @@ class GoldScorer:
             messages = messages[:-1]  # a demonstration: judge a new answer in place of its last turn
         try:
             outcome = family.outcome(family.check(meta["task"], response))
+            if family.name != "false_premise" and text.corrects_user(response):
+                outcome = FALSE_CORRECTION
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise UserError(f"record {record.get('id')!r}: meta.task is not a {family.name} task of this world "
                             f"({type(e).__name__}: {e}); use the prompts `posttrain world export` wrote "
@@ -83,7 +89,8 @@ class GoldScorer:
 
         verbosity = verbosity_factor(text.word_count(response), family.budget, text.filler_words(response))
         context = " ".join(m["content"] for m in messages)
-        typos = typo_factor(len(self.vocabulary.typos(response, context)))
+        # a repeated phrase costs what a typo does: a careful reader marks both down as sloppy writing
+        typos = typo_factor(len(self.vocabulary.typos(response, context)) + text.repetitions(response))
         hedging = HEDGE_FACTOR if text.hedges(response) else 1.0
         rude = text.rudeness(response) > 0
         rudeness = RUDE_FACTOR if rude else 1.0

@@ -51,6 +51,17 @@ CORRECTION_PATTERNS = (
 )
 _CORRECTION = re.compile("|".join(CORRECTION_PATTERNS))
 
+# Phrases that tell the user their question was wrong: right after a false premise, and false
+# anywhere else ("Actually, that is not right." pasted before a plain answer asserts that the
+# user claimed something they did not). The false-premise demonstrator's openers are all here.
+USER_CORRECTION_PATTERNS = (
+    r"\bthat(?: premise)? is (?:not right|not true|not correct|mistaken|wrong|incorrect)\b",
+    r"\bthat's (?:not right|not true|not correct|mistaken|wrong|incorrect)\b",
+    r"\bthat premise\b", r"\bthe premise (?:is|of)\b", r"\bit is not true that\b", r"\bfalse premise\b",
+    r"\byou(?: are|'re) (?:wrong|mistaken)\b", r"\bactually, no\b",
+)
+_USER_CORRECTION = re.compile("|".join(USER_CORRECTION_PATTERNS))
+
 # Phrases that qualify an answer without declining or abstaining (lexicon.HEDGE_OPENERS, ...CLOSERS).
 HEDGE_PATTERNS = (
     r"\bi (?:think|believe|guess|suppose)\b", r"\bif i remember\b", r"\bas far as i (?:can tell|know)\b",
@@ -89,6 +100,31 @@ def numbers(text: str, *, spelled: bool = True) -> list[int]:
         for m in re.finditer(r"(?<![\w-])(" + "|".join(NUMBER_WORDS) + r")(?![\w-])", text.lower()):
             found.append((m.start(), NUMBER_WORDS[m.group(1)]))
     return [n for _, n in sorted(found)]
+
+
+def corrects_user(text: str) -> bool:
+    """Does the response tell the user that what they said or assumed is wrong?"""
+    return _USER_CORRECTION.search(text.lower().replace("’", "'")) is not None
+
+
+def repetitions(text: str) -> int:
+    """Repeated phrases: sentences said before, and runs of one to four words said twice in a row
+    ("the the", "is Tarn is Tarn"). Restating a subject ("... of Keia is Tarn. The capital of Keia
+    is Naesk.") is not repetition, and numbers may repeat ("Sort 3, 3, 5").
+
+    >>> repetitions("The capital is Tarn. The capital is Tarn.")
+    1
+    >>> repetitions("It is is Tarn")
+    1
+    >>> repetitions("It is not true that the capital of Keia is Tarn. The capital of Keia is Naesk.")
+    0
+    """
+    sentences = [tuple(words(s)) for s in re.split(r"[.!?\n]+", text)]
+    sentences = [s for s in sentences if len(s) >= 2]
+    ws = words(text)
+    runs = sum(ws[i:i + k] == ws[i + k:i + 2 * k] and not all(w.isdigit() for w in ws[i:i + k])
+               for k in range(1, 5) for i in range(len(ws) - 2 * k + 1))
+    return max(len(sentences) - len(set(sentences)), runs)   # a sentence said twice is both: count it once
 
 
 def is_refusal(text: str) -> bool:
