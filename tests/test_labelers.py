@@ -128,3 +128,21 @@ def test_world_agreement_refuses_foreign_samples_and_two_sources(tmp_path, capsy
     assert "no world task" in capsys.readouterr().err
     assert main(["world", "agreement", "--samples", str(path), "--model", str(tmp_path)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_label_sim_seed_is_a_run_seed_apart_from_the_world(world, records, tmp_path):
+    import json
+
+    from posttrain.labeling.simulated import LabelSimConfig, label_sim
+
+    _samples_file(world, records[:150], tmp_path / "samples.jsonl", derive(0, "agreement"))
+
+    def rankings(name, **seed):
+        cfg = LabelSimConfig(samples=tmp_path / "samples.jsonl", out=tmp_path / name, labelers_per_item=2, **seed)
+        cfg.check()
+        label_sim(cfg)
+        return [(r["labeler"], r["ranking"]) for r in map(json.loads, (tmp_path / name).read_text().splitlines())]
+
+    default, same, other = rankings("a.jsonl"), rankings("b.jsonl", seed=0), rankings("c.jsonl", seed=1)
+    assert default == same          # the default draws are the world seed's, as before
+    assert default != other         # another run seed: other labelers and other noise, same world

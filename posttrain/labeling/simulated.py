@@ -28,6 +28,9 @@ class LabelSimConfig(Options, WorldRef):
     out: Path = option(help="rankings JSONL to write", required=True)
     labelers_per_item: int = option(1, help="different labelers who rank each item", ge=1)
     noise: float = option(DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement", ge=0)
+    seed: int | None = option(None, help="seed of the labelers' draws (who ranks an item, their noise, the flags "
+                                         "they miss); default: the world seed. A run seed of `posttrain demo`",
+                              ge=0)
     force: bool = option(False, help="overwrite OUT if it exists")
 
 
@@ -41,7 +44,7 @@ def label_sim(cfg: LabelSimConfig) -> int:
     check_output(cfg.out, force=cfg.force, inputs=[cfg.samples])
     items = read_samples(cfg.samples)
     check_unique_ids(items)   # rankings name their item by id (meta.item): two items must not share one
-    pool = LabelerPool(World(seed=cfg.world_seed, scale=cfg.scale), noise=cfg.noise)
+    pool = LabelerPool(World(seed=cfg.world_seed, scale=cfg.scale), noise=cfg.noise, seed=cfg.seed)
     if not 1 <= cfg.labelers_per_item <= len(pool.labelers):
         raise UserError(f"--labelers-per-item must be 1..{len(pool.labelers)}, got {cfg.labelers_per_item}")
     out = []
