@@ -2,7 +2,7 @@
 
 Each server runs in a subprocess, so the peak memory measured is its own: a body is refused before
 it is read (a chunked 1 GiB post moves the peak by less than 32 MiB), credentials are checked before
-any body byte, errors are JSON whatever went wrong, a huge prompt is tokenised off the event loop,
+any body byte, errors are JSON whatever went wrong, a huge prompt is refused by its length alone,
 a Host allow-list keeps other sites' pages out, and the labeling API takes labels only for items it
 served to the labeler, with submission ids scoped per labeler.
 """
@@ -200,7 +200,7 @@ def test_a_stream_completes_while_hostile_requests_are_refused(serving):
     assert all(e.startswith("data: {") and "error" not in json.loads(e[6:]) for e in events[:-1])
 
 
-def test_health_answers_while_a_huge_prompt_is_tokenised(serving):
+def test_a_huge_prompt_is_refused_before_it_is_tokenised_and_health_answers_meanwhile(serving):
     huge = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]}   # 5 MB
     answer = {}
 
@@ -220,9 +220,9 @@ def test_health_answers_while_a_huge_prompt_is_tokenised(serving):
         time.sleep(0.05)
     thread.join()
     assert answer["response"].json()["error"]["code"] == "context_length_exceeded"
-    # tokenising 5 MB takes seconds here; if it did not, the probes below would prove nothing
-    assert answer["seconds"] > 1.5, f"the huge prompt took only {answer['seconds']:.1f} s"
-    assert max(waits) < 1.0, f"/health waited {max(waits):.1f} s while the prompt was tokenised"
+    # tokenising 5 MB took 20 s of CPU here; its length alone says it cannot fit (issue 28)
+    assert answer["seconds"] < 3, f"the huge prompt took {answer['seconds']:.1f} s to refuse"
+    assert max(waits) < 1.0, f"/health waited {max(waits):.1f} s while the prompt was refused"
 
 
 # --- errors: JSON, whatever went wrong ------------------------------------------------------

@@ -99,6 +99,25 @@ def test_200000_messages_or_parts_are_refused_before_they_are_validated(server, 
     assert f"at most {MAX_MESSAGES} {what}" in error["message"] and time.monotonic() - start < 5
 
 
+@pytest.mark.parametrize("route, body, param", [
+    ("/v1/completions", {"model": MODEL, "prompt": "word " * 1_000_000}, "prompt"),
+    ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]},
+     "messages")], ids=["completion", "chat"])
+def test_text_too_long_for_the_context_is_refused_before_it_is_tokenised(server, route, body, param):
+    """5 MB of prompt took 20 s of CPU to tokenise before it was refused."""
+    start = time.monotonic()
+    r = httpx.post(server.url + route, json=body, timeout=60)
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == param and error["code"] == "context_length_exceeded"
+    assert "5000000 characters" in error["message"] and time.monotonic() - start < 3, error["message"]
+
+
+def test_feedback_with_200000_messages_is_refused_before_they_are_validated(server):
+    feedback = {"messages": [{"role": "user", "content": "a"}] * 200_000, "completion": "x", "rating": "up"}
+    r = httpx.post(server.url + "/v1/feedback", json=feedback, timeout=60)
+    assert r.status_code == 400 and f"at most {MAX_MESSAGES} messages" in r.json()["error"]["message"]
+
+
 def test_more_messages_than_the_context_has_tokens_are_refused_before_rendering(server):
     r = httpx.post(server.url + "/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user",
                                                                                            "content": "a"}] * 600})

@@ -9,8 +9,9 @@
 Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
 Before a route sees a request, `Guard` (guard.py) checks its Host header against `hosts`, its
 `Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY) and pace
-(BODY_TIMEOUT), reading no body byte for a refusal. Tokenising runs on a worker thread, so a huge
-prompt does not stall the others.
+(BODY_TIMEOUT), reading no body byte for a refusal. Text too long for the context by its length
+alone is refused untokenised, and tokenising runs on a worker thread, so a huge prompt does not
+stall the others.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
             raise APIError(400, f"the conversation has {len(req.messages)} messages, but this model's context is "
                                 f"{served.context_length} tokens; shorten the messages", param="messages",
                            code="context_length_exceeded")
-        prompt = await run_in_threadpool(served.chat_prompt, [m.plain() for m in req.messages])
+        messages = [m.plain() for m in req.messages]
+        check_length(served, sum(len(m["content"]) for m in messages), param="messages")
+        prompt = await run_in_threadpool(served.chat_prompt, messages)
         limit = req.max_completion_tokens or req.max_tokens
         rows = plan_rows(served, req, [prompt], limit, param="messages")
         return await respond(engine, req, rows, len(prompt), ChatFormat(served.name, req.include_usage))
@@ -78,6 +81,8 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
         check_model(served, req.model)
+        for p in req.prompt:
+            check_length(served, len(p), param="prompt")
         prompts = await run_in_threadpool(lambda: [served.text_prompt(p) for p in req.prompt])
         if any(not p for p in prompts):
             raise APIError(400, "prompt: an empty prompt gives the model nothing to continue", param="prompt")
@@ -120,6 +125,14 @@ def check_model(served: ServedModel, name: str) -> None:
     if name != served.name:
         raise APIError(404, f"the model {name!r} does not exist; this server serves {served.name!r}",
                        param="model", code="model_not_found")
+
+
+def check_length(served: ServedModel, chars: int, *, param: str) -> None:
+    """Refuse text too long for the context by its length alone, before it is tokenised."""
+    if served.max_prompt_chars is not None and chars > served.max_prompt_chars:
+        raise APIError(400, f"the {param} text is {chars} characters; this model's context of {served.context_length} "
+                            f"tokens holds at most {served.max_prompt_chars}; shorten the {param}", param=param,
+                       code="context_length_exceeded")
 
 
 def plan_rows(served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None,

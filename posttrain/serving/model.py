@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from posttrain.data.chat import chat_ids
@@ -23,6 +24,18 @@ class ServedModel:
         extra = getattr(config, "eos_token_id", None)
         extra = [] if extra is None else [extra] if isinstance(extra, int) else list(extra)
         return {self.tokenizer.eos_token_id, *extra}
+
+    @cached_property
+    def max_prompt_chars(self) -> int | None:
+        """Characters of text that cannot fit the context whatever their tokens, so they are refused before
+        tokenising (seconds of CPU for megabytes): no token covers more characters than its vocabulary entry
+        has (byte-level entries have one per byte), times 4 for normalisers that combine characters (NFC
+        joins a letter and its accent). None when the vocabulary cannot be read."""
+        try:
+            longest = max(len(token) for token in self.tokenizer.get_vocab())
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return self.context_length * longest * 4
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         """Token ids of `messages` rendered by the chat template, ready for the assistant's turn; message

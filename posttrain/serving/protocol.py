@@ -125,6 +125,11 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[dict] = Field(min_length=1)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _not_too_many(cls, v):
+        return at_most(v, MAX_MESSAGES, "messages")
     completion: str
     rating: Literal["up", "down"] | None = None
     flags: list[str] = []
