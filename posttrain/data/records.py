@@ -240,8 +240,8 @@ def dumps(record: dict) -> str:
 
 def check_output(path: str | Path, *, force: bool, inputs: Iterable[str | Path | None] = (),
                  flag: str = "--out") -> Path:
-    """Before any work: `path` may replace an existing one only with --force, never one of `inputs`,
-    and its directory must be writable (or creatable)."""
+    """Before any work: `path` may replace an existing one only with --force, never one of `inputs` nor a
+    folder holding one (posttrain/data/outputs.py), and its directory must be writable (or creatable)."""
     from posttrain.data.outputs import check_not_input
 
     path = Path(path)
