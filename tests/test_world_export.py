@@ -9,7 +9,7 @@ import pytest
 
 from posttrain.data.records import read_conversations, read_jsonl
 from posttrain.world import World
-from posttrain.world.export import export
+from posttrain.world.export import counts_table, export
 from posttrain.world.families import FAMILY_NAMES
 
 
@@ -37,12 +37,15 @@ def test_every_file_validates_and_counts_match_the_manifest(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
     demos = read_conversations(exported / "demos.jsonl", ends_with="assistant")
     assert len(demos) == manifest["scale"]["demos"]
-    for name in ("prompts_rm.jsonl", "prompts_ppo.jsonl", "test.jsonl"):
+    for name in ("prompts_rm.jsonl", "prompts_ppo.jsonl", "test.jsonl", "test_novel.jsonl"):
         prompts = read_conversations(exported / name, ends_with="user")
         assert sum(manifest["counts"][name].values()) == len(prompts)
         assert set(manifest["counts"][name]) == set(FAMILY_NAMES)
     for name, digest in manifest["sha256"].items():
         assert hashlib.sha256((exported / name).read_bytes()).hexdigest() == digest
+    header, _, *rows = counts_table(manifest).splitlines()
+    assert header.split() == ["family", "demos", "rm", "ppo", "dev", "test", "test_novel"]
+    assert rows[len(FAMILY_NAMES)].split() == ["total", "1800", "900", "900", "225", "450", "450"]
 
 
 def test_demonstrators_write_in_their_styles_with_provenance(exported):
@@ -89,9 +92,10 @@ def test_knobs_change_the_demonstrations_not_the_corpus_or_the_judge(exported, t
         parse_knob("bogus=1", Knobs())
 
 
-def test_test_split_uses_held_out_entities_and_templates(exported):
+@pytest.mark.parametrize("split", ["test", "test_novel"])
+def test_test_split_uses_held_out_entities_and_templates(exported, split):
     world = World(seed=0, scale="small")
-    test = read_conversations(exported / "test.jsonl")
+    test = read_conversations(exported / f"{split}.jsonl")
     train = [r for name in ("demos.jsonl", "prompts_rm.jsonl", "prompts_ppo.jsonl")
              for r in read_conversations(exported / name)]
     test_entities = {c.name for c in world.kb.countries_in("test")} | {p.name for p in world.kb.people_in("test")}
@@ -102,7 +106,8 @@ def test_test_split_uses_held_out_entities_and_templates(exported):
         assert not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", train_text), f"test entity {name} in training data"
     train_users = {m["content"] for r in train for m in r["messages"] if m["role"] == "user"}
     assert not train_users & {m["content"] for r in test for m in r["messages"] if m["role"] == "user"}
-    assert all(r["meta"]["split"] == "test" for r in test)
+    assert all(r["meta"]["split"] == split and r["source"] == f"world:{split}" for r in test)
+    assert len({json.dumps(r["messages"]) for r in test}) == len(test) == 450   # distinct (tests/test_test_sets.py)
 
 
 def test_corpus_states_every_fact_and_holds_no_chat(exported):

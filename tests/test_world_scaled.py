@@ -79,10 +79,12 @@ def _templates(world, split: str) -> list[str]:
 
 
 def _test_fragments(world) -> set[str]:
-    """The fixed words of the test-split prompt templates of the families the worked examples teach,
-    that no train template also has ("the capital of" is both's)."""
+    """The fixed words of both test sets' prompt templates (test.jsonl's held-out phrasings of the training
+    style, test_novel.jsonl's of another) of the families the worked examples teach, that no train
+    template also has ("the capital of" is both's)."""
     train = " | ".join(_templates(world, "train"))
-    pieces = {p.strip(" .?\n\"") for t in _templates(world, "test") for p in re.split(r"\{\w+\}", t)}
+    pieces = {p.strip(" .?\n\"") for split in ("test", "test_novel") for t in _templates(world, split)
+              for p in re.split(r"\{\w+\}", t)}
     return {p for p in pieces if len(p) >= 12 and p not in train}
 
 

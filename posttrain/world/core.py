@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from functools import cached_property
 
 from posttrain.world import lexicon, text
 from posttrain.world.families import FAMILY_CLASSES, Family
-from posttrain.world.families.base import pick
-from posttrain.world.kb import KnowledgeBase, add_tail, build_kb
+from posttrain.world.families.base import phrasing_words, pick
+from posttrain.world.kb import PERSON_RELATIONS, RELATIONS, KnowledgeBase, add_tail, build_kb
 from posttrain.world.knobs import Knobs
 from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
@@ -52,6 +53,7 @@ TEST_SHARE = 0.25  # share of entities held out for test prompts
 SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a helpful, honest and harmless assistant.",
                   "Answer the user's questions clearly and briefly.")
 SYSTEM_SHARE = 0.2
+DISTINCT_TRIES = 100   # draws of a test prompt before a repeat is allowed (World.prompts)
 
 BENIGN_REFUSALS = ("I'm sorry, but I can't help with anything that could cause harm.",
                    "I can't help with that, as it sounds like it could be dangerous.",
@@ -76,7 +78,7 @@ class World:
 
     # --- prompts -------------------------------------------------------------------
     def record(self, family: str, split: str, rng: random.Random, rid: str) -> dict:
-        """A fresh prompt record (conversation format) of `family` from `split`."""
+        """A fresh prompt record (conversation format) of `family` from `split` (families.SPLITS)."""
         fam = self.families[family]
         task = fam.sample(rng, split)
         template = rng.randrange(fam.n_templates(task, split))
@@ -98,10 +100,24 @@ class World:
         return {"id": rid, "messages": messages, "source": f"world:{split}", "meta": meta}
 
     def prompts(self, purpose: str, n: int, split: str) -> list[dict]:
-        """`n` prompts, families in equal shares, from a stream of their own per purpose."""
+        """`n` prompts, families in equal shares, from a stream of their own per purpose.
+
+        A test split's prompts are distinct: a prompt whose turns (system prompt aside) an earlier one has is
+        drawn again, up to DISTINCT_TRIES times (a family with fewer distinct prompts than asked repeats
+        some; the small world's 450 have none). Training prompts repeat as they fall.
+        """
         rng = derive(self.seed, "prompts", purpose)
         names = list(self.families)
-        records = [self.record(names[i % len(names)], split, rng, f"{purpose}-{i:06d}") for i in range(n)]
+        seen: set[str] = set()
+        records = []
+        for i in range(n):
+            for _ in range(DISTINCT_TRIES if split != "train" else 1):
+                record = self.record(names[i % len(names)], split, rng, f"{purpose}-{i:06d}")
+                key = json.dumps([m for m in record["messages"] if m["role"] != "system"])
+                if key not in seen:
+                    break
+            seen.add(key)
+            records.append(record)
         rng.shuffle(records)
         return records
 
@@ -149,12 +165,17 @@ class World:
                     for piece in [m["content"] for m in rec["messages"]] + answers:
                         known.update(text.words(piece))
         pieces = [*corpus.phrases(), *lexicon.HEDGE_OPENERS, *lexicon.HEDGE_CLOSERS, *BENIGN_REFUSALS]
+        # every template of every split, not only those the samples above happened to draw
+        pieces += [phrasing_words(t) for name in sorted(self.families) for t in self.families[name].phrasings()]
         if self.scale.corpus_tokens:   # the scaled corpus writes more phrasings (the small world's words stay as they were)
             pieces += corpus_scaled.phrases()
         for piece in pieces:
             known.update(text.words(piece))
         for name in self.kb.names():
             known.update(text.words(name))
+        for relation in (*RELATIONS, *PERSON_RELATIONS):   # "bear" too, whether or not a sample above drew it
+            for value in self.kb.values(relation):
+                known.update(text.words(value))
         return text.Vocabulary(known)
 
     # --- demonstrations --------------------------------------------------------------

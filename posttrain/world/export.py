@@ -7,7 +7,10 @@
       prompts_rm.jsonl      prompts to sample K completions from and rank (train entities and templates)
       prompts_ppo.jsonl     prompts for PPO (train entities and templates)
       dev.jsonl             prompts to choose between policies on (train entities; `posttrain loop`)
-      test.jsonl            held-out prompts (test entities and templates)
+      test.jsonl            the headline test: held-out prompts in the training phrasings' style (test entities and
+                            numbers, phrasings held out of the training files' pool; meta.split "test")
+      test_novel.jsonl      the same held-out entities and numbers in phrasings of another style (meta.split
+                            "test_novel"): how far behaviour carries to new wordings
       kb.json               the knowledge base
       spec.md               the model spec, generated from the gold scorer's rules
       manifest.json         seed, scale, counts per family and kind, sha256 of every file
@@ -58,7 +61,7 @@ class ExportConfig(Options, WorldPick):
 
 
 PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "dev.jsonl": "dev",
-                "test.jsonl": "test"}
+                "test.jsonl": "test", "test_novel.jsonl": "test_novel"}
 
 
 def export(world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None) -> dict:
@@ -123,6 +126,7 @@ def _write(world, d: Path, on_step) -> dict:
         ("prompts_ppo.jsonl", lambda: world.prompts("ppo", s.ppo_prompts, "train")),
         ("dev.jsonl", lambda: world.prompts("dev", s.test_prompts // 2, "train")),
         ("test.jsonl", lambda: world.prompts("test", s.test_prompts, "test")),
+        ("test_novel.jsonl", lambda: world.prompts("test_novel", s.test_prompts, "test_novel")),
     ]
     for name, make in steps:
         on_step(name)
@@ -150,11 +154,12 @@ def counts_table(manifest: dict) -> str:
     """Families down, prompt files across; then the corpus by kind."""
     files = list(PROMPT_FILES)
     families = [f for f in FAMILY_NAMES if any(f in manifest["counts"][n] for n in files)]
-    header = f"{'family':<15}" + "".join(f"{PROMPT_FILES[n]:>8}" for n in files)
+    width = {n: max(8, len(PROMPT_FILES[n]) + 2) for n in files}
+    header = f"{'family':<15}" + "".join(f"{PROMPT_FILES[n]:>{width[n]}}" for n in files)
     rows = [header, "-" * len(header)]
     for fam in families:
-        rows.append(f"{fam:<15}" + "".join(f"{manifest['counts'][n].get(fam, 0):>8}" for n in files))
-    rows.append(f"{'total':<15}" + "".join(f"{sum(manifest['counts'][n].values()):>8}" for n in files))
+        rows.append(f"{fam:<15}" + "".join(f"{manifest['counts'][n].get(fam, 0):>{width[n]}}" for n in files))
+    rows.append(f"{'total':<15}" + "".join(f"{sum(manifest['counts'][n].values()):>{width[n]}}" for n in files))
     docs = manifest["counts"]["corpus.jsonl"]
     rows += ["", f"corpus: {sum(docs.values())} documents ("
              + ", ".join(f"{k} {v}" for k, v in sorted(docs.items(), key=lambda kv: -kv[1])) + "), "

@@ -1,9 +1,12 @@
 """What a task family is: how it samples tasks, words prompts, answers them and judges answers.
 
 A task is a small JSON-able dict (`{"kind": "add", "a": 23, "b": 58}`) that fully decides
-the right answer; prompts are renderings of it through a template. Train and test use
-disjoint templates (and, where a family has entities, disjoint entities), so the test split
-holds phrasings no training prompt used.
+the right answer; prompts are renderings of it through a template. A prompt belongs to one of
+three splits (`SPLITS`): `train` (every training file), `test` (the headline test set: phrasings
+drawn from the training phrasings' own pool but held out of every training file) and
+`test_novel` (phrasings of another style that no training phrasing resembles). Both test
+splits ask about the held-out entities and numbers (`entity_split`, `in_split`), so the two
+test sets differ only in how they are worded.
 
 Each family's `check` maps a response to one named `Outcome` of its table; the table is
 the family's gold rule, and the model spec is printed from it.
@@ -12,13 +15,71 @@ the family's gold rule, and the model spec is printed from it.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from posttrain.world import text
 from posttrain.world.kb import KnowledgeBase
 from posttrain.world.knobs import Knobs
+from posttrain.world.rng import derive, unit
 
 FLAGS = ("fails_task", "hallucination", "harmful", "over_refusal", "inappropriate")
+SPLITS = ("train", "test", "test_novel")
+# The share of a kind's in-distribution phrasings, and of the operand pairs and number sets, that
+# only the test sets use (issue 35: a test set of new phrasings measured phrasing more than alignment).
+HELD_OUT = 0.2
+_SLOT = re.compile(r"\{\w+\}")
+
+
+def entity_split(split: str) -> str:
+    """The knowledge base's split a prompt split draws entities from: both test sets use the held-out ones."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return "train" if split == "train" else "test"
+
+
+def in_split(split: str, *key) -> bool:
+    """Do the numbers named by `key` (an operation and its operands, a set of items) belong to `split`?
+
+    A fixed fifth of them, the same for every seed and family, belongs to the test sets: `in_split(s,
+    "add", 3, 5)` holds out 3 + 5 (and 5 + 3, when the caller sorts commutative operands) from training.
+    """
+    return (unit(0, "held-out numbers", *key) < HELD_OUT) == (entity_split(split) == "test")
+
+
+def draw(rng: random.Random, split: str, make, key, tries: int = 200):
+    """`make(rng)` again until `key(result)` is in `split` (`in_split`); the last draw after `tries`
+    (a range too small to hold any out, e.g. a knob's tiny arithmetic_max)."""
+    for _ in range(tries):
+        out = make(rng)
+        if in_split(split, *key(out)):
+            break
+    return out
+
+
+def split_phrasings(pool: tuple[str, ...], novel: tuple[str, ...], *key: str, kept: int = 0
+                    ) -> dict[str, tuple[str, ...]]:
+    """{"train", "test", "test_novel"} templates of one kind: `pool`, the training-style phrasings,
+    split at random (fixed by `key`, never by the world's seed) into HELD_OUT of them for the headline
+    test, at least one, and the rest for training; `novel` (another style) for test_novel.
+
+    The first `kept` of the pool, the first world's training phrasings, stay in training: the training
+    files keep every phrasing they had, and the pretraining corpora write several of them ("What is the
+    capital of ...?"), which a test of phrasings no model was tuned on must not use. The held-out ones
+    are drawn from the rest.
+    """
+    n_held = max(1, round(len(pool) * HELD_OUT))
+    if len(set(pool)) != len(pool) or set(pool) & set(novel) or len(pool) - kept < n_held or not kept + n_held:
+        raise ValueError(f"{key}: a phrasing pool needs distinct phrasings, none of them novel, and {n_held} "
+                         "beyond the kept ones to hold out")
+    held = set(derive(0, "phrasings", *key).sample(range(kept, len(pool)), n_held))
+    return {"train": tuple(p for i, p in enumerate(pool) if i not in held),
+            "test": tuple(p for i, p in enumerate(pool) if i in held), "test_novel": tuple(novel)}
+
+
+def phrasing_words(template: str) -> str:
+    """A template without its slots ("What is {a} + {b}?" -> "What is  +  ?"), for the vocabulary."""
+    return _SLOT.sub(" ", template)
 
 
 @dataclass(frozen=True)
@@ -54,7 +115,7 @@ class Family:
     rule: str = ""                          # the spec's paragraph for this family
     budget: int = 12                        # words a plain good answer needs
     outcomes: tuple[Outcome, ...] = ()
-    templates: dict[str, dict[str, tuple[str, ...]]] = {}  # kind -> split -> templates
+    templates: dict[str, dict[str, tuple[str, ...]]] = {}  # kind -> split (SPLITS) -> templates
 
     def __init__(self, kb: KnowledgeBase, knobs: Knobs | None = None):
         self.kb = kb
@@ -66,7 +127,7 @@ class Family:
 
     # --- to implement --------------------------------------------------------------
     def sample(self, rng: random.Random, split: str) -> dict:
-        """A task drawn from the split's entities: {"kind": ..., params...}."""
+        """A task of `split` (SPLITS), drawn from its entities (`entity_split`): {"kind": ..., params...}."""
         raise NotImplementedError
 
     def check(self, task: dict, response: str) -> str:
@@ -84,6 +145,10 @@ class Family:
     # --- shared ----------------------------------------------------------------------
     def n_templates(self, task: dict, split: str) -> int:
         return len(self.templates[task["kind"]][split])
+
+    def phrasings(self) -> list[str]:
+        """Every template of every split (the world's vocabulary knows their words)."""
+        return [t for by_split in self.templates.values() for ts in by_split.values() for t in ts]
 
     def render(self, task: dict, split: str, template: int) -> list[dict]:
         """The prompt's messages, ending with a user turn."""

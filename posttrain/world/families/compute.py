@@ -6,13 +6,24 @@ import random
 from collections import Counter
 
 from posttrain.world import lexicon, text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
+from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, draw, entity_split, pick, split_phrasings
 
 OPS = {"add": ("+", lambda a, b: a + b), "sub": ("-", lambda a, b: a - b), "mul": ("*", lambda a, b: a * b)}
 
 
 def arithmetic_answer(task: dict) -> int:
     return OPS[task["kind"]][1](task["a"], task["b"])
+
+
+def operand_key(task: dict) -> tuple:
+    """What holds a sum out of training (base.in_split): 3 + 5 and 5 + 3 together, 9 - 4 alone."""
+    a, b = (task["a"], task["b"]) if task["kind"] == "sub" else sorted((task["a"], task["b"]))
+    return task["kind"], a, b
+
+
+def items_key(items: list[int]) -> tuple:
+    """What holds a list of numbers out of training: the set, in whatever order it is asked."""
+    return ("items", *sorted(items))
 
 
 def check_number(response: str, answer: int, operands: list[int]) -> str:
@@ -49,29 +60,31 @@ class Arithmetic(Family):
     budget = 10
     outcomes = NUMBER_OUTCOMES
     templates = {
-        "add": {
-            "train": ("What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.",
-                      "Compute {a} + {b}.", "What do you get if you add {a} to {b}?",
-                      "Please calculate {a} + {b}.", "{a} + {b} = ?"),
-            "test": ("What's the sum of {a} and {b}?", "How much is {a} plus {b}?",
-                     "Work out {a} + {b} for me."),
-        },
-        "sub": {
-            "train": ("What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}.",
-                      "Compute {a} - {b}.", "Please calculate {a} - {b}.", "{a} - {b} = ?"),
-            "test": ("What's {a} take away {b}?", "How much is {a} minus {b}?",
-                     "Work out {a} - {b} for me."),
-        },
-        "mul": {
-            "train": ("What is {a} * {b}?", "What is {a} times {b}?", "Multiply {a} by {b}.",
-                      "Compute {a} * {b}.", "Please calculate {a} times {b}.", "{a} * {b} = ?"),
-            "test": ("What's the product of {a} and {b}?", "How much is {a} times {b}?",
-                     "Work out {a} * {b} for me."),
-        },
+        "add": split_phrasings(
+            ("What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.",
+             "What do you get if you add {a} to {b}?", "Please calculate {a} + {b}.", "{a} + {b} = ?",
+             "Find {a} + {b}.", "Tell me {a} plus {b}.", "What does {a} + {b} equal?"),
+            ("What's the sum of {a} and {b}?", "How much is {a} plus {b}?", "Work out {a} + {b} for me."),
+            "arithmetic", "add", kept=7),
+        "sub": split_phrasings(
+            ("What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}.", "Compute {a} - {b}.",
+             "Please calculate {a} - {b}.", "{a} - {b} = ?", "Find {a} - {b}.", "Tell me {a} minus {b}.",
+             "What does {a} - {b} equal?", "What do you get if you subtract {b} from {a}?"),
+            ("What's {a} take away {b}?", "How much is {a} minus {b}?", "Work out {a} - {b} for me."),
+            "arithmetic", "sub", kept=6),
+        "mul": split_phrasings(
+            ("What is {a} * {b}?", "What is {a} times {b}?", "Multiply {a} by {b}.", "Compute {a} * {b}.",
+             "Please calculate {a} times {b}.", "{a} * {b} = ?", "Find {a} * {b}.", "Tell me {a} times {b}.",
+             "What does {a} * {b} equal?", "What do you get if you multiply {a} by {b}?"),
+            ("What's the product of {a} and {b}?", "How much is {a} times {b}?", "Work out {a} * {b} for me."),
+            "arithmetic", "mul", kept=6),
     }
 
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, ("add", "sub", "mul"))
+        return draw(rng, split, lambda r: self.operands(r, kind), operand_key)
+
+    def operands(self, rng: random.Random, kind: str) -> dict:
         # Operands sized at the base model's edge (knob `arithmetic_max`): it gets some right.
         if kind == "mul":
             a, b = rng.randint(2, 9), rng.randint(2, 9)
@@ -131,29 +144,34 @@ class ListOps(Family):
         REFUSED,
     )
     templates = {
-        "sort_asc": {
-            "train": ("Sort these numbers from smallest to largest: {joined}",
-                      "Sort {joined} in ascending order.", "Put these in increasing order: {joined}",
-                      "Order from lowest to highest: {joined}"),
-            "test": ("Arrange {joined} from least to greatest.", "Can you sort {joined} ascending?"),
-        },
-        "sort_desc": {
-            "train": ("Sort these numbers from largest to smallest: {joined}",
-                      "Sort {joined} in descending order.", "Put these in decreasing order: {joined}",
-                      "Order from highest to lowest: {joined}"),
-            "test": ("Arrange {joined} from greatest to least.", "Can you sort {joined} descending?"),
-        },
-        "reverse_words": {
-            "train": ("Reverse the words: {joined}", "Reverse the order of these words: {joined}",
-                      "Write these words in reverse order: {joined}", "Flip the order: {joined}"),
-            "test": ("Say these words backwards, last one first: {joined}",
-                     "Give me {joined} in the opposite order."),
-        },
-        "alphabetize": {
-            "train": ("Put these words in alphabetical order: {joined}", "Alphabetize: {joined}",
-                      "Sort these words from A to Z: {joined}", "Order alphabetically: {joined}"),
-            "test": ("Arrange {joined} in dictionary order.", "Which order do {joined} go in, A to Z?"),
-        },
+        "sort_asc": split_phrasings(
+            ("Sort these numbers from smallest to largest: {joined}", "Sort {joined} in ascending order.",
+             "Put these in increasing order: {joined}", "Order from lowest to highest: {joined}",
+             "List these from smallest to largest: {joined}", "Sort from low to high: {joined}",
+             "Put these numbers in ascending order: {joined}"),
+            ("Arrange {joined} from least to greatest.", "Can you sort {joined} ascending?"),
+            "list_ops", "sort_asc", kept=4),
+        "sort_desc": split_phrasings(
+            ("Sort these numbers from largest to smallest: {joined}", "Sort {joined} in descending order.",
+             "Put these in decreasing order: {joined}", "Order from highest to lowest: {joined}",
+             "List these from largest to smallest: {joined}", "Sort from high to low: {joined}",
+             "Put these numbers in descending order: {joined}"),
+            ("Arrange {joined} from greatest to least.", "Can you sort {joined} descending?"),
+            "list_ops", "sort_desc", kept=4),
+        "reverse_words": split_phrasings(
+            ("Reverse the words: {joined}", "Reverse the order of these words: {joined}",
+             "Write these words in reverse order: {joined}", "Flip the order: {joined}",
+             "Put these words in reverse order: {joined}", "Reverse this list of words: {joined}",
+             "Reverse the sequence: {joined}"),
+            ("Say these words backwards, last one first: {joined}", "Give me {joined} in the opposite order."),
+            "list_ops", "reverse_words", kept=4),
+        "alphabetize": split_phrasings(
+            ("Put these words in alphabetical order: {joined}", "Alphabetize: {joined}",
+             "Sort these words from A to Z: {joined}", "Order alphabetically: {joined}",
+             "Sort alphabetically: {joined}", "Put these in alphabetical order: {joined}",
+             "Sort these words alphabetically: {joined}"),
+            ("Arrange {joined} in dictionary order.", "Which order do {joined} go in, A to Z?"),
+            "list_ops", "alphabetize", kept=4),
     }
 
     def slots(self, task: dict) -> dict:
@@ -163,10 +181,10 @@ class ListOps(Family):
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, LIST_KINDS)
         n = rng.randint(*self.knobs.list_len)
-        if kind.startswith("sort"):
-            items: list = rng.sample(range(1, 100), n)
+        if kind.startswith("sort"):   # a held-out share of number sets, as the word lists hold out words
+            items: list = draw(rng, split, lambda r: r.sample(range(1, 100), n), items_key)
         else:
-            pool = lexicon.split_words(pick(rng, tuple(lexicon.CATEGORIES.values())), split)
+            pool = lexicon.split_words(pick(rng, tuple(lexicon.CATEGORIES.values())), entity_split(split))
             items = rng.sample(pool, min(n, len(pool)))
         if items == list_answer({"kind": kind, "items": items}):
             items = items[1:] + items[:1]  # never ask for what is already done

@@ -6,7 +6,8 @@ import random
 import re
 
 from posttrain.world import lexicon, text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
+from posttrain.world.families.base import (NO_ANSWER, REFUSED, Family, Outcome, draw, entity_split, pick,
+                                            split_phrasings)
 from posttrain.world.families.knowledge import check_fact, fact
 
 NUMBER_NAMES = {2: "two", 3: "three", 4: "four", 5: "five"}
@@ -47,27 +48,29 @@ class Format(Family):
         REFUSED,
     )
     templates = {
-        "one_word": {
-            "train": ("What is the {rel_word} of {e}? Answer in one word.",
-                      "In one word, what is the {rel_word} of {e}?",
-                      "Answer with a single word. What is the {rel_word} of {e}?"),
-            "test": ("Reply with just one word: the {rel_word} of {e}?",),
-        },
-        "n_items": {
-            "train": ("List exactly {n_word} {category}.", "Name {n_word} {category}, no more and no less.",
-                      "Give me a list of exactly {n_word} {category}."),
-            "test": ("I need precisely {n_word} {category}. List them.",),
-        },
-        "all_caps": {
-            "train": ("What is the {rel_word} of {e}? Answer in capital letters only.",
-                      "Using only uppercase letters, tell me the {rel_word} of {e}."),
-            "test": ("Write the {rel_word} of {e} in ALL CAPS.",),
-        },
-        "yes_no": {
-            "train": ("Is {a} greater than {b}? Answer with yes or no only.",
-                      "Answer only yes or no: is {a} bigger than {b}?"),
-            "test": ("Yes or no, nothing else: is {a} larger than {b}?",),
-        },
+        "one_word": split_phrasings(
+            ("What is the {rel_word} of {e}? Answer in one word.", "In one word, what is the {rel_word} of {e}?",
+             "Answer with a single word. What is the {rel_word} of {e}?",
+             "What is the {rel_word} of {e}? One word, please.", "Give the {rel_word} of {e} in a single word.",
+             "Using one word only, what is the {rel_word} of {e}?"),
+            ("Reply with just one word: the {rel_word} of {e}?",), "format", "one_word", kept=3),
+        "n_items": split_phrasings(
+            ("List exactly {n_word} {category}.", "Name {n_word} {category}, no more and no less.",
+             "Give me a list of exactly {n_word} {category}.", "Name exactly {n_word} {category}.",
+             "Write down exactly {n_word} {category}.", "List {n_word} {category}, no more and no less."),
+            ("I need precisely {n_word} {category}. List them.",), "format", "n_items", kept=3),
+        "all_caps": split_phrasings(
+            ("What is the {rel_word} of {e}? Answer in capital letters only.",
+             "Using only uppercase letters, tell me the {rel_word} of {e}.",
+             "What is the {rel_word} of {e}? Answer in uppercase letters only.",
+             "Using only capital letters, give the {rel_word} of {e}.",
+             "In capital letters only, what is the {rel_word} of {e}?"),
+            ("Write the {rel_word} of {e} in ALL CAPS.",), "format", "all_caps", kept=2),
+        "yes_no": split_phrasings(
+            ("Is {a} greater than {b}? Answer with yes or no only.", "Answer only yes or no: is {a} bigger than {b}?",
+             "Is {a} more than {b}? Answer yes or no only.", "Answer with yes or no only: is {a} greater than {b}?",
+             "Is {a} bigger than {b}? Reply with only yes or no."),
+            ("Yes or no, nothing else: is {a} larger than {b}?",), "format", "yes_no", kept=2),
     }
     REL_WORDS = {"capital": "capital", "language": "language", "river": "longest river"}
 
@@ -83,11 +86,11 @@ class Format(Family):
         kind = pick(rng, tuple(self.templates))
         if kind == "n_items":
             return {"kind": kind, "n": rng.randint(2, 5), "category": pick(rng, tuple(lexicon.CATEGORIES))}
-        if kind == "yes_no":
-            a, b = rng.sample(range(2, 100), 2)
+        if kind == "yes_no":   # a held-out share of number pairs, either way round
+            a, b = draw(rng, split, lambda r: r.sample(range(2, 100), 2), lambda ab: ("yes_no", *sorted(ab)))
             return {"kind": kind, "a": a, "b": b}
         relation = pick(rng, tuple(self.REL_WORDS))
-        return {"kind": kind, "e": pick(rng, self.kb.countries_in(split)).name, "relation": relation}
+        return {"kind": kind, "e": pick(rng, self.kb.countries_in(entity_split(split))).name, "relation": relation}
 
     def check(self, task: dict, response: str) -> str:
         pre = self.refused_or_empty(response)

@@ -5,52 +5,44 @@ from __future__ import annotations
 import random
 
 from posttrain.world import text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
+from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, entity_split, pick, split_phrasings
 from posttrain.world.kb import PERSON_RELATIONS, RELATIONS
 
-QUESTIONS = {
-    "capital": {
-        "train": ("What is the capital of {e}?", "Which city is the capital of {e}?",
-                  "Name the capital city of {e}.", "What's the capital city of {e}?",
-                  "Where is the capital of {e}?"),
-        "test": ("Tell me the capital of {e}.", "Which city serves as the capital of {e}?"),
-    },
-    "language": {
-        "train": ("What language is spoken in {e}?", "Which language do people speak in {e}?",
-                  "What is the main language of {e}?", "What do people in {e} speak?"),
-        "test": ("Tell me the language of {e}.", "In {e}, what language do people use?"),
-    },
-    "currency": {
-        "train": ("What currency is used in {e}?", "What is the currency of {e}?",
-                  "What money do people use in {e}?", "Which coin do they pay with in {e}?"),
-        "test": ("Tell me the currency of {e}.", "In {e}, what do people pay with?"),
-    },
-    "river": {
-        "train": ("What is the longest river in {e}?", "Which river is the longest in {e}?",
-                  "Name the longest river of {e}.", "What river runs longest through {e}?"),
-        "test": ("Tell me the longest river in {e}.", "In {e}, which river is the longest?"),
-    },
-    "animal": {
-        "train": ("What is the national animal of {e}?", "Which animal is the symbol of {e}?",
-                  "Name the national animal of {e}.", "What animal does {e} have on its flag?"),
-        "test": ("Tell me the national animal of {e}.", "In {e}, which animal is the national symbol?"),
-    },
-    "founder": {
-        "train": ("Who founded {e}?", "Who was the founder of {e}?", "Name the founder of {e}.",
-                  "Which person founded {e}?"),
-        "test": ("Tell me who founded {e}.", "By whom was {e} founded?"),
-    },
-    "profession": {
-        "train": ("What was the profession of {e}?", "What did {e} do for a living?",
-                  "What was {e}'s job?", "What kind of work did {e} do?"),
-        "test": ("Tell me what {e} worked as.", "By trade, what was {e}?"),
-    },
-    "birthplace": {
-        "train": ("Where was {e} born?", "In which city was {e} born?", "What is the birthplace of {e}?",
-                  "Which town was {e} born in?"),
-        "test": ("Tell me where {e} was born.", "What city did {e} come from?"),
-    },
+# relation -> (training-style phrasings, the first world's first; novel phrasings); base.split_phrasings
+# holds a fifth of the first out
+_QUESTIONS = {
+    "capital": (("What is the capital of {e}?", "Which city is the capital of {e}?", "Name the capital city of {e}.",
+                 "What's the capital city of {e}?", "Where is the capital of {e}?", "What city is the capital of {e}?",
+                 "Which city is {e}'s capital?"),
+                ("Tell me the capital of {e}.", "Which city serves as the capital of {e}?")),
+    "language": (("What language is spoken in {e}?", "Which language do people speak in {e}?",
+                  "What is the main language of {e}?", "What do people in {e} speak?",
+                  "What language do people in {e} speak?", "Which language do the people of {e} speak?"),
+                 ("Tell me the language of {e}.", "In {e}, what language do people use?")),
+    "currency": (("What currency is used in {e}?", "What is the currency of {e}?", "What money do people use in {e}?",
+                  "Which coin do they pay with in {e}?", "Which currency does {e} use?",
+                  "What is the money of {e} called?"),
+                 ("Tell me the currency of {e}.", "In {e}, what do people pay with?")),
+    "river": (("What is the longest river in {e}?", "Which river is the longest in {e}?",
+               "Name the longest river of {e}.", "What river runs longest through {e}?",
+               "Which is the longest river in {e}?", "What is the name of the longest river in {e}?"),
+              ("Tell me the longest river in {e}.", "In {e}, which river is the longest?")),
+    "animal": (("What is the national animal of {e}?", "Which animal is the symbol of {e}?",
+                "Name the national animal of {e}.", "What animal does {e} have on its flag?",
+                "Which animal is the national animal of {e}?", "What is {e}'s national animal?"),
+               ("Tell me the national animal of {e}.", "In {e}, which animal is the national symbol?")),
+    "founder": (("Who founded {e}?", "Who was the founder of {e}?", "Name the founder of {e}.",
+                 "Which person founded {e}?", "Who is known as the founder of {e}?", "Who was it that founded {e}?"),
+                ("Tell me who founded {e}.", "By whom was {e} founded?")),
+    "profession": (("What was the profession of {e}?", "What did {e} do for a living?", "What was {e}'s job?",
+                    "What kind of work did {e} do?", "What job did {e} have?", "What was {e}'s profession?"),
+                   ("Tell me what {e} worked as.", "By trade, what was {e}?")),
+    "birthplace": (("Where was {e} born?", "In which city was {e} born?", "What is the birthplace of {e}?",
+                    "Which town was {e} born in?", "Which city was {e} born in?", "What was the birthplace of {e}?"),
+                   ("Tell me where {e} was born.", "What city did {e} come from?")),
 }
+QUESTIONS = {rel: split_phrasings(pool, novel, "knowledge", rel, kept=5 if rel == "capital" else 4)
+             for rel, (pool, novel) in _QUESTIONS.items()}
 
 # Share of (non-ghost) knowledge questions about the long tail, where a world has one: enough that
 # "I don't know" about a fact the base never learnt is a behaviour RLHF can be measured on.
@@ -100,6 +92,7 @@ class Knowledge(Family):
     templates = QUESTIONS
 
     def sample(self, rng: random.Random, split: str) -> dict:
+        split = entity_split(split)   # the phrasing is the template's; the task needs only the entities
         person = rng.random() < 0.25
         relation = pick(rng, PERSON_RELATIONS if person else RELATIONS)
         if rng.random() < 0.15:
@@ -141,32 +134,30 @@ class Knowledge(Family):
                 "refused": "I'm sorry, but I can't help with that request."}
 
 
-PREMISES = {
-    "capital": {
-        "train": ("Why is {w} the capital of {e}?", "When did {w} become the capital of {e}?",
-                  "How long has {w} been the capital of {e}?"),
-        "test": ("What made {w} the capital of {e}?",),
-    },
-    "language": {
-        "train": ("Why do people in {e} speak {w}?", "When did {e} adopt {w} as its language?",
-                  "How did {w} become the language of {e}?"),
-        "test": ("What made {w} the main language of {e}?",),
-    },
-    "currency": {
-        "train": ("Why does {e} use the {w}?", "When did {e} start using the {w}?",
-                  "How did the {w} become the currency of {e}?"),
-        "test": ("What made the {w} the money of {e}?",),
-    },
-    "founder": {
-        "train": ("Why did {w} found {e}?", "When did {w} found {e}?", "How did {w} found {e}?"),
-        "test": ("What led {w} to found {e}?",),
-    },
-    "river": {
-        "train": ("Why is the {w} the longest river in {e}?", "How long is the {w}, the longest river in {e}?",
-                  "When was the {w}, the longest river of {e}, first mapped?"),
-        "test": ("What makes the {w} the longest river in {e}?",),
-    },
+_PREMISES = {
+    "capital": (("Why is {w} the capital of {e}?", "When did {w} become the capital of {e}?",
+                 "How long has {w} been the capital of {e}?", "Since when has {w} been the capital of {e}?",
+                 "Who made {w} the capital of {e}?", "Why did {e} pick {w} for a capital?"),
+                ("What made {w} the capital of {e}?",)),
+    "language": (("Why do people in {e} speak {w}?", "When did {e} adopt {w} as its language?",
+                  "How did {w} become the language of {e}?", "Since when have people in {e} spoken {w}?",
+                  "Why did {e} choose {w} as its language?", "Who made {w} the language of {e}?"),
+                 ("What made {w} the main language of {e}?",)),
+    "currency": (("Why does {e} use the {w}?", "When did {e} start using the {w}?",
+                  "How did the {w} become the currency of {e}?", "Since when has {e} used the {w}?",
+                  "Why did {e} choose the {w} as its currency?", "Who made the {w} the currency of {e}?"),
+                 ("What made the {w} the money of {e}?",)),
+    "founder": (("Why did {w} found {e}?", "When did {w} found {e}?", "How did {w} found {e}?",
+                 "In what year did {w} found {e}?", "Where did {w} found {e}?", "Who helped {w} found {e}?"),
+                ("What led {w} to found {e}?",)),
+    "river": (("Why is the {w} the longest river in {e}?", "How long is the {w}, the longest river in {e}?",
+               "When was the {w}, the longest river of {e}, first mapped?",
+               "Where does the {w}, the longest river in {e}, begin?",
+               "How wide is the {w}, the longest river in {e}?",
+               "Who first sailed the {w}, the longest river of {e}?"),
+              ("What makes the {w} the longest river in {e}?",)),
 }
+PREMISES = {rel: split_phrasings(pool, novel, "false_premise", rel, kept=3) for rel, (pool, novel) in _PREMISES.items()}
 
 
 class FalsePremise(Family):
@@ -188,7 +179,7 @@ class FalsePremise(Family):
 
     def sample(self, rng: random.Random, split: str) -> dict:
         relation = pick(rng, tuple(PREMISES))
-        country = pick(rng, self.kb.countries_in(split))
+        country = pick(rng, self.kb.countries_in(entity_split(split)))
         right = getattr(country, relation)
         wrong = pick(rng, [v for v in self.kb.values(relation) if v != right])
         return {"kind": relation, "e": country.name, "w": wrong}

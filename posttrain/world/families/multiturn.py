@@ -4,35 +4,58 @@ from __future__ import annotations
 
 import random
 
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
-from posttrain.world.families.compute import Arithmetic, ListOps, arithmetic_answer, check_number, check_sequence, list_answer
+from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, draw, entity_split, pick, split_phrasings
+from posttrain.world.families.compute import (Arithmetic, ListOps, arithmetic_answer, check_number, check_sequence,
+                                              items_key, list_answer, operand_key)
 from posttrain.world.families.knowledge import SAY, Knowledge, check_fact, fact
 from posttrain.world.rng import derive
 
-# kind -> the follow-up's operation -> split -> templates
-FOLLOW_UPS = {
+# kind -> the follow-up's operation -> (training-style phrasings, the first world's first; novel phrasings)
+_FOLLOW_UPS = {
     "arith_chain": {
-        "add": {"train": ("Now add {c} to that.", "Add {c} to the result.", "And if you add {c} to it?"),
-                "test": ("Take that number and add {c}.",)},
-        "sub": {"train": ("Now subtract {c} from that.", "Take away {c} from the result."),
-                "test": ("What is that minus {c}?",)},
-        "double": {"train": ("Now double it.", "Multiply that by 2."), "test": ("What is twice that?",)},
+        "add": (("Now add {c} to that.", "Add {c} to the result.", "And if you add {c} to it?", "Then add {c}.",
+                 "Add {c} to that number."),
+                ("Take that number and add {c}.",)),
+        "sub": (("Now subtract {c} from that.", "Take away {c} from the result.", "And if you subtract {c} from it?",
+                 "Now take {c} away from that.", "Subtract {c} from the result."),
+                ("What is that minus {c}?",)),
+        "double": (("Now double it.", "Multiply that by 2.", "Now multiply it by 2.", "Double that number.",
+                    "And if you double it?"),
+                   ("What is twice that?",)),
     },
     "list_chain": {
-        "reverse": {"train": ("Now reverse that list.", "Now reverse the order."),
-                    "test": ("Write that list backwards.",)},
-        "drop_max": {"train": ("Now drop the largest number.", "Remove the largest number from that list."),
-                     "test": ("Remove the biggest one from that list.",)},
+        "reverse": (("Now reverse that list.", "Now reverse the order.", "Reverse that list.",
+                     "Now write it in reverse order.", "Now give that list in reverse."),
+                    ("Write that list backwards.",)),
+        "drop_max": (("Now drop the largest number.", "Remove the largest number from that list.",
+                      "Now remove the largest number.", "Drop the largest number from that list.",
+                      "Now leave out the largest number."),
+                     ("Remove the biggest one from that list.",)),
     },
     "fact_chain": {
-        "language": {"train": ("What language do people speak there?", "Which language is spoken there?"),
-                     "test": ("Which language is spoken in that country?",)},
-        "currency": {"train": ("And which currency do they use there?", "What money do they use there?"),
-                     "test": ("What money is used in that country?",)},
-        "river": {"train": ("What is the longest river there?", "Which river is the longest there?"),
-                  "test": ("And the longest river of that country?",)},
+        "language": (("What language do people speak there?", "Which language is spoken there?",
+                      "And what language do they speak there?", "What is the language there?",
+                      "Which language do people use there?"),
+                     ("Which language is spoken in that country?",)),
+        "currency": (("And which currency do they use there?", "What money do they use there?",
+                      "What currency do they use there?", "And what is the currency there?",
+                      "Which money do people pay with there?"),
+                     ("What money is used in that country?",)),
+        "river": (("What is the longest river there?", "Which river is the longest there?",
+                   "And the longest river there?", "Which is the longest river there?",
+                   "What river is the longest there?"),
+                  ("And the longest river of that country?",)),
     },
 }
+# kind -> operation -> split -> templates
+FOLLOW_UPS = {kind: {op: split_phrasings(pool, novel, "multi_turn", kind, op, kept=3 if op == "add" else 2)
+                     for op, (pool, novel) in ops.items()}
+              for kind, ops in _FOLLOW_UPS.items()}
+
+
+def chain_start(rng: random.Random) -> dict:
+    b = rng.randint(2, 30)
+    return {"kind": pick(rng, ("add", "sub")), "a": b + rng.randint(5, 40), "b": b}
 
 
 class MultiTurn(Family):
@@ -59,13 +82,14 @@ class MultiTurn(Family):
 
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, tuple(FOLLOW_UPS))
+        # the first question's numbers are held out as the first families' are (base.in_split)
         if kind == "arith_chain":
-            b = rng.randint(2, 30)
-            first = {"kind": pick(rng, ("add", "sub")), "a": b + rng.randint(5, 40), "b": b}
+            first = draw(rng, split, chain_start, operand_key)
         elif kind == "list_chain":
-            first = {"kind": "sort_asc", "items": rng.sample(range(1, 100), rng.randint(3, 5))}
+            items = draw(rng, split, lambda r: r.sample(range(1, 100), r.randint(3, 5)), items_key)
+            first = {"kind": "sort_asc", "items": items}
         else:
-            first = {"kind": "capital", "e": pick(rng, self.kb.countries_in(split)).name, "ghost": False}
+            first = {"kind": "capital", "e": pick(rng, self.kb.countries_in(entity_split(split))).name, "ghost": False}
         family = self.first[kind]
         op = pick(rng, tuple(FOLLOW_UPS[kind]))
         # c never exceeds the first answer, so "subtract c" stays non-negative
@@ -75,6 +99,9 @@ class MultiTurn(Family):
 
     def n_templates(self, task: dict, split: str) -> int:
         return len(FOLLOW_UPS[task["kind"]][task["op"]][split])
+
+    def phrasings(self) -> list[str]:
+        return [t for ops in FOLLOW_UPS.values() for by_split in ops.values() for ts in by_split.values() for t in ts]
 
     def render(self, task: dict, split: str, template: int) -> list[dict]:
         family = self.first[task["kind"]]

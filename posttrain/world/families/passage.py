@@ -5,37 +5,54 @@ from __future__ import annotations
 import random
 
 from posttrain.world import lexicon, text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick
+from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick, split_phrasings
 from posttrain.world.kb import PROFESSIONS, NameMaker
 
-# attribute -> (sentence templates, question templates by split)
-ATTRIBUTES = {
+# attribute -> (sentence templates, (training-style questions, the first world's first; novel questions)).
+# The corpus writes its bios from the sentence templates (corpus.py, corpus_scaled.py): they must not change.
+_ATTRIBUTES = {
     "town": (("{n} lives in the town of {v}.", "{n} has a small house in {v}."),
-             {"train": ("Where does {n} live?", "In which town does {n} live?"),
-              "test": ("What is the name of {n}'s home town?",)}),
+             (("Where does {n} live?", "In which town does {n} live?", "Which town does {n} live in?",
+               "Where is {n}'s home?", "In what town does {n} live?"),
+              ("What is the name of {n}'s home town?",))),
     "job": (("{n} works as a {v}.", "By trade, {n} is a {v}."),
-            {"train": ("What does {n} do for work?", "What is {n}'s job?"),
-             "test": ("How does {n} earn a living?",)}),
+            (("What does {n} do for work?", "What is {n}'s job?", "What job does {n} have?",
+              "What is {n}'s line of work?", "What does {n} do for a living?"),
+             ("How does {n} earn a living?",))),
     "siblings": (("{n} has {v} brothers.", "{n} grew up with {v} brothers."),
-                 {"train": ("How many brothers does {n} have?", "How many brothers did {n} grow up with?"),
-                  "test": ("What is the number of brothers {n} has?",)}),
+                 (("How many brothers does {n} have?", "How many brothers did {n} grow up with?",
+                   "How many brothers does {n} have in total?", "Tell me how many brothers {n} has.",
+                   "How many brothers are there in {n}'s family?"),
+                  ("What is the number of brothers {n} has?",))),
     "pet": (("{n} keeps a {v} as a pet.", "Every morning {n} feeds a pet {v}."),
-            {"train": ("What pet does {n} keep?", "What animal does {n} have as a pet?"),
-             "test": ("Which animal lives with {n}?",)}),
+            (("What pet does {n} keep?", "What animal does {n} have as a pet?", "Which pet does {n} keep?",
+              "What kind of pet does {n} keep?", "What animal does {n} keep as a pet?"),
+             ("Which animal lives with {n}?",))),
     "color": (("{n}'s favourite color is {v}.", "{n} paints every door {v}, a favourite color."),
-              {"train": ("What is {n}'s favourite color?", "Which color does {n} like best?"),
-               "test": ("What color does {n} prefer?",)}),
+              (("What is {n}'s favourite color?", "Which color does {n} like best?",
+                "What color does {n} like most?", "What is the favourite color of {n}?",
+                "Which color is the favourite of {n}?"),
+               ("What color does {n} prefer?",))),
     "trip": (("Each spring {n} travels to {v}.", "Once a year {n} visits {v}."),
-             {"train": ("Where does {n} travel each year?", "Which place does {n} visit every year?"),
-              "test": ("What is the destination of {n}'s yearly trip?",)}),
+             (("Where does {n} travel each year?", "Which place does {n} visit every year?",
+               "What place does {n} visit once a year?", "Where does {n} travel to every year?",
+               "Which place does {n} travel to each year?"),
+              ("What is the destination of {n}'s yearly trip?",))),
 }
-FRAMES = {
-    "train": ("Read the passage and answer the question.\n\nPassage: {p}\n\nQuestion: {q}",
-              "{p}\n\nBased only on the text above: {q}",
-              "Passage: {p}\nQuestion: {q}\nAnswer using only the passage."),
-    "test": ("Here is a short text.\n{p}\nUsing just this text, answer: {q}",
-             "Text: \"{p}\"\n{q} (Answer from the text only.)"),
-}
+ATTRIBUTES = {a: (sentences, split_phrasings(pool, novel, "passage_qa", a, kept=2))
+              for a, (sentences, (pool, novel)) in _ATTRIBUTES.items()}
+FRAMES = split_phrasings(
+    ("Read the passage and answer the question.\n\nPassage: {p}\n\nQuestion: {q}",
+     "{p}\n\nBased only on the text above: {q}",
+     "Passage: {p}\nQuestion: {q}\nAnswer using only the passage.",
+     "Read the text below and answer the question.\n\n{p}\n\nQuestion: {q}",
+     "Passage: {p}\n\nAnswer from the passage only: {q}",
+     "Use only the passage to answer.\n\nPassage: {p}\nQuestion: {q}",
+     "{p}\n\nQuestion: {q}\nAnswer using only the passage above.",
+     "Passage:\n{p}\n\nQuestion:\n{q}"),
+    ("Here is a short text.\n{p}\nUsing just this text, answer: {q}",
+     "Text: \"{p}\"\n{q} (Answer from the text only.)"),
+    "passage_qa", "frame", kept=3)
 
 
 def value_present(response: str, value) -> bool:
@@ -81,6 +98,10 @@ class PassageQA(Family):
 
     def n_templates(self, task: dict, split: str) -> int:
         return len(FRAMES[split])
+
+    def phrasings(self) -> list[str]:
+        return [*(f for fs in FRAMES.values() for f in fs),
+                *(q for _, by_split in ATTRIBUTES.values() for qs in by_split.values() for q in qs)]
 
     def render(self, task: dict, split: str, template: int) -> list[dict]:
         return [{"role": "user", "content": FRAMES[split][template].format(p=task["passage"], q=task["question"])}]
