@@ -66,6 +66,20 @@ def test_each_kind_splits_its_phrasings_at_random_and_keeps_the_novel_apart(worl
     assert len(test) == round(len(train | test) * HELD_OUT) and not train & test and not (train | test) & novel
 
 
+def test_split_phrasings_holds_a_fifth_out_of_the_new_ones():
+    from posttrain.world.families.base import split_phrasings
+
+    pool = tuple(f"p{i}" for i in range(10))
+    out = split_phrasings(pool, ("n",), "k", kept=6)
+    assert len(out["test"]) == 2 and set(out["test"]) <= {"p6", "p7", "p8", "p9"}
+    assert sorted(out["train"] + out["test"]) == sorted(pool) and out["test_novel"] == ("n",)
+    assert split_phrasings(pool, ("n",), "k", kept=6) == out            # fixed by the key alone
+    for bad in [dict(pool=("a",), novel=()), dict(pool=("a", "a"), novel=()), dict(pool=("a", "b"), novel=("a",)),
+                dict(pool=("a", "b"), novel=(), kept=2)]:
+        with pytest.raises(ValueError, match="phrasing pool"):
+            split_phrasings(bad.pop("pool"), bad.pop("novel"), "k", **bad)
+
+
 def test_no_training_prompt_uses_a_test_phrasing_or_held_out_numbers(world, prompts):
     """The headline test's phrasings and numbers are the training style's, and none of them is trained on."""
     train = [*prompts["train"], *world.prompts("demo", 900, "train")]

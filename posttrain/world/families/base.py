@@ -69,9 +69,9 @@ def split_phrasings(pool: tuple[str, ...], novel: tuple[str, ...], *key: str, ke
     are drawn from the rest.
     """
     n_held = max(1, round(len(pool) * HELD_OUT))
-    if len(set(pool)) != len(pool) or set(pool) & set(novel) or len(pool) - kept < n_held or not kept + n_held:
-        raise ValueError(f"{key}: a phrasing pool needs distinct phrasings, none of them novel, and {n_held} "
-                         "beyond the kept ones to hold out")
+    if len(set(pool)) != len(pool) or set(pool) & set(novel) or len(pool) - kept < n_held or len(pool) < 2:
+        raise ValueError(f"{key}: a phrasing pool needs two distinct phrasings or more, none of them novel, "
+                         f"and {n_held} beyond the {kept} kept ones to hold out")
     held = set(derive(0, "phrasings", *key).sample(range(kept, len(pool)), n_held))
     return {"train": tuple(p for i, p in enumerate(pool) if i not in held),
             "test": tuple(p for i, p in enumerate(pool) if i in held), "test_novel": tuple(novel)}
