@@ -62,6 +62,31 @@ def test_force_never_replaces_the_input_model(stage, runs, tmp_path, capsys, mon
     assert snapshot(model) == before
 
 
+@pytest.mark.parametrize("stage", ["ppo reward", "ppo reference", "ppo ptx folder", "dpo"])
+def test_force_never_replaces_what_ppo_or_dpo_reads(stage, runs, tmp_path, capsys, monkeypatch):
+    import posttrain.stages.dpo as dpo
+    import posttrain.stages.ppo as ppo
+
+    monkeypatch.setattr(ppo, "load_models", lambda *a, **k: pytest.fail("the models loaded before the check"))
+    monkeypatch.setattr(dpo, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    shutil.copytree(BASE, runs / "rm")
+    shutil.copytree(BASE, runs / "sft")
+    (runs / "corpus").mkdir()
+    write_jsonl(runs / "corpus" / "c.jsonl", [{"text": "The capital of Veloria is Tarn."}])
+    write_jsonl(tmp_path / "p.jsonl", World(seed=0).prompts("ppo", 64, "train"))
+    before = snapshot(runs)
+    base = ["ppo", "--policy", str(BASE), "--reward", str(runs / "rm"), "--prompts", str(tmp_path / "p.jsonl"),
+            "--force", "--out"]
+    args = {"ppo reward": [*base, str(runs / "rm")],
+            "ppo reference": [*base, str(runs / "sft"), "--reference", str(runs / "sft")],
+            "ppo ptx folder": [*base, str(runs / "corpus"), "--ptx", str(runs / "corpus" / "c.jsonl")],
+            "dpo": ["dpo", "--model", str(runs / "sft"), "--data", str(rankings(tmp_path / "r.jsonl")),
+                    "--out", str(runs / "sft"), "--force"]}[stage]
+    assert main(args) == 2
+    assert "an input of this command" in capsys.readouterr().err
+    assert snapshot(runs) == before
+
+
 def rankings(path: Path) -> Path:
     rows = [{"id": p["id"], "prompt": p["messages"], "meta": p["meta"], "labeler": "sim:a",
              "completions": [{"text": "yes", "source": "model:x"}, {"text": "no", "source": "model:x"}],
