@@ -145,7 +145,8 @@ def recorded(out: Path) -> dict:
     if not manifest.is_file():
         return {}
     seed = json.loads(manifest.read_text()).get("seed")
-    demos = sum(1 for _ in (out / "world" / "demos.jsonl").open()) if (out / "world" / "demos.jsonl").is_file() else None
+    path = out / "world" / "demos.jsonl"
+    demos = sum(1 for _ in path.open()) if path.is_file() else None
     preset = next((name for name, p in PRESETS.items() if p.sft_demos == demos), "small")
     return {"preset": preset, "seed": seed}
 
