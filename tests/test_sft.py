@@ -229,3 +229,24 @@ def test_hub_ids_load_through_transformers_and_fail_clearly_offline(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "o.partial").exists()
     with pytest.raises(UserError, match="no such model directory"):
         load_causal_lm("./not/here")
+
+
+def test_encoding_many_conversations_logs_progress(tmp_path, caplog, monkeypatch):
+    import logging
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    import posttrain.stages.sft as sft_stage
+    from posttrain.world import World
+
+    monkeypatch.setattr(sft_stage, "ENCODE_PROGRESS_EVERY", 10)
+    tok = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "assets" / "base-small-seed0")
+    demos = [(f"demos.jsonl:{i + 1}", d) for i, d in enumerate(World(seed=0).demonstrations(25))]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for _, d in demos))
+    cfg = sft_stage.SFTConfig(model="m", data=tmp_path / "d.jsonl", out=tmp_path / "o", eval_fraction=0.2)
+    with caplog.at_level(logging.INFO, logger="posttrain.stages.sft"):
+        train, held, _ = sft_stage.prepare(demos, None, tok, cfg)
+    assert len(train) == 20 and len(held) == 5
+    assert [r.getMessage() for r in caplog.records if "encoded" in r.getMessage()] == [
+        "encoded 10 of 20 conversations", "encoded 20 of 20 conversations"]

@@ -114,14 +114,19 @@ def load_demonstrations(path: Path) -> list[tuple[str, dict]]:
     return records
 
 
+ENCODE_PROGRESS_EVERY = 100_000   # a million conversations take minutes to encode: say it is working
+
+
 def prepare(records, eval_records, tokenizer, cfg: SFTConfig):
     """Encode, apply the over-long policy, split off the eval set; returns (train, held, data info)."""
     def encode(pairs):
         out = []
-        for where, record in pairs:
+        for n, (where, record) in enumerate(pairs, 1):
             example = fit(encode_chat(tokenizer, record["messages"]), cfg.max_len, cfg.overlong, where)
             if example is not None:
                 out.append(example)
+            if n % ENCODE_PROGRESS_EVERY == 0:
+                log.info("encoded %d of %d conversations", n, len(pairs))
         return out
 
     if eval_records is None:
