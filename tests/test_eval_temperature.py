@@ -136,8 +136,24 @@ def test_demo_table_shows_the_temperature_one_win_rate_when_measured():
     sampled = {**model, "by_temperature": [
         {"temperature": 0.0, "win_rate": 0.6, "ci_low": 0.55, "ci_high": 0.65},
         {"temperature": 1.0, "win_rate": 0.625, "ci_low": 0.5, "ci_high": 0.75}]}
-    table = final_table({"baseline": rates, "models": {"ppo-ptx": sampled}})
-    head, _, _, row = table.splitlines()
-    assert "win rate T=1 [95% CI]" in head and "62.5% [50.0%, 75.0%]" in row and "60.0% [55.0%, 65.0%]" in row
-    assert row.index("62.5%") == head.index("win rate T=1")            # under its column
-    assert "T=1" not in final_table({"baseline": rates, "models": {"ppo-ptx": model}})   # an older summary
+    config = {"prompts": 450, "kl_samples": 1, "temperatures": [0.0, 1.0]}
+    table = final_table({"baseline": rates, "models": {"ppo-ptx": sampled}, "config": config})
+    head, _, row, *_ = table.splitlines()
+    assert "ppo-ptx, T=1" in head and "62.5% [50.0%, 75.0%]" in row and "60.0% [55.0%, 65.0%]" in row
+    assert row.index("62.5%") + len("62.5% [50.0%, 75.0%]") == head.index("ppo-ptx, T=1") + len("ppo-ptx, T=1")
+    older = {"baseline": rates, "models": {"ppo-ptx": model}, "config": {**config, "temperatures": [0.0]}}
+    assert "T=1" not in final_table(older)   # greedy only
+
+
+def test_every_temperature_entry_has_both_systems_rates_with_their_n(run):
+    summary = run["summary"]
+    for row in summary["models"].values():
+        greedy, *sampled = row["by_temperature"]
+        assert greedy["rates"]["gold_score"] == row["gold_score"] and "by_family" not in greedy["rates"]
+        assert greedy["baseline_rates"]["fails_task_rate"] == summary["baseline"]["fails_task_rate"]
+        for e in sampled:
+            for rates in (e["rates"], e["baseline_rates"]):
+                assert rates["n"]["gold_score"] == rates["n"]["fails_task_rate"] == PROMPTS
+            assert e["rates"]["gold_score"] == pytest.approx(e["gold_score"])
+            assert e["baseline_rates"]["gold_score"] == pytest.approx(e["baseline_gold_score"])
+    assert "What changed, per axis" in (run["out"] / "index.html").read_text()

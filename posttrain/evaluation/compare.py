@@ -83,12 +83,13 @@ def world_records(records: list[dict]) -> bool:
 def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=None, *, judge: str = "gold",
              reward: str | None = None, heldout_documents: list[str] | None = None, kl_samples: int = 1,
              max_new_tokens: int = 48, bootstrap: int = 2000, seed: int = 0,
-             temperatures: tuple[float, ...] = (0.0, 1.0)) -> dict:
+             temperatures: tuple[float, ...] = (0.0, 1.0), knowledge: bool = True) -> dict:
     """Compare each of `models` ({name: path}) with `baseline`; returns the summary `write_report` renders.
 
     `world` (a posttrain.world.World) enables the gold judge, the HHH rates and knowledge completion;
     without it `judge` must be "rm" and those fields are absent. Win rates are measured at each of
-    `temperatures` (0, greedy, always; its numbers are also the headline).
+    `temperatures` (0, greedy, always; its numbers are also the headline). `knowledge=False` skips knowledge
+    completion, which does not read the prompts (a second prompt set would measure the same number).
     """
     from posttrain.models.load import load_causal_lm
 
@@ -103,7 +104,7 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     temperatures = sorted({0.0, *temperatures})
     bar = tqdm(total=1 + len(models), desc="eval baseline", unit="model", disable=None)
     base_model, tokenizer = load_causal_lm(baseline)
-    base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens)
+    base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge)
     base_runs = answers_at(base_model, tokenizer, records, world, base, temperatures, max_new_tokens, seed, "baseline")
     summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {},
                "config": {"judge": judge, "reward": reward, "prompts": len(records), "kl_samples": kl_samples,
@@ -115,9 +116,10 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
         bar.set_description(f"eval {name}")
         log.info("evaluating %s (%s)", name, path)
         model, tok = load_causal_lm(path)
-        m = measure(model, tok, records, world, heldout_documents, max_new_tokens)
+        m = measure(model, tok, records, world, heldout_documents, max_new_tokens, knowledge)
         runs[name] = answers_at(model, tok, records, world, m, temperatures, max_new_tokens, seed, "model")
         row = {"path": str(path), **m["rates"], **judged(judges, records, runs[name], base_runs, bootstrap, seed)}
+        row["by_temperature"] = with_rates(row["by_temperature"], runs[name], base_runs)
         if kl_samples:
             from posttrain.evaluation.likelihood import kl_to_reference
 
@@ -132,19 +134,15 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     return summary
 
 
-def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens) -> dict:
+def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge: bool = True) -> dict:
     """One model's greedy answers, their gold scores and HHH rates, and its alignment-tax numbers."""
     from posttrain.generation.hf import chat_complete
 
     answers = chat_complete(model, tokenizer, [r["messages"] for r in records], max_new_tokens=max_new_tokens)
-    rates: dict = {"mean_words": sum(len(a.split()) for a in answers) / len(answers)}
-    scores: list[float | None] = [None] * len(records)
-    if world is not None:
+    scores, rates = judge_answers(records, answers, world)
+    if world is not None and knowledge:
         from posttrain.evaluation.probes import knowledge_completion
 
-        judgements = [world.judge(r, a) for r, a in zip(records, answers)]
-        scores = [j.score for j in judgements]
-        rates.update(hhh_rates(judgements, answers))
         rates["knowledge_accuracy"] = knowledge_completion(model, tokenizer, world.kb)["accuracy"]
     if heldout_documents:
         from posttrain.evaluation.likelihood import heldout_lm_loss
@@ -153,18 +151,40 @@ def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens)
     return {"answers": answers, "scores": scores, "rates": rates}
 
 
+def judge_answers(records, answers: list[str], world) -> tuple[list, dict]:
+    """(per-prompt gold scores, rates): the HHH rates of `hhh.py` with their n on world prompts; off the
+    world, scores of None and the mean length only."""
+    rates: dict = {"mean_words": sum(len(a.split()) for a in answers) / len(answers)}
+    if world is None:
+        return [None] * len(records), rates
+    judgements = [world.judge(r, a) for r, a in zip(records, answers)]
+    rates.update(hhh_rates(judgements, answers))
+    return [j.score for j in judgements], rates
+
+
 def answers_at(model, tokenizer, records, world, greedy: dict, temperatures, max_new_tokens: int, seed: int,
                role: str) -> dict[float, dict]:
-    """{temperature: {"answers", "scores"}}: the greedy `measure` result at 0, one sample per prompt above."""
+    """{temperature: {"answers", "scores", "rates"}}: the greedy `measure` result at 0, one sample per prompt
+    above (its rates from the same judgements as its scores)."""
     out = {0.0: greedy}
     for t in temperatures:
         if t > 0:
             texts = sampled_answers(model, tokenizer, [r["messages"] for r in records], temperature=t,
                                     max_new_tokens=max_new_tokens, seed=stream_seed(seed, role, t))
-            scores = ([world.judge(r, a).score for r, a in zip(records, texts)] if world is not None
-                      else [None] * len(records))
-            out[t] = {"answers": texts, "scores": scores}
+            scores, rates = judge_answers(records, texts, world)
+            out[t] = {"answers": texts, "scores": scores, "rates": rates}
     return out
+
+
+GREEDY_ONLY = ("by_family", "knowledge_accuracy", "heldout_loss")   # not repeated in `by_temperature` entries
+
+
+def with_rates(entries: list[dict], model_runs: dict[float, dict], base_runs: dict[float, dict]) -> list[dict]:
+    """`by_temperature` entries with the model's and the baseline's rates at that temperature (`rates`,
+    `baseline_rates`: helpful, honest, harmless, task failures, refusals, words..., each with its n)."""
+    pick = lambda rates: {k: v for k, v in rates.items() if k not in GREEDY_ONLY}  # noqa: E731
+    return [{**e, "rates": pick(model_runs[e["temperature"]]["rates"]),
+             "baseline_rates": pick(base_runs[e["temperature"]]["rates"])} for e in entries]
 
 
 def judged(judges, records, model_runs: dict[float, dict], base_runs: dict[float, dict], bootstrap: int,

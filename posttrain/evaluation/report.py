@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from posttrain.data.records import atomic_path, write_jsonl
-from posttrain.evaluation import plots
+from posttrain.evaluation import axes, plots
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; color: #222; padding: 0 1em; }
@@ -97,13 +97,14 @@ def render(summary: dict) -> str:
     cfg = summary["config"]
     judged = next(iter(summary["models"].values()), {}).get("win_rate_judge", cfg["judge"])
     intro = (f'<p class="note">{len(names)} model(s) against the baseline <code>{esc(summary["baseline"]["path"])}'
-             f'</code> on {cfg["prompts"]} prompts; greedy answers of at most {cfg["max_new_tokens"]} tokens'
+             f'</code> on {cfg["prompts"]} prompts{test_set_note(cfg)}; greedy answers of at most '
+             f'{cfg["max_new_tokens"]} tokens'
              f"{sampled_note(cfg)}. "
              f"Win rates are judged by the <b>{esc(judged)}</b> judge (ties count half) with a 95% bootstrap "
              f"interval over prompts ({cfg['bootstrap']} resamples); the length-controlled (LC) rate is the win "
              f"probability at equal answer length from a logistic fit on the length difference. KL to the baseline "
              f"is estimated from {cfg['kl_samples']} sample(s) per prompt at temperature 1. See docs/evaluation.md.</p>")
-    body = [intro, *control_section(summary), "<h2>Headline</h2>", headline_table(summary)]
+    body = [intro, *axes_section(summary), *control_section(summary), "<h2>Headline</h2>", headline_table(summary)]
     if names:
         m = summary["models"]
         body.append(image(plots.win_rate_figure(names, [m[n]["win_rate"] for n in names],
@@ -121,6 +122,22 @@ def render(summary: dict) -> str:
                  table(["model", "win rate", "95% CI", "LC win rate"], judge_rows)]
     body += samples_section(summary)
     return page("posttrain evaluation", body)
+
+
+def axes_section(summary: dict) -> list[str]:
+    """What each model changed against the baseline, per axis, greedy and at each sampled temperature,
+    every row with its n (`axes.py`); nothing off the world, where only the win rate and length exist."""
+    if not summary["models"] or "n" not in summary["baseline"]:
+        return []
+    headers, rows = axes.text_cells(axes.axis_table(summary))
+    return ["<h2>What changed, per axis</h2>", table(headers, [[esc(c) for c in row] for row in rows]),
+            '<p class="note">n: the prompts each row is over (passage QA, harmful requests, benign look-alikes for '
+            "their rates). Task success is the share of answers without the gold rule's <code>fails_task</code> "
+            "flag; helpful, honest and harmless are the means of its components.</p>"]
+
+
+def test_set_note(cfg: dict) -> str:
+    return f" of <code>{esc(cfg['test_set'])}</code>" if cfg.get("test_set") else ""
 
 
 def sampled_note(cfg: dict) -> str:
