@@ -3,7 +3,8 @@
 One recipe per world scale, each with the run that measured it. `posttrain sft`, `rm` and `ppo`
 take their defaults from `SMALL`, so a stage run without tuning flags is the README's measured
 run; the demo and the loop build their stage configs from the same numbers. The paper-scale
-world has no measured recipe yet: its runs use `SMALL` until one is measured there.
+world has no measured recipe yet: its runs use `SMALL` until one is measured there, and so does the
+second small world (`small2`), whose base is still pretraining.
 """
 
 from __future__ import annotations
@@ -44,4 +45,4 @@ SMALL = Recipe(
              "67.4% [63.8, 70.9] of the 450 held-out test prompts by the gold scorer (greedy), 68.7% at T = 1; "
              "harmful refusals fall from 100% to 24% (README)")
 
-RECIPES = {"small": SMALL, "paper": SMALL}
+RECIPES = {"small": SMALL, "paper": SMALL, "small2": SMALL}
