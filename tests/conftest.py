@@ -42,3 +42,19 @@ def stage_inputs(tmp_path_factory):
     assert main(["rm", "--model", str(d / "model"), "--data", str(d / "rankings.jsonl"), "--out", str(d / "rm"),
                  "--max-steps", "2", "--micro-batch", "4", "--threads", "1"]) == 0
     return d
+
+
+@pytest.fixture
+def no_steps(monkeypatch):
+    """`posttrain demo` with its steps replaced by one that records the config and stops: what the demo's
+    checks let through, and with which config (tests/test_demo.py, tests/test_outputs_safety.py)."""
+    import posttrain.commands.demo as demo
+    from posttrain.errors import UserError
+
+    seen = []
+
+    def plan(cfg, preset):
+        seen.append(cfg)
+        raise UserError("the steps would run now")
+    monkeypatch.setattr(demo, "plan", plan)
+    return seen

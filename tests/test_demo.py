@@ -95,18 +95,6 @@ def test_the_run_seed_seeds_the_evaluation_and_each_test_set_is_evaluated(tmp_pa
     assert (summary["config"]["test_set"], novel_summary["config"]["test_set"]) == ("test.jsonl", "test_novel.jsonl")
 
 
-@pytest.fixture
-def no_steps(monkeypatch):
-    """The demo's steps replaced by a stop: what the checks let through, and with which config."""
-    seen = []
-
-    def plan(cfg, preset):
-        seen.append(cfg)
-        raise UserError("the steps would run now")
-    monkeypatch.setattr(demo, "plan", plan)
-    return seen
-
-
 def test_another_world_seed_is_refused_without_its_own_base_model(tmp_path, capsys, no_steps):
     out = tmp_path / "demo"
     assert main(["demo", "--world-seed", "1", "--out", str(out)]) == 2

@@ -181,21 +181,6 @@ def test_a_final_model_write_that_fails_is_one_error_and_the_run_resumes(error, 
     assert main([*args, "--resume"]) == 0 and (out / "posttrain.json").is_file()
 
 
-@pytest.fixture
-def no_steps(monkeypatch):
-    """The demo's steps replaced by one that records the config and stops: what the checks let through."""
-    import posttrain.commands.demo as demo
-    from posttrain.errors import UserError
-
-    seen = []
-
-    def plan(cfg, preset):
-        seen.append(cfg)
-        raise UserError("the steps would run now")
-    monkeypatch.setattr(demo, "plan", plan)
-    return seen
-
-
 def legacy_tiny_demo(out: Path) -> None:
     """What `posttrain demo --preset tiny` left before demo.json: a world cut to 160 demonstrations, every step."""
     (out / "world").mkdir(parents=True)
