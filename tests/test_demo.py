@@ -10,7 +10,6 @@ import posttrain.commands.demo as demo
 from posttrain.cli import main
 from posttrain.commands.demo import PRESETS, DemoConfig, differences, fingerprint, phase_table, stage_configs
 from posttrain.data.records import write_jsonl
-from posttrain.errors import UserError
 from posttrain.world import World
 
 SUMMARY_FIELDS = ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "kl_to_sft", "refusal_rate_harmful",
