@@ -22,6 +22,7 @@ test set stays novel to the base as well.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from posttrain.world import corpus, lexicon
@@ -133,12 +134,15 @@ class Zipf:
         self.countries = order.sample(world.kb.countries, len(world.kb.countries))
         self.people = order.sample(world.kb.people, len(world.kb.people))
         self.rng = rng
+        # cumulative weights once: `choices` would sum them again on each of the corpus's millions of draws
+        self._country_cum = list(itertools.accumulate((r + 1) ** -ZIPF for r in range(len(self.countries))))
+        self._person_cum = list(itertools.accumulate((r + 1) ** -ZIPF for r in range(len(self.people))))
 
     def country(self):
-        return self.rng.choices(self.countries, [(r + 1) ** -ZIPF for r in range(len(self.countries))])[0]
+        return self.rng.choices(self.countries, cum_weights=self._country_cum)[0]
 
     def person(self):
-        return self.rng.choices(self.people, [(r + 1) ** -ZIPF for r in range(len(self.people))])[0]
+        return self.rng.choices(self.people, cum_weights=self._person_cum)[0]
 
 
 class _ZipfKB:
