@@ -6,7 +6,6 @@ import json
 import sys
 
 from posttrain.commands import command, group
-from posttrain.errors import UserError
 from posttrain.evaluation.headroom import HeadroomConfig
 from posttrain.evaluation.probes import ProbeConfig
 from posttrain.world.export import ExportConfig
@@ -92,16 +91,10 @@ def _own_samples(cfg: AgreementConfig, world) -> list[tuple[dict, list[str]]]:
     """(prompt record, answers) from a samples file, or sampled K per training prompt from --model."""
     if cfg.samples:
         from posttrain.data.rankings import read_samples
+        from posttrain.labeling.simulated import world_prompt
 
-        items = []
-        for where, item in read_samples(cfg.samples):
-            meta = item.get("meta") or {}
-            if "family" not in meta or "task" not in meta:
-                raise UserError(f"{where}: field 'meta' has no world task; labeler agreement is measured on "
-                                "prompts made by posttrain.world")
-            items.append(({"id": item["id"], "messages": item["prompt"], "meta": meta},
-                          [c["text"] for c in item["completions"]]))
-        return items
+        return [(world_prompt(where, item), [c["text"] for c in item["completions"]])
+                for where, item in read_samples(cfg.samples)]
     from posttrain.generation.hf import sample_k
     from posttrain.models.load import load_causal_lm
 

@@ -49,11 +49,8 @@ def label_sim(cfg: LabelSimConfig) -> int:
         raise UserError(f"--labelers-per-item must be 1..{len(pool.labelers)}, got {cfg.labelers_per_item}")
     out = []
     for where, item in items:
-        meta = item.get("meta") or {}
-        if "family" not in meta or "task" not in meta:
-            raise UserError(f"{where}: field 'meta' has no world task; simulated labelers judge only prompts "
-                            "made by posttrain.world (use `posttrain label serve` for other data)")
-        prompt = {"id": item["id"], "messages": item["prompt"], "meta": meta}
+        prompt = world_prompt(where, item)
+        meta = prompt["meta"]
         texts = [c["text"] for c in item["completions"]]
         for labeler in pool.pick_labelers(item["id"], cfg.labelers_per_item):
             judged = pool.rank(labeler, prompt, texts)
@@ -61,6 +58,15 @@ def label_sim(cfg: LabelSimConfig) -> int:
                         "ranking": judged["ranking"], "labeler": f"sim:{labeler.id}", "likert": judged["likert"],
                         "flags": judged["flags"], "meta": {**meta, "item": item["id"]}})
     return write_jsonl(cfg.out, out)
+
+
+def world_prompt(where: str, item: dict) -> dict:
+    """The prompt record of a samples item, for the gold scorer; refused unless the world made the prompt."""
+    meta = item.get("meta") or {}
+    if "family" not in meta or "task" not in meta:
+        raise UserError(f"{where}: field 'meta' has no world task; simulated labelers judge only prompts "
+                        "made by posttrain.world (use `posttrain label serve` for other data)")
+    return {"id": item["id"], "messages": item["prompt"], "meta": meta}
 
 
 def agreement_from_rankings(path: Path) -> dict:
