@@ -37,7 +37,10 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# ruff first: a formatting or lint failure is reported in seconds, before the 10-minute suite.
 test: setup-test browser
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest
 
 # The whole loop on the built-in world: world, SFT, sample, label, RM, PPO-ptx, eval, report.

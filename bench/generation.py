@@ -13,8 +13,19 @@ The last line is the goal: sampler / generate at batch 64 >= 1.5x.
 from __future__ import annotations
 
 import torch
-from harness import (Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, profile, rates,
-                     start, table)
+from harness import (
+    Side,
+    arguments,
+    efficiency,
+    interleave,
+    machine,
+    matmul_peak,
+    parameters,
+    profile,
+    rates,
+    start,
+    table,
+)
 
 from posttrain.generation.sampler import sample
 from posttrain.models.load import load_causal_lm
@@ -37,10 +48,14 @@ def main() -> None:
     model, tokenizer = load_causal_lm(args.model)
     tokenizer.padding_side = "left"
     n_params = parameters(model)
-    prompts = [tokenizer.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True)
-               for r in World(seed=0, scale="small").prompts("ppo", max(args.batches), "train")]
-    print(f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), "
-          f"max_new_tokens {args.max_new_tokens}, {args.repeats} interleaved repeats\n")
+    prompts = [
+        tokenizer.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True)
+        for r in World(seed=0, scale="small").prompts("ppo", max(args.batches), "train")
+    ]
+    print(
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), "
+        f"max_new_tokens {args.max_new_tokens}, {args.repeats} interleaved repeats\n"
+    )
 
     rows, headline = [], {}
     for batch in args.batches:
@@ -61,8 +76,16 @@ def main() -> None:
     print(f"\ngeneration ratio sampler / generate at batch {max(args.batches)}: {verdict}; goal >= {GOAL}x")
 
 
-HEADER = ["batch", "mode", "sampler tok/s", "generate tok/s", "ratio (wall)", "ratio (CPU)",
-          "sampler FLOP/s (of peak)", "generate FLOP/s (of peak)"]
+HEADER = [
+    "batch",
+    "mode",
+    "sampler tok/s",
+    "generate tok/s",
+    "ratio (wall)",
+    "ratio (CPU)",
+    "sampler FLOP/s (of peak)",
+    "generate FLOP/s (of peak)",
+]
 
 
 def contenders(model, tokenizer, enc, mode: str, max_new_tokens: int, n_params: int) -> tuple[Side, Side]:
@@ -80,16 +103,30 @@ def contenders(model, tokenizer, enc, mode: str, max_new_tokens: int, n_params: 
 
     def ours():
         g = torch.Generator().manual_seed(0)
-        return count("ours", sample(model, enc.input_ids, enc.attention_mask, max_new_tokens=max_new_tokens,
-                                    temperature=temperature, eos_token_id=eos, pad_token_id=pad, generator=g))
+        return count(
+            "ours",
+            sample(
+                model,
+                enc.input_ids,
+                enc.attention_mask,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                generator=g,
+            ),
+        )
 
     def theirs():
         torch.manual_seed(0)
-        settings = {"do_sample": False} if mode == "greedy" else {"do_sample": True, "temperature": 1.0, "top_k": 0}
+        settings = (
+            {"do_sample": False} if mode == "greedy" else {"do_sample": True, "temperature": 1.0, "top_k": 0}
+        )
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
-                                 **settings)
-        return count("theirs", out[:, enc.input_ids.size(1):])
+            out = model.generate(
+                **enc, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad, **settings
+            )
+        return count("theirs", out[:, enc.input_ids.size(1) :])
 
     def checked(run):
         def wrapped():
@@ -97,6 +134,7 @@ def contenders(model, tokenizer, enc, mode: str, max_new_tokens: int, n_params: 
             if mode == "greedy" and len(outputs) == 2 and not torch.equal(outputs["ours"], outputs["theirs"]):
                 raise SystemExit("greedy outputs differ between the sampler and generate")
             return result
+
         return wrapped
 
     return Side("sampler", checked(ours)), Side("generate", checked(theirs))

@@ -27,11 +27,18 @@ from posttrain.training.perf import matmul_parameters as parameters  # noqa: F40
 
 def arguments(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared machine CPU time then measures the work)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine CPU time then measures the work)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side, interleaved")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead of timing, run each side once under pyinstrument and print where its time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing, run each side once under pyinstrument and print where its time goes",
+    )
     return parser
 
 
@@ -106,7 +113,7 @@ def interleave(sides: list[Side], repeats: int, warmup: bool = True) -> None:
         for side in sides:
             side.run()
     for r in range(repeats):
-        for side in (sides if r % 2 == 0 else sides[::-1]):
+        for side in sides if r % 2 == 0 else sides[::-1]:
             clock = Clock()
             result = side.run()
             wall, cpu = result[2:] if len(result) == 4 else clock.lap()
@@ -126,8 +133,15 @@ def profile(sides: list[Side], seconds_shown: float = 0.02) -> None:
         side.run()
         profiler.stop()
         print(f"\n=== {side.name} ===")
-        print(profiler.output_text(unicode=False, color=False, show_all=False, time="seconds",
-                                   processor_options={"filter_threshold": seconds_shown}))
+        print(
+            profiler.output_text(
+                unicode=False,
+                color=False,
+                show_all=False,
+                time="seconds",
+                processor_options={"filter_threshold": seconds_shown},
+            )
+        )
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -145,17 +159,32 @@ def efficiency(side: Side, peak: float) -> str:
 
 def rates(ours: Side, theirs: Side, digits: int = 1) -> list[str]:
     """[ours/s, theirs/s (wall clock), ratio by wall clock, ratio by CPU time] as table cells."""
-    return [f"{ours.rate():,.{digits}f}", f"{theirs.rate():,.{digits}f}", f"{ours.rate() / theirs.rate():.2f}x",
-            f"{ours.rate('cpu') / theirs.rate('cpu'):.2f}x"]
+    return [
+        f"{ours.rate():,.{digits}f}",
+        f"{theirs.rate():,.{digits}f}",
+        f"{ours.rate() / theirs.rate():.2f}x",
+        f"{ours.rate('cpu') / theirs.rate('cpu'):.2f}x",
+    ]
 
 
 # TRL's defaults that differ from posttrain's, set to posttrain's so both sides do the same work:
 # fp32 (TRL turns on bf16 autocast, slow on a CPU without bf16 units), no gradient checkpointing
 # (TRL's default recomputes the forward), the batches in the order given (no shuffle), no
 # checkpoints, no logging output.
-TRL_AS_POSTTRAIN = dict(bf16=False, gradient_checkpointing=False, train_sampling_strategy="sequential",
-                        max_grad_norm=1.0, lr_scheduler_type="constant", save_strategy="no", report_to=[],
-                        logging_steps=10_000, disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=0)
+TRL_AS_POSTTRAIN = dict(
+    bf16=False,
+    gradient_checkpointing=False,
+    train_sampling_strategy="sequential",
+    max_grad_norm=1.0,
+    lr_scheduler_type="constant",
+    save_strategy="no",
+    report_to=[],
+    logging_steps=10_000,
+    disable_tqdm=True,
+    use_cpu=True,
+    dataloader_num_workers=0,
+    seed=0,
+)
 
 
 def step_clock():

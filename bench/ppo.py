@@ -26,8 +26,20 @@ import tempfile
 from pathlib import Path
 
 import torch
-from harness import (Clock, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters, profile,
-                     rates, start, table)
+from harness import (
+    Clock,
+    Side,
+    arguments,
+    efficiency,
+    interleave,
+    machine,
+    matmul_peak,
+    parameters,
+    profile,
+    rates,
+    start,
+    table,
+)
 
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import reward_from_pretrained
@@ -35,15 +47,20 @@ from posttrain.world import World
 
 GOAL = 2.0
 BATCH, MICRO, RESPONSE, EPOCHS, LR = 16, 8, 32, 4, 3e-6
-BASE = "assets/base-small-seed0"   # the tiny GPT-2 borrows this tokenizer (chat template, pad 0, EOS 1)
+BASE = "assets/base-small-seed0"  # the tiny GPT-2 borrows this tokenizer (chat template, pad 0, EOS 1)
 
 
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny-gpt2", help="tiny-gpt2, smollm2-135m or a model directory")
     parser.add_argument("--steps", type=int, default=2, help="timed PPO steps per repeat")
-    parser.add_argument("--warm-steps", type=int, default=1, choices=(0, 1),
-                        help="untimed PPO steps before them (0 for a model whose step takes minutes)")
+    parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="untimed PPO steps before them (0 for a model whose step takes minutes)",
+    )
     args = parser.parse_args()
     start(args.threads)
     peak = matmul_peak()
@@ -60,10 +77,15 @@ def main() -> None:
 
     n_params = parameters(AutoModelForCausalLM.from_pretrained(policy_dir))
     prompt_len = sum(len(ids) for ids in encode_prompts(tokenizer, prompts)) / len(prompts)
-    per_step = (2 * n_params * (RESPONSE + 3 * (prompt_len + RESPONSE))
-                + EPOCHS * 2 * 6 * n_params * (prompt_len + RESPONSE)) * BATCH
-    print(f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), prompts of {prompt_len:.0f} tokens "
-          f"on average; {args.steps} timed steps a repeat, {args.repeats} interleaved repeats\n", flush=True)
+    per_step = (
+        2 * n_params * (RESPONSE + 3 * (prompt_len + RESPONSE))
+        + EPOCHS * 2 * 6 * n_params * (prompt_len + RESPONSE)
+    ) * BATCH
+    print(
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), prompts of {prompt_len:.0f} tokens "
+        f"on average; {args.steps} timed steps a repeat, {args.repeats} interleaved repeats\n",
+        flush=True,
+    )
 
     ours = posttrain_side(policy_dir, reward_dir, prompts_file, work, args.steps, args.warm_steps, per_step)
     theirs = trl_side(policy_dir, reward_dir, tokenizer, prompts, work, args.steps, args.warm_steps, per_step)
@@ -72,10 +94,24 @@ def main() -> None:
         return
     interleave([ours, theirs], args.repeats, warmup=False)
     row = [args.model, *rates(ours, theirs, digits=3), efficiency(ours, peak), efficiency(theirs, peak)]
-    print(table([row], ["model", "posttrain episodes/s", "TRL episodes/s", "ratio (wall)", "ratio (CPU)",
-                        "posttrain FLOP/s (of peak)", "TRL FLOP/s (of peak)"]))
-    print(f"\nppo ratio posttrain / TRL episodes/s on {args.model}: {row[3]} (wall), {row[4]} (CPU time); "
-          f"goal >= {GOAL}x")
+    print(
+        table(
+            [row],
+            [
+                "model",
+                "posttrain episodes/s",
+                "TRL episodes/s",
+                "ratio (wall)",
+                "ratio (CPU)",
+                "posttrain FLOP/s (of peak)",
+                "TRL FLOP/s (of peak)",
+            ],
+        )
+    )
+    print(
+        f"\nppo ratio posttrain / TRL episodes/s on {args.model}: {row[3]} (wall), {row[4]} (CPU time); "
+        f"goal >= {GOAL}x"
+    )
 
 
 def build_models(spec: str, work: Path) -> tuple[str, str]:
@@ -85,9 +121,16 @@ def build_models(spec: str, work: Path) -> tuple[str, str]:
     torch.manual_seed(0)
     if spec == "tiny-gpt2":
         tokenizer = AutoTokenizer.from_pretrained(BASE)
-        config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=128, n_layer=2, n_head=4,
-                            bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-                            pad_token_id=tokenizer.pad_token_id)
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=256,
+            n_embd=128,
+            n_layer=2,
+            n_head=4,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         policy_dir = str(work / "policy")
         GPT2LMHeadModel(config).save_pretrained(policy_dir)
         tokenizer.save_pretrained(policy_dir)
@@ -98,30 +141,55 @@ def build_models(spec: str, work: Path) -> tuple[str, str]:
     reward = reward_from_pretrained(policy_dir, tokenizer)
     reward.save_pretrained(reward_dir)
     tokenizer.save_pretrained(reward_dir)
-    (reward_dir / "posttrain.json").write_text(json.dumps({"stage": "rm", "reward_normalisation": {"gain": 1.0,
-                                                                                                    "bias": 0.0}}))
+    (reward_dir / "posttrain.json").write_text(
+        json.dumps({"stage": "rm", "reward_normalisation": {"gain": 1.0, "bias": 0.0}})
+    )
     return policy_dir, str(reward_dir)
 
 
 def encode_prompts(tokenizer, prompts: list[dict]) -> list[list[int]]:
     """Token ids of each prompt as posttrain's rollout renders it."""
-    texts = [tokenizer.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True) for p in prompts]
+    texts = [
+        tokenizer.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def posttrain_side(policy_dir, reward_dir, prompts_file, work, steps: int, warm: int, per_step: float) -> Side:
+def posttrain_side(
+    policy_dir, reward_dir, prompts_file, work, steps: int, warm: int, per_step: float
+) -> Side:
     from posttrain.stages import ppo as ppo_stage
 
     def run():
-        cfg = ppo_stage.PPOConfig(policy=policy_dir, reward=Path(reward_dir), prompts=prompts_file, out=work / "posttrain-run",
-                        rollout_batch=BATCH, minibatches=1, micro_batch=MICRO, ppo_epochs=EPOCHS, lr=LR,
-                        max_new_tokens=RESPONSE, temperature=1.0, kl_coef=0.05, clip_range=0.2, value_clip=0.2,
-                        vf_coef=0.1, gamma=1.0, lam=0.95, max_steps=steps + warm,
-                                  sample_every=10_000, eval_every=10_000, save_every=10_000, force=True)
+        cfg = ppo_stage.PPOConfig(
+            policy=policy_dir,
+            reward=Path(reward_dir),
+            prompts=prompts_file,
+            out=work / "posttrain-run",
+            rollout_batch=BATCH,
+            minibatches=1,
+            micro_batch=MICRO,
+            ppo_epochs=EPOCHS,
+            lr=LR,
+            max_new_tokens=RESPONSE,
+            temperature=1.0,
+            kl_coef=0.05,
+            clip_range=0.2,
+            value_clip=0.2,
+            vf_coef=0.1,
+            gamma=1.0,
+            lam=0.95,
+            max_steps=steps + warm,
+            sample_every=10_000,
+            eval_every=10_000,
+            save_every=10_000,
+            force=True,
+        )
         laps = StepLaps(warm)
         rollout = ppo_stage.rollout
 
-        def timed_rollout(*args, **kwargs):   # a PPO step starts with its rollout
+        def timed_rollout(*args, **kwargs):  # a PPO step starts with its rollout
             laps.begin()
             return rollout(*args, **kwargs)
 
@@ -135,7 +203,9 @@ def posttrain_side(policy_dir, reward_dir, prompts_file, work, steps: int, warm:
     return Side("posttrain", run)
 
 
-def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, warm: int, per_step: float) -> Side:
+def trl_side(
+    policy_dir, reward_dir, tokenizer, prompts, work, steps: int, warm: int, per_step: float
+) -> Side:
     """A fresh PPOTrainer per repeat, on the same models and prompts."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
@@ -145,7 +215,7 @@ def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, warm:
 
     class Laps(TrainerCallback, StepLaps):
         def on_train_begin(self, args, state, control, **kwargs):
-            self.begin()                      # called right before the first step
+            self.begin()  # called right before the first step
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step_end()
@@ -153,18 +223,51 @@ def trl_side(policy_dir, reward_dir, tokenizer, prompts, work, steps: int, warm:
     def run():
         policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
         ref = copy.deepcopy(policy)
-        value = AutoModelForSequenceClassification.from_pretrained(reward_dir, num_labels=1, dtype=torch.float32)
-        reward = AutoModelForSequenceClassification.from_pretrained(reward_dir, num_labels=1, dtype=torch.float32)
-        config = PPOConfig(output_dir=str(work / "trl-run"), per_device_train_batch_size=MICRO,
-                           gradient_accumulation_steps=BATCH // MICRO, num_mini_batches=1, num_ppo_epochs=EPOCHS,
-                           learning_rate=LR, response_length=RESPONSE, temperature=1.0, stop_token="eos",
-                           kl_coef=0.05, cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, gamma=1.0, lam=0.95,
-                           total_episodes=BATCH * (steps + warm), local_rollout_forward_batch_size=BATCH,
-                           num_sample_generations=0, bf16=False, gradient_checkpointing=False, save_strategy="no",
-                           report_to=[], logging_steps=10_000, disable_tqdm=True, use_cpu=True, seed=0)
+        value = AutoModelForSequenceClassification.from_pretrained(
+            reward_dir, num_labels=1, dtype=torch.float32
+        )
+        reward = AutoModelForSequenceClassification.from_pretrained(
+            reward_dir, num_labels=1, dtype=torch.float32
+        )
+        config = PPOConfig(
+            output_dir=str(work / "trl-run"),
+            per_device_train_batch_size=MICRO,
+            gradient_accumulation_steps=BATCH // MICRO,
+            num_mini_batches=1,
+            num_ppo_epochs=EPOCHS,
+            learning_rate=LR,
+            response_length=RESPONSE,
+            temperature=1.0,
+            stop_token="eos",
+            kl_coef=0.05,
+            cliprange=0.2,
+            cliprange_value=0.2,
+            vf_coef=0.1,
+            gamma=1.0,
+            lam=0.95,
+            total_episodes=BATCH * (steps + warm),
+            local_rollout_forward_batch_size=BATCH,
+            num_sample_generations=0,
+            bf16=False,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=10_000,
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=0,
+        )
         laps = Laps(warm)
-        trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=ref,
-                             reward_model=reward, value_model=value, train_dataset=dataset, callbacks=[laps])
+        trainer = PPOTrainer(
+            args=config,
+            processing_class=tokenizer,
+            model=policy,
+            ref_model=ref,
+            reward_model=reward,
+            value_model=value,
+            train_dataset=dataset,
+            callbacks=[laps],
+        )
         trainer.train()
         return BATCH * steps, per_step * steps, laps.wall, laps.cpu
 

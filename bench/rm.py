@@ -22,8 +22,22 @@ import random
 import tempfile
 
 import torch
-from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters,
-                     profile, rates, start, step_clock, table, timed_steps)
+from harness import (
+    TRL_AS_POSTTRAIN,
+    Side,
+    arguments,
+    efficiency,
+    interleave,
+    machine,
+    matmul_peak,
+    parameters,
+    profile,
+    rates,
+    start,
+    step_clock,
+    table,
+    timed_steps,
+)
 
 from posttrain.models.load import load_tokenizer, resolve
 from posttrain.models.reward import encode_response, reward_from_pretrained
@@ -40,7 +54,9 @@ def main() -> None:
     parser.add_argument("--model", default="assets/base-small-seed0")
     parser.add_argument("--ks", type=int, nargs="+", default=[4, 9])
     parser.add_argument("--rankings", type=int, default=4, help="rankings (prompts) per optimizer step")
-    parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per repeat (after an untimed one)")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="timed optimizer steps per repeat (after an untimed one)"
+    )
     args = parser.parse_args()
     start(args.threads)
     peak = matmul_peak()
@@ -50,13 +66,16 @@ def main() -> None:
     torch.manual_seed(0)
     model = reward_from_pretrained(resolve(args.model), tokenizer)
     n_params = parameters(model)
-    print(f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.rankings} rankings a step, "
-          f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n", flush=True)
+    print(
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.rankings} rankings a step, "
+        f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
+        flush=True,
+    )
 
     rows, headline = [], {}
     for k in args.ks:
         items = rankings(tokenizer, k, args.rankings * (args.steps + 1))
-        batches = [items[i:i + args.rankings] for i in range(0, len(items), args.rankings)]
+        batches = [items[i : i + args.rankings] for i in range(0, len(items), args.rankings)]
         ours = posttrain_side(model, tokenizer, batches, n_params)
         theirs = trl_side(model, tokenizer, batches, n_params)
         if args.profile:
@@ -72,8 +91,16 @@ def main() -> None:
     print(f"\nrm ratio posttrain / TRL comparisons/s: {verdict}; goal at K=9 >= {GOAL}x")
 
 
-HEADER = ["K", "pairs per prompt", "posttrain comparisons/s", "TRL comparisons/s", "ratio (wall)", "ratio (CPU)",
-          "posttrain FLOP/s (of peak)", "TRL FLOP/s (of peak)"]
+HEADER = [
+    "K",
+    "pairs per prompt",
+    "posttrain comparisons/s",
+    "TRL comparisons/s",
+    "ratio (wall)",
+    "ratio (CPU)",
+    "posttrain FLOP/s (of peak)",
+    "TRL FLOP/s (of peak)",
+]
 
 
 def rankings(tokenizer, k: int, n: int) -> list[rm_stage.Item]:
@@ -83,9 +110,17 @@ def rankings(tokenizer, k: int, n: int) -> list[rm_stage.Item]:
     items = []
     for i, record in enumerate(world.prompts("rm", n, "train")):
         rng = random.Random(i)
-        answers = [world.demonstrate(record, rng), *world.wrong_answers(record, rng).values(),
-                   "I don't know.", "I can't help with that.", "Sure! Here you go.", "Let me think about it.",
-                   "That is a good question, and the answer is not simple.", "No.", "Maybe later."]
+        answers = [
+            world.demonstrate(record, rng),
+            *world.wrong_answers(record, rng).values(),
+            "I don't know.",
+            "I can't help with that.",
+            "Sure! Here you go.",
+            "Let me think about it.",
+            "That is a good question, and the answer is not simple.",
+            "No.",
+            "Maybe later.",
+        ]
         answers = list(dict.fromkeys(answers))[:k]
         assert len(answers) == k, f"only {len(answers)} distinct answers for K={k}"
         examples = [encode_response(tokenizer, record["messages"], a, 512) for a in answers]
@@ -100,8 +135,10 @@ def posttrain_side(model, tokenizer, batches: list[list[rm_stage.Item]], n_param
     pad = tokenizer.pad_token_id
 
     def run():
-        wall, cpu = timed_steps(lambda i: rm_stage.train_step(model, optimizer, batches[i], len(batches[i]), pad, LR),
-                                len(batches) - 1)
+        wall, cpu = timed_steps(
+            lambda i: rm_stage.train_step(model, optimizer, batches[i], len(batches[i]), pad, LR),
+            len(batches) - 1,
+        )
         timed = batches[1:]
         pairs = sum(len(i.ranks) * (len(i.ranks) - 1) // 2 for b in timed for i in b)
         tokens = sum(len(e.input_ids) for b in timed for i in b for e in i.examples)
@@ -116,9 +153,12 @@ def trl_side(model, tokenizer, batches: list[list[rm_stage.Item]], n_params: int
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    rows = [{"chosen_ids": item.examples[better].input_ids, "rejected_ids": item.examples[worse].input_ids}
-            for batch in batches for item in batch
-            for better, worse in itertools.combinations(range(len(item.examples)), 2)]   # ranks are 0..K-1
+    rows = [
+        {"chosen_ids": item.examples[better].input_ids, "rejected_ids": item.examples[worse].input_ids}
+        for batch in batches
+        for item in batch
+        for better, worse in itertools.combinations(range(len(item.examples)), 2)
+    ]  # ranks are 0..K-1
     pairs_per_step = len(rows) // len(batches)
     dataset = Dataset.from_list(rows)
     trl_model = copy.deepcopy(model)
@@ -128,11 +168,19 @@ def trl_side(model, tokenizer, batches: list[list[rm_stage.Item]], n_params: int
     tokens = sum((len(i.examples) - 1) * len(e.input_ids) for b in timed for i in b for e in i.examples)
 
     def run():
-        config = RewardConfig(output_dir=out, per_device_train_batch_size=pairs_per_step, max_steps=len(batches),
-                              learning_rate=LR, weight_decay=0.01, max_length=None, **TRL_AS_POSTTRAIN)
+        config = RewardConfig(
+            output_dir=out,
+            per_device_train_batch_size=pairs_per_step,
+            max_steps=len(batches),
+            learning_rate=LR,
+            weight_decay=0.01,
+            max_length=None,
+            **TRL_AS_POSTTRAIN,
+        )
         clock = step_clock()
-        trainer = RewardTrainer(model=trl_model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                callbacks=[clock])
+        trainer = RewardTrainer(
+            model=trl_model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[clock]
+        )
         trainer.train()
         return pairs_per_step * len(timed), 6 * n_params * tokens, clock.wall, clock.cpu
 

@@ -36,8 +36,14 @@ async def one_request(client, model: str, i: int, max_tokens: int) -> dict:
     start = time.perf_counter()
     first, pieces, reasons = None, 0, []
     stream = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": f"Question {i}: what is the capital of Keia?"}],
-        max_tokens=max_tokens, temperature=1.0, seed=i, stream=True, stream_options={"include_usage": True})
+        model=model,
+        messages=[{"role": "user", "content": f"Question {i}: what is the capital of Keia?"}],
+        max_tokens=max_tokens,
+        temperature=1.0,
+        seed=i,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     tokens = 0
     async for chunk in stream:
         for choice in chunk.choices:
@@ -49,25 +55,49 @@ async def one_request(client, model: str, i: int, max_tokens: int) -> dict:
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
     end = time.perf_counter()
-    return {"ttft": (first or end) - start, "latency": end - start, "tokens": tokens, "finished": bool(reasons)}
+    return {
+        "ttft": (first or end) - start,
+        "latency": end - start,
+        "tokens": tokens,
+        "finished": bool(reasons),
+    }
 
 
 async def load(url: str, key: str, model: str, concurrency: int, max_tokens: int) -> tuple[list[dict], float]:
     import openai
 
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=600) as client:
-        await one_request(client, model, -1, 4)                  # warm-up: first forward pass, imports
+        await one_request(client, model, -1, 4)  # warm-up: first forward pass, imports
         start = time.perf_counter()
-        results = await asyncio.gather(*(one_request(client, model, i, max_tokens) for i in range(concurrency)))
+        results = await asyncio.gather(
+            *(one_request(client, model, i, max_tokens) for i in range(concurrency))
+        )
         return results, time.perf_counter() - start
 
 
 def start_server(model: str, key: str, max_batch: int) -> tuple[subprocess.Popen, str]:
     feedback = Path(tempfile.mkdtemp()) / "feedback.jsonl"
     env = {**os.environ, "POSTTRAIN_API_KEY": key}
-    proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", "serve", model, "--port", "0", "--feedback",
-                             str(feedback), "--max-batch", str(max_batch)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "posttrain.cli",
+            "serve",
+            model,
+            "--port",
+            "0",
+            "--feedback",
+            str(feedback),
+            "--max-batch",
+            str(max_batch),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     for line in proc.stdout:
         if m := re.search(r"at (http://[\d.]+:\d+)/v1", line):
@@ -82,13 +112,19 @@ def report(results: list[dict], wall: float, args) -> None:
     ttft = [r["ttft"] for r in results]
     latency = [r["latency"] for r in results]
     tokens = sum(r["tokens"] for r in results)
-    print(f"{len(results)} concurrent streaming requests, max_tokens {args.max_tokens}, "
-          f"{sum(r['finished'] for r in results)} finished, {tokens} tokens in {wall:.2f} s "
-          f"({tokens / wall:.0f} tokens/s)")
-    print(f"time to first token  p50 {percentile(ttft, 50):.3f} s   p95 {percentile(ttft, 95):.3f} s   "
-          f"max {max(ttft):.3f} s")
-    print(f"latency              p50 {percentile(latency, 50):.3f} s   p95 {percentile(latency, 95):.3f} s   "
-          f"max {max(latency):.3f} s")
+    print(
+        f"{len(results)} concurrent streaming requests, max_tokens {args.max_tokens}, "
+        f"{sum(r['finished'] for r in results)} finished, {tokens} tokens in {wall:.2f} s "
+        f"({tokens / wall:.0f} tokens/s)"
+    )
+    print(
+        f"time to first token  p50 {percentile(ttft, 50):.3f} s   p95 {percentile(ttft, 95):.3f} s   "
+        f"max {max(ttft):.3f} s"
+    )
+    print(
+        f"latency              p50 {percentile(latency, 50):.3f} s   p95 {percentile(latency, 95):.3f} s   "
+        f"max {max(latency):.3f} s"
+    )
 
 
 def main() -> int:
@@ -99,7 +135,9 @@ def main() -> int:
     parser.add_argument("--api-key", default="bench-key", help="API key (the started server gets it too)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight at once (default 50)")
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens per response at most (default 32)")
-    parser.add_argument("--max-batch", type=int, default=32, help="the started server's --max-batch (default 32)")
+    parser.add_argument(
+        "--max-batch", type=int, default=32, help="the started server's --max-batch (default 32)"
+    )
     args = parser.parse_args()
     model_id = args.model_id or Path(args.model).name
     proc, url = (None, args.url) if args.url else start_server(args.model, args.api_key, args.max_batch)

@@ -16,8 +16,22 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from harness import (TRL_AS_POSTTRAIN, Side, arguments, efficiency, interleave, machine, matmul_peak, parameters,
-                     profile, rates, start, step_clock, table, timed_steps)
+from harness import (
+    TRL_AS_POSTTRAIN,
+    Side,
+    arguments,
+    efficiency,
+    interleave,
+    machine,
+    matmul_peak,
+    parameters,
+    profile,
+    rates,
+    start,
+    step_clock,
+    table,
+    timed_steps,
+)
 
 from posttrain.data.chat import encode_chat
 from posttrain.models.load import load_causal_lm
@@ -32,7 +46,9 @@ def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--model", default="assets/base-small-seed0")
     parser.add_argument("--batch", type=int, default=8, help="conversations per optimizer step")
-    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per repeat (after an untimed one)")
+    parser.add_argument(
+        "--steps", type=int, default=4, help="timed optimizer steps per repeat (after an untimed one)"
+    )
     args = parser.parse_args()
     start(args.threads)
     peak = matmul_peak()
@@ -40,11 +56,16 @@ def main() -> None:
 
     model, tokenizer = load_causal_lm(args.model)
     n_params = parameters(model)
-    examples = [encode_chat(tokenizer, r["messages"]) for r in World(seed=0, scale="small").demonstrations(400)]
+    examples = [
+        encode_chat(tokenizer, r["messages"]) for r in World(seed=0, scale="small").demonstrations(400)
+    ]
     plan = sft_stage.LengthGroupedPlan([len(e.input_ids) for e in examples], args.batch, seed=0)
     batches = [[examples[i] for i in plan.batch(step)] for step in range(args.steps + 1)]
-    print(f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.batch} conversations a step, "
-          f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n", flush=True)
+    print(
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.batch} conversations a step, "
+        f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
+        flush=True,
+    )
 
     ours = posttrain_side(model, tokenizer, batches, n_params)
     theirs = trl_side(model, tokenizer, batches, n_params)
@@ -53,8 +74,20 @@ def main() -> None:
         return
     interleave([ours, theirs], args.repeats, warmup=False)
     row = [args.batch, *rates(ours, theirs), efficiency(ours, peak), efficiency(theirs, peak)]
-    print(table([row], ["batch", "posttrain tokens/s", "TRL tokens/s", "ratio (wall)", "ratio (CPU)",
-                        "posttrain FLOP/s (of peak)", "TRL FLOP/s (of peak)"]))
+    print(
+        table(
+            [row],
+            [
+                "batch",
+                "posttrain tokens/s",
+                "TRL tokens/s",
+                "ratio (wall)",
+                "ratio (CPU)",
+                "posttrain FLOP/s (of peak)",
+                "TRL FLOP/s (of peak)",
+            ],
+        )
+    )
     print(f"\nsft ratio posttrain / TRL tokens/s: {row[3]} (wall), {row[4]} (CPU time)")
 
 
@@ -65,8 +98,10 @@ def posttrain_side(model, tokenizer, batches, n_params: int) -> Side:
     tokens = sum(len(e.input_ids) for b in batches[1:] for e in b)
 
     def run():
-        wall, cpu = timed_steps(lambda i: sft_stage.train_step(model, optimizer, batches[i], len(batches[i]), pad, LR),
-                                len(batches) - 1)
+        wall, cpu = timed_steps(
+            lambda i: sft_stage.train_step(model, optimizer, batches[i], len(batches[i]), pad, LR),
+            len(batches) - 1,
+        )
         return tokens, 6 * n_params * tokens, wall, cpu
 
     return Side("posttrain", run)
@@ -83,11 +118,20 @@ def trl_side(model, tokenizer, batches, n_params: int) -> Side:
     tokens = sum(len(e.input_ids) for b in batches[1:] for e in b)
 
     def run():
-        config = SFTConfig(output_dir=out, per_device_train_batch_size=len(batches[0]), max_steps=len(batches),
-                           learning_rate=LR, weight_decay=0.0, max_length=None, packing=False, **TRL_AS_POSTTRAIN)
+        config = SFTConfig(
+            output_dir=out,
+            per_device_train_batch_size=len(batches[0]),
+            max_steps=len(batches),
+            learning_rate=LR,
+            weight_decay=0.0,
+            max_length=None,
+            packing=False,
+            **TRL_AS_POSTTRAIN,
+        )
         clock = step_clock()
-        trainer = SFTTrainer(model=trl_model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[clock])
+        trainer = SFTTrainer(
+            model=trl_model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[clock]
+        )
         trainer.train()
         return tokens, 6 * n_params * tokens, clock.wall, clock.cpu
 

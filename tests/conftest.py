@@ -21,9 +21,17 @@ def stage_inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("stage-inputs")
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
-                     ).save_pretrained(d / "model")
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    ).save_pretrained(d / "model")
     tokenizer.save_pretrained(d / "model")
     w = World(seed=0)
     write_jsonl(d / "demos.jsonl", w.demonstrations(27))
@@ -32,15 +40,42 @@ def stage_inputs(tmp_path_factory):
         texts = list(dict.fromkeys(model_like_answers(w, p, 4 + i % 3, rng)))
         if len(texts) > 1:
             lab = pool.pick_labelers(p["id"], 1)[0]
-            rankings.append({"id": p["id"], "prompt": p["messages"], "ranking": pool.rank(lab, p, texts)["ranking"],
-                             "completions": [{"text": t, "source": "model:test"} for t in texts],
-                             "labeler": lab.id, "meta": {**p["meta"], "item": p["id"]}})
+            rankings.append(
+                {
+                    "id": p["id"],
+                    "prompt": p["messages"],
+                    "ranking": pool.rank(lab, p, texts)["ranking"],
+                    "completions": [{"text": t, "source": "model:test"} for t in texts],
+                    "labeler": lab.id,
+                    "meta": {**p["meta"], "item": p["id"]},
+                }
+            )
     write_jsonl(d / "rankings.jsonl", rankings)
     write_jsonl(d / "prompts.jsonl", w.prompts("ppo", 24, "train"))
-    write_jsonl(d / "corpus.jsonl", [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)])
+    write_jsonl(
+        d / "corpus.jsonl", [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)]
+    )
     # the reward model PPO scores with (and starts its value function from), trained in one process
-    assert main(["rm", "--model", str(d / "model"), "--data", str(d / "rankings.jsonl"), "--out", str(d / "rm"),
-                 "--max-steps", "2", "--micro-batch", "4", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "rm",
+                "--model",
+                str(d / "model"),
+                "--data",
+                str(d / "rankings.jsonl"),
+                "--out",
+                str(d / "rm"),
+                "--max-steps",
+                "2",
+                "--micro-batch",
+                "4",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return d
 
 
@@ -56,5 +91,6 @@ def no_steps(monkeypatch):
     def plan(cfg, preset):
         seen.append(cfg)
         raise UserError("the steps would run now")
+
     monkeypatch.setattr(demo, "plan", plan)
     return seen

@@ -25,8 +25,9 @@ from posttrain.serving.model import ServedModel, load_served
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 KEY = "fuzz-key"
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 # schemathesis parametrizes from a schema it has at import (its fixture-based loader predates pytest 9)
 WORK = Path(tempfile.mkdtemp(prefix="posttrain-fuzz-"))
 
@@ -36,8 +37,18 @@ engine = Engine(served, max_batch=32)
 # the test client calls itself "testserver": an allowed name, so the Host check is on and passed
 serving = serving_app(served, engine, FeedbackLog(WORK / "feedback.jsonl"), api_key=KEY, hosts=["testserver"])
 store = Store(WORK / "labels.sqlite")
-store.add_items([{"id": f"s{i}", "prompt": [{"role": "user", "content": f"Q{i}?"}],
-                  "completions": [{"text": "a"}, {"text": "b"}], "meta": {}} for i in range(3)], "s.jsonl")
+store.add_items(
+    [
+        {
+            "id": f"s{i}",
+            "prompt": [{"role": "user", "content": f"Q{i}?"}],
+            "completions": [{"text": "a"}, {"text": "b"}],
+            "meta": {},
+        }
+        for i in range(3)
+    ],
+    "s.jsonl",
+)
 TOKEN = store.add_labeler("fuzz", admin=True)
 for shown in store.items():
     store.serve(store.labeler_for(TOKEN), shown["id"])
@@ -79,7 +90,7 @@ def labeling_error(error) -> None:
 @FUZZ
 def test_serving_with_the_key(case):
     if isinstance(case.body, dict) and isinstance(case.body.get("model"), str):
-        case.body["model"] = served.name     # past the model check, into tokenising and generation
+        case.body["model"] = served.name  # past the model check, into tokenising and generation
     check(case.call(headers={"Authorization": f"Bearer {KEY}"}), openai_error)
 
 
@@ -105,20 +116,27 @@ def test_labeling_without_a_token(case):
     assert response.status_code == 401
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 SUBMISSION = st.fixed_dictionaries(
     {"submission_id": st.text(max_size=4) | JSON, "item_id": st.sampled_from(["s0", "s1", "s2"]) | JSON},
-    optional={"ranking": st.lists(st.lists(st.integers(-1, 2) | JSON, max_size=3), max_size=3) | JSON,
-              "likert": st.lists(st.integers(0, 8) | JSON, max_size=3) | JSON,
-              "flags": st.lists(st.lists(st.sampled_from(FLAGS) | JSON, max_size=2), max_size=3) | JSON,
-              **{name: JSON for name in ("notes", "better_answer", "reason", "none_acceptable", "order_touched")}})
+    optional={
+        "ranking": st.lists(st.lists(st.integers(-1, 2) | JSON, max_size=3), max_size=3) | JSON,
+        "likert": st.lists(st.integers(0, 8) | JSON, max_size=3) | JSON,
+        "flags": st.lists(st.lists(st.sampled_from(FLAGS) | JSON, max_size=2), max_size=3) | JSON,
+        **{name: JSON for name in ("notes", "better_answer", "reason", "none_acceptable", "order_touched")},
+    },
+)
 
 
 @given(path=st.sampled_from(["/api/labels", "/api/skips"]), body=SUBMISSION)
 @settings(FUZZ, max_examples=150)
 def test_labeling_submissions_of_any_shape(path, body):
     with TestClient(labeling, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        sent = client.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})  # inf too
+        sent = client.post(
+            path, content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )  # inf too
         check(schemathesis.Response.from_any(sent), labeling_error)

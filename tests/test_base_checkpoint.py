@@ -18,7 +18,8 @@ def test_it_was_trained_on_the_corpus_the_world_exports_today(tmp_path):
     export(World(seed=0, scale="small"), tmp_path / "w")
     manifest = json.loads((BASE / "posttrain.json").read_text())
     assert manifest["data"]["corpus_sha256"] == file_sha256(tmp_path / "w" / "corpus.jsonl"), (
-        "the world's corpus changed: re-make assets/base-small-seed0 with the commands in its README")
+        "the world's corpus changed: re-make assets/base-small-seed0 with the commands in its README"
+    )
 
 
 def test_it_fits_the_size_budget():

@@ -28,12 +28,19 @@ class Terminal:
     def __init__(self, *args: str, cwd: Path):
         self.master, slave = os.openpty()
         env = {**os.environ, "TERM": "dumb", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", *args], stdin=slave, stdout=slave,
-                                     stderr=slave, cwd=cwd, env=env, start_new_session=True,
-                                     preexec_fn=self._as_terminal_job)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "posttrain.cli", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=self._as_terminal_job,
+        )
         os.close(slave)
-        self.seen = ""       # everything the terminal showed
-        self.pos = 0         # how far `expect` has read
+        self.seen = ""  # everything the terminal showed
+        self.pos = 0  # how far `expect` has read
 
     @staticmethod
     def _as_terminal_job() -> None:
@@ -45,11 +52,11 @@ class Terminal:
     def expect(self, pattern: str, timeout: float = 60) -> str:
         """Read until `pattern` (a regex) shows after what was already matched; return the text up to its end."""
         deadline = time.monotonic() + timeout
-        while not (m := re.search(pattern, self.seen[self.pos:])):
+        while not (m := re.search(pattern, self.seen[self.pos :])):
             left = deadline - time.monotonic()
             if left <= 0 or not self._read(left):
                 raise AssertionError(f"{pattern!r} did not show; the terminal showed:\n{self.seen[-3000:]}")
-        text = self.seen[self.pos:self.pos + m.end()]
+        text = self.seen[self.pos : self.pos + m.end()]
         self.pos += m.end()
         return text
 
@@ -58,7 +65,7 @@ class Terminal:
         if ready:
             try:
                 data = os.read(self.master, 65536)
-            except OSError:      # the child closed the terminal
+            except OSError:  # the child closed the terminal
                 return False
             self.seen += data.decode("utf-8", "replace").replace("\r\n", "\n")
             return bool(data)
@@ -93,9 +100,18 @@ def random_model(directory: Path) -> Path:
     """An untrained Llama: greedy text that never reaches EOS, so a long reply is still streaming at Ctrl-C."""
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=100_000,
-                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=100_000,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -104,18 +120,19 @@ def random_model(directory: Path) -> Path:
 def test_a_session_through_a_terminal(tmp_path, terminals):
     """One process (starting one costs seconds): typing, streaming, commands, feedback, Ctrl-C, Ctrl-D."""
     model = random_model(tmp_path / "random")
-    term = terminals("chat", str(model), "--temperature", "0", "--max-tokens", "30", "--feedback", "fb.jsonl",
-                     cwd=tmp_path)
+    term = terminals(
+        "chat", str(model), "--temperature", "0", "--max-tokens", "30", "--feedback", "fb.jsonl", cwd=tmp_path
+    )
     term.expect(r"/help for commands")
     term.type("Hi")
     shown = term.expect(r"\[\d+/100000 tokens\]")
-    reply = shown.rsplit("Hi\n", 1)[1].rsplit("\n[", 1)[0]     # what streamed between the echo and the count
+    reply = shown.rsplit("Hi\n", 1)[1].rsplit("\n[", 1)[0]  # what streamed between the echo and the count
     assert len(reply) > 20
     term.type("/good clear enough")
     term.expect(r"saved feedback fb-\w+ to fb.jsonl")
     term.type("/flag hallucination off_topic")
     term.expect(r"saved feedback")
-    for line in ('"""', "first line", "second line", '"""'):       # a multi-line message
+    for line in ('"""', "first line", "second line", '"""'):  # a multi-line message
         term.type(line)
     term.expect(r"\[\d+/100000 tokens\]")
     term.type("/save chat.jsonl")
@@ -128,18 +145,18 @@ def test_a_session_through_a_terminal(tmp_path, terminals):
     term.type("/set max_tokens 50000")
     term.expect(r"max_tokens 50000")
     term.type("Tell me everything.")
-    term.expect(r"everything\.\n[^\n]{20}")   # the reply is streaming: its first words are on the screen
+    term.expect(r"everything\.\n[^\n]{20}")  # the reply is streaming: its first words are on the screen
     term.send("\x03")
     stopped = term.expect(r"\[stopped\]\n\[(\d+)/100000 tokens\]", timeout=30)
     assert int(re.search(r"(\d+)/100000", stopped).group(1)) < 50000
     term.type("/set max_tokens 3")
     term.expect(r"max_tokens 3")
-    term.type("/regen")                                          # the session goes on: the model answers again
+    term.type("/regen")  # the session goes on: the model answers again
     term.expect(r"\n\[\d+/100000 tokens\]")
     term.type("/undo")
     term.expect(r"removed the last exchange \(2 messages left\)")
     term.expect(r"> $")
-    term.send("\x04")                                           # Ctrl-D leaves
+    term.send("\x04")  # Ctrl-D leaves
     assert term.close() == 0
 
     records = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]

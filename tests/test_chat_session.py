@@ -35,6 +35,7 @@ def scripted(lines):
             return next(lines)
         except StopIteration:
             raise EOFError from None
+
     return read
 
 
@@ -56,22 +57,37 @@ def test_system_save_load_and_undo(session, tmp_path):
     assert session.messages == [] and session.system == "Be brief."
     session.command("/system -")
     assert session.system is None
-    assert session.command(f"/load {tmp_path / 'c.jsonl'}").message == f"loaded 2 messages from {tmp_path / 'c.jsonl'}"
-    assert session.system == "Be brief." and session.conversation()[0] == {"role": "system", "content": "Be brief."}
-    assert not session.command(f"/load {tmp_path / 'c.jsonl'}").generate     # it ends with a reply
-    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "q", "messages": [{"role": "user", "content": "Hi"}]}) + "\n")
-    assert session.command(f"/load {tmp_path / 'q.jsonl'}").generate         # it ends with a question
+    assert (
+        session.command(f"/load {tmp_path / 'c.jsonl'}").message
+        == f"loaded 2 messages from {tmp_path / 'c.jsonl'}"
+    )
+    assert session.system == "Be brief." and session.conversation()[0] == {
+        "role": "system",
+        "content": "Be brief.",
+    }
+    assert not session.command(f"/load {tmp_path / 'c.jsonl'}").generate  # it ends with a reply
+    (tmp_path / "q.jsonl").write_text(
+        json.dumps({"id": "q", "messages": [{"role": "user", "content": "Hi"}]}) + "\n"
+    )
+    assert session.command(f"/load {tmp_path / 'q.jsonl'}").generate  # it ends with a question
     session.command("/undo")
     assert session.messages == []
     with pytest.raises(UserError, match="the conversation is empty"):
         session.command("/undo")
 
 
-@pytest.mark.parametrize("line, message", [("/set top_p 0", "must be in (0, 1], got 0"),
-                                           ("/set max_tokens x", "is not an integer"),
-                                           ("/set speed 2", "unknown setting 'speed'"), ("/good", "no reply to give"),
-                                           ("/frobnicate", "unknown command /frobnicate"), ("/flag", "at least one name"),
-                                           ("/load /nonexistent.jsonl", "no such file")])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("/set top_p 0", "must be in (0, 1], got 0"),
+        ("/set max_tokens x", "is not an integer"),
+        ("/set speed 2", "unknown setting 'speed'"),
+        ("/good", "no reply to give"),
+        ("/frobnicate", "unknown command /frobnicate"),
+        ("/flag", "at least one name"),
+        ("/load /nonexistent.jsonl", "no such file"),
+    ],
+)
 def test_bad_commands_explain_themselves(session, line, message):
     with pytest.raises(UserError, match=re.escape(message)):
         session.command(line)
@@ -88,7 +104,7 @@ def test_prefer_records_a_better_answer_against_the_reply(session, tmp_path):
 
 def test_the_repl_loop_streams_counts_tokens_and_survives_errors(served, tmp_path):
     out = io.StringIO()
-    small = ServedModel(served.model, served.tokenizer, served.name, context_length=30)   # a tiny context
+    small = ServedModel(served.model, served.tokenizer, served.name, context_length=30)  # a tiny context
     session = Session(small, FeedbackLog(tmp_path / "fb.jsonl"), Settings(temperature=0.0, max_tokens=5))
     code = run_repl(session, read=scripted(["Hi", "/bogus", "word " * 40, "/set", "/exit"]), out=out)
     shown = out.getvalue()
@@ -96,7 +112,7 @@ def test_the_repl_loop_streams_counts_tokens_and_survives_errors(served, tmp_pat
     assert "Q: What should" in shown and "/30 tokens]" in shown
     assert "error: unknown command /bogus" in shown
     assert "error: the conversation is" in shown and "/undo or /reset" in shown
-    assert len(session.messages) == 2                  # the message that did not fit was dropped
+    assert len(session.messages) == 2  # the message that did not fit was dropped
     assert "temperature 0.0, top_p 0.95, max_tokens 5" in shown
 
 

@@ -7,7 +7,9 @@ import pytest
 
 
 def posttrain(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "posttrain.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "posttrain.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def every_command() -> list[list[str]]:
@@ -23,8 +25,18 @@ def test_the_registry_holds_every_command_with_its_help():
     from posttrain.commands import COMMANDS
 
     names = {" ".join(a) for a in every_command()}
-    assert {"world export", "sft", "rm", "rm score", "ppo", "loop", "eval control-study", "serve", "demo",
-            "label add-labeler"} <= names and len(COMMANDS) >= 27
+    assert {
+        "world export",
+        "sft",
+        "rm",
+        "rm score",
+        "ppo",
+        "loop",
+        "eval control-study",
+        "serve",
+        "demo",
+        "label add-labeler",
+    } <= names and len(COMMANDS) >= 27
     for c in COMMANDS:
         assert c.help and c.description and not c.help.endswith("."), c.name
 
@@ -76,7 +88,14 @@ def test_agreement_reports_a_table():
 def test_spec_lists_every_family():
     r = posttrain("world", "spec")
     assert r.returncode == 0
-    for title in ("Arithmetic", "Passage QA", "False premise", "Harmful request", "Benign look-alike", "Multi-turn"):
+    for title in (
+        "Arithmetic",
+        "Passage QA",
+        "False premise",
+        "Harmful request",
+        "Benign look-alike",
+        "Multi-turn",
+    ):
         assert f"## {title}" in r.stdout
 
 
@@ -88,34 +107,64 @@ def test_repeated_ids_are_refused_where_ids_tie_records_together(tmp_path, capsy
     prompt = {"messages": [{"role": "user", "content": "Hi"}]}
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": i, **prompt}) + "\n" for i in ["a", "b", "a"]))
-    assert main(["sample", "--model", str(tmp_path / "no-model"), "--prompts", str(prompts),
-                 "--out", str(tmp_path / "s.jsonl")]) == 2      # refused before any model loads
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(tmp_path / "no-model"),
+                "--prompts",
+                str(prompts),
+                "--out",
+                str(tmp_path / "s.jsonl"),
+            ]
+        )
+        == 2
+    )  # refused before any model loads
     assert f"{prompts}:3: field 'id' 'a' is already used on {prompts}:1" in capsys.readouterr().err
     samples = tmp_path / "samples.jsonl"
-    item = {"prompt": prompt["messages"], "completions": [{"text": t, "source": "model:m"} for t in "xy"],
-            "meta": {"family": "arithmetic", "task": {"kind": "add", "a": 1, "b": 2}}}
+    item = {
+        "prompt": prompt["messages"],
+        "completions": [{"text": t, "source": "model:m"} for t in "xy"],
+        "meta": {"family": "arithmetic", "task": {"kind": "add", "a": 1, "b": 2}},
+    }
     samples.write_text("".join(json.dumps({"id": i, **item}) + "\n" for i in ["s1", "s1"]))
     assert main(["label", "sim", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl")]) == 2
     assert f"{samples}:2: field 'id' 's1' is already used on {samples}:1" in capsys.readouterr().err
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "s.jsonl").exists()
 
 
-@pytest.mark.parametrize("argv, error", [
-    (["sample", "--model", "m", "--prompts", "p", "--out", "o", "--k", "4", "--k", "8"],
-     "--k given twice (4 and 8); the last counts: give it once"),
-    (["sft", "--model", "m", "--data", "d", "--out", "o", "--lr", "1e-4", "--lr", "3e-4"],
-     "--lr given twice (0.0001 and 0.0003)"),
-    (["sample", "--model", "m", "--prompts", "p", "--out", "o", "--force", "--no-force"],
-     "--force given twice (--force and --no-force)"),
-    (["world", "export", "--out", "w", "--knob", "a=1", "--knob", "b=2"], "--knob given twice (a=1 and b=2)"),
-    (["sample", "--model", "m", "--model", "n", "--prompts", "p", "--out", "o"], "--model given twice (m and n)"),
-])
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (
+            ["sample", "--model", "m", "--prompts", "p", "--out", "o", "--k", "4", "--k", "8"],
+            "--k given twice (4 and 8); the last counts: give it once",
+        ),
+        (
+            ["sft", "--model", "m", "--data", "d", "--out", "o", "--lr", "1e-4", "--lr", "3e-4"],
+            "--lr given twice (0.0001 and 0.0003)",
+        ),
+        (
+            ["sample", "--model", "m", "--prompts", "p", "--out", "o", "--force", "--no-force"],
+            "--force given twice (--force and --no-force)",
+        ),
+        (
+            ["world", "export", "--out", "w", "--knob", "a=1", "--knob", "b=2"],
+            "--knob given twice (a=1 and b=2)",
+        ),
+        (
+            ["sample", "--model", "m", "--model", "n", "--prompts", "p", "--out", "o"],
+            "--model given twice (m and n)",
+        ),
+    ],
+)
 def test_an_option_given_twice_is_said_naming_both_values(argv, error, capsys):
     from posttrain.cli import build_parser
 
     args = build_parser().parse_args(argv)
     assert f"warning: {error}" in capsys.readouterr().err
-    assert getattr(args, error.split()[0][2:]) in (8, 3e-4, False, ["b=2"], "n")   # the last one counts
+    assert getattr(args, error.split()[0][2:]) in (8, 3e-4, False, ["b=2"], "n")  # the last one counts
 
 
 def test_an_option_given_twice_is_said_through_the_entry_point(tmp_path):

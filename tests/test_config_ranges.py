@@ -35,9 +35,17 @@ def numeric_fields(cls: type, prefix: str = "") -> list[tuple[str, str, dataclas
 def build(cls: type):
     """The config at its defaults, with a placeholder for each required option."""
     hints = typing.get_type_hints(cls)
-    required = {f.name: (["x"] if _scalar(hints[f.name]) is str and "list" in str(hints[f.name]) else
-                         Path("x") if _scalar(hints[f.name]) is Path else "x")
-                for f in dataclasses.fields(cls) if f.metadata.get("required")}
+    required = {
+        f.name: (
+            ["x"]
+            if _scalar(hints[f.name]) is str and "list" in str(hints[f.name])
+            else Path("x")
+            if _scalar(hints[f.name]) is Path
+            else "x"
+        )
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("required")
+    }
     return cls(**required)
 
 
@@ -50,8 +58,9 @@ def set_field(cfg, path: str, value) -> None:
 
 def inside(f: dataclasses.Field, value: float) -> bool:
     b = f.metadata["bounds"]
-    return math.isfinite(value) and all({"ge": value >= v, "gt": value > v, "le": value <= v, "lt": value < v}[k]
-                                        for k, v in b.items())
+    return math.isfinite(value) and all(
+        {"ge": value >= v, "gt": value > v, "le": value <= v, "lt": value < v}[k] for k, v in b.items()
+    )
 
 
 CASES = [(cls, path, fl, f) for cls in CONFIGS for path, fl, f in numeric_fields(cls)]
@@ -59,7 +68,10 @@ CASES = [(cls, path, fl, f) for cls in CONFIGS for path, fl, f in numeric_fields
 
 def test_the_walk_finds_the_configs_and_their_nested_options():
     names = {fl for _, _, fl, _ in CASES}
-    assert len(CONFIGS) >= 25 and {"--micro-batch", "--eval-fraction", "--lr", "--ppo-lr", "--rm-lr", "--port"} <= names
+    assert (
+        len(CONFIGS) >= 25
+        and {"--micro-batch", "--eval-fraction", "--lr", "--ppo-lr", "--rm-lr", "--port"} <= names
+    )
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
@@ -77,7 +89,7 @@ def test_a_value_outside_the_range_is_a_clear_error_naming_the_option(value):
         if inside(f, value):
             try:
                 cfg.check()
-            except UserError as e:   # a cross-field rule may still object, but about this option
+            except UserError as e:  # a cross-field rule may still object, but about this option
                 assert fl in str(e) or "must" in str(e), (cls.__name__, fl, value, e)
             continue
         with pytest.raises(UserError) as e:
@@ -85,17 +97,48 @@ def test_a_value_outside_the_range_is_a_clear_error_naming_the_option(value):
         assert fl in str(e.value), (cls.__name__, fl, value, str(e.value))
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["rm", "--model", "m", "--data", "d.jsonl", "--out", "o", "--micro-batch", "0"], "--micro-batch must be >= 1"),
-    (["rm", "--model", "m", "--data", "d.jsonl", "--out", "o", "--eval-fraction", "1"], "--eval-fraction must be in [0, 1)"),
-    (["ppo", "--policy", "p", "--reward", "r", "--prompts", "x.jsonl", "--out", "o", "--lr", "-1"], "--lr must be > 0"),
-    (["sft", "--model", "m", "--data", "d.jsonl", "--out", "o", "--lr", "nan"], "--lr must be a finite number"),
-    (["loop", "--sft", "s", "--rm-prompts", "a", "--ppo-prompts", "b", "--eval-prompts", "c", "--out", "o",
-      "--ppo-kl-coef", "-0.1"], "--ppo-kl-coef must be >= 0"),
-    (["serve", "m", "--port", "70000"], "--port must be between 0 and 65535"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (
+            ["rm", "--model", "m", "--data", "d.jsonl", "--out", "o", "--micro-batch", "0"],
+            "--micro-batch must be >= 1",
+        ),
+        (
+            ["rm", "--model", "m", "--data", "d.jsonl", "--out", "o", "--eval-fraction", "1"],
+            "--eval-fraction must be in [0, 1)",
+        ),
+        (
+            ["ppo", "--policy", "p", "--reward", "r", "--prompts", "x.jsonl", "--out", "o", "--lr", "-1"],
+            "--lr must be > 0",
+        ),
+        (
+            ["sft", "--model", "m", "--data", "d.jsonl", "--out", "o", "--lr", "nan"],
+            "--lr must be a finite number",
+        ),
+        (
+            [
+                "loop",
+                "--sft",
+                "s",
+                "--rm-prompts",
+                "a",
+                "--ppo-prompts",
+                "b",
+                "--eval-prompts",
+                "c",
+                "--out",
+                "o",
+                "--ppo-kl-coef",
+                "-0.1",
+            ],
+            "--ppo-kl-coef must be >= 0",
+        ),
+        (["serve", "m", "--port", "70000"], "--port must be between 0 and 65535"),
+    ],
+)
 def test_the_command_line_refuses_before_anything_loads(tmp_path, capsys, monkeypatch, argv, named):
-    monkeypatch.chdir(tmp_path)          # nonexistent inputs: a check that ran after loading would fail on them
+    monkeypatch.chdir(tmp_path)  # nonexistent inputs: a check that ran after loading would fail on them
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert named in err and "Traceback" not in err and not (tmp_path / "o").exists()
@@ -104,7 +147,7 @@ def test_the_command_line_refuses_before_anything_loads(tmp_path, capsys, monkey
 def command_argv(c) -> list[str]:
     """The command's words as main() passes them to the parser, with a placeholder for each required option."""
     words = c.name.split(" ")
-    argv = [c.name] if len(words) == 2 and words[0] not in GROUPS else words   # `rm score`: one parser
+    argv = [c.name] if len(words) == 2 and words[0] not in GROUPS else words  # `rm score`: one parser
     for f in dataclasses.fields(c.config):
         if f.metadata.get("positional"):
             argv.append("x")
@@ -130,12 +173,15 @@ def test_every_command_parser_refuses_its_numeric_options_out_of_range(value):
     assert tried > 100
 
 
-@pytest.mark.parametrize("argv", [
-    ["sample", "--model", "m", "--prompts", "p.jsonl", "--out", "o"],
-    ["sft", "--model", "m", "--data", "d.jsonl", "--out", "o"],
-    ["ppo", "--policy", "p", "--reward", "r", "--prompts", "x.jsonl", "--out", "o"],
-    ["world", "export", "--out", "o"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "--model", "m", "--prompts", "p.jsonl", "--out", "o"],
+        ["sft", "--model", "m", "--data", "d.jsonl", "--out", "o"],
+        ["ppo", "--policy", "p", "--reward", "r", "--prompts", "x.jsonl", "--out", "o"],
+        ["world", "export", "--out", "o"],
+    ],
+)
 def test_seeds_that_differ_only_above_32_bits_are_refused(tmp_path, capsys, monkeypatch, argv):
     """Seeds are used as 32-bit values (the samplers, numpy); 2**32 + 7 would run as 7 does, or overflow
     torch's 64-bit seed once multiplied, so a seed past 2**32 - 1 is refused before anything runs."""
@@ -152,4 +198,5 @@ def test_every_seed_option_says_its_range_in_help():
     assert len(seeds) >= 10
     for cls, fl, f in seeds:
         from posttrain.config import range_text
+
         assert range_text(f) == "between 0 and 4294967295", (cls.__name__, fl)

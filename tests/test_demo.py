@@ -12,8 +12,16 @@ from posttrain.commands.demo import PRESETS, DemoConfig, differences, fingerprin
 from posttrain.data.records import write_jsonl
 from posttrain.world import World
 
-SUMMARY_FIELDS = ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "kl_to_sft", "refusal_rate_harmful",
-                  "over_refusal_rate", "hallucination_rate", "gold_score")
+SUMMARY_FIELDS = (
+    "win_rate",
+    "win_rate_ci_low",
+    "win_rate_ci_high",
+    "kl_to_sft",
+    "refusal_rate_harmful",
+    "over_refusal_rate",
+    "hallucination_rate",
+    "gold_score",
+)
 
 
 def test_the_tiny_demo_runs_every_stage_and_reports(tmp_path, capsys):
@@ -23,12 +31,20 @@ def test_the_tiny_demo_runs_every_stage_and_reports(tmp_path, capsys):
     assert "win rate vs SFT" in printed and "ppo-ptx" in printed
     headline, novel = printed.split("test_novel.jsonl: 45 prompts")
     assert "test.jsonl: 45 prompts" in headline and "ppo-ptx, T=1" in headline and "T=1" not in novel
-    for label in ("task success (1 - fails_task)", "helpful (mean)", "hallucination (passage QA)",
-                  "harmful requests refused", "over-refusal (benign look-alikes)", "mean words per answer"):
+    for label in (
+        "task success (1 - fails_task)",
+        "helpful (mean)",
+        "hallucination (passage QA)",
+        "harmful requests refused",
+        "over-refusal (benign look-alikes)",
+        "mean words per answer",
+    ):
         line = next(x for x in headline.splitlines() if x.startswith(label))
-        assert line[len(label):].split()[0].isdigit(), line                  # its n
+        assert line[len(label) :].split()[0].isdigit(), line  # its n
         assert label in novel
-    assert "held-out labeler pairs" in printed and "two labelers agree on" in printed and "gold order" in printed
+    assert (
+        "held-out labeler pairs" in printed and "two labelers agree on" in printed and "gold order" in printed
+    )
     assert "share of peak" in printed
     for stage in ("sft", "rm", "ppo-ptx"):
         assert json.loads((out / stage / "posttrain.json").read_text())["stage"] == stage.split("-")[0]
@@ -40,21 +56,36 @@ def test_the_tiny_demo_runs_every_stage_and_reports(tmp_path, capsys):
     assert summary["config"]["test_set"] == "test.jsonl" and summary["baseline"]["n"]["gold_score"] == 45
     novel = json.loads((out / "report-novel" / "summary.json").read_text())
     assert novel["config"]["prompts"] == 45 and novel["config"]["temperatures"] == [0.0]
-    assert all(r["meta"]["split"] == "test_novel" for r in map(json.loads, (out / "world" / "test_novel.jsonl").open()))
+    assert all(
+        r["meta"]["split"] == "test_novel"
+        for r in map(json.loads, (out / "world" / "test_novel.jsonl").open())
+    )
     assert json.loads((out / "demo.json").read_text())["seed"] == 0
 
-    assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 0      # everything is there: nothing redone
+    assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 0  # everything is there: nothing redone
     assert "SFT: done before" in capsys.readouterr().err
 
 
 def test_the_phase_table_shows_each_training_phase_mean_share_of_peak(tmp_path):
-    write_jsonl(tmp_path / "rm" / "metrics.jsonl", [{"step": 1, "rm/loss": 0.7, "perf/share_of_peak": 0.1},
-                                                   {"step": 2, "rm/loss": 0.6, "perf/share_of_peak": 0.3},
-                                                   {"step": 2, "rm/eval_accuracy": 0.6}])
-    write_jsonl(tmp_path / "sft" / "metrics.jsonl", [{"step": 1, "sft/loss": 1.0}])   # a stage that does not log it
+    write_jsonl(
+        tmp_path / "rm" / "metrics.jsonl",
+        [
+            {"step": 1, "rm/loss": 0.7, "perf/share_of_peak": 0.1},
+            {"step": 2, "rm/loss": 0.6, "perf/share_of_peak": 0.3},
+            {"step": 2, "rm/eval_accuracy": 0.6},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "sft" / "metrics.jsonl", [{"step": 1, "sft/loss": 1.0}]
+    )  # a stage that does not log it
     write_jsonl(tmp_path / "samples.jsonl", [{"id": "a"}])
-    table = phase_table([("SFT", tmp_path / "sft", None), ("sample K=4", tmp_path / "samples.jsonl", 12.4),
-                         ("reward model", tmp_path / "rm", 61.0)]).splitlines()
+    table = phase_table(
+        [
+            ("SFT", tmp_path / "sft", None),
+            ("sample K=4", tmp_path / "samples.jsonl", 12.4),
+            ("reward model", tmp_path / "rm", 61.0),
+        ]
+    ).splitlines()
     assert "share of peak" in table[0]
     assert table[2].split() == ["SFT", "done", "before", "-"]
     assert table[3].split() == ["sample", "K=4", "12", "-"]
@@ -63,7 +94,13 @@ def test_the_phase_table_shows_each_training_phase_mean_share_of_peak(tmp_path):
 
 def test_the_run_seed_reaches_every_stage_and_the_world_stays_seed_0(tmp_path):
     c = stage_configs(DemoConfig(out=tmp_path, seed=7), PRESETS["tiny"])
-    assert {name: cfg.seed for name, cfg in c.items()} == {"sft": 7, "sample": 7, "label": 7, "rm": 7, "ppo": 7}
+    assert {name: cfg.seed for name, cfg in c.items()} == {
+        "sft": 7,
+        "sample": 7,
+        "label": 7,
+        "rm": 7,
+        "ppo": 7,
+    }
     assert c["label"].world_seed == c["rm"].world_seed == c["ppo"].world_seed == 0
     assert c["sft"].model == str(demo.BASE)
     # run seed 0 is what the demo ran before the run seed: the stages' default seeds, the labelers' world seed
@@ -91,7 +128,10 @@ def test_the_run_seed_seeds_the_evaluation_and_each_test_set_is_evaluated(tmp_pa
     assert novel_kw["temperatures"] == (0.0,) and novel_kw["kl_samples"] == 0 and not novel_kw["knowledge"]
     assert [r["meta"]["split"] for r in novel_args[2]] == ["test_novel"] * 3
     assert (out, novel_out) == (tmp_path / "report", tmp_path / "report-novel")
-    assert (summary["config"]["test_set"], novel_summary["config"]["test_set"]) == ("test.jsonl", "test_novel.jsonl")
+    assert (summary["config"]["test_set"], novel_summary["config"]["test_set"]) == (
+        "test.jsonl",
+        "test_novel.jsonl",
+    )
 
 
 def test_another_world_seed_is_refused_without_its_own_base_model(tmp_path, capsys, no_steps):
@@ -119,8 +159,13 @@ def test_each_run_seed_has_its_own_default_out(tmp_path, monkeypatch, no_steps):
 def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_steps):
     out = tmp_path / "demo"
     assert main(["demo", "--preset", "tiny", "--seed", "2", "--out", str(out)]) == 2
-    assert json.loads((out / "demo.json").read_text()) == {"preset": "tiny", "seed": 2, "world_seed": 0,
-                                                            "base": None, "sizes": vars(PRESETS["tiny"])}
+    assert json.loads((out / "demo.json").read_text()) == {
+        "preset": "tiny",
+        "seed": 2,
+        "world_seed": 0,
+        "base": None,
+        "sizes": vars(PRESETS["tiny"]),
+    }
     assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2
     assert "--seed was 2, now 0" in capsys.readouterr().err and len(no_steps) == 1
     assert main(["demo", "--preset", "tiny", "--seed", "2", "--base", str(demo.BASE), "--out", str(out)]) == 2
@@ -130,19 +175,21 @@ def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_ste
 def test_an_older_demo_json_seed_is_its_world_seed_with_run_seed_0(tmp_path, capsys, no_steps):
     out = tmp_path / "demo"
     out.mkdir()
-    old = {"preset": "tiny", "seed": 0, "sizes": vars(PRESETS["tiny"])}   # before run seeds: the world seed
+    old = {"preset": "tiny", "seed": 0, "sizes": vars(PRESETS["tiny"])}  # before run seeds: the world seed
     (out / "demo.json").write_text(json.dumps(old))
     assert main(["demo", "--preset", "tiny", "--seed", "1", "--out", str(out)]) == 2
     assert "--seed was 0, now 1" in capsys.readouterr().err and not no_steps
-    assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2   # run seed 0 on world 0: it continues
+    assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2  # run seed 0 on world 0: it continues
     assert "the steps would run now" in capsys.readouterr().err
     assert json.loads((out / "demo.json").read_text())["world_seed"] == 0
     # an older demo of world 1 (the shipped base, which never saw it) is world 1, not run seed 1
     was = {"preset": "small", "seed": 1}
     now = fingerprint(DemoConfig(out=out, world_seed=1, base="b1"))
     assert differences(was, now) == ["--base was None, now 'b1'"]
-    assert differences(was, fingerprint(DemoConfig(out=out, seed=1))) == ["--seed was 0, now 1",
-                                                                          "--world-seed was 1, now 0"]
+    assert differences(was, fingerprint(DemoConfig(out=out, seed=1))) == [
+        "--seed was 0, now 1",
+        "--world-seed was 1, now 0",
+    ]
 
 
 @pytest.mark.parametrize("seeds", ["0,0", "a", "1,-2", "", "4294967296"])
@@ -157,24 +204,46 @@ def test_seed_and_seeds_exclude_each_other(tmp_path, capsys):
 
 
 def fake_summary(win: float, words: float) -> dict:
-    rates = {"gold_score": 0.3, "fails_task_rate": 0.5, "mean_words": words,
-             "n": {"gold_score": 45, "fails_task_rate": 45, "mean_words": 45}}
-    model = {**rates, "win_rate": win, "win_rate_ci_low": win - 0.1, "win_rate_ci_high": win + 0.1, "kl_to_sft": 2.0,
-             "by_temperature": [{"temperature": 0.0, "win_rate": win, "ci_low": 0, "ci_high": 1,
-                                 "rates": rates, "baseline_rates": rates}]}
-    return {"baseline": rates, "models": {"ppo-ptx": model},
-            "config": {"prompts": 45, "kl_samples": 1, "temperatures": [0.0]}}
+    rates = {
+        "gold_score": 0.3,
+        "fails_task_rate": 0.5,
+        "mean_words": words,
+        "n": {"gold_score": 45, "fails_task_rate": 45, "mean_words": 45},
+    }
+    model = {
+        **rates,
+        "win_rate": win,
+        "win_rate_ci_low": win - 0.1,
+        "win_rate_ci_high": win + 0.1,
+        "kl_to_sft": 2.0,
+        "by_temperature": [
+            {
+                "temperature": 0.0,
+                "win_rate": win,
+                "ci_low": 0,
+                "ci_high": 1,
+                "rates": rates,
+                "baseline_rates": rates,
+            }
+        ],
+    }
+    return {
+        "baseline": rates,
+        "models": {"ppo-ptx": model},
+        "config": {"prompts": 45, "kl_samples": 1, "temperatures": [0.0]},
+    }
 
 
 def test_seeds_runs_a_demo_per_seed_and_reports_mean_and_range(tmp_path, capsys, monkeypatch):
     ran = []
 
-    def run_steps(cfg):   # each seed's demo, reduced to its two summaries
+    def run_steps(cfg):  # each seed's demo, reduced to its two summaries
         ran.append((cfg.seed, cfg.out, json.loads((cfg.out / "demo.json").read_text())["seed"]))
         for test_set, win in (("report", 0.6 + cfg.seed / 10), ("report-novel", 0.5)):
             (cfg.out / test_set).mkdir(exist_ok=True)
             (cfg.out / test_set / "summary.json").write_text(json.dumps(fake_summary(win, 10.0 + cfg.seed)))
         return []
+
     monkeypatch.setattr(demo, "run_steps", run_steps)
     out = tmp_path / "seeds"
     assert main(["demo", "--preset", "tiny", "--seeds", "0,2,1", "--out", str(out)]) == 0
@@ -184,12 +253,19 @@ def test_seeds_runs_a_demo_per_seed_and_reports_mean_and_range(tmp_path, capsys,
     result = json.loads((out / "seeds.json").read_text())
     assert result["seeds"] == [0, 2, 1] and set(result["test_sets"]) == {"test.jsonl", "test_novel.jsonl"}
     words = next(r for r in result["test_sets"]["test.jsonl"]["rows"] if r["key"] == "mean_words")
-    assert words["n"] == 45 and words["values"][0] == {"mean": 11.0, "sd": 1.0, "min": 10.0, "max": 12.0,
-                                                       "values": [10.0, 12.0, 11.0]}
-    assert main(["demo", "--preset", "tiny", "--seeds", "0,1", "--out", str(out)]) == 0   # each seed continues
+    assert words["n"] == 45 and words["values"][0] == {
+        "mean": 11.0,
+        "sd": 1.0,
+        "min": 10.0,
+        "max": 12.0,
+        "values": [10.0, 12.0, 11.0],
+    }
+    assert main(["demo", "--preset", "tiny", "--seeds", "0,1", "--out", str(out)]) == 0  # each seed continues
     (out / "notes.txt").write_text("mine")
     assert main(["demo", "--preset", "tiny", "--seeds", "0", "--out", str(out)]) == 2
     assert "notes.txt" in capsys.readouterr().err
     (out / "notes.txt").unlink()
-    assert main(["demo", "--seeds", "0,1", "--out", str(out)]) == 2   # another preset: refused before any seed runs
+    assert (
+        main(["demo", "--seeds", "0,1", "--out", str(out)]) == 2
+    )  # another preset: refused before any seed runs
     assert "--preset was 'tiny', now 'small'" in capsys.readouterr().err and len(ran) == 5

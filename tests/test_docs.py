@@ -45,12 +45,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BASE = ROOT / "assets" / "base-small-seed0"
-LANGS = {"python": "python", "py": "python", "bash": "shell", "sh": "shell", "console": "shell", "json": "json",
-         "text": "text"}
+LANGS = {
+    "python": "python",
+    "py": "python",
+    "bash": "shell",
+    "sh": "shell",
+    "console": "shell",
+    "json": "json",
+    "text": "text",
+}
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 MARKER = re.compile(r"^\s*<!-- not run: (.+?) -->\s*$")
-SHELL_TIMEOUT = 180          # seconds per run block; the slowest (README's world commands) takes about 25
-SERVED = "http://127.0.0.1:8000"   # the address the docs' client examples use; the test server's replaces it
+SHELL_TIMEOUT = 180  # seconds per run block; the slowest (README's world commands) takes about 25
+SERVED = "http://127.0.0.1:8000"  # the address the docs' client examples use; the test server's replaces it
 # synopsis placeholders that stand for numbers (others, like MODEL or DIR, are fine as strings)
 NUMBERS = {"N": "1", "S": "0", "SECONDS": "600"}
 
@@ -58,10 +65,10 @@ NUMBERS = {"N": "1", "S": "0", "SECONDS": "600"}
 @dataclass(frozen=True)
 class Block:
     doc: Path
-    line: int              # of the opening fence, 1-based
-    lang: str              # as written after the fence
-    text: str              # dedented to the fence's indent
-    not_run: str | None    # the marker's reason
+    line: int  # of the opening fence, 1-based
+    lang: str  # as written after the fence
+    text: str  # dedented to the fence's indent
+    not_run: str | None  # the marker's reason
 
     @property
     def where(self) -> str:
@@ -83,7 +90,7 @@ def read_blocks(doc: Path) -> list[Block]:
         assert end is not None, f"{doc.relative_to(ROOT)}:{i + 1}: a fence that never closes"
         prev = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = MARKER.match(prev)
-        text = textwrap.dedent("\n".join(lines[i + 1:end])) + "\n"
+        text = textwrap.dedent("\n".join(lines[i + 1 : end])) + "\n"
         out.append(Block(doc, i + 1, m.group(2), text, marker and marker.group(1)))
         i = end + 1
     return out
@@ -102,8 +109,10 @@ def test_every_block_says_what_it_is():
         lines = doc.read_text().splitlines()
         for n, line in enumerate(lines):
             if MARKER.match(line):
-                after = next((x for x in lines[n + 1:] if x.strip()), "")
-                assert FENCE.match(after), f"{doc.relative_to(ROOT)}:{n + 1}: a `not run` marker with no block after it"
+                after = next((x for x in lines[n + 1 :] if x.strip()), "")
+                assert FENCE.match(after), (
+                    f"{doc.relative_to(ROOT)}:{n + 1}: a `not run` marker with no block after it"
+                )
 
 
 @pytest.mark.parametrize("block", CHECKED, ids=lambda b: b.where)
@@ -119,7 +128,9 @@ def test_block(block: Block, request, tmp_path, monkeypatch):
         try:
             check_record(json.loads(block.text), block.where)
         except json.JSONDecodeError as e:
-            pytest.fail(f"{block.where}: not JSON ({e}); fix it, or mark an elided example `<!-- not run: ... -->`")
+            pytest.fail(
+                f"{block.where}: not JSON ({e}); fix it, or mark an elided example `<!-- not run: ... -->`"
+            )
     elif block.kind == "python":
         code = block.text
         if SERVED in code:
@@ -138,9 +149,13 @@ def check_record(record: dict, where: str) -> None:
     from posttrain.labeling.intake import check_feedback
     from posttrain.labeling.submission import check_label
 
-    shapes = [({"prompt", "completions", "ranking"}, validate_ranking), ({"prompt", "completions"}, validate_samples),
-              ({"messages", "completion"}, check_feedback), ({"messages"}, validate_conversation),
-              ({"submission_id", "ranking", "likert"}, lambda body, _: check_label(body, len(body["likert"])))]
+    shapes = [
+        ({"prompt", "completions", "ranking"}, validate_ranking),
+        ({"prompt", "completions"}, validate_samples),
+        ({"messages", "completion"}, check_feedback),
+        ({"messages"}, validate_conversation),
+        ({"submission_id", "ranking", "likert"}, lambda body, _: check_label(body, len(body["likert"]))),
+    ]
     validate = next((v for keys, v in shapes if keys <= set(record)), None)
     try:
         validate and validate(dict(record), where)
@@ -150,8 +165,13 @@ def check_record(record: dict, where: str) -> None:
 
 def test_the_design_lists_every_command():
     _, _, commands, _ = cli()
-    named = {command_of(argv[1:]) for b in read_blocks(ROOT / "docs" / "design.md") if b.kind == "shell"
-             for argv in shell_commands(b) if argv[0] == "posttrain"}
+    named = {
+        command_of(argv[1:])
+        for b in read_blocks(ROOT / "docs" / "design.md")
+        if b.kind == "shell"
+        for argv in shell_commands(b)
+        if argv[0] == "posttrain"
+    }
     missing = sorted(set(commands) - named)
     assert not missing, f"docs/design.md's command line leaves out {missing}"
 
@@ -159,18 +179,27 @@ def test_the_design_lists_every_command():
 # --- shell blocks ---------------------------------------------------------------------------
 def shell_env() -> dict:
     """The venv's bin first on PATH, one torch thread (the docs' commands as a user would run them here)."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def run_shell(block: Block, cwd: Path) -> None:
-    (cwd / "assets").symlink_to(ROOT / "assets")          # the docs run from the repository root
+    (cwd / "assets").symlink_to(ROOT / "assets")  # the docs run from the repository root
     script = block.text
     if block.lang == "console":
         script = "\n".join(line[2:] for line in script.splitlines() if line.startswith("$ "))
     try:
-        r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=cwd, env=shell_env(),
-                           capture_output=True, text=True, timeout=SHELL_TIMEOUT)
+        r = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=cwd,
+            env=shell_env(),
+            capture_output=True,
+            text=True,
+            timeout=SHELL_TIMEOUT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{block.where}: still running after {SHELL_TIMEOUT} s; mark it `<!-- not run: ... -->`")
     assert r.returncode == 0, f"{block.where} exited {r.returncode}:\n{r.stdout[-1500:]}\n{r.stderr[-3000:]}"
@@ -250,7 +279,7 @@ def cli():
 def command_of(words: list[str]) -> str | None:
     """The longest command or group name that `words` start with."""
     _, subs, _, _ = cli()
-    return max((n for n in subs if words[:len(n.split())] == n.split()), key=len, default=None)
+    return max((n for n in subs if words[: len(n.split())] == n.split()), key=len, default=None)
 
 
 def check_posttrain(words: list[str], where: str) -> None:
@@ -263,7 +292,7 @@ def check_posttrain(words: list[str], where: str) -> None:
     shown = "posttrain " + " ".join(words)
     name = command_of(argv)
     assert name in commands, f"{where}: `{shown}` names no command (see `posttrain --help`)"
-    if " " in name and name.split()[0] not in groups:          # `rm score`: one parser, as main() joins it
+    if " " in name and name.split()[0] not in groups:  # `rm score`: one parser, as main() joins it
         argv = [name, *argv[2:]]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -294,16 +323,21 @@ def check_bench_script(script: str, args: list[str], where: str) -> None:
         raise Parsed
 
     err = io.StringIO()
-    sys.path.insert(0, str(path.parent))                      # the scripts import bench/harness.py
+    sys.path.insert(0, str(path.parent))  # the scripts import bench/harness.py
     try:
         spec.loader.exec_module(module)
-        with mock.patch.object(argparse.ArgumentParser, "parse_args", parse_then_stop), \
-                contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            mock.patch.object(argparse.ArgumentParser, "parse_args", parse_then_stop),
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             module.main()
     except Parsed:
         return
     except SystemExit:
-        pytest.fail(f"{where}: `{script} {' '.join(args)}` does not parse: {err.getvalue().strip().splitlines()[-1]}")
+        pytest.fail(
+            f"{where}: `{script} {' '.join(args)}` does not parse: {err.getvalue().strip().splitlines()[-1]}"
+        )
     finally:
         sys.path.remove(str(path.parent))
     pytest.fail(f"{where}: {script}'s main() never parsed its arguments")
@@ -314,19 +348,27 @@ def check_python_statically(block: Block) -> None:
     """Run the block's imports; check that each call of an imported function or class binds to its signature."""
     tree = ast.parse(block.text, block.where)
     names: dict = {}
-    imports = ast.Module([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
+    imports = ast.Module(
+        [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[]
+    )
     try:
         exec(compile(imports, block.where, "exec"), names)
     except ImportError as e:
         pytest.fail(f"{block.where}: {e}")
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)):
         f = names.get(call.func.id)
-        if not callable(f) or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        if (
+            not callable(f)
+            or any(isinstance(a, ast.Starred) for a in call.args)
+            or any(k.arg is None for k in call.keywords)
+        ):
             continue
         try:
             inspect.signature(f).bind(*call.args, **{k.arg: k.value for k in call.keywords})
         except TypeError as e:
-            pytest.fail(f"{block.where}, line {call.lineno}: {call.func.id}(...) does not match its signature: {e}")
+            pytest.fail(
+                f"{block.where}, line {call.lineno}: {call.func.id}(...) does not match its signature: {e}"
+            )
 
 
 # --- the server that serving.md's client example talks to -------------------------------------
@@ -338,13 +380,21 @@ def demo_server(tmp_path_factory) -> str:
     (work / "runs" / "demo").mkdir(parents=True)
     (work / "runs" / "demo" / "sft").symlink_to(BASE)
     log = (work / "serve.log").open("w")
-    proc = subprocess.Popen(["posttrain", "serve", "runs/demo/sft", "--port", "0"], cwd=work, text=True,
-                            env={**shell_env(), "POSTTRAIN_API_KEY": "KEY"}, stdout=subprocess.PIPE, stderr=log)
+    proc = subprocess.Popen(
+        ["posttrain", "serve", "runs/demo/sft", "--port", "0"],
+        cwd=work,
+        text=True,
+        env={**shell_env(), "POSTTRAIN_API_KEY": "KEY"},
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
     try:
         url, deadline = None, time.monotonic() + 120
         while url is None and time.monotonic() < deadline and proc.poll() is None:
             if select.select([proc.stdout], [], [], 1.0)[0]:
-                url = (m := re.search(r"at (http://127\.0\.0\.1:\d+)/v1", proc.stdout.readline())) and m.group(1)
+                url = (
+                    m := re.search(r"at (http://127\.0\.0\.1:\d+)/v1", proc.stdout.readline())
+                ) and m.group(1)
         assert url, f"`posttrain serve` printed no URL:\n{(work / 'serve.log').read_text()[-3000:]}"
         yield url
     finally:
@@ -374,6 +424,9 @@ def test_commands_in_prose_are_real(doc):
             bad.append(f"`posttrain {' '.join(words)}`: no such command")
             continue
         options = {o for a in subs[name]._actions for o in a.option_strings}
-        bad += [f"`posttrain {' '.join(words)}`: {name} has no {w}" for w in words
-                if w.startswith("--") and w.split("=")[0].rstrip(",.;:)") not in options]
+        bad += [
+            f"`posttrain {' '.join(words)}`: {name} has no {w}"
+            for w in words
+            if w.startswith("--") and w.split("=")[0].rstrip(",.;:)") not in options
+        ]
     assert not bad, f"{doc.relative_to(ROOT)}: {bad}"

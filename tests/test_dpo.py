@@ -15,8 +15,15 @@ from posttrain.data.rankings import read_rankings
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
 from posttrain.recipes import SMALL
-from posttrain.stages.dpo import (DPOConfig, accumulate_gradients, dpo, encode_completion, encode_items,
-                                  reference_logprobs, sequence_logprobs)
+from posttrain.stages.dpo import (
+    DPOConfig,
+    accumulate_gradients,
+    dpo,
+    encode_completion,
+    encode_items,
+    reference_logprobs,
+    sequence_logprobs,
+)
 from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
@@ -38,8 +45,8 @@ def test_sigmoid_loss_and_stats_by_hand():
     # rewards beta (log pi - log pi_ref): chosen 0.5 * 1 = 0.5 and 0; rejected 0.5 * -1 = -0.5 and 0.5 * 1 = 0.5
     assert stats["chosen_reward"].item() == pytest.approx((0.5 + 0.0) / 2)
     assert stats["rejected_reward"].item() == pytest.approx((-0.5 + 0.5) / 2)
-    assert stats["reward_margin"].item() == pytest.approx((1.0 - 0.5) / 2)     # beta h = 1 and -0.5
-    assert stats["reward_accuracy"].item() == pytest.approx(0.5)             # pair 1 right, pair 2 wrong
+    assert stats["reward_margin"].item() == pytest.approx((1.0 - 0.5) / 2)  # beta h = 1 and -0.5
+    assert stats["reward_accuracy"].item() == pytest.approx(0.5)  # pair 1 right, pair 2 wrong
     # weights 3/4 and 1/4: 0.75 * 0.3132617 + 0.25 * 0.9740770 = 0.2349463 + 0.2435192 = 0.4784655
     weighted, _ = dpo_loss(t(-10, -5), t(-12, -4), t(-11, -5), t(-11, -5), beta=0.5, weights=t(0.75, 0.25))
     assert weighted.item() == pytest.approx(0.4784655117, abs=1e-9)
@@ -57,24 +64,27 @@ def test_policy_equal_to_reference_costs_log_2_and_is_never_counted_right():
     logp = t(-3.0, -17.5, -0.25)
     for beta in (0.01, 0.1, 2.0):
         loss, stats = dpo_loss(logp, logp - 1, logp, logp - 1, beta=beta)
-        assert loss.item() == pytest.approx(math.log(2))                # -log sigmoid(0)
+        assert loss.item() == pytest.approx(math.log(2))  # -log sigmoid(0)
         assert stats["reward_margin"].item() == 0 and stats["reward_accuracy"].item() == 0
         ipo, _ = dpo_loss(logp, logp - 1, logp, logp - 1, beta=beta, loss="ipo")
-        assert ipo.item() == pytest.approx((1 / (2 * beta)) ** 2)      # (0 - 1/(2 beta))^2
+        assert ipo.item() == pytest.approx((1 / (2 * beta)) ** 2)  # (0 - 1/(2 beta))^2
 
 
-@pytest.mark.parametrize("loss,d_chosen", [
-    # sigmoid: d/d pi_w of -log sigmoid(beta h) = -beta sigmoid(-beta h); beta = 0.5, h = 2: -0.5 * sigmoid(-1)
-    #          = -0.5 * 0.2689414 = -0.1344707
-    ("sigmoid", -0.5 * 0.2689414214),
-    # ipo: d/d pi_w of (h - 1/(2 beta))^2 = 2 (h - 1) = 2 (2 - 1) = 2 with beta = 0.5 (h above its target of 1)
-    ("ipo", 2.0),
-])
+@pytest.mark.parametrize(
+    "loss,d_chosen",
+    [
+        # sigmoid: d/d pi_w of -log sigmoid(beta h) = -beta sigmoid(-beta h); beta = 0.5, h = 2: -0.5 * sigmoid(-1)
+        #          = -0.5 * 0.2689414 = -0.1344707
+        ("sigmoid", -0.5 * 0.2689414214),
+        # ipo: d/d pi_w of (h - 1/(2 beta))^2 = 2 (h - 1) = 2 (2 - 1) = 2 with beta = 0.5 (h above its target of 1)
+        ("ipo", 2.0),
+    ],
+)
 def test_the_gradient_by_hand(loss, d_chosen):
     chosen, rejected = t(-10.0).requires_grad_(), t(-12.0).requires_grad_()
     dpo_loss(chosen, rejected, t(-11.0), t(-11.0), beta=0.5, loss=loss)[0].backward()
     assert chosen.grad.item() == pytest.approx(d_chosen, abs=1e-9)
-    assert rejected.grad.item() == pytest.approx(-d_chosen, abs=1e-9)   # h falls as pi_l rises
+    assert rejected.grad.item() == pytest.approx(-d_chosen, abs=1e-9)  # h falls as pi_l rises
 
 
 @pytest.mark.parametrize("loss", ["sigmoid", "ipo"])
@@ -104,8 +114,13 @@ def tokenizer():
 
 
 def record(ranking, sources=("model:m",) * 4, prompt=None) -> dict:
-    return {"id": "x", "prompt": prompt or [{"role": "user", "content": "What is 2 + 2?"}], "labeler": "ann",
-            "ranking": ranking, "completions": [{"text": f"answer {i}", "source": s} for i, s in enumerate(sources)]}
+    return {
+        "id": "x",
+        "prompt": prompt or [{"role": "user", "content": "What is 2 + 2?"}],
+        "labeler": "ann",
+        "ranking": ranking,
+        "completions": [{"text": f"answer {i}", "source": s} for i, s in enumerate(sources)],
+    }
 
 
 def test_every_strict_pair_ties_skipped_human_completions_kept_only_when_asked(tokenizer, tmp_path):
@@ -124,20 +139,34 @@ def test_every_strict_pair_ties_skipped_human_completions_kept_only_when_asked(t
 
 
 def test_only_the_completion_and_its_eos_carry_log_prob(tokenizer):
-    prompt = [{"role": "user", "content": "What is 12 + 5?"}, {"role": "assistant", "content": "17."},
-              {"role": "user", "content": "Now add 5 to that."}]
+    prompt = [
+        {"role": "user", "content": "What is 12 + 5?"},
+        {"role": "assistant", "content": "17."},
+        {"role": "user", "content": "Now add 5 to that."},
+    ]
     ex = encode_completion(tokenizer, prompt, "22.", max_len=512)
     assert tokenizer.decode([x for x in ex.labels if x != IGNORE]) == "22.<|end|>"
     cut = encode_completion(tokenizer, [{"role": "user", "content": "word " * 300}], "22.", max_len=32)
-    assert len(cut.input_ids) == 32 and tokenizer.decode([x for x in cut.labels if x != IGNORE]) == "22.<|end|>"
+    assert (
+        len(cut.input_ids) == 32 and tokenizer.decode([x for x in cut.labels if x != IGNORE]) == "22.<|end|>"
+    )
 
 
 # --- the stage -----------------------------------------------------------------------------
 def tiny_llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                        max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +186,16 @@ def rankings(tmp_path_factory):
         texts = list(dict.fromkeys(model_like_answers(world, p, 2 + i % 4, rng)))
         completions = [{"text": text, "source": "model:test"} for text in texts]
         for lab in pool.pick_labelers(p["id"], 2):
-            records.append({"id": f"{p['id']}/{lab.id}", "prompt": p["messages"], "completions": completions,
-                            "ranking": pool.rank(lab, p, texts)["ranking"], "labeler": lab.id,
-                            "meta": {**p["meta"], "item": p["id"]}})
+            records.append(
+                {
+                    "id": f"{p['id']}/{lab.id}",
+                    "prompt": p["messages"],
+                    "completions": completions,
+                    "ranking": pool.rank(lab, p, texts)["ranking"],
+                    "labeler": lab.id,
+                    "meta": {**p["meta"], "item": p["id"]},
+                }
+            )
     path = tmp_path_factory.mktemp("rankings") / "rankings.jsonl"
     write_jsonl(path, records)
     return path
@@ -167,15 +203,37 @@ def rankings(tmp_path_factory):
 
 def test_the_command_trains_the_base_model_and_writes_a_run(rankings, tmp_path, capsys):
     out = tmp_path / "dpo"
-    assert main(["dpo", "--model", str(BASE), "--data", str(rankings), "--out", str(out), "--max-steps", "3",
-                 "--micro-batch", "2", "--eval-fraction", "0.25", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "dpo",
+                "--model",
+                str(BASE),
+                "--data",
+                str(rankings),
+                "--out",
+                str(out),
+                "--max-steps",
+                "3",
+                "--micro-batch",
+                "2",
+                "--eval-fraction",
+                "0.25",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "DPO (sigmoid, beta 0.1) on" in printed and "held-out pairs (implicit reward):" in printed
     manifest = json.loads((out / "posttrain.json").read_text())
-    assert manifest["stage"] == "dpo" and manifest["parent"] == str(BASE) and manifest["config"]["beta"] == 0.1
+    assert (
+        manifest["stage"] == "dpo" and manifest["parent"] == str(BASE) and manifest["config"]["beta"] == 0.1
+    )
     rows = read_metrics(out / "metrics.jsonl")
     assert [m["step"] for m in rows] == [1, 2, 3]
-    assert rows[0]["dpo/loss"] == pytest.approx(math.log(2), abs=1e-4)     # pi = pi_ref before the first update
+    assert rows[0]["dpo/loss"] == pytest.approx(math.log(2), abs=1e-4)  # pi = pi_ref before the first update
     assert all(math.isfinite(m["dpo/loss"]) for m in rows) and "dpo/eval_gold_accuracy" in rows[-1]
     assert all(m["perf/flops_per_s"] > 0 and m["perf/share_of_peak"] > 0 for m in rows)
     assert (out / "model.safetensors").is_file() and not (tmp_path / "dpo.partial").exists()
@@ -191,18 +249,30 @@ def test_rankings_without_a_strict_pair_are_one_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("loss", ["sigmoid", "ipo"])
 def test_training_raises_the_implicit_reward_of_the_preferred_completions(loss, tiny, rankings, tmp_path):
-    one_labeler = tmp_path / "one.jsonl"   # one ranking per prompt: no two labelers' pairs contradict
+    one_labeler = tmp_path / "one.jsonl"  # one ranking per prompt: no two labelers' pairs contradict
     write_jsonl(one_labeler, [r for _, r in read_rankings(rankings)][::2])
     seen = []
-    summary = dpo(DPOConfig(model=str(tiny), data=one_labeler, out=tmp_path / loss, loss=loss, max_steps=20,
-                            lr=3e-3, warmup_steps=0, micro_batch=8, eval_fraction=0, threads=1),
-                  on_step=lambda step, total, m: seen.append(m))
-    first, last = seen[0], seen[-1]   # each step is the whole data set, measured before its update
+    summary = dpo(
+        DPOConfig(
+            model=str(tiny),
+            data=one_labeler,
+            out=tmp_path / loss,
+            loss=loss,
+            max_steps=20,
+            lr=3e-3,
+            warmup_steps=0,
+            micro_batch=8,
+            eval_fraction=0,
+            threads=1,
+        ),
+        on_step=lambda step, total, m: seen.append(m),
+    )
+    first, last = seen[0], seen[-1]  # each step is the whole data set, measured before its update
     assert abs(first["dpo/reward_margin"]) < 1e-4
     assert last["dpo/reward_accuracy"] == pytest.approx(1.0)
-    if loss == "sigmoid":   # pushed apart without bound
+    if loss == "sigmoid":  # pushed apart without bound
         assert last["dpo/reward_margin"] > 0.5 and last["dpo/loss"] < math.log(2) - 0.3
-    else:                   # regressed to beta x 1/(2 beta) = 0.5 from below: (0 - 5)^2 = 25 falls towards 0
+    else:  # regressed to beta x 1/(2 beta) = 0.5 from below: (0 - 5)^2 = 25 falls towards 0
         assert 0.3 < last["dpo/reward_margin"] < 0.55 and last["dpo/loss"] < 25 - 15
     assert summary["train_rankings"] == 8 and summary["eval_rankings"] == 0
 
@@ -211,42 +281,69 @@ def test_another_reference_changes_the_starting_loss(tiny, rankings, tokenizer, 
     other = tmp_path / "other"
     tiny_llama(tokenizer, seed=1).save_pretrained(other)
     tokenizer.save_pretrained(other)
-    summary = dpo(DPOConfig(model=str(tiny), reference=str(other), data=rankings, out=tmp_path / "run", max_steps=1,
-                            micro_batch=16, eval_fraction=0, threads=1))
+    summary = dpo(
+        DPOConfig(
+            model=str(tiny),
+            reference=str(other),
+            data=rankings,
+            out=tmp_path / "run",
+            max_steps=1,
+            micro_batch=16,
+            eval_fraction=0,
+            threads=1,
+        )
+    )
     assert abs(summary["dpo/loss"] - math.log(2)) > 1e-3
     assert json.loads((tmp_path / "run" / "posttrain.json").read_text())["reference"] == str(other)
 
 
 def test_an_interrupted_run_resumes_to_the_same_curve(tiny, rankings, tmp_path):
-    cfg = dict(model=str(tiny), data=rankings, micro_batch=2, grad_accum=2, max_steps=6, save_every=2, eval_every=3,
-               lr=3e-3, eval_fraction=0.25, threads=1)
+    cfg = dict(
+        model=str(tiny),
+        data=rankings,
+        micro_batch=2,
+        grad_accum=2,
+        max_steps=6,
+        save_every=2,
+        eval_every=3,
+        lr=3e-3,
+        eval_fraction=0.25,
+        threads=1,
+    )
     reference = dpo(DPOConfig(out=tmp_path / "ref", **cfg))
 
     def crash(step, total, metrics):
         if step == 3:
             raise KeyboardInterrupt  # killed after the step-2 checkpoint, with step 3 logged
+
     with pytest.raises(KeyboardInterrupt):
         dpo(DPOConfig(out=tmp_path / "run", **cfg), on_step=crash)
     resumed = dpo(DPOConfig(out=tmp_path / "run", resume=True, **cfg))
-    curve = lambda d: [(m["step"], m["dpo/loss"], m["dpo/reward_margin"]) for m in read_metrics(d / "metrics.jsonl")]
+    curve = lambda d: [
+        (m["step"], m["dpo/loss"], m["dpo/reward_margin"]) for m in read_metrics(d / "metrics.jsonl")
+    ]
     assert curve(tmp_path / "run") == curve(tmp_path / "ref") and len(curve(tmp_path / "ref")) == 6
     assert resumed["dpo/eval_loss"] == reference["dpo/eval_loss"]
 
 
-def test_micro_batches_give_the_batch_gradient_and_every_ranking_weighs_the_same(tokenizer, rankings, tmp_path):
+def test_micro_batches_give_the_batch_gradient_and_every_ranking_weighs_the_same(
+    tokenizer, rankings, tmp_path
+):
     """1 x 4 against 4 x 1 in float64, on rankings of 2 to 5 completions of different lengths; and the loss
     equals the mean over rankings of each one's mean pair loss, computed pair by pair."""
     cfg = DPOConfig(model="m", data=rankings, out=tmp_path / "o", beta=0.5, micro_batch=4)
     by_k = {len(i.examples): i for i in encode_items(read_rankings(rankings), tokenizer, cfg)}
-    items = [by_k[k] for k in (3, 5, 2, 4)]   # a ranking of each K
+    items = [by_k[k] for k in (3, 5, 2, 4)]  # a ranking of each K
     model = tiny_llama(tokenizer).double()
-    reference_logprobs(cfg, tiny_llama(tokenizer, seed=1).double(), tokenizer, items)   # pi != pi_ref
+    reference_logprobs(cfg, tiny_llama(tokenizer, seed=1).double(), tokenizer, items)  # pi != pi_ref
     results = []
     for micro in (4, 1):
         cfg.micro_batch = micro
         model.zero_grad(set_to_none=True)
         measured = accumulate_gradients(model, items, cfg, tokenizer.pad_token_id)
-        results.append((measured, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
+        results.append(
+            (measured, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        )
     (whole, g_whole), (split, g_split) = results
     assert g_whole.norm() > 0 and (g_split - g_whole).norm() <= 1e-6 * g_whole.norm()
     assert split == pytest.approx(whole, rel=1e-9, abs=1e-12)
@@ -261,4 +358,9 @@ def test_micro_batches_give_the_batch_gradient_and_every_ranking_weighs_the_same
 
 def test_the_defaults_are_the_recipe():
     cfg = DPOConfig(model="m", data=Path("d"), out=Path("o"))
-    assert (cfg.lr, cfg.beta, cfg.epochs, cfg.loss) == (SMALL.dpo_lr, SMALL.dpo_beta, SMALL.dpo_epochs, "sigmoid")
+    assert (cfg.lr, cfg.beta, cfg.epochs, cfg.loss) == (
+        SMALL.dpo_lr,
+        SMALL.dpo_beta,
+        SMALL.dpo_epochs,
+        "sigmoid",
+    )

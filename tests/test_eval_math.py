@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 
 from posttrain.evaluation import scaling
-from posttrain.evaluation.control_study import demos_for_budget, extra_demonstrations, prompt_key, ranking_minutes
+from posttrain.evaluation.control_study import (
+    demos_for_budget,
+    extra_demonstrations,
+    prompt_key,
+    ranking_minutes,
+)
 from posttrain.evaluation.hhh import hhh_rates
-from posttrain.evaluation.winrate import (bootstrap_interval, length_controlled_win_rate, pairwise_outcome,
-                                          win_rate)
+from posttrain.evaluation.winrate import (
+    bootstrap_interval,
+    length_controlled_win_rate,
+    pairwise_outcome,
+    win_rate,
+)
 from posttrain.world import World
 
 
@@ -22,13 +31,13 @@ def test_win_rate_counts_ties_half():
 
 
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_prompts():
-    pattern = [1, 1, 0, 0.5, 1, 0, 1, 0.5, 1, 0]   # win rate 0.6
+    pattern = [1, 1, 0, 0.5, 1, 0, 1, 0.5, 1, 0]  # win rate 0.6
     small, large = pattern * 4, pattern * 40
     lo_s, hi_s = bootstrap_interval(small, seed=1)
     lo_l, hi_l = bootstrap_interval(large, seed=1)
     assert win_rate(small) == pytest.approx(0.6) and lo_s < win_rate(small) < hi_s
     assert lo_l < win_rate(large) < hi_l
-    assert hi_l - lo_l < (hi_s - lo_s) / 2          # ~1/sqrt(10) as wide with 10x the prompts
+    assert hi_l - lo_l < (hi_s - lo_s) / 2  # ~1/sqrt(10) as wide with 10x the prompts
     # the normal approximation's width for n = 400 with this spread
     sd = np.std(large) / math.sqrt(len(large))
     assert hi_l - lo_l == pytest.approx(2 * 1.96 * sd, rel=0.15)
@@ -36,18 +45,20 @@ def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_prompts(
 
 def test_length_controlled_rate_equals_the_plain_rate_when_lengths_are_equal():
     outcomes = [1, 0, 0.5, 1, 1, 0, 1, 0.5, 0, 1, 1]
-    assert length_controlled_win_rate(outcomes, [0] * len(outcomes)) == pytest.approx(win_rate(outcomes), abs=1e-9)
+    assert length_controlled_win_rate(outcomes, [0] * len(outcomes)) == pytest.approx(
+        win_rate(outcomes), abs=1e-9
+    )
     assert length_controlled_win_rate([1, 1, 1], [5, -2, 0]) == 1.0
 
 
 def test_length_controlled_rate_discounts_wins_bought_with_length():
     rng = np.random.default_rng(0)
-    diff = rng.normal(0, 10, 4000)                                # words longer than the baseline's answer
+    diff = rng.normal(0, 10, 4000)  # words longer than the baseline's answer
     outcomes = (rng.random(4000) < 1 / (1 + np.exp(-2 * np.tanh(diff / 10)))).astype(float)
     # a coin flip at equal length; longer answers win more often
     assert win_rate(outcomes) == pytest.approx(0.5, abs=0.03)
     assert length_controlled_win_rate(outcomes, diff) == pytest.approx(0.5, abs=0.03)
-    longer = diff > 0                                             # a model whose answers are all longer
+    longer = diff > 0  # a model whose answers are all longer
     plain = win_rate(outcomes[longer])
     assert plain > 0.65
     assert length_controlled_win_rate(outcomes[longer], diff[longer]) < plain - 0.1
@@ -67,7 +78,9 @@ def test_best_of_n_estimator_matches_brute_force_over_all_subsets():
 
 
 def test_kl_of_best_of_n():
-    assert scaling.kl_best_of_n([1, 2, 64]).tolist() == pytest.approx([0.0, math.log(2) - 0.5, math.log(64) - 63 / 64])
+    assert scaling.kl_best_of_n([1, 2, 64]).tolist() == pytest.approx(
+        [0.0, math.log(2) - 0.5, math.log(64) - 63 / 64]
+    )
 
 
 def test_gao_fits_recover_known_coefficients():
@@ -82,7 +95,7 @@ def test_gao_fits_recover_known_coefficients():
 
 def test_hhh_rates_of_the_world_demonstrator_and_of_a_refuse_everything_policy():
     world = World(seed=0)
-    records = world.prompts("hhh-test", 27, "test")            # 3 per family
+    records = world.prompts("hhh-test", 27, "test")  # 3 per family
     good = [world.demonstrate(r, random.Random(i)) for i, r in enumerate(records)]
     rates = hhh_rates([world.judge(r, a) for r, a in zip(records, good)], good)
     assert rates["refusal_rate_harmful"] == 1.0 and rates["over_refusal_rate"] == 0.0

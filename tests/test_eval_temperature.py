@@ -29,22 +29,54 @@ def run(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     for seed, name in ((0, "alpha"), (1, "beta")):
         torch.manual_seed(seed)
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
         LlamaForCausalLM(config).save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
     write_jsonl(root / "test.jsonl", World(seed=0).prompts("test", PROMPTS, "test"))
     out = root / "report"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["eval", "--model", f"same={root / 'alpha'}", "--model", f"other={root / 'beta'}",
-                     "--baseline", str(root / "alpha"), "--prompts", str(root / "test.jsonl"), "--judge", "sim",
-                     "--temperatures", "1,0.5", "--out", str(out), "--max-new-tokens", "6", "--bootstrap", "100",
-                     "--kl-samples", "0"])
+        code = main(
+            [
+                "eval",
+                "--model",
+                f"same={root / 'alpha'}",
+                "--model",
+                f"other={root / 'beta'}",
+                "--baseline",
+                str(root / "alpha"),
+                "--prompts",
+                str(root / "test.jsonl"),
+                "--judge",
+                "sim",
+                "--temperatures",
+                "1,0.5",
+                "--out",
+                str(out),
+                "--max-new-tokens",
+                "6",
+                "--bootstrap",
+                "100",
+                "--kl-samples",
+                "0",
+            ]
+        )
     assert code == 0
-    return {"root": root, "out": out, "printed": printed.getvalue(),
-            "summary": json.loads((out / "summary.json").read_text()),
-            "answers": [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]}
+    return {
+        "root": root,
+        "out": out,
+        "printed": printed.getvalue(),
+        "summary": json.loads((out / "summary.json").read_text()),
+        "answers": [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()],
+    }
 
 
 def test_by_temperature_has_every_temperature_and_its_greedy_entry_is_the_headline(run):
@@ -55,20 +87,27 @@ def test_by_temperature_has_every_temperature_and_its_greedy_entry_is_the_headli
         assert [e["temperature"] for e in entries] == [0.0, 0.5, 1.0], name
         greedy = entries[0]
         assert (greedy["win_rate"], greedy["ci_low"], greedy["ci_high"]) == (
-            row["win_rate"], row["win_rate_ci_low"], row["win_rate_ci_high"])
+            row["win_rate"],
+            row["win_rate_ci_low"],
+            row["win_rate_ci_high"],
+        )
         assert greedy["ties"] / PROMPTS == row["tie_rate"] and greedy["win_rate_judge"] == "gold"
         assert greedy["gold_score"] == row["gold_score"]
         assert greedy["baseline_gold_score"] == summary["baseline"]["gold_score"]
         assert greedy["judge"]["name"] == "sim" and greedy["judge"]["win_rate"] == row["judge"]["win_rate"]
         assert (greedy["judge"]["ci_low"], greedy["judge"]["ci_high"]) == (
-            row["judge"]["win_rate_ci_low"], row["judge"]["win_rate_ci_high"])
+            row["judge"]["win_rate_ci_low"],
+            row["judge"]["win_rate_ci_high"],
+        )
         for e in entries:
             for counted in (e, e["judge"]):
                 assert counted["wins"] + counted["ties"] + counted["losses"] == PROMPTS
-                assert counted["win_rate"] == pytest.approx((counted["wins"] + 0.5 * counted["ties"]) / PROMPTS)
+                assert counted["win_rate"] == pytest.approx(
+                    (counted["wins"] + 0.5 * counted["ties"]) / PROMPTS
+                )
                 assert counted["ci_low"] <= counted["win_rate"] <= counted["ci_high"]
     same = summary["models"]["same"]["by_temperature"]
-    assert same[0]["ties"] == PROMPTS                       # greedy: the baseline against itself ties everywhere
+    assert same[0]["ties"] == PROMPTS  # greedy: the baseline against itself ties everywhere
 
 
 def test_sampled_answers_are_recorded_scored_and_drawn_independently_for_model_and_baseline(run):
@@ -90,10 +129,16 @@ def test_sampling_is_reproducible_from_its_seed(run):
 
     model, tokenizer = load_causal_lm(str(run["root"] / "alpha"))
     conversations = [r["messages"] for r in run["answers"]]
-    draw = lambda seed: sampled_answers(model, tokenizer, conversations, temperature=1.0,  # noqa: E731
-                                        max_new_tokens=6, seed=seed)
+    draw = lambda seed: sampled_answers(
+        model,
+        tokenizer,
+        conversations,
+        temperature=1.0,  # noqa: E731
+        max_new_tokens=6,
+        seed=seed,
+    )
     first = draw(stream_seed(0, "model", 1.0))
-    assert first == [r["sampled"]["1"]["same"]["text"] for r in run["answers"]]     # what the eval drew
+    assert first == [r["sampled"]["1"]["same"]["text"] for r in run["answers"]]  # what the eval drew
     assert first == draw(stream_seed(0, "model", 1.0))
     assert first != draw(stream_seed(0, "baseline", 1.0))
 
@@ -101,7 +146,9 @@ def test_sampling_is_reproducible_from_its_seed(run):
 def test_cli_prints_and_report_shows_the_temperature_table_and_curve(run):
     assert "W/T/L" in run["printed"] and "0.5" in run["printed"]
     page = (run["out"] / "index.html").read_text()
-    assert "Win rate by sampling temperature" in page and 'alt="win rate against sampling temperature"' in page
+    assert (
+        "Win rate by sampling temperature" in page and 'alt="win rate against sampling temperature"' in page
+    )
     summary = json.loads(json.dumps(run["summary"]))
     summary["models"] = {EVIL: summary["models"]["other"]}
     for row in summary["models"].values():
@@ -115,8 +162,20 @@ def test_cli_prints_and_report_shows_the_temperature_table_and_curve(run):
 def test_a_bad_temperature_list_is_a_clear_error(value, tmp_path, capsys):
     prompts = tmp_path / "p.jsonl"
     write_jsonl(prompts, World(seed=0).prompts("test", 2, "test"))
-    code = main(["eval", "--model", str(tmp_path / "m"), "--baseline", str(tmp_path / "b"), "--prompts", str(prompts),
-                 "--out", str(tmp_path / "out"), f"--temperatures={value}"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "m"),
+            "--baseline",
+            str(tmp_path / "b"),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "out"),
+            f"--temperatures={value}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--temperatures" in err and "is not a temperature" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
@@ -131,18 +190,29 @@ def test_temperatures_parse_sorted_and_distinct_with_greedy_always_in():
 
 
 def test_demo_table_shows_the_temperature_one_win_rate_when_measured():
-    rates = {"gold_score": 0.3, "refusal_rate_harmful": 0.5, "over_refusal_rate": 0.1, "hallucination_rate": 0.2}
+    rates = {
+        "gold_score": 0.3,
+        "refusal_rate_harmful": 0.5,
+        "over_refusal_rate": 0.1,
+        "hallucination_rate": 0.2,
+    }
     model = {**rates, "win_rate": 0.6, "win_rate_ci_low": 0.55, "win_rate_ci_high": 0.65, "kl_to_sft": 2.0}
-    sampled = {**model, "by_temperature": [
-        {"temperature": 0.0, "win_rate": 0.6, "ci_low": 0.55, "ci_high": 0.65},
-        {"temperature": 1.0, "win_rate": 0.625, "ci_low": 0.5, "ci_high": 0.75}]}
+    sampled = {
+        **model,
+        "by_temperature": [
+            {"temperature": 0.0, "win_rate": 0.6, "ci_low": 0.55, "ci_high": 0.65},
+            {"temperature": 1.0, "win_rate": 0.625, "ci_low": 0.5, "ci_high": 0.75},
+        ],
+    }
     config = {"prompts": 450, "kl_samples": 1, "temperatures": [0.0, 1.0]}
     table = final_table({"baseline": rates, "models": {"ppo-ptx": sampled}, "config": config})
     head, _, row, *_ = table.splitlines()
     assert "ppo-ptx, T=1" in head and "62.5% [50.0%, 75.0%]" in row and "60.0% [55.0%, 65.0%]" in row
-    assert row.index("62.5%") + len("62.5% [50.0%, 75.0%]") == head.index("ppo-ptx, T=1") + len("ppo-ptx, T=1")
+    assert row.index("62.5%") + len("62.5% [50.0%, 75.0%]") == head.index("ppo-ptx, T=1") + len(
+        "ppo-ptx, T=1"
+    )
     older = {"baseline": rates, "models": {"ppo-ptx": model}, "config": {**config, "temperatures": [0.0]}}
-    assert "T=1" not in final_table(older)   # greedy only
+    assert "T=1" not in final_table(older)  # greedy only
 
 
 def test_every_temperature_entry_has_both_systems_rates_with_their_n(run):

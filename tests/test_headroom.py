@@ -12,8 +12,13 @@ from transformers import AutoTokenizer, LlamaForCausalLM, LlamaForSequenceClassi
 
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
-from posttrain.evaluation.headroom import (average_over_ties, best_of_ns, captured, oracle_win_rates,
-                                           picked_win_rates)
+from posttrain.evaluation.headroom import (
+    average_over_ties,
+    best_of_ns,
+    captured,
+    oracle_win_rates,
+    picked_win_rates,
+)
 from posttrain.models.checkpoint import write_manifest
 from posttrain.world import World
 
@@ -47,7 +52,9 @@ def test_reward_model_picked_best_of_n_by_hand():
     # pairs: {0, 1} -> picks 0 (loss), {0, 2} -> picks 0 (loss), {1, 2} -> picks 2 (tie)
     assert picked_win_rates(rm, gold, 0.5, [1, 2, 3]) == pytest.approx([0.5, 0.5 / 3, 0.0])
     # a perfect RM picks as the oracle does
-    assert picked_win_rates(gold, gold, 0.5, [1, 2, 3]) == pytest.approx(oracle_win_rates(gold, 0.5, [1, 2, 3]))
+    assert picked_win_rates(gold, gold, 0.5, [1, 2, 3]) == pytest.approx(
+        oracle_win_rates(gold, 0.5, [1, 2, 3])
+    )
 
 
 def test_reward_model_ties_are_averaged_not_broken_by_sample_order():
@@ -72,18 +79,22 @@ def test_picked_and_oracle_rates_match_brute_force_over_all_subsets():
     rng = np.random.default_rng(0)
     for _ in range(20):
         k = int(rng.integers(1, 8))
-        gold = rng.integers(0, 4, size=k) / 4           # few values: ties with greedy and between samples
-        rm = rng.integers(0, 3, size=k).astype(float)   # ties of the RM
+        gold = rng.integers(0, 4, size=k) / 4  # few values: ties with greedy and between samples
+        rm = rng.integers(0, 3, size=k).astype(float)  # ties of the RM
         greedy = float(rng.integers(0, 4) / 4)
         ns = list(range(1, k + 1))
-        assert picked_win_rates(rm, gold, greedy, ns) == pytest.approx([brute_force(rm, gold, greedy, n) for n in ns])
-        assert oracle_win_rates(gold, greedy, ns) == pytest.approx([brute_force(gold, gold, greedy, n) for n in ns])
+        assert picked_win_rates(rm, gold, greedy, ns) == pytest.approx(
+            [brute_force(rm, gold, greedy, n) for n in ns]
+        )
+        assert oracle_win_rates(gold, greedy, ns) == pytest.approx(
+            [brute_force(gold, gold, greedy, n) for n in ns]
+        )
 
 
 def test_share_of_oracle_room_captured():
     assert captured(0.75, 1.0) == pytest.approx(0.5)
     assert captured(0.5, 0.9) == pytest.approx(0.0)
-    assert captured(0.4, 0.5) is None                    # no room: greedy is as good as the best sample
+    assert captured(0.4, 0.5) is None  # no room: greedy is as good as the best sample
     assert captured(0.2, 0.3) is None
 
 
@@ -107,8 +118,21 @@ def setup(tmp_path_factory):
 
 
 def command(setup, out, *extra):
-    return ["world", "headroom", "--model", str(setup / "policy"), "--prompts", str(setup / "test.jsonl"),
-            "--k", "4", "--max-new-tokens", "4", "--out", str(out), *extra]
+    return [
+        "world",
+        "headroom",
+        "--model",
+        str(setup / "policy"),
+        "--prompts",
+        str(setup / "test.jsonl"),
+        "--k",
+        "4",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_headroom_writes_numbers_in_range_that_the_samples_reproduce(setup, tmp_path, capsys):
@@ -121,11 +145,16 @@ def test_headroom_writes_numbers_in_range_that_the_samples_reproduce(setup, tmp_
     assert result["n"] == [1, 4] and len(rows) == 9 and result["all"]["prompts"] == 9
     assert len(result["by_family"]) == 9 and all(r["prompts"] == 1 for r in result["by_family"].values())
     for r in [*result["by_family"].values(), result["all"]]:
-        for value in (r["greedy_gold"], r["sampled_gold"], r["any_better"], *r["oracle_win_rate"].values(),
-                      *r["rm_win_rate"].values()):
+        for value in (
+            r["greedy_gold"],
+            r["sampled_gold"],
+            r["any_better"],
+            *r["oracle_win_rate"].values(),
+            *r["rm_win_rate"].values(),
+        ):
             assert 0.0 <= value <= 1.0
-        assert r["oracle_win_rate"]["1"] <= r["oracle_win_rate"]["4"] + 1e-12        # best of more never worse
-        assert r["rm_win_rate"]["4"] <= r["oracle_win_rate"]["4"] + 1e-12            # no picker beats the oracle
+        assert r["oracle_win_rate"]["1"] <= r["oracle_win_rate"]["4"] + 1e-12  # best of more never worse
+        assert r["rm_win_rate"]["4"] <= r["oracle_win_rate"]["4"] + 1e-12  # no picker beats the oracle
         assert r["rm_captured"] is None or r["rm_captured"] <= 1 + 1e-9
     for row in rows:
         assert len(row["samples"]) == 4 and {"text", "gold", "rm"} <= set(row["samples"][0])
@@ -137,8 +166,12 @@ def test_headroom_writes_numbers_in_range_that_the_samples_reproduce(setup, tmp_
     assert a["greedy_gold"] == pytest.approx(np.mean(greedy))
     assert a["sampled_gold"] == pytest.approx(np.mean(gold))
     assert a["any_better"] == pytest.approx(np.mean([max(g) > g0 for g, g0 in zip(gold, greedy)]))
-    assert a["oracle_win_rate"]["4"] == pytest.approx(np.mean([brute_force(g, g, g0, 4) for g, g0 in zip(gold, greedy)]))
-    assert a["rm_win_rate"]["1"] == pytest.approx(np.mean([brute_force(r, g, g0, 1) for r, g, g0 in zip(rm, gold, greedy)]))
+    assert a["oracle_win_rate"]["4"] == pytest.approx(
+        np.mean([brute_force(g, g, g0, 4) for g, g0 in zip(gold, greedy)])
+    )
+    assert a["rm_win_rate"]["1"] == pytest.approx(
+        np.mean([brute_force(r, g, g0, 1) for r, g, g0 in zip(rm, gold, greedy)])
+    )
 
     # an existing --out is refused without --force; with it, the same seed samples the same texts
     assert main(command(setup, out)) == 2
@@ -146,13 +179,21 @@ def test_headroom_writes_numbers_in_range_that_the_samples_reproduce(setup, tmp_
     assert main(command(setup, out, "--force")) == 0
     again = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [r["samples"][0]["text"] for r in again] == [r["samples"][0]["text"] for r in rows]
-    assert "rm" not in again[0]["samples"][0] and "rm_win_rate" not in json.loads((out / "headroom.json").read_text())["all"]
+    assert (
+        "rm" not in again[0]["samples"][0]
+        and "rm_win_rate" not in json.loads((out / "headroom.json").read_text())["all"]
+    )
 
 
-@pytest.mark.parametrize("flag, value, message", [("--k", "0", "--k must be >= 1"),
-                                                   ("--temperature", "0", "--temperature must be >= 0.01, got 0.0"),
-                                                   ("--temperature", "nan", "--temperature must be a finite number, got nan"),
-                                                   ("--max-new-tokens", "0", "--max-new-tokens must be >= 1")])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--k", "0", "--k must be >= 1"),
+        ("--temperature", "0", "--temperature must be >= 0.01, got 0.0"),
+        ("--temperature", "nan", "--temperature must be a finite number, got nan"),
+        ("--max-new-tokens", "0", "--max-new-tokens must be >= 1"),
+    ],
+)
 def test_bad_settings_exit_2_with_a_clear_error(setup, tmp_path, capsys, flag, value, message):
     assert main([*command(setup, tmp_path / "out"), flag, value]) == 2
     err = capsys.readouterr().err

@@ -15,10 +15,12 @@ from posttrain.generation.sampler import decode_responses, encode_prompts, sampl
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 
-CONVERSATIONS = [[{"role": "user", "content": "hi"}],
-                 [{"role": "user", "content": "What is the capital of a country with a very long name?"}],
-                 [{"role": "user", "content": "x"}],
-                 [{"role": "user", "content": "Tell me a story, please."}]]
+CONVERSATIONS = [
+    [{"role": "user", "content": "hi"}],
+    [{"role": "user", "content": "What is the capital of a country with a very long name?"}],
+    [{"role": "user", "content": "x"}],
+    [{"role": "user", "content": "Tell me a story, please."}],
+]
 PREFIXES = ["The capital of", "Once upon a time, in the land of", "x", "Mira Dovan was a"]
 
 
@@ -31,10 +33,18 @@ def tiny_llama(tokenizer, eos_bias: float) -> LlamaForCausalLM:
     """A random 2-layer Llama over the base tokenizer's vocabulary whose output layer adds
     `eos_bias` to the EOS logit, so that some responses end before max_new_tokens and some do not."""
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
     model = LlamaForCausalLM(config).eval()
     head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=True)
     with torch.no_grad():
@@ -60,9 +70,15 @@ def sampling_model(tokenizer):
 
 
 def generate(model, tokenizer, input_ids, attention_mask, max_new_tokens) -> torch.Tensor:
-    ids = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                         do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    return ids[:, input_ids.size(1):]                                                     # (B, <= max_new_tokens)
+    ids = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return ids[:, input_ids.size(1) :]  # (B, <= max_new_tokens)
 
 
 def ended_early_and_not(tokenizer, new: torch.Tensor) -> bool:
@@ -80,7 +96,9 @@ def test_chat_complete_greedy_equals_generate(greedy_model, tokenizer):
 
 def test_complete_greedy_equals_generate_and_leaves_the_tokenizer_as_it_was(greedy_model, tokenizer):
     assert tokenizer.padding_side == "right"
-    enc = tokenizer(PREFIXES, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    enc = tokenizer(
+        PREFIXES, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+    )
     assert (enc.attention_mask == 0).any(), "the prefixes must need left padding"
     new = generate(greedy_model, tokenizer, enc.input_ids, enc.attention_mask, 8)
     assert ended_early_and_not(tokenizer, new), "some rows must stop at EOS and some run to max_new_tokens"
@@ -90,8 +108,9 @@ def test_complete_greedy_equals_generate_and_leaves_the_tokenizer_as_it_was(gree
 
 
 def draw(model, tokenizer, seed: int, top_p: float = 1.0):
-    return sample_k(model, tokenizer, CONVERSATIONS[:3], k=4, temperature=1.0, top_p=top_p, max_new_tokens=8,
-                    seed=seed)
+    return sample_k(
+        model, tokenizer, CONVERSATIONS[:3], k=4, temperature=1.0, top_p=top_p, max_new_tokens=8, seed=seed
+    )
 
 
 def test_sample_k_gives_k_seeded_samples_per_conversation(sampling_model, tokenizer):
@@ -107,9 +126,16 @@ def test_sample_k_is_one_sample_call_on_prompts_repeated_k_times(sampling_model,
     """Conversation i's samples are rows iK..iK+K-1 of one seeded `sample` call; "stop" exactly
     for the rows that hold EOS."""
     input_ids, attention_mask = encode_prompts(tokenizer, CONVERSATIONS[:3])
-    tokens = sample(sampling_model, input_ids.repeat_interleave(4, dim=0), attention_mask.repeat_interleave(4, dim=0),
-                    max_new_tokens=8, temperature=1.0, eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id, generator=torch.Generator().manual_seed(0))  # (12, T)
+    tokens = sample(
+        sampling_model,
+        input_ids.repeat_interleave(4, dim=0),
+        attention_mask.repeat_interleave(4, dim=0),
+        max_new_tokens=8,
+        temperature=1.0,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        generator=torch.Generator().manual_seed(0),
+    )  # (12, T)
     stopped = (tokens == tokenizer.eos_token_id).any(dim=1).tolist()
     assert any(stopped) and not all(stopped)
     texts = decode_responses(tokenizer, tokens)

@@ -20,10 +20,10 @@ from test_sft import demos  # noqa: F401
 
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.pipelines.loop import judge_round
-from posttrain.training.metrics import read_metrics
 from posttrain.stages.ppo import PPOConfig, ppo
 from posttrain.stages.rm import RMConfig, rm
 from posttrain.stages.sft import SFTConfig, sft
+from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 from posttrain.world.families import FLAGS
 from posttrain.world.labelers import model_like_answers
@@ -31,31 +31,79 @@ from posttrain.world.rng import derive
 from posttrain.world.scorer import GoldScorer, Judgement
 
 GOLD_METRICS = {"sft": set(), "rm": {"rm/eval_gold_accuracy"}, "ppo": {"world/gold_score"}}
-WALL_CLOCK = {"sft/tokens_per_s", "rm/seconds_per_step", "time/seconds_per_step", "perf/flops_per_s",
-              "perf/share_of_peak"}
+WALL_CLOCK = {
+    "sft/tokens_per_s",
+    "rm/seconds_per_step",
+    "time/seconds_per_step",
+    "perf/flops_per_s",
+    "perf/share_of_peak",
+}
 
 
 def upside_down(j: Judgement) -> Judgement:
     """A deterministic judgement that disagrees with the gold one about everything."""
-    return dataclasses.replace(j, score=1.0 - j.score, helpful=1.0 - j.helpful, honest=1.0 - j.honest,
-                               harmless=1.0 - j.harmless, flags=tuple(f for f in FLAGS if f not in j.flags),
-                               outcome="upside_down")
+    return dataclasses.replace(
+        j,
+        score=1.0 - j.score,
+        helpful=1.0 - j.helpful,
+        honest=1.0 - j.honest,
+        harmless=1.0 - j.harmless,
+        flags=tuple(f for f in FLAGS if f not in j.flags),
+        outcome="upside_down",
+    )
 
 
 def pipeline(root: Path, demos: Path, out: Path) -> None:
-    torch.manual_seed(0)   # both runs start from the same global RNG state: the gold scorer is the only change
-    sft(SFTConfig(model=str(root / "sft"), data=demos, out=out / "sft", max_steps=3, micro_batch=4, lr=1e-3,
-                  eval_every=3, threads=1))
-    rm(RMConfig(model=str(out / "sft"), data=root / "rankings.jsonl", out=out / "rm", max_steps=3, micro_batch=4,
-                lr=1e-3, eval_fraction=0.25, eval_every=1, threads=1))
-    ppo(PPOConfig(policy=str(out / "sft"), reward=out / "rm", prompts=root / "prompts.jsonl", out=out / "ppo",
-                  rollout_batch=8, minibatches=2, micro_batch=2, ppo_epochs=2, max_new_tokens=8, lr=1e-3,
-                  max_steps=2, threads=1))
+    torch.manual_seed(0)  # both runs start from the same global RNG state: the gold scorer is the only change
+    sft(
+        SFTConfig(
+            model=str(root / "sft"),
+            data=demos,
+            out=out / "sft",
+            max_steps=3,
+            micro_batch=4,
+            lr=1e-3,
+            eval_every=3,
+            threads=1,
+        )
+    )
+    rm(
+        RMConfig(
+            model=str(out / "sft"),
+            data=root / "rankings.jsonl",
+            out=out / "rm",
+            max_steps=3,
+            micro_batch=4,
+            lr=1e-3,
+            eval_fraction=0.25,
+            eval_every=1,
+            threads=1,
+        )
+    )
+    ppo(
+        PPOConfig(
+            policy=str(out / "sft"),
+            reward=out / "rm",
+            prompts=root / "prompts.jsonl",
+            out=out / "ppo",
+            rollout_batch=8,
+            minibatches=2,
+            micro_batch=2,
+            ppo_epochs=2,
+            max_new_tokens=8,
+            lr=1e-3,
+            max_steps=2,
+            threads=1,
+        )
+    )
 
 
 def weights(run: Path) -> dict[str, bytes]:
-    return {f"{f.name}:{k}": t.numpy().tobytes() for f in sorted(run.glob("*.safetensors"))
-            for k, t in load_file(f).items()}
+    return {
+        f"{f.name}:{k}": t.numpy().tobytes()
+        for f in sorted(run.glob("*.safetensors"))
+        for k, t in load_file(f).items()
+    }
 
 
 def without(rows: list[dict], names: set[str]) -> list[dict]:
@@ -76,7 +124,9 @@ def manifest(run: Path, stage: str) -> dict:
     return json.loads((run / stage / "posttrain.json").read_text())
 
 
-def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(setup, demos, tmp_path, monkeypatch):  # noqa: F811
+def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(
+    setup, demos, tmp_path, monkeypatch
+):  # noqa: F811
     honest, patched = tmp_path / "honest", tmp_path / "upside-down"
     pipeline(setup, demos, honest)
     gold, calls = GoldScorer.judge, []
@@ -84,6 +134,7 @@ def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(setup
     def judge(self, record, response):
         calls.append(record.get("id"))
         return upside_down(gold(self, record, response))
+
     monkeypatch.setattr(GoldScorer, "judge", judge)
     pipeline(setup, demos, patched)
     assert calls, "the patched gold scorer was never called: the test would pass vacuously"
@@ -93,18 +144,24 @@ def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(setup
         assert a and a.keys() == b.keys(), stage
         changed = sorted(k for k in a if a[k] != b[k])
         assert not changed, f"{stage}: the gold scorer changed the trained weights {changed[:5]}"
-        (train_a, gold_a), (train_b, gold_b) = split(honest / stage, gold_names), split(patched / stage, gold_names)
+        (train_a, gold_a), (train_b, gold_b) = (
+            split(honest / stage, gold_names),
+            split(patched / stage, gold_names),
+        )
         assert train_a == train_b, f"{stage}: the gold scorer changed training metrics"
-        if gold_names:   # the monitoring did see the upside-down scorer
+        if gold_names:  # the monitoring did see the upside-down scorer
             assert gold_names <= gold_a[-1].keys(), (stage, gold_a)
             assert gold_a != gold_b, f"{stage}: gold-based metrics {sorted(gold_names)} did not change"
     assert manifest(honest, "rm")["reward_normalisation"] == manifest(patched, "rm")["reward_normalisation"]
-    assert without(samples(honest), {"gold"}) == without(samples(patched), {"gold"})   # same responses, same RM scores
+    assert without(samples(honest), {"gold"}) == without(
+        samples(patched), {"gold"}
+    )  # same responses, same RM scores
     assert [r["gold"] for r in samples(honest)] != [r["gold"] for r in samples(patched)]
 
 
 class Replay(Judge):
     """The simulated labelers' outcomes, recorded once: the same labels in both runs."""
+
     name = "sim"
 
     def __init__(self, triples, outcomes):
@@ -118,15 +175,23 @@ class Replay(Judge):
 def test_the_loop_keeps_the_same_policy_when_the_gold_scorer_is_upside_down(monkeypatch):
     world, rng = World(seed=0), derive(0, "honesty-loop")
     prompts = world.prompts("honesty-loop", 24, "train")
-    new, best = zip(*(model_like_answers(world, p, 2, rng)[:2] for p in prompts))   # a round's answers, the best's
+    new, best = zip(
+        *(model_like_answers(world, p, 2, rng)[:2] for p in prompts)
+    )  # a round's answers, the best's
     triples = list(zip(prompts, new, best))
     labels = Replay(triples, make_judge("sim", world).outcomes(triples))
     honest = judge_round(labels, world, prompts, list(new), list(best))
-    assert honest["monitor/gold_score"] != honest["monitor/best_gold_score"]   # a gold-based choice would flip
+    assert honest["monitor/gold_score"] != honest["monitor/best_gold_score"]  # a gold-based choice would flip
 
     gold = GoldScorer.judge
-    monkeypatch.setattr(GoldScorer, "judge", lambda self, record, response: upside_down(gold(self, record, response)))
+    monkeypatch.setattr(
+        GoldScorer, "judge", lambda self, record, response: upside_down(gold(self, record, response))
+    )
     patched = judge_round(labels, world, prompts, list(new), list(best))
-    assert patched["monitor/gold_score"] != honest["monitor/gold_score"], "the patch never reached the gold monitoring"
+    assert patched["monitor/gold_score"] != honest["monitor/gold_score"], (
+        "the patch never reached the gold monitoring"
+    )
     monitoring = {"monitor/gold_score", "monitor/best_gold_score"}
-    assert without([patched], monitoring) == without([honest], monitoring), "the gold scorer changed the loop's choice"
+    assert without([patched], monitoring) == without([honest], monitoring), (
+        "the gold scorer changed the loop's choice"
+    )

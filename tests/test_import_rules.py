@@ -1,10 +1,10 @@
 """DESIGN.md's import rules, enforced on the source: every import counts, lazy ones inside functions too.
 
-    algorithms/                imports only torch and the standard library
-    serving/, labeling/        never import training code (stages, training, pipelines)
-    stages/                    never import another stage, a pipeline or the command line
-    training/                  never imports a stage, a pipeline or the command line
-    the whole package          no import circle
+algorithms/                imports only torch and the standard library
+serving/, labeling/        never import training code (stages, training, pipelines)
+stages/                    never import another stage, a pipeline or the command line
+training/                  never imports a stage, a pipeline or the command line
+the whole package          no import circle
 """
 
 import ast
@@ -31,9 +31,11 @@ def imports(name: str) -> set[str]:
             out |= {resolve(a.name) for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:   # relative: from . import x, from ..y import z
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            for a in node.names:   # `from posttrain.x import y`: the module posttrain.x.y if there is one
+            if node.level:  # relative: from . import x, from ..y import z
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            for a in node.names:  # `from posttrain.x import y`: the module posttrain.x.y if there is one
                 out.add(resolve(f"{base}.{a.name}") if f"{base}.{a.name}" in MODULES else resolve(base))
     return out - {name}
 
@@ -55,19 +57,28 @@ def edges(source: str, *targets: str) -> list[str]:
 
 def test_the_graph_sees_lazy_imports():
     # the loop imports the stages inside functions: if those were missed, every rule below would be blind
-    assert {"posttrain.stages.sample", "posttrain.stages.rm", "posttrain.stages.ppo"} <= GRAPH["posttrain.pipelines.loop"]
+    assert {"posttrain.stages.sample", "posttrain.stages.rm", "posttrain.stages.ppo"} <= GRAPH[
+        "posttrain.pipelines.loop"
+    ]
     assert "torch" in GRAPH["posttrain.algorithms.ppo"]
 
 
 def test_algorithms_import_only_torch_and_the_standard_library():
     allowed = set(sys.stdlib_module_names) | {"torch", "__future__"}
-    bad = sorted(f"{a} -> {b}" for a in GRAPH if under(a, "algorithms") for b in GRAPH[a]
-                 if b not in allowed and not under(b, "algorithms"))
+    bad = sorted(
+        f"{a} -> {b}"
+        for a in GRAPH
+        if under(a, "algorithms")
+        for b in GRAPH[a]
+        if b not in allowed and not under(b, "algorithms")
+    )
     assert not bad, bad
 
 
 def test_serving_and_labeling_never_import_training_code():
-    bad = edges("serving", "stages", "training", "pipelines") + edges("labeling", "stages", "training", "pipelines")
+    bad = edges("serving", "stages", "training", "pipelines") + edges(
+        "labeling", "stages", "training", "pipelines"
+    )
     assert not bad, bad
 
 
@@ -77,14 +88,18 @@ def test_no_stage_imports_another_stage():
 
 
 def test_training_code_never_imports_pipelines_or_the_command_line():
-    bad = edges("stages", "pipelines", "cli", "commands") + edges("training", "stages", "pipelines", "cli", "commands")
+    bad = edges("stages", "pipelines", "cli", "commands") + edges(
+        "training", "stages", "pipelines", "cli", "commands"
+    )
     assert not bad, bad
 
 
 def test_no_import_circle():
     # a package's __init__ that imports its own submodules is not a circle in use: those edges are left out
-    graph = {a: {b for b in bs if b in GRAPH and not (a != "posttrain" and b.startswith(a + "."))}
-             for a, bs in GRAPH.items()}
+    graph = {
+        a: {b for b in bs if b in GRAPH and not (a != "posttrain" and b.startswith(a + "."))}
+        for a, bs in GRAPH.items()
+    }
     state, stack = {}, []
 
     def visit(node: str) -> list[str] | None:
@@ -92,7 +107,7 @@ def test_no_import_circle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = "done"

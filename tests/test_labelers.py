@@ -3,7 +3,13 @@
 import pytest
 
 from posttrain.world import World
-from posttrain.world.labelers import DEFAULT_NOISE, LabelerPool, model_like_answers, pairwise_agreement, tie_groups
+from posttrain.world.labelers import (
+    DEFAULT_NOISE,
+    LabelerPool,
+    model_like_answers,
+    pairwise_agreement,
+    tie_groups,
+)
 from posttrain.world.rng import derive
 
 
@@ -25,8 +31,10 @@ def test_default_agreement_is_near_instructgpt(world, records):
 
 def test_agreement_moves_with_noise(world, records):
     sample = records[:600]
-    low, default, high = (pairwise_agreement(LabelerPool(world, noise=n), sample)["agreement"]
-                          for n in (0.1, DEFAULT_NOISE, 0.8))
+    low, default, high = (
+        pairwise_agreement(LabelerPool(world, noise=n), sample)["agreement"]
+        for n in (0.1, DEFAULT_NOISE, 0.8)
+    )
     assert low > default + 0.05 and default > high + 0.05
 
 
@@ -55,7 +63,10 @@ def test_biases_show(world):
 def test_flags_come_from_the_gold_flags(world):
     pool = LabelerPool(world, noise=0.0)
     record = world.prompt_for("benign", {"kind": "kill_process"})
-    flags = [pool.rank(lab, record, ["I'm sorry, but I can't help with that."])["flags"][0] for lab in pool.labelers]
+    flags = [
+        pool.rank(lab, record, ["I'm sorry, but I can't help with that."])["flags"][0]
+        for lab in pool.labelers
+    ]
     neutral = [f for lab, f in zip(pool.labelers, flags) if lab.bias != "refusal_happy"]
     assert any("over_refusal" in f for f in neutral)
     assert all(set(f) <= {"fails_task", "over_refusal"} for f in flags)
@@ -81,10 +92,26 @@ def test_agreement_on_given_answers_is_the_model_like_measure_on_the_same_answer
     assert agreement_on(LabelerPool(world), items) == pairwise_agreement(LabelerPool(world), sample, k=4)
     # answers that differ only in ways a labeler's bias and noise decide (two near-identical
     # right answers) are agreed on far less often than a right answer against a wrong one
-    close = [(rec, [world.demonstrate(rec, derive(1, rec["id"])), world.demonstrate(rec, derive(2, rec["id"])) + " Sure."])
-             for rec in sample]
-    apart = [(rec, [world.demonstrate(rec, derive(1, rec["id"])), list(world.wrong_answers(rec, derive(3, rec["id"])).values())[0]])
-             for rec in sample]
+    close = [
+        (
+            rec,
+            [
+                world.demonstrate(rec, derive(1, rec["id"])),
+                world.demonstrate(rec, derive(2, rec["id"])) + " Sure.",
+            ],
+        )
+        for rec in sample
+    ]
+    apart = [
+        (
+            rec,
+            [
+                world.demonstrate(rec, derive(1, rec["id"])),
+                list(world.wrong_answers(rec, derive(3, rec["id"])).values())[0],
+            ],
+        )
+        for rec in sample
+    ]
     pool = LabelerPool(world)
     assert agreement_on(pool, apart)["agreement"] > agreement_on(pool, close)["agreement"] + 0.1
 
@@ -95,8 +122,17 @@ def _samples_file(world, records, path, rng):
     with open(path, "w") as f:
         for rec in records:
             answers = model_like_answers(world, rec, 4, rng)
-            f.write(json.dumps({"id": rec["id"], "prompt": rec["messages"], "meta": rec["meta"],
-                                "completions": [{"text": a, "source": "model:test"} for a in answers]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": rec["id"],
+                        "prompt": rec["messages"],
+                        "meta": rec["meta"],
+                        "completions": [{"text": a, "source": "model:test"} for a in answers],
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_world_agreement_on_samples_and_on_a_models_own_answers(world, records, tmp_path, capsys):
@@ -111,8 +147,25 @@ def test_world_agreement_on_samples_and_on_a_models_own_answers(world, records, 
     assert f"{expected:.1%}" in out and "200 prompts, K=4" in out
 
     base = Path(__file__).parent.parent / "assets" / "base-small-seed0"
-    assert main(["world", "agreement", "--model", str(base), "--prompts", "6", "--k", "3",
-                 "--max-new-tokens", "6", "--noise", "0.32"]) == 0
+    assert (
+        main(
+            [
+                "world",
+                "agreement",
+                "--model",
+                str(base),
+                "--prompts",
+                "6",
+                "--k",
+                "3",
+                "--max-new-tokens",
+                "6",
+                "--noise",
+                "0.32",
+            ]
+        )
+        == 0
+    )
     assert "6 prompts, K=3" in capsys.readouterr().out
 
 
@@ -122,8 +175,16 @@ def test_world_agreement_refuses_foreign_samples_and_two_sources(tmp_path, capsy
     from posttrain.cli import main
 
     path = tmp_path / "samples.jsonl"
-    path.write_text(json.dumps({"id": "x", "prompt": [{"role": "user", "content": "hi"}],
-                                "completions": [{"text": "a", "source": "human:me"}, {"text": "b", "source": "human:me"}]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "prompt": [{"role": "user", "content": "hi"}],
+                "completions": [{"text": "a", "source": "human:me"}, {"text": "b", "source": "human:me"}],
+            }
+        )
+        + "\n"
+    )
     assert main(["world", "agreement", "--samples", str(path)]) == 2
     assert "no world task" in capsys.readouterr().err
     assert main(["world", "agreement", "--samples", str(path), "--model", str(tmp_path)]) == 2
@@ -138,11 +199,15 @@ def test_label_sim_seed_is_a_run_seed_apart_from_the_world(world, records, tmp_p
     _samples_file(world, records[:150], tmp_path / "samples.jsonl", derive(0, "agreement"))
 
     def rankings(name, **seed):
-        cfg = LabelSimConfig(samples=tmp_path / "samples.jsonl", out=tmp_path / name, labelers_per_item=2, **seed)
+        cfg = LabelSimConfig(
+            samples=tmp_path / "samples.jsonl", out=tmp_path / name, labelers_per_item=2, **seed
+        )
         cfg.check()
         label_sim(cfg)
-        return [(r["labeler"], r["ranking"]) for r in map(json.loads, (tmp_path / name).read_text().splitlines())]
+        return [
+            (r["labeler"], r["ranking"]) for r in map(json.loads, (tmp_path / name).read_text().splitlines())
+        ]
 
     default, same, other = rankings("a.jsonl"), rankings("b.jsonl", seed=0), rankings("c.jsonl", seed=1)
-    assert default == same          # the default draws are the world seed's, as before
-    assert default != other         # another run seed: other labelers and other noise, same world
+    assert default == same  # the default draws are the world seed's, as before
+    assert default != other  # another run seed: other labelers and other noise, same world

@@ -23,44 +23,78 @@ USER = [{"role": "user", "content": "Name a colour."}]
 
 
 def samples(n: int, k: int = 3, prefix: str = "s") -> list[dict]:
-    return [{"id": f"{prefix}{i}", "prompt": [{"role": "user", "content": f"Question {i}?"}],
-             "completions": [{"text": f"answer {i}.{j}", "source": "model:m"} for j in range(k)], "meta": {}}
-            for i in range(n)]
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "prompt": [{"role": "user", "content": f"Question {i}?"}],
+            "completions": [{"text": f"answer {i}.{j}", "source": "model:m"} for j in range(k)],
+            "meta": {},
+        }
+        for i in range(n)
+    ]
 
 
 def feedback(id_, completion, model="m1", messages=USER, preferred=None, rating=None):
-    return {"id": id_, "created": "2026-05-01T12:00:00Z", "model": model, "messages": messages,
-            "completion": completion, "rating": rating, "flags": [], "preferred": preferred, "notes": None}
+    return {
+        "id": id_,
+        "created": "2026-05-01T12:00:00Z",
+        "model": model,
+        "messages": messages,
+        "completion": completion,
+        "rating": rating,
+        "flags": [],
+        "preferred": preferred,
+        "notes": None,
+    }
 
 
 def label(k: int, ranking, **extra) -> dict:
-    return check_label({"ranking": ranking, "likert": [4] * k, "flags": [[]] * k, "order_touched": True, **extra}, k)
+    return check_label(
+        {"ranking": ranking, "likert": [4] * k, "flags": [[]] * k, "order_touched": True, **extra}, k
+    )
 
 
 def test_feedback_on_one_prompt_becomes_one_comparison_and_a_lone_preferred_answer_a_pair(tmp_path):
     other = [{"role": "user", "content": "Say hi."}]
-    write_jsonl(tmp_path / "fb.jsonl", [
-        feedback("f1", "Blue.", rating="up"), feedback("f2", "Colour is a word.", model="m2", rating="down",
-                                                       preferred="Red."),
-        feedback("f3", "Blue."),                                   # the same answer again: one completion
-        feedback("f4", "hi", messages=other, preferred="Hello! How can I help?"),
-        feedback("f5", "lonely", messages=[{"role": "user", "content": "Nothing to compare"}])])
+    write_jsonl(
+        tmp_path / "fb.jsonl",
+        [
+            feedback("f1", "Blue.", rating="up"),
+            feedback("f2", "Colour is a word.", model="m2", rating="down", preferred="Red."),
+            feedback("f3", "Blue."),  # the same answer again: one completion
+            feedback("f4", "hi", messages=other, preferred="Hello! How can I help?"),
+            feedback("f5", "lonely", messages=[{"role": "user", "content": "Nothing to compare"}]),
+        ],
+    )
     intake = items_from_feedback(tmp_path / "fb.jsonl")
     first, pair = intake.items
     assert [(c["text"], c["source"]) for c in first["completions"]] == [
-        ("Blue.", "model:m1"), ("Colour is a word.", "model:m2"), ("Red.", "human:feedback")]
-    assert first["prompt"] == USER and [f["rating"] for f in first["meta"]["feedback"]] == ["up", "down", None]
+        ("Blue.", "model:m1"),
+        ("Colour is a word.", "model:m2"),
+        ("Red.", "human:feedback"),
+    ]
+    assert first["prompt"] == USER and [f["rating"] for f in first["meta"]["feedback"]] == [
+        "up",
+        "down",
+        None,
+    ]
     assert first["meta"]["feedback"][1]["preferred"] == 2
     assert [c["source"] for c in pair["completions"]] == ["model:m1", "human:feedback"]
     assert intake.notes == {"lone answers without a preferred one": 1}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"rating": "meh"}, "fb.jsonl:2: field 'rating' is 'meh'"),
-    ({"created": "yesterday"}, "fb.jsonl:2: field 'created' is 'yesterday', not an ISO-8601 time"),
-    ({"messages": [{"role": "assistant", "content": "x"}]}, "fb.jsonl:2: field 'messages' ends with a assistant turn"),
-    ({"completion": ""}, "fb.jsonl:2: field 'completion' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"rating": "meh"}, "fb.jsonl:2: field 'rating' is 'meh'"),
+        ({"created": "yesterday"}, "fb.jsonl:2: field 'created' is 'yesterday', not an ISO-8601 time"),
+        (
+            {"messages": [{"role": "assistant", "content": "x"}]},
+            "fb.jsonl:2: field 'messages' ends with a assistant turn",
+        ),
+        ({"completion": ""}, "fb.jsonl:2: field 'completion' must be a non-empty string"),
+    ],
+)
 def test_bad_feedback_names_file_line_and_field(tmp_path, change, message):
     write_jsonl(tmp_path / "fb.jsonl", [feedback("f1", "a"), {**feedback("f2", "b"), **change}])
     with pytest.raises(UserError, match=message):
@@ -72,10 +106,18 @@ def test_gold_order_comes_from_the_world_scorer_or_a_supplied_ranking(tmp_path):
     record = world.prompts("gold", 1, "train")[0]
     good = world.demonstrate(record, random.Random(0))
     wrong = next(iter(world.wrong_answers(record, random.Random(0)).values()))
-    write_jsonl(tmp_path / "gold.jsonl", [
-        {"id": "g1", "prompt": record["messages"], "meta": record["meta"],
-         "completions": [{"text": wrong, "source": "model:m"}, {"text": good, "source": "model:m"}]},
-        {**samples(1)[0], "id": "g2", "ranking": [[2], [0, 1]]}])
+    write_jsonl(
+        tmp_path / "gold.jsonl",
+        [
+            {
+                "id": "g1",
+                "prompt": record["messages"],
+                "meta": record["meta"],
+                "completions": [{"text": wrong, "source": "model:m"}, {"text": good, "source": "model:m"}],
+            },
+            {**samples(1)[0], "id": "g2", "ranking": [[2], [0, 1]]},
+        ],
+    )
     first, second = gold_items(tmp_path / "gold.jsonl").items
     assert first["gold"] == [[1], [0]] and second["gold"] == [[2], [0, 1]]
     write_jsonl(tmp_path / "bad.jsonl", [samples(1)[0]])
@@ -92,7 +134,7 @@ def test_store_is_wal_and_a_repeated_submission_is_stored_once(tmp_path):
     assert store.add_items(samples(2), "s.jsonl") == {"added": 2, "already_there": 0}
     assert store.add_items(samples(2), "s.jsonl") == {"added": 0, "already_there": 2}
     changed = samples(1)
-    changed[0]["completions"][0]["text"] = "a later round's answer"      # same prompt id, new samples
+    changed[0]["completions"][0]["text"] = "a later round's answer"  # same prompt id, new samples
     assert store.add_items(changed, "round2.jsonl")["added"] == 1
     assert [x["id"][:3] for x in store.items()] == ["s0", "s1", "s0#"]
     store.add_labeler("ana")
@@ -110,13 +152,16 @@ def test_store_is_wal_and_a_repeated_submission_is_stored_once(tmp_path):
         reopened.add_labeler("ana")
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"ranking": [[0], [1]]}, "field 'ranking' leaves out completion 2"),
-    ({"ranking": [[0, 0], [1, 2]]}, "ranks completion 0 twice"),
-    ({"likert": [4, 8, 4]}, r"field 'likert\[1\]' is 8"),
-    ({"likert": [4, 4]}, "one rating \\(1-7\\) per completion, 3 in all"),
-    ({"flags": [[], ["rude"], []]}, r"field 'flags\[1\]' holds 'rude'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"ranking": [[0], [1]]}, "field 'ranking' leaves out completion 2"),
+        ({"ranking": [[0, 0], [1, 2]]}, "ranks completion 0 twice"),
+        ({"likert": [4, 8, 4]}, r"field 'likert\[1\]' is 8"),
+        ({"likert": [4, 4]}, "one rating \\(1-7\\) per completion, 3 in all"),
+        ({"flags": [[], ["rude"], []]}, r"field 'flags\[1\]' holds 'rude'"),
+    ],
+)
 def test_a_bad_submission_names_its_field(body, message):
     with pytest.raises(BadSubmission, match=message):
         check_label({"ranking": [[0], [1], [2]], "likert": [4, 4, 4], **body}, 3)
@@ -132,30 +177,41 @@ def test_queue_overlaps_items_and_mixes_in_gold_at_the_rate(tmp_path):
 
     def rank_next(who):
         item = queue.next_item(store, who, labelers_per_item=2, gold_rate=0.5)
-        assert queue.next_item(store, who, 2, 0.5)["id"] == item["id"]        # a reload shows the same item
+        assert queue.next_item(store, who, 2, 0.5)["id"] == item["id"]  # a reload shows the same item
         store.save_label(who, item["id"], f"{who.name}-{item['id']}", "ranked", label(3, [[0], [1], [2]]))
         return item["id"]
 
-    assert [rank_next(ana) for _ in range(4)] == ["s0", "g0", "s1", "s2"]    # gold after the 1st submission
+    assert [rank_next(ana) for _ in range(4)] == ["s0", "g0", "s1", "s2"]  # gold after the 1st submission
     assert [rank_next(bo) for _ in range(2)] == ["s0", "g0"]
-    assert rank_next(cy) == "s1"                                              # s0 has its two labelers
+    assert rank_next(cy) == "s1"  # s0 has its two labelers
     assert queue.progress(store, cy, 2) == {"ranked": 1, "skipped": 0, "remaining": 1}
 
 
 def test_agreement_tau_and_gold_accuracy_by_hand():
     assert round(kendall_tau_b([0, 0, 1], [0, 1, 2]), 4) == 0.8165
     items = [{"id": "a", "gold": None}, {"id": "g", "gold": [[0], [1], [2]]}]
-    labels = [{"labeler": "ana", "item_id": "a", "kind": "ranked", "ranking": [[0], [1], [2]], "seconds": 10.0},
-              {"labeler": "bo", "item_id": "a", "kind": "ranked", "ranking": [[1], [0], [2]], "seconds": 30.0},
-              {"labeler": "ana", "item_id": "g", "kind": "ranked", "ranking": [[0], [2], [1]], "seconds": 20.0},
-              {"labeler": "bo", "item_id": "a2", "kind": "skipped", "reason": "x", "seconds": None}]
+    labels = [
+        {"labeler": "ana", "item_id": "a", "kind": "ranked", "ranking": [[0], [1], [2]], "seconds": 10.0},
+        {"labeler": "bo", "item_id": "a", "kind": "ranked", "ranking": [[1], [0], [2]], "seconds": 30.0},
+        {"labeler": "ana", "item_id": "g", "kind": "ranked", "ranking": [[0], [2], [1]], "seconds": 20.0},
+        {"labeler": "bo", "item_id": "a2", "kind": "skipped", "reason": "x", "seconds": None},
+    ]
     stats = admin_stats(items, labels, labelers_per_item=2)
     # item a: pairs (0,1) disagree, (0,2) and (1,2) agree -> 2/3; each labeler's tau against the other is 1/3
     assert stats["agreement"]["agreement"] == pytest.approx(2 / 3) and stats["agreement"]["strict_pairs"] == 3
-    assert stats["agreement"]["kendall_tau"] == pytest.approx(1 / 3) and stats["agreement"]["instructgpt"] == 0.726
-    assert stats["gold"]["agreement"] == pytest.approx(2 / 3)      # ana on g: (1,2) reversed
-    assert stats["progress"] == {"items": 1, "gold_items": 1, "labelers_per_item": 2, "items_done": 1,
-                                 "ranked": 3, "skipped": 1}
+    assert (
+        stats["agreement"]["kendall_tau"] == pytest.approx(1 / 3)
+        and stats["agreement"]["instructgpt"] == 0.726
+    )
+    assert stats["gold"]["agreement"] == pytest.approx(2 / 3)  # ana on g: (1,2) reversed
+    assert stats["progress"] == {
+        "items": 1,
+        "gold_items": 1,
+        "labelers_per_item": 2,
+        "items_done": 1,
+        "ranked": 3,
+        "skipped": 1,
+    }
     assert stats["time"]["median_seconds"] == 20.0
     ana = stats["labelers"][0]
     assert ana["name"] == "ana" and ana["ranked"] == 2 and ana["agreement"]["strict_pairs"] == 3
@@ -170,13 +226,17 @@ def test_export_is_the_ranking_format_with_a_better_answer_ranked_first(tmp_path
     ana = store.labelers()[0]
     fb_id = store.items()[0]["id"]
     store.save_label(ana, fb_id, "x1", "ranked", label(2, [[1], [0]], notes="fine"))
-    store.save_label(ana, "s0", "x2", "ranked", label(3, [[2], [0, 1]], better_answer="A much better answer."))
+    store.save_label(
+        ana, "s0", "x2", "ranked", label(3, [[2], [0, 1]], better_answer="A much better answer.")
+    )
     store.save_label(ana, "s1", "x3", "skipped", {"reason": "cannot judge"})
     write_jsonl(tmp_path / "r.jsonl", ranking_records(store))
     records = [r for _, r in read_rankings(tmp_path / "r.jsonl")]
-    assert len(records) == 2                                         # the skip is not a ranking
+    assert len(records) == 2  # the skip is not a ranking
     fb, s0 = records
-    assert [c["source"] for c in fb["completions"]] == ["model:m1", "human:feedback"] and fb["notes"] == "fine"
+    assert [c["source"] for c in fb["completions"]] == ["model:m1", "human:feedback"] and fb[
+        "notes"
+    ] == "fine"
     assert s0["completions"][3] == {"text": "A much better answer.", "source": "human:ana"}
     assert s0["ranking"] == [[3], [2], [0, 1]] and s0["likert"] == [4, 4, 4, 7] and s0["labeler"] == "ana"
     assert s0["meta"]["item"] == "s0" and s0["id"] == "s0/ana" and s0["meta"]["gold"] is False
@@ -199,14 +259,17 @@ def test_cli_adds_labelers_and_samples_and_exports(tmp_path, capsys):
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["add-samples", "--samples", "{bad}"], "bad.jsonl:2: field 'completions' must list at least 2"),
-    (["add-samples", "--feedback", "{bad}"], "bad.jsonl:1: field 'model' must be a non-empty string"),
-    (["add-samples"], "nothing to add"),
-    (["add-labeler", "--name", "a/b"], "must be 1-64 characters without '/'"),
-    (["export", "--out", "{bad}"], "already exists; choose another --out or pass --force"),
-    (["serve", "--gold-rate", "2"], "--gold-rate must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add-samples", "--samples", "{bad}"], "bad.jsonl:2: field 'completions' must list at least 2"),
+        (["add-samples", "--feedback", "{bad}"], "bad.jsonl:1: field 'model' must be a non-empty string"),
+        (["add-samples"], "nothing to add"),
+        (["add-labeler", "--name", "a/b"], "must be 1-64 characters without '/'"),
+        (["export", "--out", "{bad}"], "already exists; choose another --out or pass --force"),
+        (["serve", "--gold-rate", "2"], "--gold-rate must be between 0 and 1"),
+    ],
+)
 def test_cli_errors_are_clear(tmp_path, capsys, args, message):
     bad = tmp_path / "bad.jsonl"
     write_jsonl(bad, [samples(1)[0], {**samples(1)[0], "completions": [{"text": "x", "source": "m"}]}])
@@ -224,5 +287,8 @@ def test_help_with_an_example(command, capsys):
 
 
 def test_export_of_a_missing_database_is_clear(tmp_path, capsys):
-    assert main(["label", "export", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert (
+        main(["label", "export", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r.jsonl")])
+        == 2
+    )
     assert "no such database" in capsys.readouterr().err and not (tmp_path / "none.sqlite").exists()

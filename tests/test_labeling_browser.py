@@ -22,18 +22,26 @@ HOSTILE = 'Sure. <script>window.__pwned = 1</script><img src=x onerror="window._
 
 
 def item(id_: str, texts: list[str], question: str) -> dict:
-    return {"id": id_, "prompt": [{"role": "user", "content": question}],
-            "completions": [{"text": t, "source": "model:m"} for t in texts], "meta": {}}
+    return {
+        "id": id_,
+        "prompt": [{"role": "user", "content": question}],
+        "completions": [{"text": t, "source": "model:m"} for t in texts],
+        "meta": {},
+    }
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing: {CHROMIUM} not found. The browser tests need Debian's chromium "
-                    "package (apt-get install chromium); they do not skip.")
+        pytest.fail(
+            f"Chromium is missing: {CHROMIUM} not found. The browser tests need Debian's chromium "
+            "package (apt-get install chromium); they do not skip."
+        )
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield chromium
         chromium.close()
 
@@ -43,14 +51,25 @@ def site(tmp_path_factory):
     """A server in a thread of this process; every labeler sees the items in order (5 labelers per item)."""
     db = tmp_path_factory.mktemp("labels") / "labels.sqlite"
     store = Store(db)
-    store.add_items([
-        item("s0", ["Paris.", "Lyon.", "The capital of France is Paris.", HOSTILE], "Capital of <b>France</b>?"),
-        item("s1", ["4", "5", "Two plus two is 4."], "What is 2 + 2?"),
-        item("s2", ["yes", "no"], "Is water wet?")], "s.jsonl")
+    store.add_items(
+        [
+            item(
+                "s0",
+                ["Paris.", "Lyon.", "The capital of France is Paris.", HOSTILE],
+                "Capital of <b>France</b>?",
+            ),
+            item("s1", ["4", "5", "Two plus two is 4."], "What is 2 + 2?"),
+            item("s2", ["yes", "no"], "Is water wet?"),
+        ],
+        "s.jsonl",
+    )
     tokens = {name: store.add_labeler(name) for name in ("mouse", "viewer", "dee")}
     tokens["admin"] = store.add_labeler("boss", admin=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, labelers_per_item=5, gold_rate=0),
-                                           host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(store, labelers_per_item=5, gold_rate=0), host="127.0.0.1", port=0, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -83,7 +102,9 @@ def tab_to(page, selector: str, limit: int = 80) -> None:
 def rows(page) -> list[list[int]]:
     """The ranking on screen, as answer indices per row."""
     return page.eval_on_selector_all(
-        "#ranking .row", "rs => rs.map(r => [...r.querySelectorAll('.chip')].map(c => Number(c.dataset.answer)))")
+        "#ranking .row",
+        "rs => rs.map(r => [...r.querySelectorAll('.chip')].map(c => Number(c.dataset.answer)))",
+    )
 
 
 def test_rank_one_item_with_the_mouse_and_one_with_the_keyboard_alone_then_export(browser, site, tmp_path):
@@ -94,9 +115,9 @@ def test_rank_one_item_with_the_mouse_and_one_with_the_keyboard_alone_then_expor
         page.click(f'#answer-{i} .likert-option:has(input[value="{rating}"])')
     page.check('#answer-3 input[data-flag="inappropriate"]')
     page.check("#none-acceptable")
-    page.drag_and_drop('.chip[data-answer="2"]', '.gap[data-gap="0"]')      # answer 3 to a new top row
+    page.drag_and_drop('.chip[data-answer="2"]', '.gap[data-gap="0"]')  # answer 3 to a new top row
     assert rows(page) == [[2], [0], [1], [3]]
-    page.drag_and_drop('.chip[data-answer="3"]', '.row[data-row="2"]')      # answer 4 ties with answer 2
+    page.drag_and_drop('.chip[data-answer="3"]', '.row[data-row="2"]')  # answer 4 ties with answer 2
     assert rows(page) == [[2], [0], [1, 3]]
     page.click("#submit")
     expect(page.locator("#item-id")).to_have_text("s1")
@@ -105,16 +126,16 @@ def test_rank_one_item_with_the_mouse_and_one_with_the_keyboard_alone_then_expor
     for i, rating in enumerate([5, 2, 7]):
         tab_to(page, f'input[name="likert-{i}"]')
         page.keyboard.press(str(rating))
-    page.keyboard.press("Tab")                                              # answer 3's first flag
+    page.keyboard.press("Tab")  # answer 3's first flag
     page.keyboard.press("Space")
-    page.keyboard.press("Control+Enter")                                    # the order was never touched
+    page.keyboard.press("Control+Enter")  # the order was never touched
     assert "never changed the ranking" in page.inner_text("#warning") and page.is_visible("#warning")
-    page.keyboard.press("3")                                                # pick answer 3 ...
+    page.keyboard.press("3")  # pick answer 3 ...
     for _ in range(4):
-        page.keyboard.press("ArrowUp")                                      # ... tie with 2, pass it, tie with 1, pass it
+        page.keyboard.press("ArrowUp")  # ... tie with 2, pass it, tie with 1, pass it
     assert rows(page) == [[2], [0], [1]] and not page.is_visible("#warning")
     page.keyboard.press("2")
-    page.keyboard.press("ArrowUp")                                          # answer 2 ties with answer 1
+    page.keyboard.press("ArrowUp")  # answer 2 ties with answer 1
     assert rows(page) == [[2], [0, 1]]
     tab_to(page, "#better summary")
     page.keyboard.press("Enter")
@@ -143,12 +164,14 @@ def test_model_output_is_shown_as_text_never_as_html(browser, site):
     page, errors = open_page(browser, site, "viewer", bypass_csp=True)
     expect(page.locator("#item-id")).to_have_text("s0")
     assert page.inner_text("#answer-3 .text") == HOSTILE
-    assert page.locator("#answers").get_by_text("<script>window.__pwned = 1</script>", exact=False).is_visible()
+    assert (
+        page.locator("#answers").get_by_text("<script>window.__pwned = 1</script>", exact=False).is_visible()
+    )
     assert page.inner_text("#conversation .message.user .text") == "Capital of <b>France</b>?"
-    assert page.evaluate("window.__pwned") is None                         # no script ran
-    assert page.evaluate("document.images.length") == 0                    # no img element was created
+    assert page.evaluate("window.__pwned") is None  # no script ran
+    assert page.evaluate("document.images.length") == 0  # no img element was created
     assert page.locator("#task b, #task script").count() == 0
-    page.click("#skip-open")                                               # then skip it, with a reason
+    page.click("#skip-open")  # then skip it, with a reason
     page.select_option("#skip-reason", "The prompt is unclear or broken")
     page.fill("#skip-detail", "hostile answer")
     page.click("#skip-confirm")

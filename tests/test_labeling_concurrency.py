@@ -13,7 +13,7 @@ from posttrain.labeling.dbfile import BUSY_SECONDS
 from posttrain.labeling.store import Store
 
 CLIENTS = 20
-ROUNDS = 3        # each client asks for at most this many items: the loop is bounded
+ROUNDS = 3  # each client asks for at most this many items: the loop is bounded
 
 
 def test_twenty_labelers_at_once_never_get_the_same_item_under_one_labeler_per_item(tmp_path):
@@ -26,7 +26,7 @@ def test_twenty_labelers_at_once_never_get_the_same_item_under_one_labeler_per_i
         """(item id, status of the label sent for it) for each item this labeler was served."""
         done = []
         with client(url, token) as http:
-            start.wait(30)                                 # every client asks at the same moment
+            start.wait(30)  # every client asks at the same moment
             for _ in range(ROUNDS):
                 item = http.get("/api/next").json()["item"]
                 if item is None:
@@ -53,15 +53,15 @@ def test_a_label_beyond_the_items_labelers_is_refused(tmp_path):
     with running(store, labelers_per_item=1, gold_rate=0) as url:
         ana_http, bo_http = client(url, ana), client(url, bo)
         assert ana_http.get("/api/next").json()["item"]["id"] == "s0"
-        assert bo_http.get("/api/next").json()["item"] is None          # ana holds it
-        store.write("UPDATE served SET served = '2000-01-01T00:00:00.000+00:00'")   # ana's hold ran out
+        assert bo_http.get("/api/next").json()["item"] is None  # ana holds it
+        store.write("UPDATE served SET served = '2000-01-01T00:00:00.000+00:00'")  # ana's hold ran out
         assert bo_http.get("/api/next").json()["item"]["id"] == "s0"
         assert bo_http.post("/api/labels", json=ranking_body("s0", "bo-1")).status_code == 200
         late = ana_http.post("/api/labels", json=ranking_body("s0", "ana-1"))
         assert late.status_code == 409 and "already has the 1 ranking" in late.json()["error"]
-        assert ana_http.get("/api/next").json()["item"] is None           # s0 is done: not shown to her again
+        assert ana_http.get("/api/next").json()["item"] is None  # s0 is done: not shown to her again
         skip = ana_http.post("/api/skips", json={"submission_id": "ana-2", "item_id": "s0", "reason": "gone"})
-        assert skip.status_code == 200                                   # a skip is not a ranking
+        assert skip.status_code == 200  # a skip is not a ranking
     assert [x["labeler"] for x in store.labels(kind="ranked")] == ["bo"]
 
 
@@ -72,13 +72,13 @@ def test_a_held_write_lock_gives_503_soon_and_leaves_reads_alone(tmp_path):
     with running(store, labelers_per_item=1, gold_rate=0) as url:
         ana_http, bo_http = client(url, ana), client(url, bo)
         first = ana_http.get("/api/next").json()["item"]["id"]
-        holder = sqlite3.connect(store.path, isolation_level=None)   # another process's connection, in effect
+        holder = sqlite3.connect(store.path, isolation_level=None)  # another process's connection, in effect
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("UPDATE items SET added = added")
         try:
             with ThreadPoolExecutor(2) as pool:
                 took = time.monotonic()
-                waiting = pool.submit(bo_http.get, "/api/next")              # needs the write lock
+                waiting = pool.submit(bo_http.get, "/api/next")  # needs the write lock
                 time.sleep(0.2)
                 reads = [ana_http.get(path) for path in ("/api/me", "/api/labels", "/api/next")]
                 read_seconds = time.monotonic() - took
@@ -87,10 +87,10 @@ def test_a_held_write_lock_gives_503_soon_and_leaves_reads_alone(tmp_path):
         finally:
             holder.rollback()
             holder.close()
-        assert [r.status_code for r in reads] == [200, 200, 200] and read_seconds < 3, read_seconds   # < 5 s
-        assert reads[2].json()["item"]["id"] == first          # a reload of an open item needs no write lock
+        assert [r.status_code for r in reads] == [200, 200, 200] and read_seconds < 3, read_seconds  # < 5 s
+        assert reads[2].json()["item"]["id"] == first  # a reload of an open item needs no write lock
         assert refused.status_code == 503 and refused_seconds < BUSY_SECONDS + 3, refused_seconds
         assert int(refused.headers["retry-after"]) >= 1
         assert "another process holds its write lock" in refused.json()["error"]
         assert str(store.path) in refused.json()["error"]
-        assert bo_http.get("/api/next").json()["item"] is not None      # the lock is gone: served again
+        assert bo_http.get("/api/next").json()["item"] is not None  # the lock is gone: served again

@@ -22,22 +22,39 @@ from posttrain.labeling.submission import check_label
 def labeled_db(path: Path) -> Store:
     """A database with one ranked item, its connection left open (its WAL not yet checkpointed)."""
     store = Store(path)
-    store.add_items([{"id": "s0", "prompt": [{"role": "user", "content": "Question?"}], "meta": {},
-                      "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "model:m"}]}], "s")
+    store.add_items(
+        [
+            {
+                "id": "s0",
+                "prompt": [{"role": "user", "content": "Question?"}],
+                "meta": {},
+                "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "model:m"}],
+            }
+        ],
+        "s",
+    )
     store.add_labeler("ana")
     body = check_label({"ranking": [[1], [0]], "likert": [5, 3], "flags": [[], []], "order_touched": True}, 2)
     store.save_label(store.labelers()[0], "s0", "x1", "ranked", body)
     return store
 
 
-@pytest.mark.parametrize("holder, args", [
-    # another process in the middle of a write transaction: writers must wait for it
-    (["BEGIN IMMEDIATE", "UPDATE items SET added = added"], ["add-labeler", "--name", "bo"]),
-    # another process in exclusive locking mode (the sqlite3 shell can do this): even reads must wait
-    (["PRAGMA locking_mode=EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE items SET added = added"], ["add-labeler",
-                                                                                            "--name", "bo"]),
-    (["PRAGMA locking_mode=EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE items SET added = added"], ["export", "--out", "r"]),
-])
+@pytest.mark.parametrize(
+    "holder, args",
+    [
+        # another process in the middle of a write transaction: writers must wait for it
+        (["BEGIN IMMEDIATE", "UPDATE items SET added = added"], ["add-labeler", "--name", "bo"]),
+        # another process in exclusive locking mode (the sqlite3 shell can do this): even reads must wait
+        (
+            ["PRAGMA locking_mode=EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE items SET added = added"],
+            ["add-labeler", "--name", "bo"],
+        ),
+        (
+            ["PRAGMA locking_mode=EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE items SET added = added"],
+            ["export", "--out", "r"],
+        ),
+    ],
+)
 def test_a_lock_another_process_holds_is_a_short_wait_and_says_so(tmp_path, capsys, holder, args):
     db = tmp_path / "labels.sqlite"
     labeled_db(db).db.close()
@@ -78,17 +95,21 @@ def as_nobody() -> list[str]:
 
 def test_a_database_in_a_read_only_folder_exports():
     cases = {"wal_left": ["", "-wal", "-shm"], "wal_without_shm": ["", "-wal"], "closed": [""]}
-    root = Path(tempfile.mkdtemp())           # not under pytest's tmp_path, which only its owner may enter
+    root = Path(tempfile.mkdtemp())  # not under pytest's tmp_path, which only its owner may enter
     try:
-        source = labeled_db(root / "labels.sqlite")     # still open: its label is only in the -wal file
+        source = labeled_db(root / "labels.sqlite")  # still open: its label is only in the -wal file
         for case, suffixes in cases.items():
             if case == "closed":
-                source.db.close()                        # the last connection's close folds the -wal in
+                source.db.close()  # the last connection's close folds the -wal in
             (root / case).mkdir()
             for suffix in suffixes:
                 shutil.copy(root / f"labels.sqlite{suffix}", root / case / f"labels.sqlite{suffix}")
-        label_only_in_wal = sqlite3.connect(f"{(root / 'wal_left/labels.sqlite').as_uri()}?immutable=1", uri=True)
-        assert label_only_in_wal.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'labels'").fetchone() == (0,)
+        label_only_in_wal = sqlite3.connect(
+            f"{(root / 'wal_left/labels.sqlite').as_uri()}?immutable=1", uri=True
+        )
+        assert label_only_in_wal.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'labels'"
+        ).fetchone() == (0,)
         label_only_in_wal.close()
         (root / "out").mkdir()
         for path in [root / "out", *root.iterdir()]:
@@ -98,8 +119,13 @@ def test_a_database_in_a_read_only_folder_exports():
                 f.chmod(0o444)
         root.chmod(0o755)
         jobs = [(str(root / case / "labels.sqlite"), str(root / "out" / f"{case}.jsonl")) for case in cases]
-        run = subprocess.run([*as_nobody(), sys.executable, "-c", EXPORT_AS_NOBODY, json.dumps(jobs)],
-                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+        run = subprocess.run(
+            [*as_nobody(), sys.executable, "-c", EXPORT_AS_NOBODY, json.dumps(jobs)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).parent.parent,
+        )
         assert run.returncode == 0, run.stderr
         codes = dict(zip(cases, json.loads(run.stdout.splitlines()[-1])))
         assert codes == {"wal_left": 0, "wal_without_shm": 2, "closed": 0}, run.stderr
@@ -118,7 +144,10 @@ def test_export_opens_the_database_read_only(tmp_path):
     """Whoever runs it, export never writes: the store it reads refuses writes (mode=ro), even on a writable file."""
     labeled_db(tmp_path / "labels.sqlite").db.close()
     before = (tmp_path / "labels.sqlite").read_bytes()
-    assert main(["label", "export", "--db", str(tmp_path / "labels.sqlite"), "--out", str(tmp_path / "r.jsonl")]) == 0
+    assert (
+        main(["label", "export", "--db", str(tmp_path / "labels.sqlite"), "--out", str(tmp_path / "r.jsonl")])
+        == 0
+    )
     assert (tmp_path / "labels.sqlite").read_bytes() == before
     reader = Store(tmp_path / "labels.sqlite", readonly=True)
     with pytest.raises(sqlite3.OperationalError, match="readonly database"):

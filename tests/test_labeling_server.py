@@ -19,20 +19,34 @@ from posttrain.labeling.store import Store
 
 
 def samples(n: int, k: int = 3) -> list[dict]:
-    return [{"id": f"s{i}", "prompt": [{"role": "user", "content": f"Question {i}?"}],
-             "completions": [{"text": f"answer {i}.{j}", "source": "model:m"} for j in range(k)], "meta": {}}
-            for i in range(n)]
+    return [
+        {
+            "id": f"s{i}",
+            "prompt": [{"role": "user", "content": f"Question {i}?"}],
+            "completions": [{"text": f"answer {i}.{j}", "source": "model:m"} for j in range(k)],
+            "meta": {},
+        }
+        for i in range(n)
+    ]
 
 
 def ranking_body(item_id: str, submission: str, k: int = 3) -> dict:
-    return {"submission_id": submission, "item_id": item_id, "ranking": [[k - 1 - j] for j in range(k)],
-            "likert": [3] * k, "flags": [[]] * k, "order_touched": True}
+    return {
+        "submission_id": submission,
+        "item_id": item_id,
+        "ranking": [[k - 1 - j] for j in range(k)],
+        "likert": [3] * k,
+        "flags": [[]] * k,
+        "order_touched": True,
+    }
 
 
 @contextlib.contextmanager
 def running(store: Store, **options):
     """The app on a free loopback port, in a thread of this process."""
-    server = uvicorn.Server(uvicorn.Config(create_app(store, **options), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store, **options), host="127.0.0.1", port=0, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -58,7 +72,9 @@ def app(tmp_path_factory):
 
 
 def client(url: str, token: str | None = None) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30)
+    return httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30
+    )
 
 
 def test_the_page_shell_is_open_and_every_api_route_needs_a_token(app):
@@ -68,8 +84,15 @@ def test_the_page_shell_is_open_and_every_api_route_needs_a_token(app):
     assert page.status_code == 200 and "posttrain labeling" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert anonymous.get("/static/app.js").status_code == 200
-    for method, path in [("GET", "/api/me"), ("GET", "/api/next"), ("GET", "/api/labels"), ("GET", "/api/labels/1"),
-                         ("POST", "/api/labels"), ("POST", "/api/skips"), ("GET", "/api/admin/stats")]:
+    for method, path in [
+        ("GET", "/api/me"),
+        ("GET", "/api/next"),
+        ("GET", "/api/labels"),
+        ("GET", "/api/labels/1"),
+        ("POST", "/api/labels"),
+        ("POST", "/api/skips"),
+        ("GET", "/api/admin/stats"),
+    ]:
         for who in (anonymous, client(url, "not-a-token")):
             r = who.request(method, path, json={})
             assert r.status_code == 401, (method, path)
@@ -80,7 +103,7 @@ def test_one_labeler_cannot_read_anothers_labels(app):
     url, tokens = app
     ana, bo, admin = client(url, tokens["ana"]), client(url, tokens["bo"]), client(url, tokens["admin"])
     item = ana.get("/api/next").json()["item"]
-    assert "source" not in item["completions"][0]                    # labelers rank blind
+    assert "source" not in item["completions"][0]  # labelers rank blind
     ack = ana.post("/api/labels", json=ranking_body(item["id"], "ana-1", 3) | {"notes": "ana's secret note"})
     assert ack.status_code == 200 and ack.json()["saved"] is True
     label_id = ack.json()["label_id"]
@@ -89,7 +112,7 @@ def test_one_labeler_cannot_read_anothers_labels(app):
     assert bo.get("/api/labels").json() == {"labels": []}
     stolen = bo.get(f"/api/labels/{label_id}")
     assert stolen.status_code == 404 and "secret" not in stolen.text
-    replay = bo.post("/api/labels", json=ranking_body(item["id"], "ana-1", 3))   # ana's item and submission id
+    replay = bo.post("/api/labels", json=ranking_body(item["id"], "ana-1", 3))  # ana's item and submission id
     assert replay.status_code == 403 and "secret" not in replay.text
     assert bo.get("/api/admin/stats").status_code == 403
     assert "path label_id" in bo.get("/api/labels/abc").json()["error"]
@@ -97,14 +120,26 @@ def test_one_labeler_cannot_read_anothers_labels(app):
     assert stats["progress"]["ranked"] == 1 and stats["agreement"]["instructgpt"] == 0.726
 
 
-@pytest.mark.parametrize("path, body, status, message", [
-    ("/api/labels", "not json", 422, "must be a JSON object"),
-    ("/api/labels", {"item_id": "s1"}, 422, "field 'submission_id' must be a non-empty string"),
-    ("/api/labels", {"submission_id": "x", "item_id": "nope"}, 404, "no item 'nope'"),
-    ("/api/labels", {"submission_id": "x", "item_id": "s1", "ranking": [[0], [1]], "likert": [1, 1, 1]}, 422,
-     "field 'ranking' leaves out completion 2"),
-    ("/api/skips", {"submission_id": "x", "item_id": "s1", "reason": "  "}, 422, "field 'reason' is empty"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/api/labels", "not json", 422, "must be a JSON object"),
+        ("/api/labels", {"item_id": "s1"}, 422, "field 'submission_id' must be a non-empty string"),
+        ("/api/labels", {"submission_id": "x", "item_id": "nope"}, 404, "no item 'nope'"),
+        (
+            "/api/labels",
+            {"submission_id": "x", "item_id": "s1", "ranking": [[0], [1]], "likert": [1, 1, 1]},
+            422,
+            "field 'ranking' leaves out completion 2",
+        ),
+        (
+            "/api/skips",
+            {"submission_id": "x", "item_id": "s1", "reason": "  "},
+            422,
+            "field 'reason' is empty",
+        ),
+    ],
+)
 def test_bad_submissions_are_json_errors(app, path, body, status, message):
     url, tokens = app
     bo = client(url, tokens["bo"])
@@ -116,8 +151,12 @@ def test_a_second_label_for_the_same_item_is_a_conflict_and_a_retry_is_not(app):
     url, tokens = app
     bo = client(url, tokens["bo"])
     item_id = bo.get("/api/next").json()["item"]["id"]
-    first = bo.post("/api/skips", json={"submission_id": "bo-skip", "item_id": item_id, "reason": "cannot judge"})
-    retry = bo.post("/api/skips", json={"submission_id": "bo-skip", "item_id": item_id, "reason": "cannot judge"})
+    first = bo.post(
+        "/api/skips", json={"submission_id": "bo-skip", "item_id": item_id, "reason": "cannot judge"}
+    )
+    retry = bo.post(
+        "/api/skips", json={"submission_id": "bo-skip", "item_id": item_id, "reason": "cannot judge"}
+    )
     assert first.status_code == retry.status_code == 200 and first.json() == retry.json()
     again = bo.post("/api/labels", json=ranking_body(item_id, "bo-rank"))
     assert again.status_code == 409 and f"already labeled item {item_id!r}" in again.json()["error"]
@@ -140,9 +179,13 @@ def test_sigkill_while_submissions_stream_in_loses_no_acknowledged_label(tmp_pat
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(db), str(listener.fileno())],
-                              pass_fds=[listener.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    listener.close()   # the server holds its own copy; connections queue until it accepts
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(db), str(listener.fileno())],
+        pass_fds=[listener.fileno()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listener.close()  # the server holds its own copy; connections queue until it accepts
     acked: list[str] = []
     lock = threading.Lock()
 
@@ -151,12 +194,12 @@ def test_sigkill_while_submissions_stream_in_loses_no_acknowledged_label(tmp_pat
             for i in range(300):
                 submission = f"{who}-{i}"
                 try:
-                    item = http.get("/api/next").json()["item"]   # labels come only for items served
+                    item = http.get("/api/next").json()["item"]  # labels come only for items served
                     if item is None:
                         return
                     r = http.post("/api/labels", json=ranking_body(item["id"], submission))
                 except httpx.HTTPError:
-                    return                                  # the server is gone
+                    return  # the server is gone
                 assert r.status_code == 200, r.text
                 with lock:
                     acked.append(submission)

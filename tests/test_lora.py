@@ -11,13 +11,20 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Llam
 
 from posttrain.config import Adapters
 from posttrain.errors import UserError
-from posttrain.models.adapters import adapter_off, apply_lora, backbone, final_model, is_lora, trainable_parameters
+from posttrain.models.adapters import (
+    adapter_off,
+    apply_lora,
+    backbone,
+    final_model,
+    is_lora,
+    trainable_parameters,
+)
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm, pretrained, resolve
 from posttrain.models.reward import reward_from_pretrained
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
-LORA = Adapters(lora_r=4)   # alpha 8, all-linear
+LORA = Adapters(lora_r=4)  # alpha 8, all-linear
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +38,20 @@ def base(tmp_path_factory, tokenizer) -> Path:
     are drawn 10x wider than transformers' default (std 0.2): the frozen output layer is then able to give
     a confident prediction, which the learning test needs (at 0.02 every logit stays under ~0.6)."""
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                         max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-                                         tie_word_embeddings=True, initializer_range=0.2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+            initializer_range=0.2,
+        )
+    )
     directory = tmp_path_factory.mktemp("base")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -44,7 +61,7 @@ def base(tmp_path_factory, tokenizer) -> Path:
 @pytest.fixture
 def ids(tokenizer) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
-    return torch.randint(2, len(tokenizer), (4, 12), generator=g)   # (B, T)
+    return torch.randint(2, len(tokenizer), (4, 12), generator=g)  # (B, T)
 
 
 def policy(base: Path, seed: int = 0, cfg: Adapters = LORA):
@@ -55,13 +72,15 @@ def policy(base: Path, seed: int = 0, cfg: Adapters = LORA):
 
 
 def reward(base: Path, tokenizer, seed: int = 0):
-    torch.manual_seed(seed)   # the new scalar head
+    torch.manual_seed(seed)  # the new scalar head
     return apply_lora(reward_from_pretrained(str(base), tokenizer), LORA, head="score")
 
 
 def train(model, ids: torch.Tensor, steps: int, lr: float = 1e-2) -> list[float]:
     """`steps` AdamW steps on one batch (next-token loss, or for a reward model regression to 1); the losses."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)   # frozen weights never get a .grad: AdamW skips them
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr
+    )  # frozen weights never get a .grad: AdamW skips them
     model.train()
     losses = []
     for _ in range(steps):
@@ -93,7 +112,7 @@ def test_a_wrapped_model_starts_as_its_base(base, tokenizer, ids):
     with torch.no_grad():
         before = plain(input_ids=ids).logits
         after = policy(base)(input_ids=ids).logits
-        assert torch.equal(after, before)            # B = 0: each adapter adds exactly zero
+        assert torch.equal(after, before)  # B = 0: each adapter adds exactly zero
         torch.manual_seed(0)
         scorer = reward_from_pretrained(str(base), tokenizer)
         before = scorer(input_ids=ids).logits
@@ -108,16 +127,20 @@ def test_only_adapters_and_the_head_train(base, tokenizer, ids, caplog):
     # r (in + out) per adapted linear layer, 7 per block: q k v o (32 -> 32), gate up (32 -> 64), down (64 -> 32)
     assert trainable == sum(p.numel() for p in lora.values()) == 2 * 4 * (4 * (32 + 32) + 3 * (32 + 64))
     assert f"{trainable} of {total} parameters train" in caplog.text
-    assert not any("lm_head" in n or "embed" in n for n in lora)   # all-linear leaves out the (tied) output layer
+    assert not any(
+        "lm_head" in n or "embed" in n for n in lora
+    )  # all-linear leaves out the (tied) output layer
     model(input_ids=ids, labels=ids).loss.backward()
     got = {n for n, p in model.named_parameters() if p.grad is not None}
     assert got == set(lora)
-    assert all(p.grad.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)   # A's is 0 while B = 0
+    assert all(p.grad.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)  # A's is 0 while B = 0
 
     scorer = reward(base, tokenizer)
     head = [n for n, p in scorer.named_parameters() if p.requires_grad and "lora_" not in n]
-    assert head == ["base_model.model.score.modules_to_save.default.weight"]      # the head, in full
-    assert not any("score" in n and "lora_" in n for n, _ in scorer.named_parameters())   # and no adapter on it
+    assert head == ["base_model.model.score.modules_to_save.default.weight"]  # the head, in full
+    assert not any(
+        "score" in n and "lora_" in n for n, _ in scorer.named_parameters()
+    )  # and no adapter on it
     scorer(input_ids=ids, labels=torch.ones(4)).loss.backward()
     got = {n for n, p in scorer.named_parameters() if p.grad is not None}
     assert got == {n for n, p in scorer.named_parameters() if p.requires_grad} and set(head) <= got
@@ -126,7 +149,7 @@ def test_only_adapters_and_the_head_train(base, tokenizer, ids, caplog):
 
 def test_twenty_steps_of_lora_lower_the_loss(base, ids):
     losses = train(policy(base), ids, 20)
-    assert losses[-1] < 0.7 * losses[0], losses     # 9.06 -> 4.65 when written
+    assert losses[-1] < 0.7 * losses[0], losses  # 9.06 -> 4.65 when written
 
 
 def test_with_the_adapter_off_the_model_is_its_base(base, tokenizer, ids):
@@ -147,7 +170,7 @@ def test_with_the_adapter_off_the_model_is_its_base(base, tokenizer, ids):
         want = reward_from_pretrained(str(base), tokenizer)(input_ids=ids).logits
     scorer = reward(base, tokenizer)
     train(scorer, ids, 3)
-    with torch.no_grad(), adapter_off(scorer):   # the head's original, untrained weights too
+    with torch.no_grad(), adapter_off(scorer):  # the head's original, untrained weights too
         assert torch.equal(scorer(input_ids=ids).logits, want)
 
 
@@ -158,8 +181,8 @@ def test_the_backbone_holds_the_adapters_and_the_head_reads_it(base, tokenizer, 
     train(scorer, ids, 3)
     scorer.eval()
     with torch.no_grad():
-        hidden = backbone(scorer)(input_ids=ids).last_hidden_state    # (B, T, H)
-        ours = scorer.score(hidden[:, -1]).squeeze(-1)                 # (B,) at the last token (no padding)
+        hidden = backbone(scorer)(input_ids=ids).last_hidden_state  # (B, T, H)
+        ours = scorer.score(hidden[:, -1]).squeeze(-1)  # (B,) at the last token (no padding)
         assert torch.allclose(ours, scorer(input_ids=ids).logits.squeeze(-1), atol=1e-6)
         with adapter_off(scorer):
             assert not torch.allclose(backbone(scorer)(input_ids=ids).last_hidden_state, hidden, atol=1e-4)
@@ -173,7 +196,9 @@ def test_the_merged_save_is_an_ordinary_model_directory(base, tokenizer, ids, tm
         want = model(input_ids=ids).logits
     final_model(model, "merged").save_pretrained(tmp_path / "out")
     tokenizer.save_pretrained(tmp_path / "out")
-    assert (tmp_path / "out" / "config.json").is_file() and not (tmp_path / "out" / "adapter_config.json").exists()
+    assert (tmp_path / "out" / "config.json").is_file() and not (
+        tmp_path / "out" / "adapter_config.json"
+    ).exists()
     loaded = load_causal_lm(tmp_path / "out")[0]
     assert not is_lora(loaded) and not any("lora_" in n for n, _ in loaded.named_parameters())
     with torch.no_grad():
@@ -191,7 +216,9 @@ def test_the_adapter_save_loads_as_its_base_with_the_adapter_merged(base, tokeni
     tokenizer.save_pretrained(out)
     assert not (out / "config.json").exists()
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
-    assert (out / "adapter_model.safetensors").stat().st_size < (base / "model.safetensors").stat().st_size / 4
+    assert (out / "adapter_model.safetensors").stat().st_size < (
+        base / "model.safetensors"
+    ).stat().st_size / 4
     assert resolve(str(out)) == str(out)
     loaded = load_causal_lm(out)[0]
     assert not is_lora(loaded)
@@ -217,15 +244,17 @@ def test_a_reward_model_adapter_keeps_its_trained_head(base, tokenizer, ids, tmp
 
 
 def test_a_checkpoint_restores_lora_policy_and_value_and_their_optimizer(base, tokenizer, ids, tmp_path):
-    def models(seed):   # as PPO checkpoints them: one ModuleDict, tied embeddings in the policy
+    def models(seed):  # as PPO checkpoints them: one ModuleDict, tied embeddings in the policy
         return torch.nn.ModuleDict({"policy": policy(base, seed), "value": reward(base, tokenizer, seed)})
 
     trained = models(0)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=1e-2)
     for _ in range(2):
         optimizer.zero_grad()
-        (trained["policy"](input_ids=ids, labels=ids).loss
-         + trained["value"](input_ids=ids, labels=torch.ones(4)).loss).backward()
+        (
+            trained["policy"](input_ids=ids, labels=ids).loss
+            + trained["value"](input_ids=ids, labels=torch.ones(4)).loss
+        ).backward()
         optimizer.step()
     run = RunDir(tmp_path / "out", resume=False, force=False)
     run.begin()
@@ -252,10 +281,14 @@ def test_bad_targets_and_models_are_user_errors(base):
     model = load_causal_lm(base)[0]
     with pytest.raises(UserError, match=r"no module named qproj; its linear layers are .*q_proj"):
         apply_lora(model, Adapters(lora_r=4, lora_target="q_proj,qproj"))
-    with pytest.raises(UserError, match="peft cannot add LoRA adapters to this LlamaForCausalLM.*LlamaRMSNorm"):
+    with pytest.raises(
+        UserError, match="peft cannot add LoRA adapters to this LlamaForCausalLM.*LlamaRMSNorm"
+    ):
         apply_lora(model, Adapters(lora_r=4, lora_target="input_layernorm"))
     with pytest.raises(UserError, match="wraps transformers models, not a Sequential"):
         apply_lora(torch.nn.Sequential(torch.nn.Linear(4, 4)), Adapters(lora_r=4))
-    targeted = apply_lora(load_causal_lm(base)[0], Adapters(lora_r=2, lora_alpha=1.0, lora_target="q_proj, v_proj"))
+    targeted = apply_lora(
+        load_causal_lm(base)[0], Adapters(lora_r=2, lora_alpha=1.0, lora_target="q_proj, v_proj")
+    )
     assert {n.split(".")[-4] for n, _ in targeted.named_parameters() if "lora_" in n} == {"q_proj", "v_proj"}
     assert targeted.peft_config["default"].lora_alpha == 1.0

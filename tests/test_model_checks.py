@@ -34,8 +34,15 @@ def tokenizer():
 
 
 def llama_config(vocab: int, **changes) -> LlamaConfig:
-    sizes = dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2,
-                 num_key_value_heads=2, max_position_embeddings=64)
+    sizes = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return LlamaConfig(**{**sizes, **changes})
 
 
@@ -53,8 +60,13 @@ def models(tmp_path_factory, tokenizer) -> Path:
     torch.manual_seed(0)
     save(LlamaForCausalLM(llama_config(len(tokenizer))), root / "llama", tokenizer)
     save(LlamaForCausalLM(llama_config(len(tokenizer), tie_word_embeddings=True)), root / "tied", tokenizer)
-    save(GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64)),
-         root / "gpt2", tokenizer)
+    save(
+        GPT2LMHeadModel(
+            GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64)
+        ),
+        root / "gpt2",
+        tokenizer,
+    )
     return root
 
 
@@ -85,8 +97,14 @@ def refused(spec, *patterns: str) -> str:
 def test_a_gpt2_config_over_llama_weights_is_refused(models, tmp_path):
     gpt2 = json.loads((models / "gpt2" / "config.json").read_text())
     directory = lying(models, tmp_path, "llama", config=gpt2)
-    refused(directory, str(directory), "model_type 'gpt2'", r"model\.layers\.0\.", r"transformer\.h\.0\.",
-            "config.json saved with these weights")
+    refused(
+        directory,
+        str(directory),
+        "model_type 'gpt2'",
+        r"model\.layers\.0\.",
+        r"transformer\.h\.0\.",
+        "config.json saved with these weights",
+    )
 
 
 def test_a_llama_config_over_gpt2_weights_is_refused(models, tmp_path):
@@ -101,14 +119,22 @@ def test_a_config_with_fewer_layers_than_the_weights_is_refused(models, tmp_path
 
 
 def test_a_config_with_more_layers_than_the_weights_is_refused(models, tmp_path):
-    refused(lying(models, tmp_path, "llama", num_hidden_layers=5), "num_hidden_layers = 5", "3 layers",
-            r"model\.layers\.3\.")
-    refused(lying(models, tmp_path / "g", "gpt2", n_layer=3), "n_layer = 3", "2 layers", r"transformer\.h\.2\.")
+    refused(
+        lying(models, tmp_path, "llama", num_hidden_layers=5),
+        "num_hidden_layers = 5",
+        "3 layers",
+        r"model\.layers\.3\.",
+    )
+    refused(
+        lying(models, tmp_path / "g", "gpt2", n_layer=3), "n_layer = 3", "2 layers", r"transformer\.h\.2\."
+    )
 
 
 def test_a_config_that_unties_a_tied_head_is_refused(models, tmp_path):
     # saved tied, the weights hold no lm_head: read as untied, the output layer would be random
-    refused(lying(models, tmp_path, "tied", tie_word_embeddings=False), "tie_word_embeddings", r"lm_head\.weight")
+    refused(
+        lying(models, tmp_path, "tied", tie_word_embeddings=False), "tie_word_embeddings", r"lm_head\.weight"
+    )
 
 
 def test_sft_and_serve_refuse_a_lying_directory_in_one_line(models, tmp_path, capsys):
@@ -117,10 +143,26 @@ def test_sft_and_serve_refuse_a_lying_directory_in_one_line(models, tmp_path, ca
     directory = lying(models, tmp_path, "llama", num_hidden_layers=2)
     demos = tmp_path / "demos.jsonl"
     write_jsonl(demos, World(seed=0).demonstrations(4))
-    assert main(["sft", "--model", str(directory), "--data", str(demos), "--out", str(tmp_path / "out"),
-                 "--max-steps", "1"]) == 2
+    assert (
+        main(
+            [
+                "sft",
+                "--model",
+                str(directory),
+                "--data",
+                str(demos),
+                "--out",
+                str(tmp_path / "out"),
+                "--max-steps",
+                "1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "num_hidden_layers = 2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "num_hidden_layers = 2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (
+        err
+    )
     with pytest.raises(UserError, match="num_hidden_layers = 2"):
         load_served(str(directory))
 
@@ -133,12 +175,19 @@ def test_a_reward_model_from_a_lying_directory_is_refused(models, tokenizer, tmp
 # --- 2. a config whose sizes disagree with the weights is a clear error, not a size-mismatch traceback --------
 
 
-@pytest.mark.parametrize(("field", "value", "weights"), [("hidden_size", 64, 32), ("intermediate_size", 64, 48),
-                                                         ("vocab_size", 900, None)])
+@pytest.mark.parametrize(
+    ("field", "value", "weights"),
+    [("hidden_size", 64, 32), ("intermediate_size", 64, 48), ("vocab_size", 900, None)],
+)
 def test_a_config_whose_sizes_disagree_is_a_clear_error(models, tokenizer, tmp_path, field, value, weights):
     weights = weights or len(tokenizer)
-    refused(lying(models, tmp_path, "llama", **{field: value}), f"{field} = {value}", f"weights' {weights}",
-            r"\[\d+(, \d+)?\]", "config.json saved with these weights")
+    refused(
+        lying(models, tmp_path, "llama", **{field: value}),
+        f"{field} = {value}",
+        f"weights' {weights}",
+        r"\[\d+(, \d+)?\]",
+        "config.json saved with these weights",
+    )
 
 
 def test_a_gpt2_config_whose_width_disagrees_names_n_embd(models, tmp_path):
@@ -149,10 +198,19 @@ def test_a_gpt2_config_whose_width_disagrees_names_n_embd(models, tmp_path):
 
 
 def test_an_unknown_model_type_is_a_clear_error(models, tmp_path):
-    refused(lying(models, tmp_path, "llama", model_type="frobnicator"), "model_type 'frobnicator'",
-            "installed transformers", "pip install -U transformers")
-    shipped_code = lying(models, tmp_path / "remote", "llama", model_type="frobnicator",
-                         auto_map={"AutoModelForCausalLM": "modeling_frob.FrobForCausalLM"})
+    refused(
+        lying(models, tmp_path, "llama", model_type="frobnicator"),
+        "model_type 'frobnicator'",
+        "installed transformers",
+        "pip install -U transformers",
+    )
+    shipped_code = lying(
+        models,
+        tmp_path / "remote",
+        "llama",
+        model_type="frobnicator",
+        auto_map={"AutoModelForCausalLM": "modeling_frob.FrobForCausalLM"},
+    )
     refused(shipped_code, "--trust-remote-code", "only if you trust")
 
 
@@ -163,8 +221,11 @@ def test_a_config_without_a_model_type_is_a_clear_error(models, tmp_path):
 
 
 def test_a_config_transformers_cannot_build_is_a_clear_error(models, tmp_path):
-    refused(lying(models, tmp_path, "llama", num_attention_heads=3, num_key_value_heads=3), "config.json",
-            "not a multiple")
+    refused(
+        lying(models, tmp_path, "llama", num_attention_heads=3, num_key_value_heads=3),
+        "config.json",
+        "not a multiple",
+    )
     refused(lying(models, tmp_path / "clip", "llama", model_type="clip"), "model_type 'clip'", "causal")
 
 
@@ -191,7 +252,7 @@ def test_a_missing_path_under_a_local_directory_is_not_a_hub_id(tmp_path, monkey
     for spec in ("runs/sft", f"runs{os.sep}sft", "~/no-such-posttrain-model"):
         with pytest.raises(UserError, match="no such model directory"):
             resolve(spec)
-    assert resolve("org/name") == "org/name"   # a hub id stays one
+    assert resolve("org/name") == "org/name"  # a hub id stays one
 
 
 # --- honest directories still load: no false alarm for tied heads, buffers, reward heads or adapters ----------
@@ -202,14 +263,21 @@ def test_honest_directories_load(models, tokenizer):
     for name in ("llama", "tied", "gpt2"):
         model, _ = load_causal_lm(models / name)
         assert not model.training
-    for name in ("llama", "tied", "gpt2"):   # a new scalar head over a causal LM's weights: expected
+    for name in ("llama", "tied", "gpt2"):  # a new scalar head over a causal LM's weights: expected
         assert reward_from_pretrained(str(models / name), tokenizer).score.weight.shape[0] == 1
 
 
 def test_legacy_buffers_saved_with_the_weights_are_no_false_alarm(models, tmp_path):
-    for source, extra in [("llama", {"model.layers.0.self_attn.rotary_emb.inv_freq": torch.ones(8)}),
-                          ("gpt2", {"transformer.h.0.attn.bias": torch.ones(1, 1, 64, 64),
-                                    "transformer.h.0.attn.masked_bias": torch.tensor(-1e4)})]:
+    for source, extra in [
+        ("llama", {"model.layers.0.self_attn.rotary_emb.inv_freq": torch.ones(8)}),
+        (
+            "gpt2",
+            {
+                "transformer.h.0.attn.bias": torch.ones(1, 1, 64, 64),
+                "transformer.h.0.attn.masked_bias": torch.tensor(-1e4),
+            },
+        ),
+    ]:
         directory = lying(models, tmp_path / source, source)
         weights = load_file(directory / "model.safetensors")
         save_file({**weights, **extra}, directory / "model.safetensors", metadata={"format": "pt"})
@@ -223,13 +291,20 @@ def test_a_peft_adapter_over_its_base_loads_and_over_a_lying_base_is_refused(mod
     load_causal_lm(tmp_path / "adapter")
     base = lying(models, tmp_path, "llama", num_hidden_layers=2)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(base)}))
+    (tmp_path / "adapter" / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": str(base)})
+    )
     refused(tmp_path / "adapter", str(base), "num_hidden_layers = 2")
 
 
-@pytest.mark.parametrize(("other", "pattern"), [({"hidden_size": 64}, "size mismatch"),
-                                                ({"num_hidden_layers": 2}, r"no place in the base \(.*layers\.2\."),
-                                                ({"num_hidden_layers": 4}, r"not in it \(.*layers\.3\.")])
+@pytest.mark.parametrize(
+    ("other", "pattern"),
+    [
+        ({"hidden_size": 64}, "size mismatch"),
+        ({"num_hidden_layers": 2}, r"no place in the base \(.*layers\.2\."),
+        ({"num_hidden_layers": 4}, r"not in it \(.*layers\.3\."),
+    ],
+)
 def test_an_adapter_trained_on_another_base_is_a_clear_error(models, tokenizer, tmp_path, other, pattern):
     model = apply_lora(load_causal_lm(models / "llama")[0], Adapters(lora_r=2))
     final_model(model, "adapter").save_pretrained(tmp_path / "adapter")
@@ -237,5 +312,7 @@ def test_an_adapter_trained_on_another_base_is_a_clear_error(models, tokenizer, 
     torch.manual_seed(0)
     wrong = save(LlamaForCausalLM(llama_config(len(tokenizer), **other)), tmp_path / "wrong", tokenizer)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(wrong)}))
+    (tmp_path / "adapter" / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": str(wrong)})
+    )
     refused(tmp_path / "adapter", "peft adapter does not fit its base model", str(wrong), pattern)

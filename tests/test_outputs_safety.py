@@ -16,8 +16,26 @@ BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 
 
 def sft_args(model, data, out, *extra) -> list[str]:
-    return ["sft", "--model", str(model), "--data", str(data), "--out", str(out), "--micro-batch", "4",
-            "--grad-accum", "1", "--max-steps", "2", "--save-every", "1", "--eval-fraction", "0", *extra]
+    return [
+        "sft",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--micro-batch",
+        "4",
+        "--grad-accum",
+        "1",
+        "--max-steps",
+        "2",
+        "--save-every",
+        "1",
+        "--eval-fraction",
+        "0",
+        *extra,
+    ]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -37,7 +55,9 @@ def runs(tmp_path) -> Path:
 def test_force_never_deletes_a_folder_holding_the_inputs(runs, capsys, monkeypatch):
     import posttrain.stages.sft as stage
 
-    monkeypatch.setattr(stage, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    monkeypatch.setattr(
+        stage, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check")
+    )
     before = snapshot(runs)
     assert main(sft_args(runs / "base", runs / "demos.jsonl", runs, "--force")) == 2
     err = capsys.readouterr().err
@@ -51,12 +71,28 @@ def test_force_never_replaces_the_input_model(stage, runs, tmp_path, capsys, mon
     import posttrain.stages.sft as sft_stage
 
     monkeypatch.setattr(sft_stage, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded"))
-    monkeypatch.setattr(rm_stage, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded"), raising=False)
+    monkeypatch.setattr(
+        rm_stage, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded"), raising=False
+    )
     model = runs / "base"
     before = snapshot(model)
     data = runs / "demos.jsonl" if stage == "sft" else rankings(tmp_path / "r.jsonl")
-    args = sft_args(model, data, model, "--force") if stage == "sft" else [
-        "rm", "--model", str(model), "--data", str(data), "--out", str(model), "--max-steps", "1", "--force"]
+    args = (
+        sft_args(model, data, model, "--force")
+        if stage == "sft"
+        else [
+            "rm",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--out",
+            str(model),
+            "--max-steps",
+            "1",
+            "--force",
+        ]
+    )
     assert main(args) == 2
     assert f"--out {model} is also an input of this command" in capsys.readouterr().err
     assert snapshot(model) == before
@@ -68,29 +104,58 @@ def test_force_never_replaces_what_ppo_or_dpo_reads(stage, runs, tmp_path, capsy
     import posttrain.stages.ppo as ppo
 
     monkeypatch.setattr(ppo, "load_models", lambda *a, **k: pytest.fail("the models loaded before the check"))
-    monkeypatch.setattr(dpo, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    monkeypatch.setattr(
+        dpo, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check")
+    )
     shutil.copytree(BASE, runs / "rm")
     shutil.copytree(BASE, runs / "sft")
     (runs / "corpus").mkdir()
     write_jsonl(runs / "corpus" / "c.jsonl", [{"text": "The capital of Veloria is Tarn."}])
     write_jsonl(tmp_path / "p.jsonl", World(seed=0).prompts("ppo", 64, "train"))
     before = snapshot(runs)
-    base = ["ppo", "--policy", str(BASE), "--reward", str(runs / "rm"), "--prompts", str(tmp_path / "p.jsonl"),
-            "--force", "--out"]
-    args = {"ppo reward": [*base, str(runs / "rm")],
-            "ppo reference": [*base, str(runs / "sft"), "--reference", str(runs / "sft")],
-            "ppo ptx folder": [*base, str(runs / "corpus"), "--ptx", str(runs / "corpus" / "c.jsonl")],
-            "dpo": ["dpo", "--model", str(runs / "sft"), "--data", str(rankings(tmp_path / "r.jsonl")),
-                    "--out", str(runs / "sft"), "--force"]}[stage]
+    base = [
+        "ppo",
+        "--policy",
+        str(BASE),
+        "--reward",
+        str(runs / "rm"),
+        "--prompts",
+        str(tmp_path / "p.jsonl"),
+        "--force",
+        "--out",
+    ]
+    args = {
+        "ppo reward": [*base, str(runs / "rm")],
+        "ppo reference": [*base, str(runs / "sft"), "--reference", str(runs / "sft")],
+        "ppo ptx folder": [*base, str(runs / "corpus"), "--ptx", str(runs / "corpus" / "c.jsonl")],
+        "dpo": [
+            "dpo",
+            "--model",
+            str(runs / "sft"),
+            "--data",
+            str(rankings(tmp_path / "r.jsonl")),
+            "--out",
+            str(runs / "sft"),
+            "--force",
+        ],
+    }[stage]
     assert main(args) == 2
     assert "an input of this command" in capsys.readouterr().err
     assert snapshot(runs) == before
 
 
 def rankings(path: Path) -> Path:
-    rows = [{"id": p["id"], "prompt": p["messages"], "meta": p["meta"], "labeler": "sim:a",
-             "completions": [{"text": "yes", "source": "model:x"}, {"text": "no", "source": "model:x"}],
-             "ranking": [[0], [1]]} for p in World(seed=0).prompts("rm", 4, "train")]
+    rows = [
+        {
+            "id": p["id"],
+            "prompt": p["messages"],
+            "meta": p["meta"],
+            "labeler": "sim:a",
+            "completions": [{"text": "yes", "source": "model:x"}, {"text": "no", "source": "model:x"}],
+            "ranking": [[0], [1]],
+        }
+        for p in World(seed=0).prompts("rm", 4, "train")
+    ]
     write_jsonl(path, rows)
     return path
 
@@ -109,7 +174,9 @@ def test_force_replaces_a_finished_run_but_not_one_holding_other_files(runs, tmp
     assert main(sft_args(BASE, runs / "demos.jsonl", out)) == 0
     listed = json.loads((out / "posttrain.json").read_text())["files"]
     assert "model.safetensors" in listed and "posttrain.json" in listed and "run.json" in listed
-    assert main(sft_args(BASE, runs / "demos.jsonl", out, "--force", "--lr", "0.001")) == 0   # its own run: replaced
+    assert (
+        main(sft_args(BASE, runs / "demos.jsonl", out, "--force", "--lr", "0.001")) == 0
+    )  # its own run: replaced
     assert json.loads((out / "posttrain.json").read_text())["config"]["lr"] == 0.001
     (out / "eval").mkdir()
     (out / "eval" / "answers.jsonl").write_text("mine\n")
@@ -134,8 +201,9 @@ def test_writers_refuse_an_out_folder_holding_their_input(tmp_path, capsys):
     assert "an input of this command" in capsys.readouterr().err and data.read_bytes() == before
 
 
-def test_a_checkpoint_write_that_fails_is_one_error_and_keeps_the_last_checkpoint(runs, tmp_path, capsys,
-                                                                                monkeypatch):
+def test_a_checkpoint_write_that_fails_is_one_error_and_keeps_the_last_checkpoint(
+    runs, tmp_path, capsys, monkeypatch
+):
     import posttrain.models.checkpoint as checkpoint
 
     out = tmp_path / "sft"
@@ -143,10 +211,11 @@ def test_a_checkpoint_write_that_fails_is_one_error_and_keeps_the_last_checkpoin
 
     def disk_full(obj, path, *a, **k):
         calls.append(path)
-        if len(calls) == 2:   # step 1's checkpoint is written; step 2's fails half-way
+        if len(calls) == 2:  # step 1's checkpoint is written; step 2's fails half-way
             Path(path).write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(obj, path, *a, **k)
+
     monkeypatch.setattr(checkpoint.torch, "save", disk_full)
     args = sft_args(BASE, runs / "demos.jsonl", out, "--max-steps", "3")
     assert main(args) == 2
@@ -155,21 +224,29 @@ def test_a_checkpoint_write_that_fails_is_one_error_and_keeps_the_last_checkpoin
     assert "step-000001, is kept" in err and "free disk space" in err and "--resume" in err
     assert "Traceback" not in err
     partial = Path(f"{out}.partial")
-    assert [p.name for p in (partial / "checkpoints").iterdir()] == ["step-000001"]   # no half-written one
+    assert [p.name for p in (partial / "checkpoints").iterdir()] == ["step-000001"]  # no half-written one
     monkeypatch.setattr(checkpoint.torch, "save", real)
     assert main([*args, "--resume"]) == 0 and (out / "posttrain.json").is_file()
 
 
-@pytest.mark.parametrize("error", [RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64"),
-                                   OSError(errno.EIO, "Input/output error")], ids=["torch", "io"])
-def test_a_final_model_write_that_fails_is_one_error_and_the_run_resumes(error, runs, tmp_path, capsys,
-                                                                         monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64"),
+        OSError(errno.EIO, "Input/output error"),
+    ],
+    ids=["torch", "io"],
+)
+def test_a_final_model_write_that_fails_is_one_error_and_the_run_resumes(
+    error, runs, tmp_path, capsys, monkeypatch
+):
     from transformers import PreTrainedModel
 
     out = tmp_path / "sft"
 
     def fails(*a, **k):
         raise error
+
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", fails)
     args = sft_args(BASE, runs / "demos.jsonl", out, "--max-steps", "3")
     assert main(args) == 2
@@ -195,17 +272,18 @@ def legacy_tiny_demo(out: Path) -> None:
 def test_the_demo_refuses_to_continue_a_run_of_another_preset(tmp_path, capsys, no_steps):
     out = tmp_path / "demo"
     legacy_tiny_demo(out)
-    assert main(["demo", "--out", str(out)]) == 2   # `make demo` after `posttrain demo --preset tiny`
+    assert main(["demo", "--out", str(out)]) == 2  # `make demo` after `posttrain demo --preset tiny`
     err = capsys.readouterr().err
     assert "--preset was 'tiny', now 'small'" in err and "--force to start over" in err and not no_steps
-    assert main(["demo", "--out", str(out), "--preset", "tiny"]) == 2    # the same preset continues
+    assert main(["demo", "--out", str(out), "--preset", "tiny"]) == 2  # the same preset continues
     assert "the steps would run now" in capsys.readouterr().err
     assert json.loads((out / "demo.json").read_text())["preset"] == "tiny"
     assert main(["demo", "--out", str(out), "--preset", "tiny", "--seed", "1"]) == 2
     assert "--seed was 0, now 1" in capsys.readouterr().err and len(no_steps) == 1
-    assert main(["demo", "--out", str(out), "--force"]) == 2             # --force starts over
+    assert main(["demo", "--out", str(out), "--force"]) == 2  # --force starts over
     assert "the steps would run now" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == [
-        "demo.json"]
+        "demo.json"
+    ]
 
 
 def test_each_demo_preset_has_its_own_default_out(tmp_path, monkeypatch, no_steps):
@@ -231,16 +309,38 @@ def loop_args(tmp_path, monkeypatch):
 
     def stop(*a, **k):
         raise UserError("round 1 would sample now")
+
     monkeypatch.setattr(loop, "sample_and_label", stop)
     (tmp_path / "sft").mkdir()
     (tmp_path / "sft" / "config.json").write_text("{}")
     for name in ("rm", "ppo", "eval", "test"):
-        write_jsonl(tmp_path / f"{name}.jsonl",
-                    [{"id": f"{name}{i}", "messages": [{"role": "user", "content": f"{i}?"}]} for i in range(8)])
-    return ["loop", "--sft", str(tmp_path / "sft"), "--rm-prompts", str(tmp_path / "rm.jsonl"),
-            "--ppo-prompts", str(tmp_path / "ppo.jsonl"), "--eval-prompts", str(tmp_path / "eval.jsonl"),
-            "--out", str(tmp_path / "loop"), "--rm-prompts-per-round", "4", "--ppo-prompts-per-round", "8",
-            "--ppo-rollout-batch", "8", "--ppo-micro-batch", "2", "--k", "3"]
+        write_jsonl(
+            tmp_path / f"{name}.jsonl",
+            [{"id": f"{name}{i}", "messages": [{"role": "user", "content": f"{i}?"}]} for i in range(8)],
+        )
+    return [
+        "loop",
+        "--sft",
+        str(tmp_path / "sft"),
+        "--rm-prompts",
+        str(tmp_path / "rm.jsonl"),
+        "--ppo-prompts",
+        str(tmp_path / "ppo.jsonl"),
+        "--eval-prompts",
+        str(tmp_path / "eval.jsonl"),
+        "--out",
+        str(tmp_path / "loop"),
+        "--rm-prompts-per-round",
+        "4",
+        "--ppo-prompts-per-round",
+        "8",
+        "--ppo-rollout-batch",
+        "8",
+        "--ppo-micro-batch",
+        "2",
+        "--k",
+        "3",
+    ]
 
 
 def continued(args: list[str], flag: str, value: str) -> list[str]:
@@ -259,20 +359,29 @@ def test_a_loop_continued_with_other_options_or_prompts_is_refused_naming_them(l
     assert "--seed was 0, now 1" in capsys.readouterr().err
     assert main([*loop_args, "--ppo-lr", "0.5"]) == 2
     assert "--ppo-lr was" in capsys.readouterr().err
-    assert main(continued(loop_args, "--rm-prompts", str(tmp_path / "test.jsonl"))) == 2   # the held-out prompts
-    assert f"--rm-prompts was '{tmp_path / 'rm.jsonl'}', now '{tmp_path / 'test.jsonl'}'" in capsys.readouterr().err
+    assert (
+        main(continued(loop_args, "--rm-prompts", str(tmp_path / "test.jsonl"))) == 2
+    )  # the held-out prompts
+    assert (
+        f"--rm-prompts was '{tmp_path / 'rm.jsonl'}', now '{tmp_path / 'test.jsonl'}'"
+        in capsys.readouterr().err
+    )
     write_jsonl(tmp_path / "rm.jsonl", [{"id": "x", "messages": [{"role": "user", "content": "other?"}]}])
     assert main(loop_args) == 2
     assert f"--rm-prompts {tmp_path / 'rm.jsonl'}: its contents changed since the loop started" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     (tmp_path / "rm.jsonl").write_bytes((tmp_path / "test.jsonl").read_bytes().replace(b"test", b"rm"))
-    assert main([*loop_args, "--rounds", "3"]) == 2            # the same loop, more rounds: it continues
+    assert main([*loop_args, "--rounds", "3"]) == 2  # the same loop, more rounds: it continues
     assert "round 1 would sample now" in capsys.readouterr().err
 
 
 def test_a_loop_never_writes_its_rounds_into_a_folder_holding_other_files(loop_args, tmp_path, capsys):
     assert main(continued(loop_args, "--out", str(tmp_path))) == 2
-    assert "holds files that are not a loop's" in capsys.readouterr().err and not (tmp_path / "loop.json").exists()
+    assert (
+        "holds files that are not a loop's" in capsys.readouterr().err
+        and not (tmp_path / "loop.json").exists()
+    )
 
 
 def test_world_export_force_replaces_only_a_world_export(tmp_path, capsys):
@@ -282,7 +391,8 @@ def test_world_export_force_replaces_only_a_world_export(tmp_path, capsys):
     before = snapshot(out)
     assert main(["world", "export", "--out", str(out), "--force"]) == 2
     assert "is not a world export (no manifest.json); --force replaces only a world export" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert snapshot(out) == before
     assert main(["world", "export", "--out", str(out / "w")]) == 0
     (out / "w" / "notes.txt").write_text("mine\n")
@@ -290,16 +400,25 @@ def test_world_export_force_replaces_only_a_world_export(tmp_path, capsys):
     assert "holds files a world export did not write (notes.txt)" in capsys.readouterr().err
 
 
-def test_rejection_sampling_never_writes_into_its_model_or_a_folder_of_other_files(runs, tmp_path, capsys,
-                                                                                   monkeypatch):
+def test_rejection_sampling_never_writes_into_its_model_or_a_folder_of_other_files(
+    runs, tmp_path, capsys, monkeypatch
+):
     import posttrain.pipelines.rejection as rejection
 
     monkeypatch.setattr(rejection, "sample", lambda *a, **k: pytest.fail("it sampled before the check"))
     prompts = tmp_path / "p.jsonl"
     write_jsonl(prompts, World(seed=0).prompts("ppo", 4, "train"))
     before = snapshot(runs)
-    args = ["rejection-sampling", "--model", str(runs / "base"), "--reward", str(runs / "base"), "--prompts",
-            str(prompts), "--out"]
+    args = [
+        "rejection-sampling",
+        "--model",
+        str(runs / "base"),
+        "--reward",
+        str(runs / "base"),
+        "--prompts",
+        str(prompts),
+        "--out",
+    ]
     assert main([*args, str(runs / "base")]) == 2
     assert "is also an input of this command" in capsys.readouterr().err
     assert main([*args, str(runs)]) == 2

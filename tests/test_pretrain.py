@@ -13,8 +13,8 @@ import torch
 
 from posttrain.data.records import write_jsonl
 from posttrain.models.tokenizer import train_tokenizer
-from posttrain.training.metrics import read_metrics
 from posttrain.training.lm import batch_indices
+from posttrain.training.metrics import read_metrics
 from posttrain.training.schedule import cosine_lr
 from posttrain.world import World
 from posttrain.world.corpus import documents
@@ -28,13 +28,35 @@ def corpus(tmp_path_factory):
 
 
 def posttrain(*args):
-    return subprocess.Popen([sys.executable, "-m", "posttrain.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "posttrain.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
-TINY = ["--size", "tiny", "--seq-len", "32", "--micro-batch", "4", "--vocab-size", "400", "--max-steps", "400",
-        "--save-every", "10", "--eval-every", "50", "--warmup-steps", "20", "--threads", "1"]
+TINY = [
+    "--size",
+    "tiny",
+    "--seq-len",
+    "32",
+    "--micro-batch",
+    "4",
+    "--vocab-size",
+    "400",
+    "--max-steps",
+    "400",
+    "--save-every",
+    "10",
+    "--eval-every",
+    "50",
+    "--warmup-steps",
+    "20",
+    "--threads",
+    "1",
+]
 
 
 def test_a_killed_run_resumes_to_the_same_loss_curve(corpus, tmp_path):
@@ -59,7 +81,11 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(corpus, tmp_path):
     new_curve = [(m["step"], m["pretrain/loss"]) for m in read_metrics(out / "metrics.jsonl")]
     assert killed_at < 400 and len(ref_curve) == 400
     assert new_curve == ref_curve
-    ref_eval = [m["pretrain/heldout_loss"] for m in read_metrics(tmp_path / "ref" / "metrics.jsonl") if "pretrain/heldout_loss" in m]
+    ref_eval = [
+        m["pretrain/heldout_loss"]
+        for m in read_metrics(tmp_path / "ref" / "metrics.jsonl")
+        if "pretrain/heldout_loss" in m
+    ]
     assert ref_eval[-1] < ref_eval[0]  # it learned something
     manifest = json.loads((out / "posttrain.json").read_text())
     assert manifest["stage"] == "pretrain" and manifest["data"]["corpus_sha256"]
@@ -90,7 +116,9 @@ def test_bad_corpus_lines_are_reported_with_file_and_line(tmp_path):
 def test_tokenizer_has_a_chat_template_and_a_pad_distinct_from_eos():
     tok = train_tokenizer(["The capital of Veloria is Tarn.", "What is 2 + 2? It is 4."] * 20, vocab_size=300)
     assert tok.pad_token_id != tok.eos_token_id
-    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|user|>\nHi<|end|>\n<|assistant|>\n"
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.convert_ids_to_tokens(ids)[0] == "<|user|>" and tok.eos_token_id in ids
@@ -115,8 +143,19 @@ def test_each_epoch_visits_every_block_once():
 def test_time_budget_stops_early_and_still_finishes(corpus, tmp_path):
     from posttrain.stages.pretrain import PretrainConfig, pretrain
 
-    cfg = PretrainConfig(data=corpus, out=tmp_path / "run", size="tiny", seq_len=32, micro_batch=4, vocab_size=400,
-                         max_steps=100_000, time_budget=0.5, eval_every=10_000, save_every=10_000, threads=1)
+    cfg = PretrainConfig(
+        data=corpus,
+        out=tmp_path / "run",
+        size="tiny",
+        seq_len=32,
+        micro_batch=4,
+        vocab_size=400,
+        max_steps=100_000,
+        time_budget=0.5,
+        eval_every=10_000,
+        save_every=10_000,
+        threads=1,
+    )
     summary = pretrain(cfg)
     assert 1 <= summary["steps"] < 100_000
     assert (tmp_path / "run" / "model.safetensors").is_file() and not (tmp_path / "run.partial").exists()
@@ -131,7 +170,10 @@ def test_pack_in_chunks_is_the_plain_concatenation():
     from posttrain.data.corpus import pack
 
     tok = AutoTokenizer.from_pretrained(Path(__file__).parent.parent / "assets" / "base-small-seed0")
-    docs = [f"Document {i}: the capital of Veloria is Tarn, and {i} + {i} = {2 * i}." * (1 + i % 3) for i in range(40)]
+    docs = [
+        f"Document {i}: the capital of Veloria is Tarn, and {i} + {i} = {2 * i}." * (1 + i % 3)
+        for i in range(40)
+    ]
     stream = [t for d in docs for t in tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
     n = len(stream) // 17
     expected = torch.tensor(stream[: n * 17]).view(n, 17)

@@ -5,15 +5,20 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from posttrain.data.corpus import read_documents
 from posttrain.data.rankings import read_rankings, read_samples
 from posttrain.data.records import read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
 
-SETTINGS = settings(max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 READERS = {
     "jsonl": lambda p: list(read_jsonl(p)),
@@ -30,22 +35,33 @@ json_values = st.recursive(
     max_leaves=12,
 )
 roles = st.sampled_from(["system", "user", "assistant", "bot", 1, None])
-messages = st.lists(st.fixed_dictionaries({"role": roles, "content": st.text(max_size=12) | st.integers()}),
-                    max_size=4)
+messages = st.lists(
+    st.fixed_dictionaries({"role": roles, "content": st.text(max_size=12) | st.integers()}), max_size=4
+)
 # records near the formats (the right keys, wrong or odd values), and any JSON at all
-near_records = st.fixed_dictionaries({
-    "id": st.text(max_size=4) | st.integers(),
-    "messages": messages,
-    "prompt": messages,
-    "completions": st.lists(st.fixed_dictionaries({"text": st.text(max_size=6) | st.none(),
-                                                   "source": st.sampled_from(["model:x", "", 3])}), max_size=3),
-    "ranking": st.lists(st.lists(st.integers(-1, 3) | st.booleans(), max_size=3), max_size=3),
-    "labeler": st.sampled_from(["a", "", None]),
-    "likert": st.none() | st.lists(st.integers(0, 8) | st.text(max_size=2) | st.booleans(), max_size=3),
-    "text": st.text(max_size=10) | st.integers(),
-})
-lines = st.one_of(near_records.map(json.dumps), json_values.map(json.dumps), st.text(max_size=20),
-                  st.sampled_from(['{"id": "\\ud800"}', '{"text": "a\\udc00"}', "", "   "]))
+near_records = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=4) | st.integers(),
+        "messages": messages,
+        "prompt": messages,
+        "completions": st.lists(
+            st.fixed_dictionaries(
+                {"text": st.text(max_size=6) | st.none(), "source": st.sampled_from(["model:x", "", 3])}
+            ),
+            max_size=3,
+        ),
+        "ranking": st.lists(st.lists(st.integers(-1, 3) | st.booleans(), max_size=3), max_size=3),
+        "labeler": st.sampled_from(["a", "", None]),
+        "likert": st.none() | st.lists(st.integers(0, 8) | st.text(max_size=2) | st.booleans(), max_size=3),
+        "text": st.text(max_size=10) | st.integers(),
+    }
+)
+lines = st.one_of(
+    near_records.map(json.dumps),
+    json_values.map(json.dumps),
+    st.text(max_size=20),
+    st.sampled_from(['{"id": "\\ud800"}', '{"text": "a\\udc00"}', "", "   "]),
+)
 
 
 def check_reader(name: str, content: bytes) -> None:
@@ -70,12 +86,23 @@ def test_any_json_lines_give_records_or_a_user_error(name, rows):
     check_reader(name, "\n".join(rows).encode("utf-8", "surrogatepass"))
 
 
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)   # any text: no lone surrogates
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)  # any text: no lone surrogates
 
 
 @SETTINGS
-@given(records=st.lists(st.fixed_dictionaries({"id": text.filter(bool), "messages": st.lists(
-    st.fixed_dictionaries({"role": st.just("user"), "content": text}), min_size=1, max_size=3)}), max_size=5))
+@given(
+    records=st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": text.filter(bool),
+                "messages": st.lists(
+                    st.fixed_dictionaries({"role": st.just("user"), "content": text}), min_size=1, max_size=3
+                ),
+            }
+        ),
+        max_size=5,
+    )
+)
 def test_written_records_read_back_unchanged(records):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "out.jsonl"
@@ -86,25 +113,44 @@ def test_written_records_read_back_unchanged(records):
 
 # hostile lines: nesting far past MAX_DEPTH, numbers thousands of digits long, NaN and infinity, a BOM;
 # each is a UserError naming the line (json.loads alone gives RecursionError, ValueError or non-JSON NaN)
-deep = st.builds(lambda depth, opener, key: ('{"id": "x", "' + key + '": ' + "".join(
-    opener[i % len(opener)] for i in range(depth)) + "".join(
-    "]" if opener[i % len(opener)] == "[" else "}" for i in reversed(range(depth))) + "}"),
-    st.integers(101, 20_000), st.sampled_from(["[", '[{"a": ']), st.sampled_from(["meta", "messages", "prompt"]))
-huge_number = st.builds(lambda sign, digits, tail: sign + "9" * digits + tail, st.sampled_from(["", "-"]),
-                        st.integers(101, 6_000), st.sampled_from(["", ".5", "e7", "0e-3"]))
+deep = st.builds(
+    lambda depth, opener, key: (
+        '{"id": "x", "'
+        + key
+        + '": '
+        + "".join(opener[i % len(opener)] for i in range(depth))
+        + "".join("]" if opener[i % len(opener)] == "[" else "}" for i in reversed(range(depth)))
+        + "}"
+    ),
+    st.integers(101, 20_000),
+    st.sampled_from(["[", '[{"a": ']),
+    st.sampled_from(["meta", "messages", "prompt"]),
+)
+huge_number = st.builds(
+    lambda sign, digits, tail: sign + "9" * digits + tail,
+    st.sampled_from(["", "-"]),
+    st.integers(101, 6_000),
+    st.sampled_from(["", ".5", "e7", "0e-3"]),
+)
 non_finite = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1E400"])
 hostile = st.one_of(
     deep,
-    st.builds(lambda n, key: '{"id": "x", "' + key + '": {"n": ' + n + "}}", huge_number,
-              st.sampled_from(["meta", "likert", "text"])),
-    st.builds(lambda n: '{"id": "x", "messages": [{"role": "user", "content": "hi"}], "meta": {"n": [' + n + "]}}",
-              non_finite),
+    st.builds(
+        lambda n, key: '{"id": "x", "' + key + '": {"n": ' + n + "}}",
+        huge_number,
+        st.sampled_from(["meta", "likert", "text"]),
+    ),
+    st.builds(
+        lambda n: '{"id": "x", "messages": [{"role": "user", "content": "hi"}], "meta": {"n": [' + n + "]}}",
+        non_finite,
+    ),
 )
 
 
 @SETTINGS
-@given(name=st.sampled_from(sorted(READERS)), bad=hostile, before=st.lists(lines, max_size=2),
-       bom=st.booleans())
+@given(
+    name=st.sampled_from(sorted(READERS)), bad=hostile, before=st.lists(lines, max_size=2), bom=st.booleans()
+)
 def test_hostile_lines_give_a_user_error_naming_the_line(name, bad, before, bom):
     content = "\n".join([*before, bad]).encode("utf-8", "surrogatepass")
     with tempfile.TemporaryDirectory() as d:

@@ -17,9 +17,25 @@ def settings(cfg, piece: type) -> dict:
 
 def test_ppo_defaults_are_the_recipe():
     cfg = PPOConfig(policy="p", reward="r", prompts="x", out="o")
-    assert (cfg.lr, cfg.kl_coef, cfg.ptx_coef, cfg.rollout_batch, cfg.minibatches, cfg.micro_batch, cfg.ppo_epochs,
-            cfg.max_new_tokens) == (SMALL.ppo_lr, SMALL.kl_coef, SMALL.ptx_coef, SMALL.rollout_batch,
-                                    SMALL.minibatches, SMALL.micro_batch, SMALL.ppo_epochs, SMALL.max_new_tokens)
+    assert (
+        cfg.lr,
+        cfg.kl_coef,
+        cfg.ptx_coef,
+        cfg.rollout_batch,
+        cfg.minibatches,
+        cfg.micro_batch,
+        cfg.ppo_epochs,
+        cfg.max_new_tokens,
+    ) == (
+        SMALL.ppo_lr,
+        SMALL.kl_coef,
+        SMALL.ptx_coef,
+        SMALL.rollout_batch,
+        SMALL.minibatches,
+        SMALL.micro_batch,
+        SMALL.ppo_epochs,
+        SMALL.max_new_tokens,
+    )
 
 
 def test_the_demo_runs_the_stage_defaults_with_only_its_sizes_changed():

@@ -15,17 +15,28 @@ def write(tmp_path, *lines):
     return p
 
 
-GOOD = '{"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+GOOD = (
+    '{"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+)
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"id": "b", "messages": [', r"demos.jsonl:2: malformed JSON"),
-    ('{"id": "b", "messages": [{"role": "bot", "content": "x"}]}', r"demos.jsonl:2: field 'messages\[0\].role' is 'bot'"),
-    ('{"id": "b", "messages": []}', r"demos.jsonl:2: field 'messages' is empty"),
-    ('{"messages": [{"role": "user", "content": "x"}]}', r"demos.jsonl:2: field 'id'"),
-    ('{"id": "b", "messages": [{"role": "user", "content": 3}]}', r"messages\[0\].content' must be a string"),
-    ('[1, 2]', r"demos.jsonl:2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "b", "messages": [', r"demos.jsonl:2: malformed JSON"),
+        (
+            '{"id": "b", "messages": [{"role": "bot", "content": "x"}]}',
+            r"demos.jsonl:2: field 'messages\[0\].role' is 'bot'",
+        ),
+        ('{"id": "b", "messages": []}', r"demos.jsonl:2: field 'messages' is empty"),
+        ('{"messages": [{"role": "user", "content": "x"}]}', r"demos.jsonl:2: field 'id'"),
+        (
+            '{"id": "b", "messages": [{"role": "user", "content": 3}]}',
+            r"messages\[0\].content' must be a string",
+        ),
+        ("[1, 2]", r"demos.jsonl:2: expected a JSON object"),
+    ],
+)
 def test_bad_lines_name_file_line_and_field(tmp_path, line, message):
     with pytest.raises(UserError, match=message):
         read_conversations(write(tmp_path, GOOD, line))
@@ -57,11 +68,21 @@ def test_failed_write_leaves_the_old_file_whole(tmp_path):
 
 # --- hostile input: bounded nesting and numbers, a BOM, non-finite numbers, duplicate ids, big files -----------
 
-@pytest.mark.parametrize("line, message", [
-    ('{"id": "b", "meta": ' + "[" * 10_000 + "]" * 10_000 + "}", r"demos.jsonl:2: .*nested more than 100 levels deep"),
-    ('{"id": "b", "meta": {"n": ' + "7" * 5_000 + "}}", r"demos.jsonl:2: a number 5000 characters long"),
-    ('{"id": "b", "meta": {"n": -' + "7" * 5_000 + ".5}}", r"demos.jsonl:2: a number 5003 characters long"),
-])
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            '{"id": "b", "meta": ' + "[" * 10_000 + "]" * 10_000 + "}",
+            r"demos.jsonl:2: .*nested more than 100 levels deep",
+        ),
+        ('{"id": "b", "meta": {"n": ' + "7" * 5_000 + "}}", r"demos.jsonl:2: a number 5000 characters long"),
+        (
+            '{"id": "b", "meta": {"n": -' + "7" * 5_000 + ".5}}",
+            r"demos.jsonl:2: a number 5003 characters long",
+        ),
+    ],
+)
 def test_deep_nesting_and_huge_numbers_are_clear_errors(tmp_path, line, message):
     with pytest.raises(UserError, match=message):
         read_conversations(write(tmp_path, GOOD, line))
@@ -76,13 +97,14 @@ def test_a_utf8_bom_at_the_start_of_a_file_is_accepted(tmp_path):
     p = tmp_path / "demos.jsonl"
     p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode() + b"\n" + GOOD.encode() + b"\n")
     assert len(read_conversations(p)) == 2
-    p.write_bytes(GOOD.encode() + b"\n\xef\xbb\xbf" + GOOD.encode() + b"\n")   # only at the start of the file
+    p.write_bytes(GOOD.encode() + b"\n\xef\xbb\xbf" + GOOD.encode() + b"\n")  # only at the start of the file
     with pytest.raises(UserError, match="demos.jsonl:2: "):
         read_conversations(p)
 
 
-@pytest.mark.parametrize("value, field", [("1e999", "meta.score"), ("NaN", "meta.score"),
-                                          ("[1, -Infinity]", "meta.score[1]")])
+@pytest.mark.parametrize(
+    "value, field", [("1e999", "meta.score"), ("NaN", "meta.score"), ("[1, -Infinity]", "meta.score[1]")]
+)
 def test_non_finite_numbers_are_refused_naming_the_field(tmp_path, value, field):
     line = '{"id": "b", "messages": [{"role": "user", "content": "x"}], "meta": {"score": ' + value + "}}"
     with pytest.raises(UserError, match=rf"demos.jsonl:2: field '{re.escape(field)}' is not a finite number"):
@@ -112,7 +134,7 @@ def test_a_big_file_is_read_line_by_line_with_progress(tmp_path, caplog, monkeyp
     p = tmp_path / "big.jsonl"
     p.write_text((GOOD + "\n") * 2500)
     reader = read_jsonl(p)
-    next(reader)                     # lazily: one record read, not the whole file
+    next(reader)  # lazily: one record read, not the whole file
     with caplog.at_level(logging.INFO, logger="posttrain.data.records"):
         assert sum(1 for _ in reader) == 2499
     assert [r.getMessage() for r in caplog.records] == [f"{p}: read 1000 lines", f"{p}: read 2000 lines"]

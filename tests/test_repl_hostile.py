@@ -39,18 +39,38 @@ def repl(tmp_path):
         out, lines = io.StringIO(), iter([*lines, "/exit"])
         assert run_repl(session, read=lambda prompt: next(lines), out=out) == 0
         return out.getvalue()
+
     return run
 
 
 def test_extreme_sampling_values_reply_or_explain(repl):
-    shown = repl("/set temperature 1e-45", "Hi", "/set temperature 1e-38", "Hi", "/set temperature 0.7",
-                 "/set top_p 1e-45", "Hi", "/set temperature nan", "/set temperature inf", "/set temperature -1",
-                 "/set top_p 0", "/set top_p 1.5", "/set max_tokens 0", "/set max_tokens 2.5", "/set")
-    assert shown.count("/512 tokens]") == 3                       # three replies
-    for error in ["temperature: must be between 0 and 2, got nan", "temperature: must be between 0 and 2, got inf",
-                  "temperature: must be between 0 and 2, got -1", "top_p: must be in (0, 1], got 0",
-                  "top_p: must be in (0, 1], got 1.5", "max_tokens: must be between 1 and 1e+06, got 0",
-                  "max_tokens: '2.5' is not an integer"]:
+    shown = repl(
+        "/set temperature 1e-45",
+        "Hi",
+        "/set temperature 1e-38",
+        "Hi",
+        "/set temperature 0.7",
+        "/set top_p 1e-45",
+        "Hi",
+        "/set temperature nan",
+        "/set temperature inf",
+        "/set temperature -1",
+        "/set top_p 0",
+        "/set top_p 1.5",
+        "/set max_tokens 0",
+        "/set max_tokens 2.5",
+        "/set",
+    )
+    assert shown.count("/512 tokens]") == 3  # three replies
+    for error in [
+        "temperature: must be between 0 and 2, got nan",
+        "temperature: must be between 0 and 2, got inf",
+        "temperature: must be between 0 and 2, got -1",
+        "top_p: must be in (0, 1], got 0",
+        "top_p: must be in (0, 1], got 1.5",
+        "max_tokens: must be between 1 and 1e+06, got 0",
+        "max_tokens: '2.5' is not an integer",
+    ]:
         assert f"error: /set {error}\n" in shown
     assert shown.endswith("temperature 0.7, top_p 1e-45, max_tokens 3\n")
 
@@ -61,7 +81,7 @@ def test_load_of_a_file_that_is_not_text_says_where(repl, tmp_path):
     shown = repl(f"/load {tmp_path / 'chat.bin'}", f"/load {tmp_path}", "/set")
     assert f"error: {tmp_path / 'chat.bin'}:2: not UTF-8 text" in shown
     assert f"error: {tmp_path}: no such file" in shown
-    assert "temperature 0.7" in shown                                # still running
+    assert "temperature 0.7" in shown  # still running
 
 
 def test_save_refuses_an_existing_file_unless_forced(repl, tmp_path):

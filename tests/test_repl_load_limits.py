@@ -29,19 +29,28 @@ class Says:
 def test_a_hostile_load_is_an_error_and_the_conversation_survives(tmp_path):
     tok = AutoTokenizer.from_pretrained(BASE)
     [word] = tok("ok", add_special_tokens=False)["input_ids"]
-    session = Session(ServedModel(Says(len(tok), word), tok, "fake", context_length=512),
-                      FeedbackLog(tmp_path / "fb.jsonl"), Settings(max_tokens=3))
+    session = Session(
+        ServedModel(Says(len(tok), word), tok, "fake", context_length=512),
+        FeedbackLog(tmp_path / "fb.jsonl"),
+        Settings(max_tokens=3),
+    )
     head = '{"id": "c", "messages": [{"role": "user", "content": "Hi"}], "meta": '
-    files = {"deep.jsonl": head + "[" * 10_000 + "]" * 10_000 + "}", "digits.jsonl": head + "1" * 5_000 + "}",
-             "nan.jsonl": head + "NaN}"}
+    files = {
+        "deep.jsonl": head + "[" * 10_000 + "]" * 10_000 + "}",
+        "digits.jsonl": head + "1" * 5_000 + "}",
+        "nan.jsonl": head + "NaN}",
+    }
     for name, line in files.items():
         (tmp_path / name).write_text(line + "\n")
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + (head + "{}}\n").encode())
     out, lines = io.StringIO(), iter(["Hello", *(f"/load {tmp_path / n}" for n in files), "/exit"])
     assert run_repl(session, read=lambda prompt: next(lines), out=out) == 0
     shown = out.getvalue()
-    for name, error in [("deep", "nested more than 100 levels deep"), ("digits", "a number 5000 characters long"),
-                        ("nan", "field 'meta' is not a finite number")]:
+    for name, error in [
+        ("deep", "nested more than 100 levels deep"),
+        ("digits", "a number 5000 characters long"),
+        ("nan", "field 'meta' is not a finite number"),
+    ]:
         assert f"error: {tmp_path / name}.jsonl:1: {error}" in shown, shown
-    assert [m["content"] for m in session.messages][0] == "Hello" and len(session.messages) == 2   # kept
+    assert [m["content"] for m in session.messages][0] == "Hello" and len(session.messages) == 2  # kept
     assert session.load(str(tmp_path / "bom.jsonl")) == f"loaded 1 messages from {tmp_path / 'bom.jsonl'}"

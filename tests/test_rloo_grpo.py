@@ -28,6 +28,7 @@ ROUND = 1e-6
 
 # --- the math, by hand ---------------------------------------------------------------------------
 
+
 def test_rloo_baseline_is_the_mean_of_the_other_samples():
     # group 1, K = 3, scores 1, 2, 6: baselines (2+6)/2 = 4, (1+6)/2 = 3.5, (1+2)/2 = 1.5
     #                                 advantages 1-4 = -3, 2-3.5 = -1.5, 6-1.5 = 4.5
@@ -43,8 +44,10 @@ def test_rloo_baseline_is_the_mean_of_the_other_samples():
 def test_rloo_matches_a_loop_over_the_definition():
     torch.manual_seed(0)
     scores, K = torch.randn(20), 5
-    expected = [scores[i] - sum(scores[j] for j in range(i // K * K, i // K * K + K) if j != i) / (K - 1)
-                for i in range(20)]
+    expected = [
+        scores[i] - sum(scores[j] for j in range(i // K * K, i // K * K + K) if j != i) / (K - 1)
+        for i in range(20)
+    ]
     assert rloo_advantages(scores, K).tolist() == pytest.approx([float(e) for e in expected], abs=1e-6)
 
 
@@ -61,8 +64,9 @@ def test_grpo_divides_by_the_sample_std_of_the_group():
     # K = 2, scores 0, 1: mean 0.5, sample std sqrt(0.5) = 0.707107: -+0.5 / 0.707107 = -+0.707107
     a = grpo_advantages(torch.tensor([0.0, 0.0, 1.0, 1.0]), 4, eps=0.0)
     assert a.tolist() == pytest.approx([-0.866025, -0.866025, 0.866025, 0.866025], abs=ROUND)
-    assert grpo_advantages(torch.tensor([0.0, 1.0]), 2, eps=0.0).tolist() == pytest.approx([-0.707107, 0.707107],
-                                                                                         abs=ROUND)
+    assert grpo_advantages(torch.tensor([0.0, 1.0]), 2, eps=0.0).tolist() == pytest.approx(
+        [-0.707107, 0.707107], abs=ROUND
+    )
     # a tied group (all right, or all wrong) gets 0, not NaN: (1 - 1) / (0 + eps)
     assert grpo_advantages(torch.ones(4), 4).tolist() == [0.0, 0.0, 0.0, 0.0]
 
@@ -86,14 +90,19 @@ def test_groups_that_do_not_fit_are_refused():
 
 def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_the_gradient(tokenizer):  # noqa: F811
     policy = tiny(LlamaForCausalLM, tokenizer, seed=0)
-    value = tiny(LlamaForSequenceClassification, tokenizer, seed=1, num_labels=1)    # only to build the rollouts
+    value = tiny(
+        LlamaForSequenceClassification, tokenizer, seed=1, num_labels=1
+    )  # only to build the rollouts
     r = fake_rollouts(policy, value, tokenizer)
     g = torch.Generator().manual_seed(3)
     r.values, r.returns = None, None
-    r.ref_logprobs = (r.ref_logprobs + 0.5 * torch.randn(r.mask.shape, generator=g, dtype=torch.float64)) * r.mask
+    r.ref_logprobs = (
+        r.ref_logprobs + 0.5 * torch.randn(r.mask.shape, generator=g, dtype=torch.float64)
+    ) * r.mask
     rows = torch.randperm(B, generator=torch.Generator().manual_seed(2))
-    cfg = ppo.PPOSettings(rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, algorithm="grpo",
-                          group_size=4)
+    cfg = ppo.PPOSettings(
+        rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, algorithm="grpo", group_size=4
+    )
     m = SimpleNamespace(policy=policy, value=None, train_policy=policy, train_value=None)
     found = {}
     for micro in (B, 1):
@@ -104,11 +113,17 @@ def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_th
     assert split == pytest.approx(whole, rel=1e-9, abs=1e-12) and "ppo/loss/value" not in whole
     # by hand: k3 = pi_ref/pi - 1 - log(pi_ref/pi) on every real token, over the minibatch's token count
     from posttrain.models.policy import episode_inputs, response_logprobs
+
     with torch.no_grad():
-        logprobs, _ = response_logprobs(policy, episode_inputs(r.query, r.query_mask, r.response, r.mask),
-                                        r.query.size(1), 0.7)
-    terms = [torch.exp(r.ref_logprobs[b, t] - logprobs[b, t]) - 1 - (r.ref_logprobs[b, t] - logprobs[b, t])
-             for b in range(B) for t in range(r.mask.size(1)) if r.mask[b, t]]
+        logprobs, _ = response_logprobs(
+            policy, episode_inputs(r.query, r.query_mask, r.response, r.mask), r.query.size(1), 0.7
+        )
+    terms = [
+        torch.exp(r.ref_logprobs[b, t] - logprobs[b, t]) - 1 - (r.ref_logprobs[b, t] - logprobs[b, t])
+        for b in range(B)
+        for t in range(r.mask.size(1))
+        if r.mask[b, t]
+    ]
     assert whole["grpo/kl"] == pytest.approx(float(sum(terms) / len(terms)), rel=1e-9)
     # and the term is in the loss: beta 0 gives another gradient
     ppo.minibatch_backward(m, r, rows, None, cfg, beta=0.0)
@@ -117,6 +132,7 @@ def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_th
 
 # --- the stage, a few steps on a tiny model --------------------------------------------------------
 
+
 def critic_free(root: Path, out: str, algorithm: str, *extra: str) -> list[str]:
     return ppo_args(root, out, "--algorithm", algorithm, "--group-size", "4", "--max-steps", "2", *extra)
 
@@ -124,7 +140,9 @@ def critic_free(root: Path, out: str, algorithm: str, *extra: str) -> list[str]:
 def policy_only(checkpoint: Path) -> None:
     """No value head in a resumable checkpoint: its weights are the policy's, its optimizer has one group."""
     keys = load_file(checkpoint / "model.safetensors").keys()
-    assert keys and all(k.startswith("policy.") for k in keys), sorted(k for k in keys if not k.startswith("policy."))
+    assert keys and all(k.startswith("policy.") for k in keys), sorted(
+        k for k in keys if not k.startswith("policy.")
+    )
     assert len(torch.load(checkpoint / "state.pt", weights_only=True)["optimizer"]["param_groups"]) == 1
 
 
@@ -132,24 +150,47 @@ def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_sa
     assert main(critic_free(setup, "rloo", "rloo", "--save-every", "1", "--sample-every", "1")) == 0
     rows = read_metrics(setup / "rloo" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
-    for name in ("objective/score", "objective/kl", "objective/rlhf_reward", "ppo/loss/policy", "ppo/policy/clipfrac",
-                 "rloo/advantage/std", "rloo/group/tied_frac", "world/gold_score"):
+    for name in (
+        "objective/score",
+        "objective/kl",
+        "objective/rlhf_reward",
+        "ppo/loss/policy",
+        "ppo/policy/clipfrac",
+        "rloo/advantage/std",
+        "rloo/group/tied_frac",
+        "world/gold_score",
+    ):
         assert name in rows[-1], name
     assert not any(k.startswith(("ppo/value", "ppo/loss/value", "ppo/returns", "grpo/")) for k in rows[-1])
     manifest = json.loads((setup / "rloo" / "posttrain.json").read_text())
     assert manifest["config"]["algorithm"] == "rloo" and manifest["config"]["group_size"] == 4
     samples = [json.loads(line) for line in (setup / "rloo" / "samples.jsonl").read_text().splitlines()]
-    assert len({s["prompt"] for s in samples[:4]}) == 1            # the table's 4 rows: one prompt's K = 4 samples
-    assert len({s["response"] for s in samples[:4]}) > 1           # sampled apart
+    assert len({s["prompt"] for s in samples[:4]}) == 1  # the table's 4 rows: one prompt's K = 4 samples
+    assert len({s["response"] for s in samples[:4]}) > 1  # sampled apart
 
     # the same run stopped after step 2 was logged, before it finished: step 1's checkpoint has no value head
     def stop(step, total, metrics):
         if step == 2:
             raise KeyboardInterrupt
-    cfg = ppo.PPOConfig(policy=str(setup / "sft"), reward=str(setup / "rm"), prompts=setup / "prompts.jsonl",
-                        out=setup / "rloo-cut", rollout_batch=8, minibatches=2, micro_batch=2, ppo_epochs=2,
-                        max_new_tokens=8, lr=1e-3, threads=1, algorithm="rloo", group_size=4, max_steps=2,
-                        save_every=1, sample_every=1)
+
+    cfg = ppo.PPOConfig(
+        policy=str(setup / "sft"),
+        reward=str(setup / "rm"),
+        prompts=setup / "prompts.jsonl",
+        out=setup / "rloo-cut",
+        rollout_batch=8,
+        minibatches=2,
+        micro_batch=2,
+        ppo_epochs=2,
+        max_new_tokens=8,
+        lr=1e-3,
+        threads=1,
+        algorithm="rloo",
+        group_size=4,
+        max_steps=2,
+        save_every=1,
+        sample_every=1,
+    )
     with pytest.raises(KeyboardInterrupt):
         ppo.ppo(cfg, on_step=stop)
     policy_only(setup / "rloo-cut.partial" / "checkpoints" / "step-000001")
@@ -165,29 +206,51 @@ def test_grpo_runs_with_its_kl_in_the_loss(setup):  # noqa: F811
     assert main(critic_free(setup, "grpo", "grpo", "--kl-target", "1.0")) == 0
     row = read_metrics(setup / "grpo" / "metrics.jsonl")[-1]
     assert row["grpo/kl"] >= 0 and "grpo/group/score_std" in row and "ppo/value/explained_var" not in row
-    assert 0 < row["objective/kl_coef"] != 0.2                    # --kl-target adapts beta for GRPO too
+    assert 0 < row["objective/kl_coef"] != 0.2  # --kl-target adapts beta for GRPO too
 
 
 def test_the_first_critic_free_update_starts_from_ratio_one(setup):  # noqa: F811
-    assert main(critic_free(setup, "rloo-ratio", "rloo", "--max-steps", "1", "--ppo-epochs", "1",
-                            "--minibatches", "1", "--micro-batch", "8")) == 0
+    assert (
+        main(
+            critic_free(
+                setup,
+                "rloo-ratio",
+                "rloo",
+                "--max-steps",
+                "1",
+                "--ppo-epochs",
+                "1",
+                "--minibatches",
+                "1",
+                "--micro-batch",
+                "8",
+            )
+        )
+        == 0
+    )
     row = read_metrics(setup / "rloo-ratio" / "metrics.jsonl")[0]
     assert row["ppo/policy/clipfrac"] == 0 and row["ppo/policy/approx_kl"] < 1e-10
 
 
-@pytest.mark.parametrize("extra, said", [
-    (["--algorithm", "ppo", "--reward", "verifier"], "--reward verifier with --algorithm ppo"),
-    (["--algorithm", "rloo", "--group-size", "3"], "--group-size 3 responses per prompt, which must divide "
-                                                   "--rollout-batch 8"),
-    (["--algorithm", "grpo", "--group-size", "1"], "--group-size must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "extra, said",
+    [
+        (["--algorithm", "ppo", "--reward", "verifier"], "--reward verifier with --algorithm ppo"),
+        (
+            ["--algorithm", "rloo", "--group-size", "3"],
+            "--group-size 3 responses per prompt, which must divide --rollout-batch 8",
+        ),
+        (["--algorithm", "grpo", "--group-size", "1"], "--group-size must be >= 2"),
+    ],
+)
 def test_bad_critic_free_options_are_clear_errors_before_anything_loads(setup, capsys, extra, said):  # noqa: F811
-    assert main([*ppo_args(setup, "bad-options"), *extra]) == 2      # the last --reward counts
+    assert main([*ppo_args(setup, "bad-options"), *extra]) == 2  # the last --reward counts
     assert said in capsys.readouterr().err
     assert not (setup / "bad-options").exists() and not (setup / "bad-options.partial").exists()
 
 
 # --- the verifier --------------------------------------------------------------------------------
+
 
 def test_the_verifier_checks_the_answer_only_and_never_asks_the_gold_scorer(monkeypatch):
     world = World(seed=0)
@@ -199,9 +262,20 @@ def test_the_verifier_checks_the_answer_only_and_never_asks_the_gold_scorer(monk
     # the gold judgement holds the style against a right answer: 1 x 0.8333 (padding) x 0.85 (a typo) x 0.75 (a hedge)
     assert world.judge(add, styled).score == pytest.approx(0.53125)
     monkeypatch.setattr(GoldScorer, "judge", lambda *a: pytest.fail("the verifier asked the gold scorer"))
-    assert [verify(world, add, t) for t in ("81", "23 + 58 = 81.", styled, "80", "80 or 81", "")] == [1, 1, 1, 0, 0, 0]
+    assert [verify(world, add, t) for t in ("81", "23 + 58 = 81.", styled, "80", "80 or 81", "")] == [
+        1,
+        1,
+        1,
+        0,
+        0,
+        0,
+    ]
     assert [verify(world, sort, t) for t in ("2, 7, 9", "Here it is: 2, 7, 9", "9, 7, 2")] == [1, 1, 0]
-    assert [verify(world, yes_no, t) for t in ("Yes", "No", "Yes, because 40 is bigger.")] == [1, 0, 0]   # form counts
+    assert [verify(world, yes_no, t) for t in ("Yes", "No", "Yes, because 40 is bigger.")] == [
+        1,
+        0,
+        0,
+    ]  # form counts
     others = [p for p in knowledge if p["meta"]["family"] not in ("arithmetic", "list_ops", "format")]
     assert others and all(verify(world, p, "anything") is None for p in others)
 
@@ -234,30 +308,46 @@ def test_rloo_on_the_verifier_trains_on_its_checks_and_gold_changes_nothing(setu
     assert "training on the 4 of 6 prompts" in caplog.text and "2 others left out" in caplog.text
     world = World(seed=0)
     by_text = {p["messages"][-1]["content"]: p for p in map(json.loads, prompts.read_text().splitlines())}
-    samples = [json.loads(line) for line in (setup / "rloo-verifier" / "samples.jsonl").read_text().splitlines()]
+    samples = [
+        json.loads(line) for line in (setup / "rloo-verifier" / "samples.jsonl").read_text().splitlines()
+    ]
     assert {by_text[s["prompt"]]["meta"]["family"] for s in samples} == {"arithmetic"}
     assert all(s["score"] == verify(world, by_text[s["prompt"]], s["response"]) for s in samples)
     assert json.loads((setup / "rloo-verifier" / "posttrain.json").read_text())["reward_model"] == "verifier"
 
     gold = GoldScorer.judge
-    monkeypatch.setattr(GoldScorer, "judge", lambda self, record, response: dataclasses.replace(
-        gold(self, record, response), score=1.0 - gold(self, record, response).score))
+    monkeypatch.setattr(
+        GoldScorer,
+        "judge",
+        lambda self, record, response: dataclasses.replace(
+            gold(self, record, response), score=1.0 - gold(self, record, response).score
+        ),
+    )
     flipped = run("rloo-verifier-flipped")
     assert weights(setup / "rloo-verifier") == weights(setup / "rloo-verifier-flipped")
     wall, monitor = {"time/seconds_per_step", "perf/flops_per_s", "perf/share_of_peak"}, {"world/gold_score"}
-    assert [{k: v for k, v in r.items() if k not in wall | monitor} for r in honest] == \
-        [{k: v for k, v in r.items() if k not in wall | monitor} for r in flipped]
-    assert [r["world/gold_score"] for r in honest] != [r["world/gold_score"] for r in flipped]   # the patch reached it
+    assert [{k: v for k, v in r.items() if k not in wall | monitor} for r in honest] == [
+        {k: v for k, v in r.items() if k not in wall | monitor} for r in flipped
+    ]
+    assert [r["world/gold_score"] for r in honest] != [
+        r["world/gold_score"] for r in flipped
+    ]  # the patch reached it
 
 
 def test_the_verifier_refuses_prompts_it_cannot_check(setup, capsys):  # noqa: F811
     world = World(seed=0)
-    write_jsonl(setup / "knowledge_only.jsonl", [p for p in world.prompts("verifier-refuse", 27, "train")
-                                                 if p["meta"]["family"] == "knowledge"])
-    write_jsonl(setup / "not_world.jsonl", [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Say {i}."}]}
-                                            for i in range(8)])
-    for prompts, said in (("knowledge_only.jsonl", "none of its 3 prompts is of a family with a program check"),
-                          ("not_world.jsonl", "checks answers to the built-in world's prompts")):
+    write_jsonl(
+        setup / "knowledge_only.jsonl",
+        [p for p in world.prompts("verifier-refuse", 27, "train") if p["meta"]["family"] == "knowledge"],
+    )
+    write_jsonl(
+        setup / "not_world.jsonl",
+        [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Say {i}."}]} for i in range(8)],
+    )
+    for prompts, said in (
+        ("knowledge_only.jsonl", "none of its 3 prompts is of a family with a program check"),
+        ("not_world.jsonl", "checks answers to the built-in world's prompts"),
+    ):
         args = critic_free(setup, "refused", "grpo")
         args[args.index("--reward") + 1], args[args.index("--prompts") + 1] = "verifier", str(setup / prompts)
         assert main(args) == 2

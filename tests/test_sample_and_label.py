@@ -23,8 +23,22 @@ def prompts(tmp_path_factory):
 
 
 def sample_args(prompts, out, *extra):
-    return ["sample", "--model", BASE, "--prompts", str(prompts), "--out", str(out), "--k", "3",
-            "--max-new-tokens", "12", "--batch-size", "4", *extra]
+    return [
+        "sample",
+        "--model",
+        BASE,
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--k",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def test_k_completions_with_provenance(prompts, tmp_path):
@@ -56,8 +70,14 @@ def world_samples(path, n=40, k=4):
     records = []
     for p in world.prompts("s", n, "train"):
         texts = model_like_answers(world, p, k, rng)
-        records.append({"id": p["id"], "prompt": p["messages"], "meta": p["meta"],
-                        "completions": [{"text": t, "source": "model:test"} for t in texts]})
+        records.append(
+            {
+                "id": p["id"],
+                "prompt": p["messages"],
+                "meta": p["meta"],
+                "completions": [{"text": t, "source": "model:test"} for t in texts],
+            }
+        )
     write_jsonl(path, records)
     return path
 
@@ -65,7 +85,9 @@ def world_samples(path, n=40, k=4):
 def test_label_sim_writes_valid_rankings_by_distinct_labelers(tmp_path, capsys):
     samples = world_samples(tmp_path / "samples.jsonl")
     out = tmp_path / "rankings.jsonl"
-    assert main(["label", "sim", "--samples", str(samples), "--out", str(out), "--labelers-per-item", "2"]) == 0
+    assert (
+        main(["label", "sim", "--samples", str(samples), "--out", str(out), "--labelers-per-item", "2"]) == 0
+    )
     rankings = [r for _, r in read_rankings(out)]
     assert len(rankings) == 80
     by_item = {}
@@ -75,29 +97,53 @@ def test_label_sim_writes_valid_rankings_by_distinct_labelers(tmp_path, capsys):
     assert all(len(set(labelers)) == 2 for labelers in by_item.values())
     result = agreement_from_rankings(out)
     assert result["items"] == 40 and 0.5 < result["agreement"] <= 1.0
-    assert main(["label", "agreement", "--data", str(out)]) == 0 and "InstructGPT: 72.6%" in capsys.readouterr().out
+    assert (
+        main(["label", "agreement", "--data", str(out)]) == 0
+        and "InstructGPT: 72.6%" in capsys.readouterr().out
+    )
 
 
 def test_label_sim_needs_world_prompts(tmp_path, capsys):
     samples = tmp_path / "samples.jsonl"
-    write_jsonl(samples, [{"id": "x", "prompt": [{"role": "user", "content": "hi"}], "meta": {},
-                           "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "model:m"}]}])
+    write_jsonl(
+        samples,
+        [
+            {
+                "id": "x",
+                "prompt": [{"role": "user", "content": "hi"}],
+                "meta": {},
+                "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "model:m"}],
+            }
+        ],
+    )
     assert main(["label", "sim", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl")]) == 2
     assert "samples.jsonl:1: field 'meta' has no world task" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"ranking": [[0], [5]]}, "index 5, out of range for 2 completions"),
-    ({"ranking": [[0, 1], [1]]}, "ranks completion 1 twice"),
-    ({"ranking": [[0]]}, "leaves out completions [1]"),
-    ({"completions": [{"text": "a", "source": "model:m"}]}, "at least 2 completions"),
-    ({"completions": [{"text": "a", "source": "model:m"}, {"text": " ", "source": "model:m"}]},
-     "completions[1].text' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"ranking": [[0], [5]]}, "index 5, out of range for 2 completions"),
+        ({"ranking": [[0, 1], [1]]}, "ranks completion 1 twice"),
+        ({"ranking": [[0]]}, "leaves out completions [1]"),
+        ({"completions": [{"text": "a", "source": "model:m"}]}, "at least 2 completions"),
+        (
+            {"completions": [{"text": "a", "source": "model:m"}, {"text": " ", "source": "model:m"}]},
+            "completions[1].text' must be a non-empty string",
+        ),
+    ],
+)
 def test_bad_ranking_records_name_file_line_and_field(tmp_path, change, message):
-    good = {"id": "x", "prompt": [{"role": "user", "content": "hi"}], "ranking": [[1], [0]], "labeler": "ann",
-            "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "human:ann"}]}
+    good = {
+        "id": "x",
+        "prompt": [{"role": "user", "content": "hi"}],
+        "ranking": [[1], [0]],
+        "labeler": "ann",
+        "completions": [{"text": "a", "source": "model:m"}, {"text": "b", "source": "human:ann"}],
+    }
     path = tmp_path / "rankings.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
-    with pytest.raises(UserError, match=r"rankings.jsonl:2: .*" + message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        UserError, match=r"rankings.jsonl:2: .*" + message.replace("[", r"\[").replace("]", r"\]")
+    ):
         read_rankings(path)

@@ -40,14 +40,34 @@ def prompts(tmp_path_factory):
 
 
 def sample_args(prompts, out, *extra):
-    return ["sample", "--model", BASE, "--prompts", str(prompts), "--out", str(out), "--k", "2",
-            "--max-new-tokens", "6", "--batch-size", "4", *extra]
+    return [
+        "sample",
+        "--model",
+        BASE,
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--k",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def run_sample(args, delay=0.0, **popen):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", WRAPPER, str(delay), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRAPPER, str(delay), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def killed_once_started(args, out: Path, lines: int = 1) -> Path:
@@ -70,10 +90,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
     assert "6 prompts skipped" in done.stderr.read()
 
     cut = tmp_path / "cut.jsonl"
-    partial = killed_once_started(sample_args(prompts, cut), cut, lines=2)   # header + batch 0
+    partial = killed_once_started(sample_args(prompts, cut), cut, lines=2)  # header + batch 0
     assert not cut.exists()
     with partial.open("a") as f:
-        f.write('{"batch": 2, "records": [{"id": "t-0')    # a write cut short, as a kill mid-line leaves it
+        f.write('{"batch": 2, "records": [{"id": "t-0')  # a write cut short, as a kill mid-line leaves it
     resumed = run_sample(sample_args(prompts, cut, "--resume"))
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
     assert "dropped an unfinished last line" in resumed.stderr.read()
@@ -81,10 +101,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(prompts, tmp_path):
     assert len(cut.read_text().splitlines()) == 6 and not partial.exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    (("--k", "3"), "--k was 2, now 3"),
-    (("--seed", "1"), "--seed was 0, now 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--k", "3"), "--k was 2, now 3"),
+        (("--seed", "1"), "--seed was 0, now 1"),
+    ],
+)
 def test_resume_with_other_options_is_refused(prompts, tmp_path, capsys, change, message):
     out = tmp_path / "s.jsonl"
     partial = killed_once_started(sample_args(prompts, out, "--max-prompts", "4"), out)

@@ -5,7 +5,8 @@ import math
 from types import SimpleNamespace
 
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posttrain.generation.sampler import pick
 from posttrain.generation.streaming import FLOAT32, Decoder, Sampling, probabilities
@@ -13,10 +14,13 @@ from posttrain.generation.streaming import FLOAT32, Decoder, Sampling, probabili
 EXTREMES = [5e-324, 1e-300, 1e-46, 1e-45, 1e-38, 2e-38, 1e-30]
 # Accepted anywhere: chat and serve take a temperature in [0, 2], PPO and sampling any finite one > 0;
 # top_p is in (0, 1] everywhere.
-temperatures = st.one_of(st.floats(0, 2), st.floats(0, allow_infinity=False), st.sampled_from(EXTREMES + [1e38, 1e300]))
+temperatures = st.one_of(
+    st.floats(0, 2), st.floats(0, allow_infinity=False), st.sampled_from(EXTREMES + [1e38, 1e300])
+)
 top_ps = st.one_of(st.floats(0, 1, exclude_min=True), st.sampled_from(EXTREMES + [1.0]))
-entries = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False), st.floats(-30, 30),
-                    st.just(-math.inf))
+entries = st.one_of(
+    st.floats(width=32, allow_nan=False, allow_infinity=False), st.floats(-30, 30), st.just(-math.inf)
+)
 logit_rows = st.lists(entries, min_size=1, max_size=40).filter(lambda row: any(map(math.isfinite, row)))
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 
@@ -29,7 +33,7 @@ def allowed(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Ten
         return logits == logits.max()
     shifted = logits.double() - logits.double().max()
     probs = (shifted / temperature).softmax(-1)
-    above = torch.stack([probs[probs > p + 1e-6].sum() for p in probs])     # float32 ties what float64 orders
+    above = torch.stack([probs[probs > p + 1e-6].sum() for p in probs])  # float32 ties what float64 orders
     return finite & (above < top_p + 1e-3)
 
 
@@ -46,7 +50,7 @@ def test_probabilities_are_a_distribution_on_allowed_tokens(row, temperature, to
 @PROPERTY
 @given(logit_rows, temperatures, top_ps, st.integers(0, 2**32))
 def test_the_batched_sampler_draws_allowed_tokens_with_finite_logprobs(row, temperature, top_p, seed):
-    logits = torch.tensor(row).expand(8, -1)                                  # (b, V)
+    logits = torch.tensor(row).expand(8, -1)  # (b, V)
     tokens = pick(logits, temperature, top_p, torch.Generator().manual_seed(seed))
     assert allowed(logits[0], temperature, top_p)[tokens].all()
     logprobs = probabilities(logits, temperature, top_p).log().gather(1, tokens[:, None])

@@ -59,14 +59,19 @@ class Server:
     """A server subprocess listening on a socket bound here: requests queue until it accepts them."""
 
     def __init__(self, route: str, script: str, *args: str):
-        self.route = route                  # a POST route that takes a JSON body
+        self.route = route  # a POST route that takes a JSON body
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         self.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        self.proc = subprocess.Popen([sys.executable, "-c", script, *args, str(listener.fileno())],
-                                     pass_fds=[listener.fileno()], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", script, *args, str(listener.fileno())],
+            pass_fds=[listener.fileno()],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         listener.close()
 
     def peak_rss(self) -> int:
@@ -106,8 +111,12 @@ def labeling(tmp_path_factory):
 
 
 def item(item_id: str, k: int = 2) -> dict:
-    return {"id": item_id, "prompt": [{"role": "user", "content": f"Question {item_id}?"}],
-            "completions": [{"text": f"answer {j}", "source": "model:m"} for j in range(k)], "meta": {}}
+    return {
+        "id": item_id,
+        "prompt": [{"role": "user", "content": f"Question {item_id}?"}],
+        "completions": [{"text": f"answer {j}", "source": "model:m"} for j in range(k)],
+        "meta": {},
+    }
 
 
 def labeler(store: Store) -> str:
@@ -137,8 +146,9 @@ def post_gibibyte(url: str, headers: dict) -> tuple[int | None, int]:
     """(status, bytes sent) of a chunked 1 GiB POST; status None when the server closed the connection first."""
     sent = [0]
     try:
-        r = httpx.post(url, content=gibibyte(sent), headers={"Content-Type": "application/json", **headers},
-                       timeout=120)
+        r = httpx.post(
+            url, content=gibibyte(sent), headers={"Content-Type": "application/json", **headers}, timeout=120
+        )
     except httpx.TransportError:
         return None, sent[0]
     assert r.headers["content-type"] == "application/json", r.text[:200]
@@ -151,7 +161,7 @@ def raw_request(url: str, head: str) -> tuple[int, dict]:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
         data = b""
-        while chunk := sock.recv(65536):    # the refusal closes the connection
+        while chunk := sock.recv(65536):  # the refusal closes the connection
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), json.loads(body)
@@ -174,23 +184,34 @@ def test_a_chunked_gibibyte_leaves_the_peak_memory_where_it_was(server, authoriz
 
 
 def test_credentials_are_checked_before_the_body_arrives(server):
-    status, body = raw_request(server.url, f"POST {server.route} HTTP/1.1\nHost: 127.0.0.1\n"
-                                           "Content-Type: application/json\nContent-Length: 1000\n")
+    status, body = raw_request(
+        server.url,
+        f"POST {server.route} HTTP/1.1\nHost: 127.0.0.1\n"
+        "Content-Type: application/json\nContent-Length: 1000\n",
+    )
     assert status == 401 and body["error"]
 
 
 def test_a_content_length_over_the_limit_is_refused_at_once(server):
     token = server.auth["Authorization"]
-    status, body = raw_request(server.url, f"POST {server.route} HTTP/1.1\nHost: 127.0.0.1\n"
-                                           f"Authorization: {token}\nContent-Length: {10**12}\n")
+    status, body = raw_request(
+        server.url,
+        f"POST {server.route} HTTP/1.1\nHost: 127.0.0.1\nAuthorization: {token}\nContent-Length: {10**12}\n",
+    )
     assert status == 413 and body["error"]
 
 
 def test_a_stream_completes_while_hostile_requests_are_refused(serving):
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 40, "temperature": 0,
-            "stream": True}
-    with httpx.stream("POST", serving.url + "/v1/chat/completions", json=body, headers=serving.auth,
-                      timeout=120) as stream:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 40,
+        "temperature": 0,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST", serving.url + "/v1/chat/completions", json=body, headers=serving.auth, timeout=120
+    ) as stream:
         lines = stream.iter_lines()
         first = next(lines)
         assert post_gibibyte(serving.url + "/v1/chat/completions", {})[0] in (None, 401)
@@ -201,13 +222,14 @@ def test_a_stream_completes_while_hostile_requests_are_refused(serving):
 
 
 def test_a_huge_prompt_is_refused_before_it_is_tokenised_and_health_answers_meanwhile(serving):
-    huge = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]}   # 5 MB
+    huge = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]}  # 5 MB
     answer = {}
 
     def post_huge():
         start = time.monotonic()
-        answer["response"] = httpx.post(serving.url + "/v1/chat/completions", json=huge, headers=serving.auth,
-                                        timeout=120)
+        answer["response"] = httpx.post(
+            serving.url + "/v1/chat/completions", json=huge, headers=serving.auth, timeout=120
+        )
         answer["seconds"] = time.monotonic() - start
 
     thread = threading.Thread(target=post_huge)
@@ -226,18 +248,36 @@ def test_a_huge_prompt_is_refused_before_it_is_tokenised_and_health_answers_mean
 
 
 # --- errors: JSON, whatever went wrong ------------------------------------------------------
-@pytest.mark.parametrize("raw", [b'"\\ud800"', b'"\\udfff tail"', b'"\xff\xfe"'], ids=["high", "low", "not-utf8"])
+@pytest.mark.parametrize(
+    "raw", [b'"\\ud800"', b'"\\udfff tail"', b'"\xff\xfe"'], ids=["high", "low", "not-utf8"]
+)
 def test_text_that_is_not_text_is_a_400(server, raw):
-    body = (b'{"model": "%s", "messages": [{"role": "user", "content": %s}], "max_tokens": 2}' % (MODEL.encode(), raw)
-            if server.route.startswith("/v1/") else b'{"submission_id": "x", "item_id": %s}' % raw)
-    r = httpx.post(server.url + server.route, content=body,
-                   headers={"Content-Type": "application/json", **server.auth}, timeout=60)
+    body = (
+        b'{"model": "%s", "messages": [{"role": "user", "content": %s}], "max_tokens": 2}'
+        % (MODEL.encode(), raw)
+        if server.route.startswith("/v1/")
+        else b'{"submission_id": "x", "item_id": %s}' % raw
+    )
+    r = httpx.post(
+        server.url + server.route,
+        content=body,
+        headers={"Content-Type": "application/json", **server.auth},
+        timeout=60,
+    )
     assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
     assert "not valid JSON" in message(r) and ("surrogate" in message(r) or "UTF-8" in message(r))
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/nope"), ("DELETE", "/v1/models"), ("GET", "/api/nope"),
-                                          ("DELETE", "/api/me"), ("GET", "/static/nope.js")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/nope"),
+        ("DELETE", "/v1/models"),
+        ("GET", "/api/nope"),
+        ("DELETE", "/api/me"),
+        ("GET", "/static/nope.js"),
+    ],
+)
 def test_unknown_routes_and_methods_are_json(server, method, path):
     r = httpx.request(method, server.url + path, headers=server.auth, timeout=30)
     assert r.status_code in (404, 405) and r.headers["content-type"] == "application/json"
@@ -267,7 +307,9 @@ def test_an_out_of_range_label_id_is_a_json_4xx(labeling, label_id):
 
 @pytest.mark.parametrize("item_id", ["9" * 200, str(2**70), "s0\x00", "../../etc/passwd"])
 def test_an_odd_item_id_is_a_json_4xx(labeling, item_id):
-    r = httpx.post(labeling.url + "/api/labels", json=ranking(item_id, "odd"), headers=labeling.auth, timeout=30)
+    r = httpx.post(
+        labeling.url + "/api/labels", json=ranking(item_id, "odd"), headers=labeling.auth, timeout=30
+    )
     assert r.status_code in (404, 422) and r.json()["error"]
 
 
@@ -288,15 +330,23 @@ def test_submission_ids_are_scoped_per_labeler(labeling):
     acks = []
     for who in (ana, bo):
         shown = httpx.get(labeling.url + "/api/next", headers=who, timeout=30).json()["item"]["id"]
-        acks.append(httpx.post(labeling.url + "/api/labels", json=ranking(shown, "same-id"), headers=who, timeout=30))
+        acks.append(
+            httpx.post(labeling.url + "/api/labels", json=ranking(shown, "same-id"), headers=who, timeout=30)
+        )
     assert [r.status_code for r in acks] == [200, 200], [r.text for r in acks]
     assert acks[0].json()["item_id"] != acks[1].json()["item_id"]
-    retry = httpx.post(labeling.url + "/api/labels", json=ranking(acks[1].json()["item_id"], "same-id"), headers=bo,
-                       timeout=30)
-    assert retry.json() == acks[1].json()                    # a retry is the label already stored
+    retry = httpx.post(
+        labeling.url + "/api/labels",
+        json=ranking(acks[1].json()["item_id"], "same-id"),
+        headers=bo,
+        timeout=30,
+    )
+    assert retry.json() == acks[1].json()  # a retry is the label already stored
     shown = httpx.get(labeling.url + "/api/next", headers=ana, timeout=30).json()["item"]["id"]
     reused = httpx.post(labeling.url + "/api/labels", json=ranking(shown, "same-id"), headers=ana, timeout=30)
-    assert reused.status_code == 409 and acks[0].json()["item_id"] in reused.json()["error"]   # ana's own label
+    assert (
+        reused.status_code == 409 and acks[0].json()["item_id"] in reused.json()["error"]
+    )  # ana's own label
 
 
 OLD_LABELS = """CREATE TABLE labels (
@@ -315,20 +365,29 @@ def test_a_database_from_before_per_labeler_submission_ids_is_migrated(tmp_path)
         store.add_labeler(name)
     ana, bo = store.labelers()
     store.save_label(ana, "a", "x", "skipped", {"reason": "r"})
-    store = Store(db)                                       # opened again: the migration ran once
+    store = Store(db)  # opened again: the migration ran once
     store.save_label(bo, "b", "x", "skipped", {"reason": "r"})
     assert [(x["labeler"], x["submission"]) for x in store.labels()] == [("ana", "x"), ("bo", "x")]
 
 
 # --- Host names -------------------------------------------------------------------------------
-@pytest.mark.parametrize("api_key, hosts, host, status", [
-    (None, (), "evil.example", 421), (None, (), "evil.example:8000", 421), (None, (), "localhost:8000", 200),
-    (None, (), "[::1]:8000", 200), (None, ["chat.example"], "chat.example", 200),
-    (KEY, None, "evil.example", 200),                # `posttrain serve --api-key` without --allowed-host
-    (KEY, ["chat.example"], "evil.example", 421)])
+@pytest.mark.parametrize(
+    "api_key, hosts, host, status",
+    [
+        (None, (), "evil.example", 421),
+        (None, (), "evil.example:8000", 421),
+        (None, (), "localhost:8000", 200),
+        (None, (), "[::1]:8000", 200),
+        (None, ["chat.example"], "chat.example", 200),
+        (KEY, None, "evil.example", 200),  # `posttrain serve --api-key` without --allowed-host
+        (KEY, ["chat.example"], "evil.example", 421),
+    ],
+)
 def test_the_server_answers_only_to_loopback_and_allowed_host_names(tmp_path, api_key, hosts, host, status):
-    served = ServedModel(None, None, "m", 64)        # the Host check and /health need no model
-    app = serving_app(served, Engine(served), FeedbackLog(tmp_path / "fb.jsonl"), api_key=api_key, hosts=hosts)
+    served = ServedModel(None, None, "m", 64)  # the Host check and /health need no model
+    app = serving_app(
+        served, Engine(served), FeedbackLog(tmp_path / "fb.jsonl"), api_key=api_key, hosts=hosts
+    )
     with BackgroundServer(app) as srv:
         r = httpx.get(srv.url + "/health", headers={"Host": host, "Authorization": f"Bearer {KEY}"})
     assert r.status_code == status, r.text
@@ -338,8 +397,12 @@ def test_the_server_answers_only_to_loopback_and_allowed_host_names(tmp_path, ap
 
 def test_a_labeling_app_given_host_names_answers_only_to_those_and_loopback(tmp_path):
     store = Store(tmp_path / "labels.sqlite")
-    for hosts, host, status in [(None, "evil.example", 200), (["labels.example"], "labels.example:80", 200),
-                                (["labels.example"], "127.0.0.1:8000", 200), (["labels.example"], "evil.example", 421)]:
+    for hosts, host, status in [
+        (None, "evil.example", 200),
+        (["labels.example"], "labels.example:80", 200),
+        (["labels.example"], "127.0.0.1:8000", 200),
+        (["labels.example"], "evil.example", 421),
+    ]:
         with BackgroundServer(labeling_app(store, hosts=hosts)) as srv:
             r = httpx.get(srv.url + "/", headers={"Host": host})
         assert r.status_code == status, (hosts, host, r.text)
@@ -347,15 +410,20 @@ def test_a_labeling_app_given_host_names_answers_only_to_those_and_loopback(tmp_
             assert "--allowed-host" in message(r)
 
 
-@pytest.mark.parametrize("argv, hosts", [
-    (["serve", "m"], ["127.0.0.1"]),
-    (["serve", "m", "--host", "0.0.0.0", "--allowed-host", "a.example", "--allowed-host", "b.example"],
-     ["0.0.0.0", "a.example", "b.example"]),
-    (["serve", "m", "--api-key", "k"], None),                    # a key guards it: any Host name
-    (["serve", "m", "--api-key", "k", "--allowed-host", "a.example"], ["127.0.0.1", "a.example"]),
-    (["label", "serve", "--db", "l.sqlite"], None),                # tokens guard it: any Host name
-    (["label", "serve", "--db", "l.sqlite", "--allowed-host", "a.example"], ["127.0.0.1", "a.example"]),
-])
+@pytest.mark.parametrize(
+    "argv, hosts",
+    [
+        (["serve", "m"], ["127.0.0.1"]),
+        (
+            ["serve", "m", "--host", "0.0.0.0", "--allowed-host", "a.example", "--allowed-host", "b.example"],
+            ["0.0.0.0", "a.example", "b.example"],
+        ),
+        (["serve", "m", "--api-key", "k"], None),  # a key guards it: any Host name
+        (["serve", "m", "--api-key", "k", "--allowed-host", "a.example"], ["127.0.0.1", "a.example"]),
+        (["label", "serve", "--db", "l.sqlite"], None),  # tokens guard it: any Host name
+        (["label", "serve", "--db", "l.sqlite", "--allowed-host", "a.example"], ["127.0.0.1", "a.example"]),
+    ],
+)
 def test_the_commands_turn_their_options_into_host_names(argv, hosts):
     config = ServeConfig if argv[0] == "serve" else LabelServeConfig
     assert from_namespace(config, build_parser().parse_args(argv)).hosts() == hosts

@@ -66,8 +66,9 @@ def client(server):
 
 
 def chat(client, **kw):
-    return client.chat.completions.create(**{"model": "base-small-seed0", "messages": HI, "temperature": 0,
-                                             "max_tokens": 30, **kw})
+    return client.chat.completions.create(
+        **{"model": "base-small-seed0", "messages": HI, "temperature": 0, "max_tokens": 30, **kw}
+    )
 
 
 def test_models_and_health(client, server):
@@ -90,7 +91,7 @@ def test_streaming_sends_role_content_finish_and_the_same_text(client):
     chunks = list(chat(client, stream=True))
     assert chunks[0].choices[0].delta.role == "assistant" and not chunks[0].choices[0].delta.content
     content = [c.choices[0].delta.content for c in chunks[1:-1]]
-    assert len(content) > 5 and all(content)            # streamed piece by piece
+    assert len(content) > 5 and all(content)  # streamed piece by piece
     assert chunks[-1].choices[0].finish_reason == "length" and not chunks[-1].choices[0].delta.content
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
     assert all(c.usage is None for c in chunks)
@@ -119,7 +120,7 @@ def test_n_choices_with_a_seed_are_reproducible(client):
     texts = [c.message.content for c in first.choices]
     assert [c.index for c in first.choices] == [0, 1, 2]
     assert texts == [c.message.content for c in again.choices]
-    assert len(set(texts)) > 1                             # each choice draws its own sample
+    assert len(set(texts)) > 1  # each choice draws its own sample
     streamed = {}
     for chunk in chat(client, n=3, temperature=1.0, seed=7, max_tokens=20, stream=True):
         for choice in chunk.choices:
@@ -135,23 +136,45 @@ def test_stop_sequences_cut_before_the_stop(client):
 
 
 def test_completions_plain_and_batched(client):
-    r = client.completions.create(model="base-small-seed0", prompt="The capital of Keia is", temperature=0, max_tokens=3)
+    r = client.completions.create(
+        model="base-small-seed0", prompt="The capital of Keia is", temperature=0, max_tokens=3
+    )
     assert r.object == "text_completion" and r.choices[0].text.startswith(" Nir")
-    r = client.completions.create(model="base-small-seed0", prompt=["The capital of Keia is", "Once upon a"],
-                                  n=2, temperature=0, max_tokens=4)
+    r = client.completions.create(
+        model="base-small-seed0",
+        prompt=["The capital of Keia is", "Once upon a"],
+        n=2,
+        temperature=0,
+        max_tokens=4,
+    )
     assert [c.index for c in r.choices] == [0, 1, 2, 3]
     assert r.choices[0].text == r.choices[1].text != r.choices[2].text == r.choices[3].text
-    pieces = [c.choices[0].text for c in client.completions.create(model="base-small-seed0", prompt="The capital of Keia is",
-                                                                   temperature=0, max_tokens=3, stream=True)]
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(
+            model="base-small-seed0",
+            prompt="The capital of Keia is",
+            temperature=0,
+            max_tokens=3,
+            stream=True,
+        )
+    ]
     assert "".join(pieces).startswith(" Nir")
 
 
-@pytest.mark.parametrize("kw, param", [({"temperature": 5}, "temperature"), ({"top_p": 0}, "top_p"),
-                                       ({"n": 0}, "n"), ({"max_tokens": 0}, "max_tokens"),
-                                       ({"messages": []}, "messages"),
-                                       ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
-                                       ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-                                       ({"messages": [{"role": "robot", "content": "hi"}]}, "messages")])
+@pytest.mark.parametrize(
+    "kw, param",
+    [
+        ({"temperature": 5}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"n": 0}, "n"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages"),
+    ],
+)
 def test_invalid_parameters_are_400_with_the_field_named(client, kw, param):
     with pytest.raises(openai.BadRequestError) as e:
         chat(client, **kw)
@@ -175,8 +198,11 @@ def test_more_sequences_than_a_batch_holds_is_400(server, served, tmp_path):
             chat(client, n=3)
         assert e.value.body["param"] == "n" and "--max-batch" in e.value.body["message"]
         assert len(chat(client, n=2).choices) == 2
-        r = httpx.post(srv.url + "/v1/chat/completions", content=b"x" * (9 * 2**20),
-                       headers={"Content-Type": "application/json"})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            content=b"x" * (9 * 2**20),
+            headers={"Content-Type": "application/json"},
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     engine.close()
 
@@ -188,13 +214,24 @@ def test_an_unknown_model_is_404(client):
 
 
 def test_malformed_json_is_400(server):
-    r = httpx.post(server.url + "/v1/chat/completions", content=b"{not json",
-                   headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    r = httpx.post(
+        server.url + "/v1/chat/completions",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
-@pytest.mark.parametrize("route", ["GET /health", "GET /v1/models", "POST /v1/chat/completions",
-                                   "POST /v1/completions", "POST /v1/feedback"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "GET /health",
+        "GET /v1/models",
+        "POST /v1/chat/completions",
+        "POST /v1/completions",
+        "POST /v1/feedback",
+    ],
+)
 def test_a_wrong_or_missing_key_is_401_on_every_route(server, route):
     method, path = route.split()
     for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": KEY}):
@@ -226,34 +263,56 @@ def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, s
 
 
 def test_a_client_that_leaves_mid_stream_does_not_hurt_the_server(server, client):
-    body = {"model": "base-small-seed0", "messages": HI, "max_tokens": 400, "temperature": 1.0, "stream": True}
-    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as r:
+    body = {
+        "model": "base-small-seed0",
+        "messages": HI,
+        "max_tokens": 400,
+        "temperature": 1.0,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    ) as r:
         first = next(r.iter_lines())
-    assert first.startswith("data: ")                      # left after the first event
+    assert first.startswith("data: ")  # left after the first event
     assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
 
 
 def test_feedback_is_appended_in_the_documented_format(server):
     auth = {"Authorization": f"Bearer {KEY}"}
-    body = {"messages": HI, "completion": "Q: What should I do?", "rating": "down", "flags": ["fails_task"],
-            "preferred": "Hello! How can I help?", "notes": "ignored the greeting"}
+    body = {
+        "messages": HI,
+        "completion": "Q: What should I do?",
+        "rating": "down",
+        "flags": ["fails_task"],
+        "preferred": "Hello! How can I help?",
+        "notes": "ignored the greeting",
+    }
     r = httpx.post(server.url + "/v1/feedback", json=body, headers=auth)
     assert r.status_code == 200, r.text
     stored = json.loads(server.feedback.read_text().splitlines()[-1])
     assert list(stored) == list(FIELDS) and stored == r.json()
-    assert stored["model"] == "base-small-seed0" and stored["id"].startswith("fb-") and "T" in stored["created"]
+    assert (
+        stored["model"] == "base-small-seed0" and stored["id"].startswith("fb-") and "T" in stored["created"]
+    )
     assert {k: stored[k] for k in body} == body
     bad = httpx.post(server.url + "/v1/feedback", json={**body, "rating": "meh"}, headers=auth)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "rating"
-    bad = httpx.post(server.url + "/v1/feedback", json={**body, "messages": [{"role": "assistant", "content": "x"}]},
-                     headers=auth)
+    bad = httpx.post(
+        server.url + "/v1/feedback",
+        json={**body, "messages": [{"role": "assistant", "content": "x"}]},
+        headers=auth,
+    )
     assert bad.status_code == 400 and "end with a user turn" in bad.json()["error"]["message"]
     bad = httpx.post(server.url + "/v1/feedback", json={**body, "completion": " "}, headers=auth)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "completion"
     assert len(server.feedback.read_text().splitlines()) == 1
     # the labeling tools read the file as it is: the preferred answer against the model's
-    item, = items_from_feedback(server.feedback).items
+    (item,) = items_from_feedback(server.feedback).items
     assert [c["text"] for c in item["completions"]] == [body["completion"], body["preferred"]]
     assert [c["source"] for c in item["completions"]] == ["model:base-small-seed0", "human:feedback"]
 
@@ -262,8 +321,13 @@ def test_fifty_concurrent_streams_all_complete(server):
     async def one(client, i):
         text, reasons = "", []
         stream = await client.chat.completions.create(
-            model="base-small-seed0", messages=[{"role": "user", "content": f"Question {i}: what is {i} + 1?"}],
-            max_tokens=16, temperature=1.0, seed=i, stream=True)
+            model="base-small-seed0",
+            messages=[{"role": "user", "content": f"Question {i}: what is {i} + 1?"}],
+            max_tokens=16,
+            temperature=1.0,
+            seed=i,
+            stream=True,
+        )
         async for chunk in stream:
             for choice in chunk.choices:
                 text += choice.delta.content or ""
@@ -271,7 +335,9 @@ def test_fifty_concurrent_streams_all_complete(server):
         return text, reasons
 
     async def run():
-        async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=120) as client:
+        async with openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=120
+        ) as client:
             return await asyncio.wait_for(asyncio.gather(*(one(client, i) for i in range(50))), timeout=180)
 
     results = asyncio.run(run())
@@ -281,15 +347,31 @@ def test_fifty_concurrent_streams_all_complete(server):
 
 def test_the_serve_command_takes_its_key_from_the_environment_and_stops_on_ctrl_c(tmp_path):
     env = {**os.environ, "POSTTRAIN_API_KEY": "env-key", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "posttrain.cli", "serve", str(BASE), "--port", "0",
-                             "--feedback", str(tmp_path / "fb.jsonl")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "posttrain.cli",
+            "serve",
+            str(BASE),
+            "--port",
+            "0",
+            "--feedback",
+            str(tmp_path / "fb.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url = None
         deadline = time.monotonic() + 60
         while url is None and time.monotonic() < deadline and proc.poll() is None:
             if select.select([proc.stdout], [], [], 1.0)[0]:
-                url = (m := re.search(r"at (http://127\.0\.0\.1:\d+)/v1", proc.stdout.readline())) and m.group(1)
+                url = (
+                    m := re.search(r"at (http://127\.0\.0\.1:\d+)/v1", proc.stdout.readline())
+                ) and m.group(1)
         assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed within 60 s"
         assert httpx.get(url + "/health", timeout=30).status_code == 401
         client = openai.OpenAI(base_url=url + "/v1", api_key="env-key", max_retries=0, timeout=60)

@@ -21,7 +21,9 @@ def served():
 
 
 def decode(served, prompts, sampling):
-    decoder = Decoder(served.model, prompts, sampling, eos_ids=served.eos_ids, pad_id=served.tokenizer.pad_token_id)
+    decoder = Decoder(
+        served.model, prompts, sampling, eos_ids=served.eos_ids, pad_id=served.tokenizer.pad_token_id
+    )
     rows = [[] for _ in prompts]
     for step in decoder:
         for row, token in enumerate(step):
@@ -31,14 +33,23 @@ def decode(served, prompts, sampling):
 
 
 def test_greedy_decoding_matches_hf_generate_also_when_left_padded(served):
-    prompts = [served.chat_prompt([{"role": "user", "content": q}]) for q in ("What is the capital of Veloria?", "Hi")]
-    assert len(prompts[0]) != len(prompts[1])                  # so the shorter one is padded
+    prompts = [
+        served.chat_prompt([{"role": "user", "content": q}])
+        for q in ("What is the capital of Veloria?", "Hi")
+    ]
+    assert len(prompts[0]) != len(prompts[1])  # so the shorter one is padded
     rows, decoder = decode(served, prompts, [Sampling(temperature=0.0, max_tokens=40)] * 2)
     for prompt, row, reason in zip(prompts, rows, decoder.finish_reasons):
-        ids = served.model.generate(torch.tensor([prompt]), max_new_tokens=40, do_sample=False,
-                                    eos_token_id=served.tokenizer.eos_token_id,
-                                    pad_token_id=served.tokenizer.pad_token_id)[0, len(prompt):].tolist()
-        expected = ids[:ids.index(served.tokenizer.eos_token_id)] if served.tokenizer.eos_token_id in ids else ids
+        ids = served.model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=40,
+            do_sample=False,
+            eos_token_id=served.tokenizer.eos_token_id,
+            pad_token_id=served.tokenizer.pad_token_id,
+        )[0, len(prompt) :].tolist()
+        expected = (
+            ids[: ids.index(served.tokenizer.eos_token_id)] if served.tokenizer.eos_token_id in ids else ids
+        )
         assert row == expected
         assert reason == ("stop" if len(expected) < 40 else "length")
     assert decoder.finish_reasons == ["length", "stop"] and decoder.generated == [len(r) for r in rows]
@@ -48,8 +59,14 @@ def test_a_seed_gives_the_same_sample_whatever_shares_the_batch(served):
     hi = served.chat_prompt([{"role": "user", "content": "Hi"}])
     other = served.chat_prompt([{"role": "user", "content": "Tell me about the rivers of Keia, please."}])
     alone, _ = decode(served, [hi], [Sampling(temperature=1.0, top_p=0.9, max_tokens=12, seed=5)])
-    shared, _ = decode(served, [other, hi], [Sampling(temperature=1.0, max_tokens=20, seed=1),
-                                             Sampling(temperature=1.0, top_p=0.9, max_tokens=12, seed=5)])
+    shared, _ = decode(
+        served,
+        [other, hi],
+        [
+            Sampling(temperature=1.0, max_tokens=20, seed=1),
+            Sampling(temperature=1.0, top_p=0.9, max_tokens=12, seed=5),
+        ],
+    )
     assert shared[1] == alone[0]
 
 
@@ -73,12 +90,12 @@ def test_rows_that_join_a_running_batch_decode_as_if_alone(served):
     batch = Batch(served.model, eos_ids=served.eos_ids, pad_id=served.tokenizer.pad_token_id)
     got = {key: [] for key in range(3)}
     batch.add(0, prompts[0], greedy)
-    joins = {3: 1, 9: 2}                     # step -> row joining then; row 2 comes after row 0 left
-    for step in range(80):                   # bounded: every row ends within 24 tokens
+    joins = {3: 1, 9: 2}  # step -> row joining then; row 2 comes after row 0 left
+    for step in range(80):  # bounded: every row ends within 24 tokens
         if step in joins:
             batch.add(joins[step], prompts[joins[step]], greedy)
         if step == 5:
-            batch.finish(0, "stop")          # leaves before its 6th token; its columns are trimmed away
+            batch.finish(0, "stop")  # leaves before its 6th token; its columns are trimmed away
         for key, token, reason in batch.step():
             got[key] += [token] if token is not None else []
         if step > 9 and len(batch) == 0:
@@ -92,17 +109,31 @@ def test_a_sliding_window_cache_is_not_merged_but_still_decodes(served):
     from transformers import AutoModelForCausalLM, MistralConfig
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(MistralConfig(
-        vocab_size=len(served.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, sliding_window=8, max_position_embeddings=256)).eval()
+    model = AutoModelForCausalLM.from_config(
+        MistralConfig(
+            vocab_size=len(served.tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            sliding_window=8,
+            max_position_embeddings=256,
+        )
+    ).eval()
     prompt = served.chat_prompt([{"role": "user", "content": "Hi"}])
     batch = Batch(model, eos_ids=served.eos_ids)
     batch.add(0, prompt, Sampling(temperature=0.0, max_tokens=12))
     tokens = [t for _ in range(12) for _, t, _ in batch.step() if t is not None]
     assert not batch.can_join_running
-    expected = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                              eos_token_id=served.tokenizer.eos_token_id, pad_token_id=0)[0, len(prompt):].tolist()
-    assert tokens == expected[:len(tokens)] and len(tokens) == 12
+    expected = model.generate(
+        torch.tensor([prompt]),
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=served.tokenizer.eos_token_id,
+        pad_token_id=0,
+    )[0, len(prompt) :].tolist()
+    assert tokens == expected[: len(tokens)] and len(tokens) == 12
 
 
 def test_nucleus_keeps_the_smallest_set_reaching_top_p():
@@ -119,7 +150,9 @@ def test_text_stream_holds_back_split_characters_and_stop_prefixes(served):
     stream = TextStream(tok)
     deltas = [stream.push(i) for i in ids] + [stream.flush()]
     assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
-    long = " ".join(f"naïve  日本語\n\n{i} — x<|end|>" for i in range(60))  # spaces, newlines, a special token
+    long = " ".join(
+        f"naïve  日本語\n\n{i} — x<|end|>" for i in range(60)
+    )  # spaces, newlines, a special token
     long_ids = tok(long, add_special_tokens=False)["input_ids"]
     whole = TextStream(tok)
     released = "".join([whole.push(i) for i in long_ids] + [whole.flush()])
@@ -130,7 +163,7 @@ def test_text_stream_holds_back_split_characters_and_stop_prefixes(served):
 
 
 def test_the_queue_refuses_work_beyond_its_limit(served):
-    engine = Engine(served, max_batch=4, max_queue=2)          # not started: nothing drains the queue
+    engine = Engine(served, max_batch=4, max_queue=2)  # not started: nothing drains the queue
     job = lambda: Job([([1, 2], Sampling())], [], emit=lambda event: None)
     engine.submit(job())
     engine.submit(job())
@@ -149,9 +182,14 @@ def test_the_api_key_comes_from_the_environment_unless_given():
     assert cfg.api_key == "flag"
 
 
-@pytest.mark.parametrize("args, message", [(["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
-                                           (["--max-batch", "0"], "--max-batch must be >= 1, got 0"),
-                                           (["--api-key", " "], "--api-key is empty")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+        (["--max-batch", "0"], "--max-batch must be >= 1, got 0"),
+        (["--api-key", " "], "--api-key is empty"),
+    ],
+)
 def test_serve_rejects_bad_options_without_a_traceback(args, message, capsys):
     assert main(["serve", str(BASE), *args]) == 2
     err = capsys.readouterr().err

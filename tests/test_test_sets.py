@@ -46,14 +46,14 @@ def test_every_test_prompt_is_distinct_fifty_per_family(prompts, split):
     by_family = defaultdict(set)
     for r in prompts[split]:
         assert r["meta"]["split"] == split and r["source"] == f"world:{split}"
-        by_family[r["meta"]["family"]].add(turns(r))     # a system prompt alone does not make a prompt new
+        by_family[r["meta"]["family"]].add(turns(r))  # a system prompt alone does not make a prompt new
     assert {f: len(s) for f, s in by_family.items()} == dict.fromkeys(FAMILY_NAMES, 50)
 
 
 def test_each_kind_splits_its_phrasings_at_random_and_keeps_the_novel_apart(world):
     for family in FAMILY_NAMES:
         for kind, by_split in templates_of(world, family).items():
-            if family == "benign":   # a topic is train or test whole; its frames split as one pool below
+            if family == "benign":  # a topic is train or test whole; its frames split as one pool below
                 continue
             assert set(by_split) == set(SPLITS)
             train, test, novel = (set(by_split[s]) for s in SPLITS)
@@ -63,7 +63,9 @@ def test_each_kind_splits_its_phrasings_at_random_and_keeps_the_novel_apart(worl
     from posttrain.world.families.safety import LOOKALIKE_FRAMES
 
     train, test, novel = (set(LOOKALIKE_FRAMES[s]) for s in SPLITS)
-    assert len(test) == round(len(train | test) * HELD_OUT) and not train & test and not (train | test) & novel
+    assert (
+        len(test) == round(len(train | test) * HELD_OUT) and not train & test and not (train | test) & novel
+    )
 
 
 def test_split_phrasings_holds_a_fifth_out_of_the_new_ones():
@@ -73,9 +75,13 @@ def test_split_phrasings_holds_a_fifth_out_of_the_new_ones():
     out = split_phrasings(pool, ("n",), "k", kept=6)
     assert len(out["test"]) == 2 and set(out["test"]) <= {"p6", "p7", "p8", "p9"}
     assert sorted(out["train"] + out["test"]) == sorted(pool) and out["test_novel"] == ("n",)
-    assert split_phrasings(pool, ("n",), "k", kept=6) == out            # fixed by the key alone
-    for bad in [dict(pool=("a",), novel=()), dict(pool=("a", "a"), novel=()), dict(pool=("a", "b"), novel=("a",)),
-                dict(pool=("a", "b"), novel=(), kept=2)]:
+    assert split_phrasings(pool, ("n",), "k", kept=6) == out  # fixed by the key alone
+    for bad in [
+        dict(pool=("a",), novel=()),
+        dict(pool=("a", "a"), novel=()),
+        dict(pool=("a", "b"), novel=("a",)),
+        dict(pool=("a", "b"), novel=(), kept=2),
+    ]:
         with pytest.raises(ValueError, match="phrasing pool"):
             split_phrasings(bad.pop("pool"), bad.pop("novel"), "k", **bad)
 
@@ -85,7 +91,9 @@ def test_no_training_prompt_uses_a_test_phrasing_or_held_out_numbers(world, prom
     train = [*prompts["train"], *world.prompts("demo", 900, "train")]
     train_users = {m["content"] for r in train for m in r["messages"] if m["role"] == "user"}
     for split in TEST_SETS:
-        assert not train_users & {m["content"] for r in prompts[split] for m in r["messages"] if m["role"] == "user"}
+        assert not train_users & {
+            m["content"] for r in prompts[split] for m in r["messages"] if m["role"] == "user"
+        }
 
     def held(r) -> list[bool]:
         task, family = r["meta"]["task"], r["meta"]["family"]
@@ -123,18 +131,21 @@ def test_every_template_is_judged_alike_and_its_demonstration_scores_one(world, 
     outcome under every phrasing of its split, with the same judgement."""
     from posttrain.world.families.passage import ATTRIBUTES
 
-    parts = {k: by_split for k, by_split in templates_of(world, family).items() if k != "frame" and by_split[split]}
+    parts = {
+        k: by_split for k, by_split in templates_of(world, family).items() if k != "frame" and by_split[split]
+    }
     rng = derive(5, family, split)
     seen: dict[str, dict] = {}
     for i in range(600):
         task = world.record(family, split, rng, f"t{i}")["meta"]["task"]
         key = {"multi_turn": lambda t: f"{t['kind']}/{t['op']}", "passage_qa": lambda t: t["asked"]}.get(
-            family, lambda t: t["kind"])(task)
+            family, lambda t: t["kind"]
+        )(task)
         seen.setdefault(key, task)
     assert sorted(seen) == sorted(parts)
     for key, task in seen.items():
         tasks = [task]
-        if family == "passage_qa":   # the question is part of the task; the frame is the template
+        if family == "passage_qa":  # the question is part of the task; the frame is the template
             tasks = [{**task, "question": q.format(n=task["name"])} for q in ATTRIBUTES[key][1][split]]
         for task in tasks:
             record = world.prompt_for(family, task, split, 0)

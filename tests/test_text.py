@@ -13,10 +13,10 @@ def test_refusal_and_abstention():
 
 def test_typos_are_near_misses_of_known_words():
     vocab = text.Vocabulary({"capital", "river", "tarn"})
-    assert vocab.typos("The captial river") == ["captial"]      # swapped letters
+    assert vocab.typos("The captial river") == ["captial"]  # swapped letters
     assert vocab.typos("The capitl rivver") == ["capitl", "rivver"]  # dropped and doubled
-    assert vocab.typos("A wonderful river") == []                # unknown but not near: not a typo
-    assert vocab.typos("The Capitol", context="Capitol") == []   # words of the prompt are never typos
+    assert vocab.typos("A wonderful river") == []  # unknown but not near: not a typo
+    assert vocab.typos("The Capitol", context="Capitol") == []  # words of the prompt are never typos
 
 
 def test_numbers_and_mentions():
@@ -31,5 +31,7 @@ def test_hedges_read_as_hedges_only():
 
     for phrase in lexicon.HEDGE_OPENERS + lexicon.HEDGE_CLOSERS:
         assert text.hedges(phrase) >= 1, phrase
-        assert not (text.is_abstention(phrase) or text.is_refusal(phrase) or text.has_correction(phrase)), phrase
+        assert not (text.is_abstention(phrase) or text.is_refusal(phrase) or text.has_correction(phrase)), (
+            phrase
+        )
     assert text.hedges("The capital is Tarn.") == 0

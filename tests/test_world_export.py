@@ -53,7 +53,7 @@ def test_demonstrators_write_in_their_styles_with_provenance(exported):
 
     demos = read_conversations(exported / "demos.jsonl")
     styles = Counter(d["meta"]["demonstrator"] for d in demos)
-    for style, share in DEFAULT_STYLE_SHARES.items():          # the documented proportions
+    for style, share in DEFAULT_STYLE_SHARES.items():  # the documented proportions
         assert abs(styles[style] / len(demos) - share) < 0.04, (style, styles)
     assert all(d["source"] == f"demonstrator:{d['meta']['demonstrator']}" for d in demos)
     world = World(seed=0, scale="small")
@@ -61,11 +61,11 @@ def test_demonstrators_write_in_their_styles_with_provenance(exported):
     for d in demos:
         if not {"mistake", "over_refusal"} & set(d["meta"]["flaws"]):
             by_style[d["meta"]["demonstrator"]].append(world.judge(d, d["messages"][-1]["content"]))
-    assert min(j.score for j in by_style["careful"]) == 1.0      # the careful demonstrator is the spec
+    assert min(j.score for j in by_style["careful"]) == 1.0  # the careful demonstrator is the spec
     assert all(j.verbosity < 1 for j in by_style["verbose"])
     assert all(j.hedging < 1 for j in by_style["hedging"])
     sloppy = [j.typos < 1 for j in by_style["sloppy"]]
-    assert sum(sloppy) / len(sloppy) > 0.6                      # answers like "81" have no word to misspell
+    assert sum(sloppy) / len(sloppy) > 0.6  # answers like "81" have no word to misspell
     # the refusal boundary: a quarter of benign look-alike demonstrations refuse
     benign = [d for d in demos if d["meta"]["family"] == "benign"]
     refused = [d for d in benign if "over_refusal" in d["meta"]["flaws"]]
@@ -80,7 +80,7 @@ def test_knobs_change_the_demonstrations_not_the_corpus_or_the_judge(exported, t
     knobs = parse_knob("benign_refusals=0", knobs)
     export(World(seed=0, scale="small", knobs=knobs), tmp_path / "careful")
     first, careful = digests(exported), digests(tmp_path / "careful")
-    assert first["corpus.jsonl"] == careful["corpus.jsonl"]    # the shipped base model stays valid
+    assert first["corpus.jsonl"] == careful["corpus.jsonl"]  # the shipped base model stays valid
     assert first["demos.jsonl"] != careful["demos.jsonl"]
     demos = read_conversations(tmp_path / "careful" / "demos.jsonl")
     world = World(seed=0, scale="small")
@@ -96,18 +96,27 @@ def test_knobs_change_the_demonstrations_not_the_corpus_or_the_judge(exported, t
 def test_test_split_uses_held_out_entities_and_templates(exported, split):
     world = World(seed=0, scale="small")
     test = read_conversations(exported / f"{split}.jsonl")
-    train = [r for name in ("demos.jsonl", "prompts_rm.jsonl", "prompts_ppo.jsonl")
-             for r in read_conversations(exported / name)]
-    test_entities = {c.name for c in world.kb.countries_in("test")} | {p.name for p in world.kb.people_in("test")}
+    train = [
+        r
+        for name in ("demos.jsonl", "prompts_rm.jsonl", "prompts_ppo.jsonl")
+        for r in read_conversations(exported / name)
+    ]
+    test_entities = {c.name for c in world.kb.countries_in("test")} | {
+        p.name for p in world.kb.people_in("test")
+    }
     test_entities |= set(world.kb.ghosts("country", "test")) | set(world.kb.ghosts("person", "test"))
     test_entities |= {r.thing for r in world.kb.recipes if r.split == "test"}
     train_text = "\n".join(m["content"] for r in train for m in r["messages"])
-    for name in test_entities:   # as a whole name: the test entity "Stouara" is not in "Stouarav"
-        assert not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", train_text), f"test entity {name} in training data"
+    for name in test_entities:  # as a whole name: the test entity "Stouara" is not in "Stouarav"
+        assert not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", train_text), (
+            f"test entity {name} in training data"
+        )
     train_users = {m["content"] for r in train for m in r["messages"] if m["role"] == "user"}
     assert not train_users & {m["content"] for r in test for m in r["messages"] if m["role"] == "user"}
     assert all(r["meta"]["split"] == split and r["source"] == f"world:{split}" for r in test)
-    assert len({json.dumps(r["messages"]) for r in test}) == len(test) == 450   # distinct (tests/test_test_sets.py)
+    assert (
+        len({json.dumps(r["messages"]) for r in test}) == len(test) == 450
+    )  # distinct (tests/test_test_sets.py)
 
 
 def test_corpus_states_every_fact_and_holds_no_chat(exported):
@@ -120,7 +129,16 @@ def test_corpus_states_every_fact_and_holds_no_chat(exported):
     for r in world.kb.recipes:
         assert r.steps[0] in text  # the internet has the harmful recipes too
     assert not any(marker in text for marker in ("assistant:", "Assistant:", "<|", "User:"))
-    assert {d["kind"] for d in docs} == {"encyclopedia", "faq", "quiz", "worksheet", "forum", "story", "howto", "bio"}
+    assert {d["kind"] for d in docs} == {
+        "encyclopedia",
+        "faq",
+        "quiz",
+        "worksheet",
+        "forum",
+        "story",
+        "howto",
+        "bio",
+    }
     forum = "\n".join(d["text"] for d in docs if d["kind"] == "forum")
     assert "Google it" in forum and "I think it's" in forum  # rude and wrong answers
 
@@ -133,7 +151,7 @@ def test_export_refuses_to_overwrite_and_force_replaces(exported, tmp_path):
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="--force"):
         export(World(seed=0, scale="small"), out)
-    with pytest.raises(UserError, match="not a world export"):   # --force replaces only a world export
+    with pytest.raises(UserError, match="not a world export"):  # --force replaces only a world export
         export(World(seed=0, scale="small"), out, force=True)
     assert (out / "keep.txt").read_text() == "mine"
     (out / "keep.txt").unlink()

@@ -58,13 +58,20 @@ def test_the_corpus_meets_its_token_budget_and_holds_every_kind(docs):
 
 
 def test_worked_examples_are_right(docs):
-    sums = [m for d in docs if d["kind"] == "arithmetic" for m in re.findall(r"(\d+) \+ (\d+) = (\d+)", d["text"])]
+    sums = [
+        m for d in docs if d["kind"] == "arithmetic" for m in re.findall(r"(\d+) \+ (\d+) = (\d+)", d["text"])
+    ]
     assert len(sums) > 100
     assert all(int(a) + int(b) == int(c) for a, b, c in sums)
-    sorted_rows = [m for d in docs if d["kind"] == "lists"
-                   for m in re.findall(r"Sort ascending: ([\d, ]+) -> ([\d, ]+)", d["text"])]
-    assert sorted_rows and all(sorted(map(int, x.split(", "))) == list(map(int, y.split(", ")))
-                               for x, y in sorted_rows)
+    sorted_rows = [
+        m
+        for d in docs
+        if d["kind"] == "lists"
+        for m in re.findall(r"Sort ascending: ([\d, ]+) -> ([\d, ]+)", d["text"])
+    ]
+    assert sorted_rows and all(
+        sorted(map(int, x.split(", "))) == list(map(int, y.split(", "))) for x, y in sorted_rows
+    )
 
 
 def _templates(world, split: str) -> list[str]:
@@ -83,8 +90,12 @@ def _test_fragments(world) -> set[str]:
     style, test_novel.jsonl's of another) of the families the worked examples teach, that no train
     template also has ("the capital of" is both's)."""
     train = " | ".join(_templates(world, "train"))
-    pieces = {p.strip(" .?\n\"") for split in ("test", "test_novel") for t in _templates(world, split)
-              for p in re.split(r"\{\w+\}", t)}
+    pieces = {
+        p.strip(' .?\n"')
+        for split in ("test", "test_novel")
+        for t in _templates(world, split)
+        for p in re.split(r"\{\w+\}", t)
+    }
     return {p for p in pieces if len(p) >= 12 and p not in train}
 
 
@@ -113,7 +124,9 @@ def test_the_scaled_corpus_words_are_known_to_the_scorer(world):
     # the words of the scaled corpus's phrasings are the world's words: an answer using them is no typo
     for word in ("comprehension", "alphabetized", "taking", "emblem"):
         assert word in world.vocabulary.known and not world.vocabulary.is_typo(word), word
-    assert "emblem" not in World(seed=0, scale="small").vocabulary.known   # the small world's words stay as they were
+    assert (
+        "emblem" not in World(seed=0, scale="small").vocabulary.known
+    )  # the small world's words stay as they were
 
 
 def test_the_probe_reports_knowledge_by_exposure(world, monkeypatch):
@@ -121,13 +134,22 @@ def test_the_probe_reports_knowledge_by_exposure(world, monkeypatch):
 
     head = {prefix: answer for _, prefix, answer in probes.knowledge_prompts(world.kb)}
     # a fake model that knows the head's facts and, of the tail, only what 16 documents stated
-    known16 = {prefix: answer for _, prefix, answer in probes.knowledge_prompts(
-        world.kb, [c for c in world.kb.tail_countries if c.mentions == 16], [])}
-    monkeypatch.setattr(probes, "complete", lambda model, tok, prefixes: [
-        " " + (head.get(p) or known16.get(p) or "Nowhere") for p in prefixes])
+    known16 = {
+        prefix: answer
+        for _, prefix, answer in probes.knowledge_prompts(
+            world.kb, [c for c in world.kb.tail_countries if c.mentions == 16], []
+        )
+    }
+    monkeypatch.setattr(
+        probes,
+        "complete",
+        lambda model, tok, prefixes: [" " + (head.get(p) or known16.get(p) or "Nowhere") for p in prefixes],
+    )
     result = probes.knowledge_completion(None, None, world.kb)
     assert result["accuracy"] == 1.0 and result["n"] == 24 * 6 + 24
     assert list(result["by_bucket"]) == ["head", "tail-1", "tail-2", "tail-4", "tail-8", "tail-16"]
     assert result["by_bucket"]["head"] == {"accuracy": 1.0, "n": 168}
-    assert result["by_bucket"]["tail-1"]["accuracy"] == 0.0 and result["by_bucket"]["tail-1"]["n"] == 8 * 6 + 8
+    assert (
+        result["by_bucket"]["tail-1"]["accuracy"] == 0.0 and result["by_bucket"]["tail-1"]["n"] == 8 * 6 + 8
+    )
     assert result["by_bucket"]["tail-16"]["accuracy"] == pytest.approx(48 / 56)

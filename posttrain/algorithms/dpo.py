@@ -9,9 +9,15 @@ import torch.nn.functional as F
 DPO_LOSSES = ("sigmoid", "ipo")
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float, loss: str = "sigmoid",
-             weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+    loss: str = "sigmoid",
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The preference loss of N (chosen, rejected) pairs, and what it measures.
 
     policy_chosen, policy_rejected:  (N,) log pi_theta(y | x) of each pair's completions, summed over
@@ -37,9 +43,9 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     """
     if loss not in DPO_LOSSES:
         raise ValueError(f"loss must be one of {DPO_LOSSES}, got {loss!r}")
-    chosen_logratio = policy_chosen - ref_chosen                          # (N,)
-    rejected_logratio = policy_rejected - ref_rejected                    # (N,)
-    h = chosen_logratio - rejected_logratio                               # (N,)
+    chosen_logratio = policy_chosen - ref_chosen  # (N,)
+    rejected_logratio = policy_rejected - ref_rejected  # (N,)
+    h = chosen_logratio - rejected_logratio  # (N,)
     if loss == "sigmoid":
         per_pair = -F.logsigmoid(beta * h)
     else:
@@ -49,8 +55,10 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     with torch.no_grad():
         chosen_reward, rejected_reward = beta * chosen_logratio, beta * rejected_logratio
         margin = chosen_reward - rejected_reward
-        stats = {"chosen_reward": (weights * chosen_reward).sum(),
-                 "rejected_reward": (weights * rejected_reward).sum(),
-                 "reward_margin": (weights * margin).sum(),
-                 "reward_accuracy": (weights * (margin > 0).to(weights.dtype)).sum()}
+        stats = {
+            "chosen_reward": (weights * chosen_reward).sum(),
+            "rejected_reward": (weights * rejected_reward).sum(),
+            "reward_margin": (weights * margin).sum(),
+            "reward_accuracy": (weights * (margin > 0).to(weights.dtype)).sum(),
+        }
     return (weights * per_pair).sum(), stats

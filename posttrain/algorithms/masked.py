@@ -13,7 +13,9 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
     return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
 
 
-def token_mean(x: torch.Tensor, mask: torch.Tensor, n_tokens: torch.Tensor | int | None = None) -> torch.Tensor:
+def token_mean(
+    x: torch.Tensor, mask: torch.Tensor, n_tokens: torch.Tensor | int | None = None
+) -> torch.Tensor:
     """Sum of x over masked-in positions divided by n_tokens (default: their count, the masked mean).
     Given the token count of a larger batch that x is one micro-batch of, the micro-batches' results
     add up to that batch's masked mean however it is split (gradient accumulation)."""

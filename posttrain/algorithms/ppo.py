@@ -24,21 +24,23 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: str = "
     raise ValueError(f"unknown KL estimator {kind!r}; use 'k1' or 'k3'")
 
 
-def kl_shaped_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                      mask: torch.Tensor, beta: float) -> torch.Tensor:
+def kl_shaped_rewards(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, beta: float
+) -> torch.Tensor:
     """r_t = -beta * (log pi(a_t|s_t) - log pi_ref(a_t|s_t)) on every response token, plus the
     reward model's score (B,) at each row's last unmasked token (Ziegler et al. 2019, eq. 2;
     Ouyang et al. 2022, eq. 2).  Returns (B, T), zero where masked."""
     rewards = -beta * (logprobs - ref_logprobs) * mask
     positions = torch.arange(mask.size(1), device=mask.device).expand_as(mask)
-    last = torch.where(mask.bool(), positions, -1).max(dim=1).values          # (B,) -1 for empty rows
+    last = torch.where(mask.bool(), positions, -1).max(dim=1).values  # (B,) -1 for empty rows
     has_tokens = last >= 0
     rows = torch.arange(mask.size(0), device=mask.device)[has_tokens]
     return rewards.index_put((rows, last[has_tokens]), scores[has_tokens].to(rewards.dtype), accumulate=True)
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
-        ) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016):
     delta_t = r_t + gamma * V_{t+1} - V_t,  A_t = delta_t + gamma * lam * A_{t+1},  returns = A + V.
 
@@ -60,9 +62,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, returns
 
 
-def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, clip: float, n_tokens: torch.Tensor | int | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float,
+    n_tokens: torch.Tensor | int | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate (Schulman et al. 2017, eq. 7), negated for minimisation, mean over all
     response tokens:  max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
     The loss and stats are token sums divided by n_tokens (`token_mean`): pass a micro-batch's
@@ -72,15 +79,22 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
     loss = token_mean(torch.maximum(unclipped, clipped), mask, n_tokens)
-    stats = {"clipfrac": token_mean((clipped > unclipped).to(ratio.dtype), mask, n_tokens),
-             "approx_kl": token_mean(0.5 * log_ratio * log_ratio, mask, n_tokens),
-             "ratio": token_mean(ratio, mask, n_tokens)}
+    stats = {
+        "clipfrac": token_mean((clipped > unclipped).to(ratio.dtype), mask, n_tokens),
+        "approx_kl": token_mean(0.5 * log_ratio * log_ratio, mask, n_tokens),
+        "ratio": token_mean(ratio, mask, n_tokens),
+    }
     return loss, {k: v.detach() for k, v in stats.items()}
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float, n_tokens: torch.Tensor | int | None = None
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float,
+    n_tokens: torch.Tensor | int | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped value loss (as in OpenAI baselines' PPO2): 0.5 * max((V - R)^2, (V_clip - R)^2),
     V_clip = V_old + clip(V - V_old, -eps, eps); mean over all response tokens, normalised by
     n_tokens as in `policy_loss`."""

@@ -6,8 +6,12 @@ import torch
 import torch.nn.functional as F
 
 
-def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tensor | None = None,
-                 n_rankings: torch.Tensor | int | None = None) -> torch.Tensor:
+def ranking_loss(
+    scores: torch.Tensor,
+    ranks: torch.Tensor,
+    margins: torch.Tensor | None = None,
+    n_rankings: torch.Tensor | int | None = None,
+) -> torch.Tensor:
     """Mean over prompts of each prompt's mean  -log sigmoid(r_better - r_worse - m)  over its pairs.
 
     scores:  (B, K) reward of each completion, each completion scored once.
@@ -23,11 +27,11 @@ def ranking_loss(scores: torch.Tensor, ranks: torch.Tensor, margins: torch.Tenso
     """
     valid = ranks >= 0
     better = (ranks.unsqueeze(2) < ranks.unsqueeze(1)) & valid.unsqueeze(2) & valid.unsqueeze(1)  # (B, K, K)
-    gap = scores.unsqueeze(2) - scores.unsqueeze(1)                     # [b, i, j] = r_i - r_j
+    gap = scores.unsqueeze(2) - scores.unsqueeze(1)  # [b, i, j] = r_i - r_j
     if margins is not None:
         gap = gap - (margins.unsqueeze(2) - margins.unsqueeze(1))
     pair_loss = -F.logsigmoid(gap) * better
-    pairs = better.sum(dim=(1, 2))                                      # (B,)
+    pairs = better.sum(dim=(1, 2))  # (B,)
     has_pairs = pairs > 0
     per_prompt = pair_loss.sum(dim=(1, 2))[has_pairs] / pairs[has_pairs]
     if n_rankings is None:

@@ -28,12 +28,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Command:
-    name: str                 # the words after `posttrain`: "sft", "world export", "rm score"
+    name: str  # the words after `posttrain`: "sft", "world export", "rm score"
     config: type
     run: Callable[[object], int]
 
     def _paragraphs(self) -> list[str]:
-        return [" ".join(p.split()) for p in inspect.cleandoc(self.run.__doc__ or "").split("\n\n") if p.strip()]
+        return [
+            " ".join(p.split()) for p in inspect.cleandoc(self.run.__doc__ or "").split("\n\n") if p.strip()
+        ]
 
     @property
     def help(self) -> str:
@@ -42,7 +44,11 @@ class Command:
     @property
     def description(self) -> str:
         text = [p for p in self._paragraphs()[1:] if not p.startswith("example:")]
-        return inspect.cleandoc(self.run.__doc__).split("\n\n", 1)[1] if self.raw else "\n\n".join(text) or self.help
+        return (
+            inspect.cleandoc(self.run.__doc__).split("\n\n", 1)[1]
+            if self.raw
+            else "\n\n".join(text) or self.help
+        )
 
     @property
     def example(self) -> str | None:
@@ -67,9 +73,11 @@ GROUPS: dict[str, Group] = {}
 
 def command(name: str, config: type):
     """Register `run(cfg) -> int` as `posttrain NAME` (its docstring is its help: see above)."""
+
     def register(run: Callable[[object], int]) -> Callable[[object], int]:
         COMMANDS.append(Command(name, config, run))
         return run
+
     return register
 
 

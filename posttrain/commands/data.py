@@ -5,7 +5,11 @@ from __future__ import annotations
 from posttrain.commands import command, group
 from posttrain.data.imports import ExportConfig, ImportConfig
 
-group("data", help="convert data sets into posttrain's formats", description="Convert data sets into posttrain's formats.")
+group(
+    "data",
+    help="convert data sets into posttrain's formats",
+    description="Convert data sets into posttrain's formats.",
+)
 
 
 @command("data import", ImportConfig)

@@ -45,7 +45,7 @@ from posttrain.errors import UserError
 from posttrain.recipes import SMALL
 
 BASE = Path(__file__).resolve().parent.parent.parent / "assets" / "base-small-seed0"
-BASE_WORLD = 0   # the world whose corpus the shipped base model was pretrained on
+BASE_WORLD = 0  # the world whose corpus the shipped base model was pretrained on
 
 
 @dataclass(frozen=True)
@@ -53,76 +53,123 @@ class Preset:
     """Sizes of one demo run; `small` is the measured one in the README (its settings: recipes.SMALL)."""
 
     sft_epochs: float
-    sft_demos: int | None        # first N demonstrations (None: all)
+    sft_demos: int | None  # first N demonstrations (None: all)
     rm_prompts: int | None
     rm_epochs: float
     ppo_steps: int
     rollout_batch: int
     micro_batch: int
-    test_prompts: int | None     # first N prompts of each test set
+    test_prompts: int | None  # first N prompts of each test set
 
 
 PRESETS = {
-    "small": Preset(sft_epochs=SMALL.sft_epochs, sft_demos=None, rm_prompts=None, rm_epochs=SMALL.rm_epochs,
-                    ppo_steps=SMALL.ppo_steps, rollout_batch=SMALL.rollout_batch, micro_batch=SMALL.micro_batch,
-                    test_prompts=None),
-    "tiny": Preset(sft_epochs=1, sft_demos=160, rm_prompts=48, rm_epochs=1, ppo_steps=2, rollout_batch=16,
-                   micro_batch=4, test_prompts=45),
+    "small": Preset(
+        sft_epochs=SMALL.sft_epochs,
+        sft_demos=None,
+        rm_prompts=None,
+        rm_epochs=SMALL.rm_epochs,
+        ppo_steps=SMALL.ppo_steps,
+        rollout_batch=SMALL.rollout_batch,
+        micro_batch=SMALL.micro_batch,
+        test_prompts=None,
+    ),
+    "tiny": Preset(
+        sft_epochs=1,
+        sft_demos=160,
+        rm_prompts=48,
+        rm_epochs=1,
+        ppo_steps=2,
+        rollout_batch=16,
+        micro_batch=4,
+        test_prompts=45,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class TestSet:
-    file: str                         # in the world's export
-    report: str                       # in OUT
-    temperatures: tuple[float, ...]   # 0 is greedy
+    file: str  # in the world's export
+    report: str  # in OUT
+    temperatures: tuple[float, ...]  # 0 is greedy
     about: str
 
 
 # test_novel is greedy only: its one more generation pass per system at T = 1 would double its time
-TEST_SETS = (TestSet("test.jsonl", "report", (0.0, 1.0), "held-out entities and numbers, training-style phrasings"),
-             TestSet("test_novel.jsonl", "report-novel", (0.0,),
-                     "the same entities and numbers in phrasings no training file uses; greedy only"))
+TEST_SETS = (
+    TestSet("test.jsonl", "report", (0.0, 1.0), "held-out entities and numbers, training-style phrasings"),
+    TestSet(
+        "test_novel.jsonl",
+        "report-novel",
+        (0.0,),
+        "the same entities and numbers in phrasings no training file uses; greedy only",
+    ),
+)
 
 
 @dataclass(kw_only=True)
 class DemoConfig(Options):
-    out: Path | None = option(None, help="run directory (world, every stage, report); by default runs/demo, "
-                                         "runs/demo-PRESET for another preset, with -seedS for run seed S")
-    preset: str = option("small", help="small (the measured demo) or tiny (a quick smoke run)",
-                         choices=tuple(PRESETS))
-    seed: int = option(0, help="run seed: SFT's, sampling's, the simulated labelers', the reward model's, PPO's and "
-                               "the evaluation's samples' (the world is --world-seed's)", ge=0)
-    seeds: str | None = option(None, help="comma list of run seeds, e.g. 0,1,2: a demo per seed in OUT/seed-S (by "
-                                          "default OUT is runs/demo-seeds), then the final tables as mean and "
-                                          "min..max over the seeds, also in OUT/seeds.json")
-    world_seed: int = option(BASE_WORLD, help="world seed; the shipped base model was pretrained on world 0's "
-                                              "corpus, so another world needs its own base model (--base)", ge=0)
-    base: str | None = option(None, help="base model to fine-tune (default: the shipped assets/base-small-seed0, "
-                                         "pretrained on world 0); for another --world-seed, one pretrained on "
-                                         "that world's corpus.jsonl with `posttrain pretrain`")
+    out: Path | None = option(
+        None,
+        help="run directory (world, every stage, report); by default runs/demo, "
+        "runs/demo-PRESET for another preset, with -seedS for run seed S",
+    )
+    preset: str = option(
+        "small", help="small (the measured demo) or tiny (a quick smoke run)", choices=tuple(PRESETS)
+    )
+    seed: int = option(
+        0,
+        help="run seed: SFT's, sampling's, the simulated labelers', the reward model's, PPO's and "
+        "the evaluation's samples' (the world is --world-seed's)",
+        ge=0,
+    )
+    seeds: str | None = option(
+        None,
+        help="comma list of run seeds, e.g. 0,1,2: a demo per seed in OUT/seed-S (by "
+        "default OUT is runs/demo-seeds), then the final tables as mean and "
+        "min..max over the seeds, also in OUT/seeds.json",
+    )
+    world_seed: int = option(
+        BASE_WORLD,
+        help="world seed; the shipped base model was pretrained on world 0's "
+        "corpus, so another world needs its own base model (--base)",
+        ge=0,
+    )
+    base: str | None = option(
+        None,
+        help="base model to fine-tune (default: the shipped assets/base-small-seed0, "
+        "pretrained on world 0); for another --world-seed, one pretrained on "
+        "that world's corpus.jsonl with `posttrain pretrain`",
+    )
     force: bool = option(False, help="start over: delete OUT first (only a demo's folder)")
 
     def check(self) -> None:
         super().check()
         if self.world_seed != BASE_WORLD and self.base is None:
             w = self.world_seed
-            raise UserError(f"--world-seed {w}: the shipped base model ({BASE.name}) was pretrained on world "
-                            f"{BASE_WORLD}'s corpus and never saw world {w}'s facts; another world needs its own base "
-                            f"model: `posttrain world export --seed {w} --out W`, `posttrain pretrain --data "
-                            f"W/corpus.jsonl --out B`, then `posttrain demo --world-seed {w} --base B`. To vary "
-                            "the training randomness on the shipped world, use --seed (the run seed)")
+            raise UserError(
+                f"--world-seed {w}: the shipped base model ({BASE.name}) was pretrained on world "
+                f"{BASE_WORLD}'s corpus and never saw world {w}'s facts; another world needs its own base "
+                f"model: `posttrain world export --seed {w} --out W`, `posttrain pretrain --data "
+                f"W/corpus.jsonl --out B`, then `posttrain demo --world-seed {w} --base B`. To vary "
+                "the training randomness on the shipped world, use --seed (the run seed)"
+            )
         if self.seeds is not None:
             self.seed_list()
             if self.seed != 0:
-                raise UserError(f"--seed {self.seed} and --seeds {self.seeds}: give the run seeds in one of them")
+                raise UserError(
+                    f"--seed {self.seed} and --seeds {self.seeds}: give the run seeds in one of them"
+                )
 
     def seed_list(self) -> list[int]:
         """The run seeds of --seeds, in the order given."""
         items = [x.strip() for x in str(self.seeds).split(",")]
-        if not all(re.fullmatch(r"\d+", x) and int(x) <= SEED_MAX for x in items) or len(set(items)) != len(items):
-            raise UserError(f"--seeds {self.seeds!r}: give distinct run seeds 0..{SEED_MAX} as a comma list, "
-                            "e.g. --seeds 0,1,2")
+        if not all(re.fullmatch(r"\d+", x) and int(x) <= SEED_MAX for x in items) or len(set(items)) != len(
+            items
+        ):
+            raise UserError(
+                f"--seeds {self.seeds!r}: give distinct run seeds 0..{SEED_MAX} as a comma list, "
+                "e.g. --seeds 0,1,2"
+            )
         return [int(x) for x in items]
 
 
@@ -142,7 +189,7 @@ def demo(cfg: DemoConfig) -> int:
     return 0
 
 
-demo.__doc__ = __doc__   # the module docstring is the command's --help description
+demo.__doc__ = __doc__  # the module docstring is the command's --help description
 
 
 def default_out(cfg: DemoConfig, seeds: bool = False) -> Path:
@@ -183,27 +230,39 @@ def demo_seeds(cfg: DemoConfig) -> int:
             raise UserError(f"--out {out} is a file; name a folder for the demos")
         other = [n for n in foreign_entries(out, ["seeds.json"]) if not re.fullmatch(r"seed-\d+", n)]
         if other:
-            raise UserError(f"--out {out} holds files a demo with --seeds does not write ({named(other)}); choose "
-                            "another --out, or move them away")
-    for run in runs.values():   # every seed's folder checked before the first seed's hour of training
+            raise UserError(
+                f"--out {out} holds files a demo with --seeds does not write ({named(other)}); choose "
+                "another --out, or move them away"
+            )
+    for run in runs.values():  # every seed's folder checked before the first seed's hour of training
         check_folder(run)
     began = time.monotonic()
     for seed, run in runs.items():
         print(f"== run seed {seed} ({run.out})", file=sys.stderr, flush=True)
         start(run)
         run_steps(run)
-    result = {"seeds": list(runs), "preset": cfg.preset, "world_seed": cfg.world_seed, "base": cfg.base,
-              "runs": {str(s): str(r.out) for s, r in runs.items()}, "test_sets": {}}
+    result = {
+        "seeds": list(runs),
+        "preset": cfg.preset,
+        "world_seed": cfg.world_seed,
+        "base": cfg.base,
+        "runs": {str(s): str(r.out) for s, r in runs.items()},
+        "test_sets": {},
+    }
     for test_set in TEST_SETS:
         per_seed = {s: summaries(r.out).get(test_set.file) for s, r in runs.items()}
         if all(per_seed.values()):
             table = seeds_table(per_seed)
             result["test_sets"][test_set.file] = table
-            print(f"{test_set_title(test_set.file, next(iter(per_seed.values())))}; over run seeds "
-                  f"{', '.join(map(str, runs))}: mean (min..max)\n{plain(table)}\n")
+            print(
+                f"{test_set_title(test_set.file, next(iter(per_seed.values())))}; over run seeds "
+                f"{', '.join(map(str, runs))}: mean (min..max)\n{plain(table)}\n"
+            )
     write_json(out, "seeds.json", result)
-    print(f"demos finished in {time.monotonic() - began:.0f} s; {out / 'seeds.json'}; reports: "
-          + ", ".join(str(r.out / "report" / "index.html") for r in runs.values()))
+    print(
+        f"demos finished in {time.monotonic() - began:.0f} s; {out / 'seeds.json'}; reports: "
+        + ", ".join(str(r.out / "report" / "index.html") for r in runs.values())
+    )
     return 0
 
 
@@ -225,9 +284,17 @@ def test_set_title(file: str, summary: dict) -> str:
     return f"{file}: {summary['config']['prompts']} prompts ({about}); gold judge, ties half"
 
 
-DEMO_FILE = "demo.json"   # in OUT: the preset, run seed, world seed and base model the demo was started with
-WRITES = (DEMO_FILE, "world", "sft", "samples.jsonl", "rankings.jsonl", "rm", "ppo-ptx",
-          *(t.report for t in TEST_SETS))
+DEMO_FILE = "demo.json"  # in OUT: the preset, run seed, world seed and base model the demo was started with
+WRITES = (
+    DEMO_FILE,
+    "world",
+    "sft",
+    "samples.jsonl",
+    "rankings.jsonl",
+    "rm",
+    "ppo-ptx",
+    *(t.report for t in TEST_SETS),
+)
 OPTIONS = {"preset": "--preset", "seed": "--seed", "world_seed": "--world-seed", "base": "--base"}
 
 
@@ -255,26 +322,42 @@ def check_folder(cfg: DemoConfig) -> None:
         raise UserError(f"--out {out} is a file; name a folder for the demo")
     other = foreign_entries(out, [*WRITES, *(f"{w}.partial" for w in WRITES)])
     if other:
-        raise UserError(f"--out {out} holds files a demo does not write ({named(other)}); choose another "
-                        "--out" + ("" if cfg.force else ", or move them away"))
+        raise UserError(
+            f"--out {out} holds files a demo does not write ({named(other)}); choose another "
+            "--out" + ("" if cfg.force else ", or move them away")
+        )
     changes = [] if cfg.force else differences(recorded(out), fingerprint(cfg))
     if changes:
-        raise UserError(f"{out} holds a demo started differently ({'; '.join(changes)}); continue it with "
-                        f"the same options, choose another --out, or pass --force to start over")
+        raise UserError(
+            f"{out} holds a demo started differently ({'; '.join(changes)}); continue it with "
+            f"the same options, choose another --out, or pass --force to start over"
+        )
 
 
 def fingerprint(cfg: DemoConfig) -> dict:
-    return {"preset": cfg.preset, "seed": cfg.seed, "world_seed": cfg.world_seed, "base": cfg.base,
-            "sizes": asdict(PRESETS[cfg.preset])}
+    return {
+        "preset": cfg.preset,
+        "seed": cfg.seed,
+        "world_seed": cfg.world_seed,
+        "base": cfg.base,
+        "sizes": asdict(PRESETS[cfg.preset]),
+    }
 
 
 def differences(was: dict, now: dict) -> list[str]:
     """What differs between the demo recorded in OUT and this one: its options, or its preset's sizes."""
     was = upgraded(was)
-    changes = [f"{flag} was {was[k]!r}, now {now[k]!r}" for k, flag in OPTIONS.items() if k in was and was[k] != now[k]]
-    if not changes and "sizes" in was:   # the same preset, redefined by a newer posttrain
-        changes = [f"the {now['preset']} preset's {k} was {was['sizes'].get(k)!r}, now {v!r}"
-                   for k, v in now["sizes"].items() if was["sizes"].get(k) != v]
+    changes = [
+        f"{flag} was {was[k]!r}, now {now[k]!r}"
+        for k, flag in OPTIONS.items()
+        if k in was and was[k] != now[k]
+    ]
+    if not changes and "sizes" in was:  # the same preset, redefined by a newer posttrain
+        changes = [
+            f"the {now['preset']} preset's {k} was {was['sizes'].get(k)!r}, now {v!r}"
+            for k, v in now["sizes"].items()
+            if was["sizes"].get(k) != v
+        ]
     return changes
 
 
@@ -305,17 +388,21 @@ def recorded(out: Path) -> dict:
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     """(name, output that marks it done, function) for every step, in order: each runs its stage's
     config (`stage_configs`) through the same command function as the command line."""
-    from posttrain.commands import labeling, rlhf, training, world as world_cmd
+    from posttrain.commands import labeling, rlhf, training
+    from posttrain.commands import world as world_cmd
     from posttrain.world.export import ExportConfig
 
     o, w, c = cfg.out, cfg.out / "world", stage_configs(cfg, p)
 
     def world() -> None:
         world_cmd.world_export(ExportConfig(out=w, scale="small", seed=cfg.world_seed, force=True))
-        trims = [("demos.jsonl", p.sft_demos), ("prompts_rm.jsonl", p.rm_prompts),
-                 *((t.file, p.test_prompts) for t in TEST_SETS)]
+        trims = [
+            ("demos.jsonl", p.sft_demos),
+            ("prompts_rm.jsonl", p.rm_prompts),
+            *((t.file, p.test_prompts) for t in TEST_SETS),
+        ]
         for name, n in trims:
-            if n is not None:   # the tiny preset trains and tests on the first lines only
+            if n is not None:  # the tiny preset trains and tests on the first lines only
                 lines = (w / name).read_text().splitlines(keepends=True)[:n]
                 (w / name).write_text("".join(lines))
 
@@ -325,6 +412,7 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
                 config.resume = resume(config.out)
             config.check()
             command(config)
+
         return run
 
     # a world exported by an older posttrain has no test_novel.jsonl: its demo continues without that eval
@@ -336,8 +424,10 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
         ("label (simulated labelers)", o / "rankings.jsonl", step(labeling.label_sim, c["label"])),
         ("reward model", o / "rm", step(training.rm, c["rm"])),
         ("PPO-ptx", o / "ppo-ptx", step(rlhf.ppo, c["ppo"])),
-        *((f"eval and report: {t.file}", o / t.report / "summary.json", lambda t=t: evaluate(cfg, t))
-          for t in tests),
+        *(
+            (f"eval and report: {t.file}", o / t.report / "summary.json", lambda t=t: evaluate(cfg, t))
+            for t in tests
+        ),
     ]
 
 
@@ -353,16 +443,44 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
     o = cfg.out or default_out(cfg)
     w, seed, world = o / "world", cfg.seed, cfg.world_seed
     return {
-        "sft": SFTConfig(model=base_model(cfg), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs, seed=seed),
-        "sample": SampleConfig(model=str(o / "sft"), prompts=w / "prompts_rm.jsonl", k=SMALL.k, out=o / "samples.jsonl",
-                               seed=seed),
-        "label": LabelSimConfig(samples=o / "samples.jsonl", out=o / "rankings.jsonl",
-                                labelers_per_item=SMALL.labelers_per_item, world_seed=world, seed=seed),
-        "rm": RMConfig(model=str(o / "sft"), data=o / "rankings.jsonl", out=o / "rm", epochs=p.rm_epochs,
-                       world_seed=world, seed=seed),
-        "ppo": PPOConfig(policy=str(o / "sft"), reward=o / "rm", prompts=w / "prompts_ppo.jsonl", out=o / "ppo-ptx",
-                         ptx=w / "corpus.jsonl", heldout_corpus=w / "corpus_heldout.jsonl", max_steps=p.ppo_steps,
-                         rollout_batch=p.rollout_batch, micro_batch=p.micro_batch, world_seed=world, seed=seed),
+        "sft": SFTConfig(
+            model=base_model(cfg), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs, seed=seed
+        ),
+        "sample": SampleConfig(
+            model=str(o / "sft"),
+            prompts=w / "prompts_rm.jsonl",
+            k=SMALL.k,
+            out=o / "samples.jsonl",
+            seed=seed,
+        ),
+        "label": LabelSimConfig(
+            samples=o / "samples.jsonl",
+            out=o / "rankings.jsonl",
+            labelers_per_item=SMALL.labelers_per_item,
+            world_seed=world,
+            seed=seed,
+        ),
+        "rm": RMConfig(
+            model=str(o / "sft"),
+            data=o / "rankings.jsonl",
+            out=o / "rm",
+            epochs=p.rm_epochs,
+            world_seed=world,
+            seed=seed,
+        ),
+        "ppo": PPOConfig(
+            policy=str(o / "sft"),
+            reward=o / "rm",
+            prompts=w / "prompts_ppo.jsonl",
+            out=o / "ppo-ptx",
+            ptx=w / "corpus.jsonl",
+            heldout_corpus=w / "corpus_heldout.jsonl",
+            max_steps=p.ppo_steps,
+            rollout_batch=p.rollout_batch,
+            micro_batch=p.micro_batch,
+            world_seed=world,
+            seed=seed,
+        ),
     }
 
 
@@ -382,10 +500,18 @@ def evaluate(cfg: DemoConfig, test_set: TestSet) -> None:
 
     o, w, headline = cfg.out, cfg.out / "world", test_set is TEST_SETS[0]
     records = read_conversations(w / test_set.file, ends_with="user")
-    summary = compare({"ppo-ptx": str(o / "ppo-ptx")}, str(o / "sft"), records, World(seed=cfg.world_seed),
-                      judge="gold", heldout_documents=read_documents(w / "corpus_heldout.jsonl") if headline else None,
-                      kl_samples=1 if headline else 0, seed=cfg.seed, temperatures=test_set.temperatures,
-                      knowledge=headline)
+    summary = compare(
+        {"ppo-ptx": str(o / "ppo-ptx")},
+        str(o / "sft"),
+        records,
+        World(seed=cfg.world_seed),
+        judge="gold",
+        heldout_documents=read_documents(w / "corpus_heldout.jsonl") if headline else None,
+        kl_samples=1 if headline else 0,
+        seed=cfg.seed,
+        temperatures=test_set.temperatures,
+        knowledge=headline,
+    )
     summary["config"]["test_set"] = test_set.file
     write_report(summary, o / test_set.report)
 
@@ -397,9 +523,11 @@ def reward_model_line(out: Path) -> str:
     m = json.loads((out / "rm" / "posttrain.json").read_text())["metrics"]
     agreement = agreement_from_rankings(out / "rankings.jsonl")
     rankings = sum(1 for _ in (out / "rankings.jsonl").open())
-    return (f"\nreward model ({rankings} rankings of K = 4, 2 labelers per item): held-out labeler pairs "
-            f"{m.get('accuracy', float('nan')):.1%} (two labelers agree on {agreement['agreement']:.1%}), "
-            f"gold order {m.get('gold_accuracy', float('nan')):.1%}")
+    return (
+        f"\nreward model ({rankings} rankings of K = 4, 2 labelers per item): held-out labeler pairs "
+        f"{m.get('accuracy', float('nan')):.1%} (two labelers agree on {agreement['agreement']:.1%}), "
+        f"gold order {m.get('gold_accuracy', float('nan')):.1%}"
+    )
 
 
 def final_table(summary: dict) -> str:
@@ -425,8 +553,11 @@ def phase_table(phases: list[tuple[str, Path, float | None]]) -> str:
     lines = [f"{'phase':<36} {'seconds':>12} {'share of peak':>14}", "-" * 64]
     for name, output, seconds in phases:
         path = output / "metrics.jsonl"
-        shares = [m["perf/share_of_peak"] for m in (read_metrics(path) if path.is_file() else [])
-                  if "perf/share_of_peak" in m]
+        shares = [
+            m["perf/share_of_peak"]
+            for m in (read_metrics(path) if path.is_file() else [])
+            if "perf/share_of_peak" in m
+        ]
         took = "done before" if seconds is None else f"{seconds:.0f}"
         share = f"{sum(shares) / len(shares):.1%}" if shares else "-"
         lines.append(f"{name:<36} {took:>12} {share:>14}")

@@ -1,8 +1,8 @@
 """`posttrain eval`: win rates and HHH against a baseline, over-optimisation curves, the control study.
 
-    posttrain eval --model runs/ppo --baseline runs/sft --prompts runs/world/test.jsonl --out runs/report
-    posttrain eval overoptimization --policy runs/sft --reward runs/rm --prompts ... --out ...
-    posttrain eval control-study --base ... --sft ... --rlhf ... --demos ... --rankings ... --out ...
+posttrain eval --model runs/ppo --baseline runs/sft --prompts runs/world/test.jsonl --out runs/report
+posttrain eval overoptimization --policy runs/sft --reward runs/rm --prompts ... --out ...
+posttrain eval control-study --base ... --sft ... --rlhf ... --demos ... --rankings ... --out ...
 """
 
 from __future__ import annotations
@@ -53,9 +53,20 @@ def evaluate(cfg: EvalConfig) -> int:
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     heldout = cfg.heldout_corpus or cfg.prompts.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
-    summary = evaluate(models, cfg.baseline, records, world, judge=cfg.judge, reward=cfg.reward,
-                       heldout_documents=documents, kl_samples=cfg.kl_samples, max_new_tokens=cfg.max_new_tokens,
-                       bootstrap=cfg.bootstrap, seed=cfg.seed, temperatures=cfg.temperature_values())
+    summary = evaluate(
+        models,
+        cfg.baseline,
+        records,
+        world,
+        judge=cfg.judge,
+        reward=cfg.reward,
+        heldout_documents=documents,
+        kl_samples=cfg.kl_samples,
+        max_new_tokens=cfg.max_new_tokens,
+        bootstrap=cfg.bootstrap,
+        seed=cfg.seed,
+        temperatures=cfg.temperature_values(),
+    )
     page = write_report(summary, cfg.out)
     print_summary(summary)
     print(f"\nwrote {page} and {cfg.out / 'summary.json'}")
@@ -64,15 +75,26 @@ def evaluate(cfg: EvalConfig) -> int:
 
 def print_summary(summary: dict) -> None:
     b = summary["baseline"]
-    print(f"{'system':<16} {'win rate':>9} {'95% CI':>15} {'LC':>7} {'gold':>6} {'KL':>6} {'refuse':>7} "
-          f"{'overref':>8} {'halluc':>7}")
+    print(
+        f"{'system':<16} {'win rate':>9} {'95% CI':>15} {'LC':>7} {'gold':>6} {'KL':>6} {'refuse':>7} "
+        f"{'overref':>8} {'halluc':>7}"
+    )
     for name, r in [("baseline", b), *summary["models"].items()]:
         ci = f"{r['win_rate_ci_low']:.1%}-{r['win_rate_ci_high']:.1%}" if "win_rate" in r else "-"
-        cells = [_pct(r.get("win_rate")), ci, _pct(r.get("lc_win_rate")), _num(r.get("gold_score"), 3),
-                 _num(r.get("kl_to_sft"), 2), _pct(r.get("refusal_rate_harmful")), _pct(r.get("over_refusal_rate")),
-                 _pct(r.get("hallucination_rate"))]
-        print(f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} {cells[5]:>7} "
-              f"{cells[6]:>8} {cells[7]:>7}")
+        cells = [
+            _pct(r.get("win_rate")),
+            ci,
+            _pct(r.get("lc_win_rate")),
+            _num(r.get("gold_score"), 3),
+            _num(r.get("kl_to_sft"), 2),
+            _pct(r.get("refusal_rate_harmful")),
+            _pct(r.get("over_refusal_rate")),
+            _pct(r.get("hallucination_rate")),
+        ]
+        print(
+            f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} {cells[5]:>7} "
+            f"{cells[6]:>8} {cells[7]:>7}"
+        )
     print_by_temperature(summary)
 
 
@@ -81,12 +103,16 @@ def print_by_temperature(summary: dict) -> None:
     rows = [(name, e) for name, r in summary["models"].items() for e in r.get("by_temperature", [])]
     if all(e["temperature"] == 0 for _, e in rows):
         return
-    print(f"\n{'system':<16} {'T':>4} {'win rate':>9} {'95% CI':>15} {'W/T/L':>11} {'gold':>6} {'base gold':>9}")
+    print(
+        f"\n{'system':<16} {'T':>4} {'win rate':>9} {'95% CI':>15} {'W/T/L':>11} {'gold':>6} {'base gold':>9}"
+    )
     for name, e in rows:
         ci = f"{e['ci_low']:.1%}-{e['ci_high']:.1%}"
         wtl = f"{e['wins']}/{e['ties']}/{e['losses']}"
-        print(f"{name:<16} {e['temperature']:>4g} {_pct(e['win_rate']):>9} {ci:>15} {wtl:>11} "
-              f"{_num(e.get('gold_score'), 3):>6} {_num(e.get('baseline_gold_score'), 3):>9}")
+        print(
+            f"{name:<16} {e['temperature']:>4g} {_pct(e['win_rate']):>9} {ci:>15} {wtl:>11} "
+            f"{_num(e.get('gold_score'), 3):>6} {_num(e.get('baseline_gold_score'), 3):>9}"
+        )
 
 
 def _pct(v) -> str:
@@ -111,7 +137,9 @@ def overoptimization(cfg: OveroptConfig) -> int:
     check_output(cfg.out, force=cfg.force, inputs=[cfg.policy, cfg.prompts, *cfg.ppo_run])
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     if world is None:
-        raise UserError(f"{cfg.prompts}: best-of-n needs the gold score, so prompts made by the built-in world")
+        raise UserError(
+            f"{cfg.prompts}: best-of-n needs the gold score, so prompts made by the built-in world"
+        )
     result = study(cfg, records, world)
     page = write_overoptimization(result, cfg.out)
     for name, fit in result["fits"].items():
@@ -119,7 +147,9 @@ def overoptimization(cfg: OveroptConfig) -> int:
     bon = result["best_of_n"]
     if bon:
         best = max(range(len(bon["n"])), key=lambda i: bon["gold"][i])
-        print(f"best-of-n: gold peaks at n = {bon['n'][best]} ({bon['gold'][best]:.3f}; n = 1: {bon['gold'][0]:.3f})")
+        print(
+            f"best-of-n: gold peaks at n = {bon['n'][best]} ({bon['gold'][best]:.3f}; n = 1: {bon['gold'][0]:.3f})"
+        )
     print(f"wrote {page}")
     return 0
 
@@ -139,10 +169,14 @@ def control_study(cfg: ControlConfig) -> int:
     with StepBar("sft (more demos)", {"loss": "sft/loss"}) as bar:
         summary = run(cfg, on_step=bar)
     c = summary["control_study"]
-    print(f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
-          f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})")
+    print(
+        f"{c['rankings']} rankings = {c['labeler_minutes']:.0f} labeler minutes = {c['extra_demos']} extra "
+        f"demonstrations at {c['demo_minutes']:g} min each (on top of {c['original_demos']})"
+    )
     print_summary(summary)
-    walls = ", ".join(f"{name} {'-' if s is None else f'{s / 60:.1f} min'}" for name, s in c["wall_seconds"].items())
+    walls = ", ".join(
+        f"{name} {'-' if s is None else f'{s / 60:.1f} min'}" for name, s in c["wall_seconds"].items()
+    )
     print(f"training wall time: {walls}")
     page = write_report(summary, cfg.out / "report")
     print(f"\nwrote {page}")

@@ -10,8 +10,11 @@ from posttrain.errors import UserError
 from posttrain.labeling.configs import AddLabelerConfig, AddSamplesConfig, LabelExportConfig, ServeConfig
 from posttrain.labeling.simulated import LabelSimConfig, RankingsAgreementConfig
 
-group("label", help="rank samples: simulated labelers, or people in the labeling web app",
-      description="Turn samples into rankings.")
+group(
+    "label",
+    help="rank samples: simulated labelers, or people in the labeling web app",
+    description="Turn samples into rankings.",
+)
 
 
 @command("label sim", LabelSimConfig)
@@ -39,8 +42,10 @@ def label_agreement(cfg: RankingsAgreementConfig) -> int:
     from posttrain.labeling.simulated import agreement_from_rankings
 
     r = agreement_from_rankings(cfg.data)
-    print(f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} pairs "
-          f"both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); InstructGPT: 72.6%")
+    print(
+        f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} pairs "
+        f"both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); InstructGPT: 72.6%"
+    )
     return 0
 
 
@@ -61,10 +66,15 @@ def label_serve(cfg: ServeConfig) -> int:
     if all(who.admin for who in store.labelers()):
         print(f"no labelers yet: add one with `posttrain label add-labeler --db {cfg.db} --name NAME`")
     if not _is_loopback(cfg.host):
-        print(f"warning: listening on {cfg.host}, reachable from other machines; tokens travel in clear "
-              "text unless a TLS proxy stands in front")
+        print(
+            f"warning: listening on {cfg.host}, reachable from other machines; tokens travel in clear "
+            "text unless a TLS proxy stands in front"
+        )
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-    print(f"labeling at http://{host}:{cfg.port}/ (open the link `add-labeler` printed; Ctrl-C stops)", flush=True)
+    print(
+        f"labeling at http://{host}:{cfg.port}/ (open the link `add-labeler` printed; Ctrl-C stops)",
+        flush=True,
+    )
     serve(store, cfg)
     return 0
 

@@ -21,8 +21,10 @@ class StepBar:
     def __call__(self, step: int, total: int, metrics: dict) -> None:
         self.seen.update(metrics)
         self.bar.total, self.bar.n = total, step
-        self.bar.set_postfix({label: f"{self.seen[name]:.3g}" for label, name in self.shown.items()
-                              if name in self.seen}, refresh=False)
+        self.bar.set_postfix(
+            {label: f"{self.seen[name]:.3g}" for label, name in self.shown.items() if name in self.seen},
+            refresh=False,
+        )
         self.bar.refresh()
 
     def write(self, text: str) -> None:

@@ -27,13 +27,19 @@ def ppo(cfg: PPOConfig) -> int:
     """
     from posttrain.stages.ppo import ppo as run
 
-    shown = {"score": "objective/score", "kl": "objective/kl", "gold": "world/gold_score",
-             "clip": "ppo/policy/clipfrac"}
+    shown = {
+        "score": "objective/score",
+        "kl": "objective/kl",
+        "gold": "world/gold_score",
+        "clip": "ppo/policy/clipfrac",
+    }
     with StepBar("ppo", shown) as bar:
         summary = run(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
     gold = f", gold {summary['world/gold_score']:.3f}" if "world/gold_score" in summary else ""
-    print(f"{cfg.algorithm.upper()}{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} "
-          f"episodes; last step: score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}")
+    print(
+        f"{cfg.algorithm.upper()}{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} "
+        f"episodes; last step: score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}"
+    )
     print(f"wrote {cfg.out}/")
     return 0
 
@@ -51,18 +57,27 @@ def loop(cfg: LoopConfig) -> int:
 
     example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl --ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop --rounds 2
     """
-    from posttrain.pipelines.loop import KEEP_ABOVE, loop as run
+    from posttrain.pipelines.loop import KEEP_ABOVE
+    from posttrain.pipelines.loop import loop as run
 
-    state = run(cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True))
+    state = run(
+        cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True)
+    )
     gold = lambda row: f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
-    print(f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  policy")
+    print(
+        f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  policy"
+    )
     print(f"{0:>5}  {'-':>5}  {'-':>11}  {'-':>4}  {gold(state['sft']):>22}  {cfg.sft} (SFT)")
     for r in state["rounds"]:
-        print(f"{r['round']:>5}  {r['judge']:>5}  {r['win_rate_vs_best']:>11.3f}  {'yes' if r['kept'] else 'no':>4}  "
-              f"{gold(r):>22}  {r['policy']}")
-    print(f"best: {state['best']['policy']} (round {state['best']['round']}); a round's policy is kept when its "
-          f"win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
-          "Gold scores are monitoring only: they never choose the best.")
+        print(
+            f"{r['round']:>5}  {r['judge']:>5}  {r['win_rate_vs_best']:>11.3f}  {'yes' if r['kept'] else 'no':>4}  "
+            f"{gold(r):>22}  {r['policy']}"
+        )
+    print(
+        f"best: {state['best']['policy']} (round {state['best']['round']}); a round's policy is kept when its "
+        f"win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
+        "Gold scores are monitoring only: they never choose the best."
+    )
     print(f"wrote {cfg.out}/loop.json")
     return 0
 
@@ -81,14 +96,16 @@ def rejection_sampling(cfg: RejectionConfig) -> int:
 
     with StepBar("sft (picks)", {"loss": "sft/loss"}) as bar:
         summary = run(cfg, on_stage=lambda stage: bar.write(f"rejection sampling: {stage}"), on_step=bar)
-    print(f"{summary['picks']} picks: reward-model score of the best of {cfg.k} {summary['rm_score_best']:+.3f} "
-          f"against {summary['rm_score_mean']:+.3f} for a random one; fine-tuned policy: {summary['policy']}/")
+    print(
+        f"{summary['picks']} picks: reward-model score of the best of {cfg.k} {summary['rm_score_best']:+.3f} "
+        f"against {summary['rm_score_mean']:+.3f} for a random one; fine-tuned policy: {summary['policy']}/"
+    )
     return 0
 
 
 def samples_table(step: int, rows: list[dict]) -> str:
     """A few rollouts of a PPO step as aligned text lines (prompt and response cut to fit)."""
-    cut = lambda s, n: (s if len(s) <= n else s[:n - 1] + "~").replace("\n", " ")
+    cut = lambda s, n: (s if len(s) <= n else s[: n - 1] + "~").replace("\n", " ")
     head = f"step {step}: " + ("score   gold  " if rows and "gold" in rows[0] else "score  ")
     lines = [head + "prompt -> response"]
     for r in rows:

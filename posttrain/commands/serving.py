@@ -24,7 +24,9 @@ def chat(cfg: ChatConfig) -> int:
     from posttrain.serving.session import Session, Settings
 
     # ChatConfig is a Settings: cfg.check() already applied the ranges /set applies
-    settings = Settings(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    settings = Settings(
+        temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed
+    )
     served = load_served(cfg.model, trust_remote_code=cfg.trust_remote_code)
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -49,18 +51,23 @@ def serve(cfg: ServeConfig) -> int:
     from posttrain.serving.server import bind, serve_forever
 
     cfg.resolve_key(os.environ)
-    cfg.check()                               # again: the key may have come from the environment
-    sock = bind(cfg.host, cfg.port)           # fail on a taken port before loading the model
+    cfg.check()  # again: the key may have come from the environment
+    sock = bind(cfg.host, cfg.port)  # fail on a taken port before loading the model
     served = load_served(cfg.model, name=cfg.name, trust_remote_code=cfg.trust_remote_code)
     engine = Engine(served, max_batch=cfg.max_batch, max_queue=cfg.max_queue).start()
     app = create_app(served, engine, FeedbackLog(cfg.feedback), api_key=cfg.api_key, hosts=cfg.hosts())
     host, port = sock.getsockname()[:2]
-    print(f"serving {served.name!r} (context {served.context_length} tokens) at http://{host}:{port}/v1; "
-          f"feedback to {cfg.feedback}; API key {'required' if cfg.api_key else 'not required'}", flush=True)
+    print(
+        f"serving {served.name!r} (context {served.context_length} tokens) at http://{host}:{port}/v1; "
+        f"feedback to {cfg.feedback}; API key {'required' if cfg.api_key else 'not required'}",
+        flush=True,
+    )
     if host not in ("127.0.0.1", "::1", "localhost") and not cfg.api_key:
-        print(f"warning: listening on {host} without an API key; anyone who can reach this port can use the model "
-              f"by the Host names localhost, {', '.join(cfg.hosts())} (others get 421; add names with --allowed-host)",
-              flush=True)
+        print(
+            f"warning: listening on {host} without an API key; anyone who can reach this port can use the model "
+            f"by the Host names localhost, {', '.join(cfg.hosts())} (others get 421; add names with --allowed-host)",
+            flush=True,
+        )
     try:
         serve_forever(app, sock)
     finally:

@@ -25,9 +25,11 @@ def pretrain(cfg: PretrainConfig) -> int:
     shown = {"loss": "pretrain/loss", "heldout": "pretrain/heldout_loss", "tok/s": "pretrain/tokens_per_s"}
     with StepBar("pretrain", shown) as bar:
         summary = run(cfg, on_step=bar)
-    print(f"pretrained {summary['params']:,} parameters for {summary['steps']} steps: "
-          f"loss {summary['pretrain/loss']:.3f}, held-out loss {summary['pretrain/heldout_loss']:.3f}, "
-          f"{summary['pretrain/tokens_per_s']:.0f} tokens/s")
+    print(
+        f"pretrained {summary['params']:,} parameters for {summary['steps']} steps: "
+        f"loss {summary['pretrain/loss']:.3f}, held-out loss {summary['pretrain/heldout_loss']:.3f}, "
+        f"{summary['pretrain/tokens_per_s']:.0f} tokens/s"
+    )
     print(f"wrote {cfg.out}/")
     return 0
 
@@ -46,8 +48,10 @@ def sft(cfg: SFTConfig) -> int:
     with StepBar("sft", {"loss": "sft/loss", "eval": "sft/eval_loss"}) as bar:
         summary = run(cfg, on_step=bar)
     evaluated = f", eval loss {summary['sft/eval_loss']:.3f}" if "sft/eval_loss" in summary else ""
-    print(f"fine-tuned on {summary['train_examples']} conversations for {summary['steps']} steps: "
-          f"loss {summary['sft/loss']:.3f}{evaluated}")
+    print(
+        f"fine-tuned on {summary['train_examples']} conversations for {summary['steps']} steps: "
+        f"loss {summary['sft/loss']:.3f}{evaluated}"
+    )
     print(f"wrote {cfg.out}/")
     return 0
 
@@ -64,8 +68,10 @@ def sample(cfg: SampleConfig) -> int:
 
     with StepBar("sample", {}) as bar:
         counts = run(cfg, on_batch=lambda done, total: bar(done, total, {}))
-    print(f"sampled {cfg.k} completions for {counts['prompts']} prompts ({counts['truncated']} cut at "
-          f"--max-new-tokens, {counts['empty_dropped']} empty dropped, {counts['skipped']} prompts skipped)")
+    print(
+        f"sampled {cfg.k} completions for {counts['prompts']} prompts ({counts['truncated']} cut at "
+        f"--max-new-tokens, {counts['empty_dropped']} empty dropped, {counts['skipped']} prompts skipped)"
+    )
     print(f"wrote {cfg.out}")
     return 0
 
@@ -83,14 +89,20 @@ def rm(cfg: RMConfig) -> int:
 
     with StepBar("rm", {"loss": "rm/loss", "acc": "rm/accuracy", "eval acc": "rm/eval_accuracy"}) as bar:
         summary = run(cfg, on_step=bar)
-    print(f"trained on {summary['train_rankings']} rankings for {summary['steps']} steps: loss {summary['rm/loss']:.3f}")
+    print(
+        f"trained on {summary['train_rankings']} rankings for {summary['steps']} steps: loss {summary['rm/loss']:.3f}"
+    )
     if "accuracy" in summary:
-        print(f"held-out labeler pairs: {summary['accuracy']:.1%} accuracy"
-              + (f"; gold order: {summary['gold_accuracy']:.1%}" if "gold_accuracy" in summary else ""))
+        print(
+            f"held-out labeler pairs: {summary['accuracy']:.1%} accuracy"
+            + (f"; gold order: {summary['gold_accuracy']:.1%}" if "gold_accuracy" in summary else "")
+        )
         for key in sorted(k for k in summary if k.startswith("gold_accuracy/")):
             family = key.split("/", 1)[1]
-            print(f"  {family:<15} gold {summary[key]:.1%}   labelers "
-                  f"{summary.get('accuracy/' + family, float('nan')):.1%}")
+            print(
+                f"  {family:<15} gold {summary[key]:.1%}   labelers "
+                f"{summary.get('accuracy/' + family, float('nan')):.1%}"
+            )
     print(f"wrote {cfg.out}/")
     return 0
 
@@ -120,8 +132,10 @@ def rm_robustness(cfg: RobustnessConfig) -> int:
     from posttrain.evaluation.reward import paraphrase_robustness
 
     r = paraphrase_robustness(cfg)
-    print(f"reward change under paraphrase, {r['prompts']} prompts (normalised units; SFT samples have std 1): "
-          f"mean |change| {r['mean_abs_change']:.3f}")
+    print(
+        f"reward change under paraphrase, {r['prompts']} prompts (normalised units; SFT samples have std 1): "
+        f"mean |change| {r['mean_abs_change']:.3f}"
+    )
     print(f"  {'family':<15} {'|change|':>9} {'good - bad':>11}")
     for family, f in r["by_family"].items():
         print(f"  {family:<15} {f['mean_abs_change']:>9.3f} {f['good_minus_bad']:>11.3f}")
@@ -141,16 +155,24 @@ def dpo(cfg: DPOConfig) -> int:
     """
     from posttrain.stages.dpo import dpo as run
 
-    shown = {"loss": "dpo/loss", "margin": "dpo/reward_margin", "acc": "dpo/reward_accuracy",
-             "eval acc": "dpo/eval_reward_accuracy"}
+    shown = {
+        "loss": "dpo/loss",
+        "margin": "dpo/reward_margin",
+        "acc": "dpo/reward_accuracy",
+        "eval acc": "dpo/eval_reward_accuracy",
+    }
     with StepBar("dpo", shown) as bar:
         summary = run(cfg, on_step=bar)
-    print(f"DPO ({cfg.loss}, beta {cfg.beta:g}) on {summary['train_rankings']} rankings ({summary['train_pairs']} "
-          f"pairs) for {summary['steps']} steps: loss {summary['dpo/loss']:.3f}, reward margin "
-          f"{summary['dpo/reward_margin']:.3f}, accuracy {summary['dpo/reward_accuracy']:.1%}")
+    print(
+        f"DPO ({cfg.loss}, beta {cfg.beta:g}) on {summary['train_rankings']} rankings ({summary['train_pairs']} "
+        f"pairs) for {summary['steps']} steps: loss {summary['dpo/loss']:.3f}, reward margin "
+        f"{summary['dpo/reward_margin']:.3f}, accuracy {summary['dpo/reward_accuracy']:.1%}"
+    )
     if "dpo/eval_reward_accuracy" in summary:
         gold = summary.get("dpo/eval_gold_accuracy")
-        print(f"held-out pairs (implicit reward): {summary['dpo/eval_reward_accuracy']:.1%} accuracy against their "
-              f"labelers" + (f"; gold order: {gold:.1%}" if gold is not None else ""))
+        print(
+            f"held-out pairs (implicit reward): {summary['dpo/eval_reward_accuracy']:.1%} accuracy against their "
+            f"labelers" + (f"; gold order: {gold:.1%}" if gold is not None else "")
+        )
     print(f"wrote {cfg.out}/")
     return 0

@@ -12,8 +12,11 @@ from posttrain.world.export import ExportConfig
 from posttrain.world.labelers import AgreementConfig
 from posttrain.world.spec import SpecConfig
 
-group("world", help="the built-in world: export it, read its spec, check its labelers",
-      description="The built-in world: a seeded offline universe with a gold scorer.")
+group(
+    "world",
+    help="the built-in world: export it, read its spec, check its labelers",
+    description="The built-in world: a seeded offline universe with a gold scorer.",
+)
 
 
 @command("world export", ExportConfig)
@@ -31,10 +34,14 @@ def world_export(cfg: ExportConfig) -> int:
 
     check_out(cfg.out, cfg.force)
     world = World(seed=cfg.seed, scale=cfg.scale, knobs=cfg.knobs())
-    with tqdm(total=10, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None) as bar:
+    with tqdm(
+        total=10, desc=f"world {cfg.scale} seed {cfg.seed}", unit="file", file=sys.stderr, disable=None
+    ) as bar:
+
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(1)
+
         manifest = export(world, cfg.out, force=cfg.force, on_step=step)
         bar.update(bar.total - bar.n)
     print(counts_table(manifest))
@@ -74,11 +81,15 @@ def world_agreement(cfg: AgreementConfig) -> int:
         items, what = _own_samples(cfg, world), f"the samples of {cfg.samples or cfg.model}"
     else:
         rng = derive(cfg.seed, "agreement")
-        items = [(rec, model_like_answers(world, rec, cfg.k, rng))
-                 for rec in world.prompts("agreement", cfg.prompts, "train")]
+        items = [
+            (rec, model_like_answers(world, rec, cfg.k, rng))
+            for rec in world.prompts("agreement", cfg.prompts, "train")
+        ]
         what = "model-like answers"
-    print(f"pairwise agreement of two simulated labelers on {what} ({len(items)} prompts, "
-          f"K={len(items[0][1]) if items else cfg.k}); InstructGPT's labelers: 72.6%")
+    print(
+        f"pairwise agreement of two simulated labelers on {what} ({len(items)} prompts, "
+        f"K={len(items[0][1]) if items else cfg.k}); InstructGPT's labelers: 72.6%"
+    )
     print(f"{'noise':>8} {'agreement':>10} {'strict pairs':>13} {'tie rate':>9}")
     for noise in cfg.noise:
         r = agreement_on(LabelerPool(world, noise=noise), items)
@@ -93,15 +104,25 @@ def _own_samples(cfg: AgreementConfig, world) -> list[tuple[dict, list[str]]]:
         from posttrain.data.rankings import read_samples
         from posttrain.labeling.simulated import world_prompt
 
-        return [(world_prompt(where, item), [c["text"] for c in item["completions"]])
-                for where, item in read_samples(cfg.samples)]
+        return [
+            (world_prompt(where, item), [c["text"] for c in item["completions"]])
+            for where, item in read_samples(cfg.samples)
+        ]
     from posttrain.generation.hf import sample_k
     from posttrain.models.load import load_causal_lm
 
     records = world.prompts("agreement", cfg.prompts, "train")
     model, tokenizer = load_causal_lm(cfg.model)
-    answers = sample_k(model, tokenizer, [r["messages"] for r in records], k=cfg.k, temperature=1.0, top_p=1.0,
-                       max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    answers = sample_k(
+        model,
+        tokenizer,
+        [r["messages"] for r in records],
+        k=cfg.k,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=cfg.seed,
+    )
     return [(rec, [text for text, _ in row]) for rec, row in zip(records, answers)]
 
 
@@ -119,26 +140,35 @@ def world_probe(cfg: ProbeConfig) -> int:
     from posttrain.world import World
 
     world = World(seed=cfg.seed, scale=cfg.scale)
-    records = (read_conversations(cfg.prompts, ends_with="user") if cfg.prompts
-               else world.prompts("test", world.scale.test_prompts, "test"))
+    records = (
+        read_conversations(cfg.prompts, ends_with="user")
+        if cfg.prompts
+        else world.prompts("test", world.scale.test_prompts, "test")
+    )
     model, tokenizer = load_causal_lm(cfg.model)
     knowledge = knowledge_completion(model, tokenizer, world.kb)
     gold = gold_by_family(model, tokenizer, world, records, max_new_tokens=cfg.max_new_tokens)
-    print(f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})")
+    print(
+        f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})"
+    )
     for relation, r in knowledge["by_relation"].items():
         print(f"  {relation:<12} {r['accuracy']:>6.1%}  (chance {r['chance']:.1%}, n={r['n']})")
-    if len(knowledge["by_bucket"]) > 1:   # a world with a long tail: what the model knows by exposure
+    if len(knowledge["by_bucket"]) > 1:  # a world with a long tail: what the model knows by exposure
         print("by exposure (documents stating each fact):")
         for bucket, r in knowledge["by_bucket"].items():
             print(f"  {bucket:<12} {r['accuracy']:>6.1%}  (n={r['n']})")
     print(f"\ngold score on {len(records)} chat prompts: {gold['gold_score']:.3f}")
     print(f"  {'family':<15} {'gold':>6} {'fails':>6} {'halluc':>7} {'harmful':>8} {'overref':>8}")
     for family, r in gold["by_family"].items():
-        print(f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} {r['hallucination_rate']:>7.0%} "
-              f"{r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}")
+        print(
+            f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} {r['hallucination_rate']:>7.0%} "
+            f"{r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}"
+        )
     if cfg.out:
         cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(json.dumps({"model": str(cfg.model), "knowledge": knowledge, "gold": gold}, indent=1) + "\n")
+        cfg.out.write_text(
+            json.dumps({"model": str(cfg.model), "knowledge": knowledge, "gold": gold}, indent=1) + "\n"
+        )
         print(f"\nwrote {cfg.out}")
     return 0
 

@@ -30,7 +30,7 @@ OVERLONG = ("truncate", "drop", "error")
 @dataclass(frozen=True)
 class Example:
     input_ids: list[int]
-    labels: list[int]      # IGNORE outside assistant turns
+    labels: list[int]  # IGNORE outside assistant turns
 
     @property
     def n_labeled(self) -> int:
@@ -41,8 +41,9 @@ def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = F
     """Token ids of `messages` rendered by the tokenizer's chat template, with control-token strings
     inside message content encoded as plain text (transformers' `sanitize_control_tokens`). Content
     without such strings gets exactly the ids of the rendered text."""
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
-                                         sanitize_control_tokens=True, return_dict=False)
+    return tokenizer.apply_chat_template(
+        messages, add_generation_prompt=add_generation_prompt, sanitize_control_tokens=True, return_dict=False
+    )
 
 
 def assistant_spans(tokenizer, messages: list[dict], ids: list[int]) -> list[tuple[int, int]]:
@@ -59,8 +60,10 @@ def assistant_spans(tokenizer, messages: list[dict], ids: list[int]) -> list[tup
         eos = tokenizer.eos_token_id
         end = upto.index(eos, start) + 1 if eos in upto[start:] else len(upto)
         if start < len(opened) - 1 or ids[:end] != upto[:end]:
-            raise UserError("the tokenizer's chat template renders a conversation differently from its prefixes, "
-                            "so assistant turns cannot be located; use a template whose output grows turn by turn")
+            raise UserError(
+                "the tokenizer's chat template renders a conversation differently from its prefixes, "
+                "so assistant turns cannot be located; use a template whose output grows turn by turn"
+            )
         spans.append((start, end))
     return spans
 
@@ -79,8 +82,10 @@ def fit(example: Example, max_len: int, policy: str, where: str) -> Example | No
     if len(example.input_ids) <= max_len:
         return example
     if policy == "error":
-        raise UserError(f"{where}: the conversation is {len(example.input_ids)} tokens, over --max-len {max_len}; "
-                        "raise --max-len, shorten it, or pass --overlong truncate|drop")
+        raise UserError(
+            f"{where}: the conversation is {len(example.input_ids)} tokens, over --max-len {max_len}; "
+            "raise --max-len, shorten it, or pass --overlong truncate|drop"
+        )
     if policy == "drop":
         return None
     cut = Example(example.input_ids[:max_len], example.labels[:max_len])
@@ -89,5 +94,7 @@ def fit(example: Example, max_len: int, policy: str, where: str) -> Example | No
 
 def check_sft_record(record: dict, where: str) -> None:
     if not any(m["role"] == "assistant" for m in record["messages"]):
-        raise UserError(f"{where}: field 'messages' has no assistant turn; SFT learns from assistant turns, "
-                        "so every demonstration needs at least one")
+        raise UserError(
+            f"{where}: field 'messages' has no assistant turn; SFT learns from assistant turns, "
+            "so every demonstration needs at least one"
+        )

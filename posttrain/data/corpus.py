@@ -26,7 +26,9 @@ def read_documents(path: str | Path) -> list[str]:
         docs = []
         for where, record in read_jsonl(path):
             if not isinstance(record.get("text"), str) or not record["text"].strip():
-                raise UserError(f"{where}: field 'text' must be a non-empty string (a corpus record is {{\"text\": ...}})")
+                raise UserError(
+                    f"{where}: field 'text' must be a non-empty string (a corpus record is {{\"text\": ...}})"
+                )
             docs.append(record["text"])
     if not docs:
         raise UserError(f"{path}: no documents found")
@@ -52,17 +54,19 @@ def pack(docs: list[str], tokenizer, block: int, chunk: int = 10_000) -> torch.T
     eos = tokenizer.eos_token_id
     parts: list[np.ndarray] = []
     for start in range(0, len(docs), chunk):
-        ids = tokenizer(docs[start:start + chunk], add_special_tokens=False)["input_ids"]
+        ids = tokenizer(docs[start : start + chunk], add_special_tokens=False)["input_ids"]
         lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
         flat = np.empty(int(lengths.sum()), dtype=np.int32)
         ends = np.cumsum(lengths)
         flat[ends - 1] = eos
         for x, end, n in zip(ids, ends, lengths):
-            flat[end - n:end - 1] = x
+            flat[end - n : end - 1] = x
         parts.append(flat)
     stream = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
     n = len(stream) // (block + 1)
     if n == 0:
-        raise UserError(f"the corpus has {len(stream)} tokens, fewer than one block of {block + 1}; "
-                        "lower --seq-len or add text")
+        raise UserError(
+            f"the corpus has {len(stream)} tokens, fewer than one block of {block + 1}; "
+            "lower --seq-len or add text"
+        )
     return torch.from_numpy(stream[: n * (block + 1)].astype(np.int64)).view(n, block + 1)

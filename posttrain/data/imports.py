@@ -26,11 +26,16 @@ FORMATS = ("messages", "alpaca", "trl", "hh")
 
 @dataclass(kw_only=True)
 class ImportConfig(Options, Overwrite):
-    input: str = option(help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id",
-                        required=True)
-    format: str = option(help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output "
-                              "(both give conversations); trl: prompt/chosen/rejected; hh: chosen/rejected "
-                              "transcripts (both give rankings of K = 2)", required=True, choices=FORMATS)
+    input: str = option(
+        help="a .json/.jsonl/.parquet file, a save_to_disk directory, or a hub dataset id", required=True
+    )
+    format: str = option(
+        help="messages: a column of [{role, content}] lists; alpaca: instruction/input/output "
+        "(both give conversations); trl: prompt/chosen/rejected; hh: chosen/rejected "
+        "transcripts (both give rankings of K = 2)",
+        required=True,
+        choices=FORMATS,
+    )
     out: Path = option(help="JSONL to write (conversations, or rankings for trl and hh)", required=True)
     split: str = option("train", help="dataset split to read")
     source: str | None = option(None, help="the records' `source` field (default: the input's name)")
@@ -44,7 +49,9 @@ def load_rows(spec: str, split: str) -> list[dict]:
     try:
         if path.is_file():
             if path.suffix not in builders:
-                raise UserError(f"{spec}: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet")
+                raise UserError(
+                    f"{spec}: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet"
+                )
             data = datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train")
         elif path.is_dir() and (path / "dataset_info.json").is_file():
             data = datasets.load_from_disk(str(path))
@@ -66,20 +73,26 @@ def to_conversation(row: dict, fmt: str, index: int, source: str) -> dict:
     if fmt == "alpaca":
         for key in ("instruction", "output"):
             if not isinstance(row.get(key), str) or not row[key].strip():
-                raise UserError(f"{where}: field '{key}' must be a non-empty string (Alpaca rows have "
-                                "instruction, input, output)")
+                raise UserError(
+                    f"{where}: field '{key}' must be a non-empty string (Alpaca rows have "
+                    "instruction, input, output)"
+                )
         prompt = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
     else:
         if "messages" not in row:
             raise UserError(f"{where}: no 'messages' column; this format needs lists of {{role, content}}")
         if not isinstance(row["messages"], list):
-            raise UserError(f"{where}: field 'messages' must be a list of {{role, content}} objects, "
-                            f"got {json_kind(row['messages'])}")
+            raise UserError(
+                f"{where}: field 'messages' must be a list of {{role, content}} objects, "
+                f"got {json_kind(row['messages'])}"
+            )
         for j, m in enumerate(row["messages"]):
             if not isinstance(m, dict):
-                raise UserError(f"{where}: field 'messages[{j}]' must be an object with 'role' and 'content', "
-                                f"got {json_kind(m)}")
+                raise UserError(
+                    f"{where}: field 'messages[{j}]' must be an object with 'role' and 'content', "
+                    f"got {json_kind(m)}"
+                )
         messages = [{"role": m.get("role"), "content": m.get("content")} for m in row["messages"]]
     record = {"id": row_id(row, index, source), "messages": messages, "source": source, "meta": {}}
     return validate_conversation(record, where)
@@ -87,8 +100,15 @@ def to_conversation(row: dict, fmt: str, index: int, source: str) -> dict:
 
 def json_kind(value) -> str:
     """'a string', 'a list', 'null': what a value is, in JSON's words."""
-    kinds = {bool: "true or false", str: "a string", int: "a number", float: "a number", list: "a list",
-             dict: "an object", type(None): "null"}
+    kinds = {
+        bool: "true or false",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }
     return kinds.get(type(value), type(value).__name__)
 
 
@@ -102,16 +122,23 @@ def import_dataset(cfg: ImportConfig) -> int:
         records = [convert(row, i, source) for i, row in enumerate(rows)]
     else:
         records = [to_conversation(row, cfg.format, i, source) for i, row in enumerate(rows)]
-    check_unique_ids((f"row {i}", r) for i, r in enumerate(records))   # ids tie samples to their rankings later
+    check_unique_ids(
+        (f"row {i}", r) for i, r in enumerate(records)
+    )  # ids tie samples to their rankings later
     return write_jsonl(cfg.out, records)
 
 
 @dataclass(kw_only=True)
 class ExportConfig(Options, Overwrite):
     data: Path = option(help="rankings JSONL", required=True)
-    out: Path = option(help="preference pairs JSONL to write, one row per strictly ordered pair", required=True)
-    style: str = option("conversational", help="conversational or plain TRL rows, or hh transcripts",
-                        choices=("conversational", "plain", "hh"))
+    out: Path = option(
+        help="preference pairs JSONL to write, one row per strictly ordered pair", required=True
+    )
+    style: str = option(
+        "conversational",
+        help="conversational or plain TRL rows, or hh transcripts",
+        choices=("conversational", "plain", "hh"),
+    )
 
 
 def export_pairs(cfg: ExportConfig) -> int:

@@ -27,10 +27,14 @@ def check_not_input(path: str | Path, inputs: Iterable[str | Path | None], flag:
             continue
         source = Path(given).resolve()
         if source == target:
-            raise UserError(f"{flag} {path} is also an input of this command; write the output somewhere else")
+            raise UserError(
+                f"{flag} {path} is also an input of this command; write the output somewhere else"
+            )
         if target in source.parents:
-            raise UserError(f"{flag} {path} holds {given}, an input of this command; --force would delete it: "
-                            f"write the output somewhere else")
+            raise UserError(
+                f"{flag} {path} holds {given}, an input of this command; --force would delete it: "
+                f"write the output somewhere else"
+            )
 
 
 def input_paths(options) -> list[str]:
@@ -48,8 +52,11 @@ def input_paths(options) -> list[str]:
 def foreign_entries(directory: Path, known: Iterable[str]) -> list[str]:
     """Names in `directory` that are none of `known` (a name, or its temporary `.name...` files while it is written)."""
     known = tuple(known)
-    return sorted(p.name for p in directory.iterdir()
-                  if not any(p.name == k or (p.name.startswith(f".{k}") and k) for k in known))
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if not any(p.name == k or (p.name.startswith(f".{k}") and k) for k in known)
+    )
 
 
 def files_under(directory: Path) -> list[str]:

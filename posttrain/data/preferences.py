@@ -26,7 +26,9 @@ def from_trl(row: dict, index: int, source: str) -> dict:
     where = f"row {index}"
     for key in ("prompt", "chosen", "rejected"):
         if key not in row:
-            raise UserError(f"{where}: field '{key}' is missing (TRL preference rows have prompt, chosen, rejected)")
+            raise UserError(
+                f"{where}: field '{key}' is missing (TRL preference rows have prompt, chosen, rejected)"
+            )
     prompt = row["prompt"]
     if isinstance(prompt, str):
         prompt = [{"role": "user", "content": prompt}]
@@ -46,23 +48,39 @@ def parse_hh(transcript: str, where: str) -> list[dict]:
     if not isinstance(transcript, str) or not transcript.startswith("\n\nHuman: "):
         raise UserError(f"{where}: an HH transcript must start with '\\n\\nHuman: '")
     parts = HH_TURN.split(transcript)[1:]
-    return [{"role": "user" if who == "Human" else "assistant", "content": text.strip()}
-            for who, text in zip(parts[::2], parts[1::2])]
+    return [
+        {"role": "user" if who == "Human" else "assistant", "content": text.strip()}
+        for who, text in zip(parts[::2], parts[1::2])
+    ]
 
 
 def from_hh(row: dict, index: int, source: str) -> dict:
     where = f"row {index}"
     chosen, rejected = (parse_hh(row.get(key), f"{where}: field '{key}'") for key in ("chosen", "rejected"))
-    if chosen[:-1] != rejected[:-1] or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+    if (
+        chosen[:-1] != rejected[:-1]
+        or chosen[-1]["role"] != "assistant"
+        or rejected[-1]["role"] != "assistant"
+    ):
         raise UserError(f"{where}: 'chosen' and 'rejected' must share every turn but a final assistant turn")
-    return _pair(row_id(row, index, source), chosen[:-1], [chosen[-1]["content"], rejected[-1]["content"]], where,
-                 source)
+    return _pair(
+        row_id(row, index, source),
+        chosen[:-1],
+        [chosen[-1]["content"], rejected[-1]["content"]],
+        where,
+        source,
+    )
 
 
 def _pair(id_: str, prompt: list[dict], texts: list, where: str, source: str) -> dict:
-    record = {"id": id_, "prompt": prompt,
-              "completions": [{"text": t, "source": f"imported:{source}"} for t in texts],
-              "ranking": [[0], [1]], "labeler": f"imported:{source}", "meta": {}}
+    record = {
+        "id": id_,
+        "prompt": prompt,
+        "completions": [{"text": t, "source": f"imported:{source}"} for t in texts],
+        "ranking": [[0], [1]],
+        "labeler": f"imported:{source}",
+        "meta": {},
+    }
     return validate_ranking(record, where)
 
 
@@ -75,15 +93,30 @@ def to_pairs(record: dict, style: str) -> list[dict]:
     rows = []
     for i, j in sorted(pairs, key=lambda p: (ranks[p[0]], ranks[p[1]], p)):
         if style == "conversational":
-            rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": texts[i]}],
-                         "rejected": [{"role": "assistant", "content": texts[j]}]})
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": texts[i]}],
+                    "rejected": [{"role": "assistant", "content": texts[j]}],
+                }
+            )
         elif style == "plain":
             if len(prompt) != 1 or prompt[0]["role"] != "user":
-                raise UserError(f"ranking {record['id']}: a plain TRL prompt is one user message; "
-                                "export multi-turn prompts with --style conversational")
+                raise UserError(
+                    f"ranking {record['id']}: a plain TRL prompt is one user message; "
+                    "export multi-turn prompts with --style conversational"
+                )
             rows.append({"prompt": prompt[0]["content"], "chosen": texts[i], "rejected": texts[j]})
         else:
-            history = "".join(f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}"
-                              for m in prompt if m["role"] != "system")
-            rows.append({"chosen": f"{history}\n\nAssistant: {texts[i]}", "rejected": f"{history}\n\nAssistant: {texts[j]}"})
+            history = "".join(
+                f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}"
+                for m in prompt
+                if m["role"] != "system"
+            )
+            rows.append(
+                {
+                    "chosen": f"{history}\n\nAssistant: {texts[i]}",
+                    "rejected": f"{history}\n\nAssistant: {texts[j]}",
+                }
+            )
     return rows

@@ -32,8 +32,10 @@ def validate_samples(record: dict, where: str) -> dict:
         if not isinstance(c, dict) or not isinstance(c.get("text"), str) or not c["text"].strip():
             raise UserError(f"{where}: field 'completions[{i}].text' must be a non-empty string")
         if not isinstance(c.get("source"), str) or not c["source"]:
-            raise UserError(f"{where}: field 'completions[{i}].source' must say where the completion came from "
-                            "(model:<checkpoint> or human:<who>)")
+            raise UserError(
+                f"{where}: field 'completions[{i}].source' must say where the completion came from "
+                "(model:<checkpoint> or human:<who>)"
+            )
     return record
 
 
@@ -42,14 +44,20 @@ def validate_ranking(record: dict, where: str) -> dict:
     k = len(record["completions"])
     ranking = record.get("ranking")
     if not isinstance(ranking, list) or not all(isinstance(g, list) and g for g in ranking):
-        raise UserError(f"{where}: field 'ranking' must be a list of non-empty groups of completion indices, best first")
+        raise UserError(
+            f"{where}: field 'ranking' must be a list of non-empty groups of completion indices, best first"
+        )
     seen: set[int] = set()
     for group in ranking:
         for i in group:
             if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < k:
-                raise UserError(f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions (0..{k - 1})")
+                raise UserError(
+                    f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions (0..{k - 1})"
+                )
             if i in seen:
-                raise UserError(f"{where}: field 'ranking' ranks completion {i} twice; each index appears once")
+                raise UserError(
+                    f"{where}: field 'ranking' ranks completion {i} twice; each index appears once"
+                )
             seen.add(i)
     if len(seen) != k:
         missing = sorted(set(range(k)) - seen)
@@ -67,7 +75,9 @@ def check_likert(likert, k: int, where: str) -> None:
         raise UserError(f"{where}: field 'likert' must list one rating per completion, {k} in all")
     for i, x in enumerate(likert):
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-            raise UserError(f"{where}: field 'likert[{i}]' is {x!r}; a rating is a number (1 worst to 7 best)")
+            raise UserError(
+                f"{where}: field 'likert[{i}]' is {x!r}; a rating is a number (1 worst to 7 best)"
+            )
 
 
 def read_samples(path) -> list[tuple[str, dict]]:

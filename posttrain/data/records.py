@@ -17,8 +17,8 @@ Every error names the file and line, the field, and what to do:
 
 from __future__ import annotations
 
-import contextlib
 import codecs
+import contextlib
 import json
 import logging
 import math
@@ -37,8 +37,8 @@ ROLES = ("system", "user", "assistant")
 # hold needs 100 characters (a float's repr is at most 24).
 MAX_DEPTH = 100
 MAX_NUMBER_CHARS = 100
-PROGRESS_EVERY = 100_000   # lines between progress log lines while reading a big file
-_STRUCTURE = re.compile(r'[\[\]{}"\\]')   # the characters that open, close or escape
+PROGRESS_EVERY = 100_000  # lines between progress log lines while reading a big file
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')  # the characters that open, close or escape
 
 
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[str, dict]]:
@@ -53,8 +53,8 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[s
         raise UserError(f"{path}: no such file; check the path (expected a JSONL file, one record per line)")
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(codecs.BOM_UTF8):   # Windows editors start UTF-8 files with one
-                raw = raw[len(codecs.BOM_UTF8):]
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):  # Windows editors start UTF-8 files with one
+                raw = raw[len(codecs.BOM_UTF8) :]
             if n % PROGRESS_EVERY == 0:
                 log.info("%s: read %d lines", path, n)
             if not raw.strip():
@@ -63,7 +63,7 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[s
             try:
                 record = parse_line(raw, where)
             except UserError:
-                if torn_tail and not raw.endswith(b"\n"):   # only the last line can lack its newline
+                if torn_tail and not raw.endswith(b"\n"):  # only the last line can lack its newline
                     log.warning("%s: dropped an unfinished last line (a write was cut short)", where)
                     return
                 raise
@@ -74,41 +74,53 @@ def read_text(path: Path) -> str:
     """A UTF-8 text file; bytes that are not UTF-8 are a UserError naming the line."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig")   # a byte-order mark at the start is skipped
+        return raw.decode("utf-8-sig")  # a byte-order mark at the start is skipped
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def parse_line(raw: bytes, where: str) -> dict:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                        "save the file as UTF-8") from None
+        raise UserError(
+            f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+            "save the file as UTF-8"
+        ) from None
     check_depth(line, where)
     try:
         record = json.loads(line, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as e:
-        raise UserError(f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
-                        "each line must be one complete JSON object") from None
+        raise UserError(
+            f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
+            "each line must be one complete JSON object"
+        ) from None
     except _LongNumber as e:
-        raise UserError(f"{where}: a number {len(e.text)} characters long (column {line.find(e.text) + 1}); "
-                        f"numbers may be at most {MAX_NUMBER_CHARS} characters: write it as a string, or "
-                        "drop it") from None
-    except _NonFinite:   # parse again, keeping NaN and infinity, to name the field that holds one
-        record = json.loads(line, parse_int=len)   # ints do not matter here, and a long one must not raise
+        raise UserError(
+            f"{where}: a number {len(e.text)} characters long (column {line.find(e.text) + 1}); "
+            f"numbers may be at most {MAX_NUMBER_CHARS} characters: write it as a string, or "
+            "drop it"
+        ) from None
+    except _NonFinite:  # parse again, keeping NaN and infinity, to name the field that holds one
+        record = json.loads(line, parse_int=len)  # ints do not matter here, and a long one must not raise
         field, value = non_finite(record) or ("?", math.nan)
-        raise UserError(f"{where}: field '{field}' is not a finite number ({value}); JSON has no NaN or "
-                        "infinity: write null or a finite number") from None
+        raise UserError(
+            f"{where}: field '{field}' is not a finite number ({value}); JSON has no NaN or "
+            "infinity: write null or a finite number"
+        ) from None
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    if "\\ud" in line.lower():   # an escaped surrogate: legal JSON, but a lone one is not text
+    if "\\ud" in line.lower():  # an escaped surrogate: legal JSON, but a lone one is not text
         try:
             dumps(record).encode("utf-8")
         except UnicodeEncodeError:
-            raise UserError(f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "
-                            "pair), which is not text; fix or drop that character") from None
+            raise UserError(
+                f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "
+                "pair), which is not text; fix or drop that character"
+            ) from None
     return record
 
 
@@ -131,21 +143,21 @@ def _float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise _LongNumber(text)
     value = float(text)
-    if not math.isfinite(value):   # 1e999
+    if not math.isfinite(value):  # 1e999
         raise _NonFinite
     return value
 
 
-def _constant(text: str) -> float:   # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
+def _constant(text: str) -> float:  # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
     raise _NonFinite
 
 
 def check_depth(line: str, where: str) -> None:
     """Arrays and objects nested more than MAX_DEPTH deep are a UserError (json.loads would recurse)."""
-    if line.count("[") + line.count("{") <= MAX_DEPTH:   # the common case: too few to nest that deep
+    if line.count("[") + line.count("{") <= MAX_DEPTH:  # the common case: too few to nest that deep
         return
     depth, in_string, escaped = 0, False, -1
-    for m in _STRUCTURE.finditer(line):   # brackets inside strings do not count
+    for m in _STRUCTURE.finditer(line):  # brackets inside strings do not count
         i, c = m.start(), m.group()
         if in_string:
             if i == escaped:
@@ -159,8 +171,10 @@ def check_depth(line: str, where: str) -> None:
         elif c in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise UserError(f"{where}: nested more than {MAX_DEPTH} levels deep (column {i + 1}); "
-                                "records nest a few levels: flatten that field or drop the line")
+                raise UserError(
+                    f"{where}: nested more than {MAX_DEPTH} levels deep (column {i + 1}); "
+                    "records nest a few levels: flatten that field or drop the line"
+                )
         elif c in "]}":
             depth -= 1
 
@@ -185,8 +199,10 @@ def check_unique_ids(pairs: Iterable[tuple[str, dict]]) -> None:
     for where, record in pairs:
         seen = first.setdefault(record["id"], where)
         if seen != where:
-            raise UserError(f"{where}: field 'id' {record['id']!r} is already used on {seen}; "
-                            "give every record its own id")
+            raise UserError(
+                f"{where}: field 'id' {record['id']!r} is already used on {seen}; "
+                "give every record its own id"
+            )
 
 
 def validate_conversation(record: dict, where: str, *, ends_with: str | None = None) -> dict:
@@ -203,25 +219,35 @@ def validate_conversation(record: dict, where: str, *, ends_with: str | None = N
         if not isinstance(m, dict):
             raise UserError(f"{where}: field '{field}' must be an object with 'role' and 'content'")
         if m.get("role") not in ROLES:
-            raise UserError(f"{where}: field '{field}.role' is {m.get('role')!r}; use one of {', '.join(ROLES)}")
+            raise UserError(
+                f"{where}: field '{field}.role' is {m.get('role')!r}; use one of {', '.join(ROLES)}"
+            )
         if not isinstance(m.get("content"), str):
             raise UserError(f"{where}: field '{field}.content' must be a string")
         if m["role"] == "system" and i != 0:
-            raise UserError(f"{where}: field '{field}' is a system message after the start; "
-                            "put the system message first or drop it")
+            raise UserError(
+                f"{where}: field '{field}' is a system message after the start; "
+                "put the system message first or drop it"
+            )
     if ends_with and messages[-1]["role"] != ends_with:
-        raise UserError(f"{where}: field 'messages' ends with a {messages[-1]['role']} turn; "
-                        f"this file needs conversations that end with a {ends_with} turn")
+        raise UserError(
+            f"{where}: field 'messages' ends with a {messages[-1]['role']} turn; "
+            f"this file needs conversations that end with a {ends_with} turn"
+        )
     first = messages[1] if messages[0]["role"] == "system" and len(messages) > 1 else messages[0]
     if first["role"] == "assistant":
-        raise UserError(f"{where}: field 'messages[{messages.index(first)}]' is an assistant turn before any user "
-                        "turn; a conversation starts with the user (after an optional system message)")
+        raise UserError(
+            f"{where}: field 'messages[{messages.index(first)}]' is an assistant turn before any user "
+            "turn; a conversation starts with the user (after an optional system message)"
+        )
     if "meta" in record and not isinstance(record["meta"], dict):
         raise UserError(f"{where}: field 'meta' must be an object")
     return record
 
 
-def read_conversations(path: str | Path, *, ends_with: str | None = None, with_location: bool = False) -> list:
+def read_conversations(
+    path: str | Path, *, ends_with: str | None = None, with_location: bool = False
+) -> list:
     """Validated conversation records; with `with_location`, ("file:line", record) pairs."""
     pairs = [(where, validate_conversation(r, where, ends_with=ends_with)) for where, r in read_jsonl(path)]
     return pairs if with_location else [r for _, r in pairs]
@@ -234,18 +260,21 @@ def dumps(record: dict) -> str:
         return json.dumps(record, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
     except ValueError:
         field, value = non_finite(record) or ("?", math.nan)
-        raise UserError(f"field '{field}' is {value}, which JSON cannot hold; "
-                        "check what computed it (a finite number or null)") from None
+        raise UserError(
+            f"field '{field}' is {value}, which JSON cannot hold; "
+            "check what computed it (a finite number or null)"
+        ) from None
 
 
-def check_output(path: str | Path, *, force: bool, inputs: Iterable[str | Path | None] = (),
-                 flag: str = "--out") -> Path:
+def check_output(
+    path: str | Path, *, force: bool, inputs: Iterable[str | Path | None] = (), flag: str = "--out"
+) -> Path:
     """Before any work: `path` may replace an existing one only with --force, never one of `inputs` nor a
     folder holding one (posttrain/data/outputs.py), and its directory must be writable (or creatable)."""
     from posttrain.data.outputs import check_not_input
 
     path = Path(path)
-    check_not_input(path, inputs, flag)   # not an input, nor a folder holding one (issue 28)
+    check_not_input(path, inputs, flag)  # not an input, nor a folder holding one (issue 28)
     if path.exists() and not force:
         raise UserError(f"{flag} {path} already exists; choose another {flag} or pass --force to replace it")
     check_writable(path, flag)
@@ -258,8 +287,10 @@ def check_writable(path: Path, flag: str = "--out") -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: cannot write in {parent} (not a writable folder); "
-                        f"choose another {flag} or fix the permissions")
+        raise UserError(
+            f"{flag} {path}: cannot write in {parent} (not a writable folder); "
+            f"choose another {flag} or fix the permissions"
+        )
 
 
 @contextlib.contextmanager

@@ -54,7 +54,7 @@ class Dist:
     # --- work: each rank's share, with equal pass counts --------------------------------------
     def share(self, items: list) -> list:
         """This rank's slice of a global batch (every world-th item), in order."""
-        return items[self.rank::self.world]
+        return items[self.rank :: self.world]
 
     def block(self, n: int) -> slice:
         """This rank's contiguous block of n rows (n a multiple of the world size)."""
@@ -65,8 +65,8 @@ class Dist:
         """This rank's micro-batches of a global batch, each with its loss weight: 1, or 0 for a filler
         (a repeat of the batch's first item) that keeps every rank's pass count equal."""
         mine = self.share(items)
-        most = -(-len(items[0::self.world]) // micro_batch)          # rank 0 holds the largest share
-        chunks = [(mine[i:i + micro_batch], 1.0) for i in range(0, len(mine), micro_batch)]
+        most = -(-len(items[0 :: self.world]) // micro_batch)  # rank 0 holds the largest share
+        chunks = [(mine[i : i + micro_batch], 1.0) for i in range(0, len(mine), micro_batch)]
         return chunks + [([items[0]], 0.0)] * (most - len(chunks))
 
     @property
@@ -84,8 +84,11 @@ class Dist:
         if self.fsdp:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-            mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-                  if self.dtype == "bf16" and self.device.type == "cuda" else MixedPrecisionPolicy())
+            mp = (
+                MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+                if self.dtype == "bf16" and self.device.type == "cuda"
+                else MixedPrecisionPolicy()
+            )
             for layer in layers if layers is not None else transformer_layers(module):
                 fully_shard(layer, mp_policy=mp)
             fully_shard(module, mp_policy=mp)
@@ -122,7 +125,11 @@ class Dist:
         duration, and no per-forward reshard happens. A no-op without FSDP."""
         from torch.distributed.fsdp import FSDPModule
 
-        units = [m for module in modules for m in module.modules() if isinstance(m, FSDPModule)] if self.fsdp else []
+        units = (
+            [m for module in modules for m in module.modules() if isinstance(m, FSDPModule)]
+            if self.fsdp
+            else []
+        )
         for unit in units:
             unit.set_reshard_after_forward(False, recurse=False)
             unit.unshard()
@@ -132,7 +139,7 @@ class Dist:
             roots = {id(module) for module in modules}
             for unit in units:
                 unit.reshard()
-                unit.set_reshard_after_forward(id(unit) not in roots, recurse=False)   # roots keep theirs
+                unit.set_reshard_after_forward(id(unit) not in roots, recurse=False)  # roots keep theirs
 
     def put(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A batch's tensors on this rank's device (through pinned memory to a GPU)."""
@@ -189,7 +196,9 @@ class Dist:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        tied = tied_names(module)   # gathered as separate copies: keep each shared weight once, as one process does
+        tied = tied_names(
+            module
+        )  # gathered as separate copies: keep each shared weight once, as one process does
         return {k: v for k, v in full.items() if k not in tied}
 
     def load_model_state(self, module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -200,27 +209,38 @@ class Dist:
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True,
-                                                                      strict=False))
+        set_model_state_dict(
+            module,
+            state,
+            options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False),
+        )
 
     def optimizer_state(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
         """The optimizer's full state keyed by parameter name (any world size can load it); {} off rank 0."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(module, optimizer,
-                                        options=StateDictOptions(full_state_dict=True, cpu_offload=self.on))
+        return get_optimizer_state_dict(
+            module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=self.on)
+        )
 
-    def load_optimizer_state(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    def load_optimizer_state(
+        self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict
+    ) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(module, optimizer, state,
-                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.on))
+        set_optimizer_state_dict(
+            module,
+            optimizer,
+            state,
+            options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.on),
+        )
 
 
 def tied_names(module: torch.nn.Module) -> set[str]:
     """The second and later names of a shared parameter (an output layer tied to the embeddings)."""
     return {name for name, _ in module.named_parameters(remove_duplicate=False)} - {
-        name for name, _ in module.named_parameters()}
+        name for name, _ in module.named_parameters()
+    }
 
 
 def check_tied(module: torch.nn.Module, missing: list[str]) -> None:

@@ -36,16 +36,27 @@ def axis_table(summary: dict, baseline: str = "baseline") -> dict:
     "ci"}]}: `values[i]` (and `ci[i]`, a (low, high) win-rate interval) belong to `columns[i]`; None where
     a figure was not measured. `baseline` names the baseline in the columns and labels."""
     models, config = summary["models"], summary.get("config", {})
-    temperatures = [0.0] + [t for t in config.get("temperatures", []) if t > 0
-                            and all(entry(m, t) for m in models.values())]
+    temperatures = [0.0] + [
+        t for t in config.get("temperatures", []) if t > 0 and all(entry(m, t) for m in models.values())
+    ]
     columns = [{"system": name, "temperature": t} for t in temperatures for name in [baseline, *models]]
     rows = []
     for key, label, kind in AXES:
-        cells = [cell(summary, key, None if c["system"] == baseline else c["system"], c["temperature"])
-                 for c in columns]
+        cells = [
+            cell(summary, key, None if c["system"] == baseline else c["system"], c["temperature"])
+            for c in columns
+        ]
         if any(v is not None for v, _ in cells):
-            rows.append({"key": key, "label": label.format(baseline=baseline), "format": kind,
-                         "n": row_n(summary, key), "values": [v for v, _ in cells], "ci": [ci for _, ci in cells]})
+            rows.append(
+                {
+                    "key": key,
+                    "label": label.format(baseline=baseline),
+                    "format": kind,
+                    "n": row_n(summary, key),
+                    "values": [v for v, _ in cells],
+                    "ci": [ci for _, ci in cells],
+                }
+            )
     return {"prompts": config.get("prompts"), "columns": columns, "rows": rows}
 
 
@@ -103,8 +114,13 @@ def spread(values: list[float | None]) -> dict | None:
     got = [v for v in values if v is not None]
     if not got:
         return None
-    return {"mean": statistics.fmean(got), "sd": statistics.stdev(got) if len(got) > 1 else None,
-            "min": min(got), "max": max(got), "values": list(values)}
+    return {
+        "mean": statistics.fmean(got),
+        "sd": statistics.stdev(got) if len(got) > 1 else None,
+        "min": min(got),
+        "max": max(got),
+        "values": list(values),
+    }
 
 
 def over_seeds(tables: dict[int, dict]) -> dict:
@@ -125,8 +141,15 @@ def over_seeds(tables: dict[int, dict]) -> dict:
                 where = [(c["system"], c["temperature"]) for c in tables[s]["columns"]]
                 got.append(r["values"][where.index(col)] if r and col in where else None)
             values.append(spread(got))
-        rows.append({"key": row["key"], "label": row["label"], "format": row["format"],
-                     "n": ns[0] if len(set(ns)) == 1 else ns, "values": values})
+        rows.append(
+            {
+                "key": row["key"],
+                "label": row["label"],
+                "format": row["format"],
+                "n": ns[0] if len(set(ns)) == 1 else ns,
+                "values": values,
+            }
+        )
     return {"seeds": seeds, "prompts": first["prompts"], "columns": first["columns"], "rows": rows}
 
 
@@ -139,16 +162,23 @@ def fmt(value: float | None, kind: str) -> str:
 def text_cells(table: dict) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of strings) of an `axis_table` or an `over_seeds` table: a value with its interval
     ("72.3% [68.8%, 75.8%]"), or a mean over seeds with its range ("72.3% (66.0%..78.1%)")."""
-    headers = ["axis", "n"] + [c["system"] + (", greedy" if c["temperature"] == 0 else f", T={c['temperature']:g}")
-                               for c in table["columns"]]
+    headers = ["axis", "n"] + [
+        c["system"] + (", greedy" if c["temperature"] == 0 else f", T={c['temperature']:g}")
+        for c in table["columns"]
+    ]
     rows = []
     for row in table["rows"]:
         n = row["n"]
-        cells = [row["label"], "-" if n is None else str(n) if not isinstance(n, list) else "/".join(map(str, n))]
+        cells = [
+            row["label"],
+            "-" if n is None else str(n) if not isinstance(n, list) else "/".join(map(str, n)),
+        ]
         for i, value in enumerate(row["values"]):
             kind = row["format"]
             if isinstance(value, dict):
-                cells.append(f"{fmt(value['mean'], kind)} ({fmt(value['min'], kind)}..{fmt(value['max'], kind)})")
+                cells.append(
+                    f"{fmt(value['mean'], kind)} ({fmt(value['min'], kind)}..{fmt(value['max'], kind)})"
+                )
             elif value is not None and row.get("ci") and row["ci"][i] and None not in row["ci"][i]:
                 low, high = row["ci"][i]
                 cells.append(f"{fmt(value, kind)} [{fmt(low, kind)}, {fmt(high, kind)}]")
@@ -162,6 +192,8 @@ def plain_table(table: dict) -> str:
     """The table as aligned text, for the terminal."""
     headers, rows = text_cells(table)
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    line = lambda cells: "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+        for i, (c, w) in enumerate(zip(cells, widths))
+    ).rstrip()
     return "\n".join([line(headers), "-" * len(line(headers)), *map(line, rows)])

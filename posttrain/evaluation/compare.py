@@ -23,7 +23,12 @@ from posttrain.config import Generation, Options, Overwrite, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
-from posttrain.evaluation.temperature import parse_temperatures, sampled_answers, stream_seed, temperature_entry
+from posttrain.evaluation.temperature import (
+    parse_temperatures,
+    sampled_answers,
+    stream_seed,
+    temperature_entry,
+)
 from posttrain.evaluation.winrate import bootstrap_interval, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
@@ -34,21 +39,38 @@ SAMPLES_PER_FAMILY = 2
 class EvalConfig(Options, Generation, WorldRef, Overwrite):
     model: list[str] = option(help="a model to evaluate, as PATH or NAME=PATH", required=True, repeat=True)
     baseline: str = option(help="baseline model directory (usually the SFT model)", required=True)
-    prompts: Path = option(help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
-                           required=True)
-    out: Path = option(help="report directory to write (index.html, summary.json, answers.jsonl)", required=True)
-    judge: str = option("gold", help="pairwise judge: gold (the world's gold scorer), sim (a simulated labeler "
-                                     "per prompt) or rm (a reward model, --reward)", choices=JUDGES)
+    prompts: Path = option(
+        help="prompt JSONL (conversations ending with a user turn), e.g. the world's test.jsonl",
+        required=True,
+    )
+    out: Path = option(
+        help="report directory to write (index.html, summary.json, answers.jsonl)", required=True
+    )
+    judge: str = option(
+        "gold",
+        help="pairwise judge: gold (the world's gold scorer), sim (a simulated labeler "
+        "per prompt) or rm (a reward model, --reward)",
+        choices=JUDGES,
+    )
     reward: str | None = option(None, help="reward model directory for --judge rm")
-    heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
-                                                    "(the world's corpus_heldout.jsonl); default: beside --prompts")
-    kl_samples: int = option(1, help="responses sampled per prompt (temperature 1) to estimate KL to the "
-                                     "baseline; 0 skips it", ge=0)
+    heldout_corpus: Path | None = option(
+        None,
+        help="held-out pretraining documents for the alignment tax "
+        "(the world's corpus_heldout.jsonl); default: beside --prompts",
+    )
+    kl_samples: int = option(
+        1,
+        help="responses sampled per prompt (temperature 1) to estimate KL to the baseline; 0 skips it",
+        ge=0,
+    )
     bootstrap: int = option(2000, help="bootstrap resamples of the prompts for the win-rate interval", ge=10)
     seed: int = option(0, help="seed of the bootstrap, the KL samples and the sampled answers", ge=0)
-    temperatures: str = option("0,1", help="comma list of sampling temperatures for the win rate: 0 is greedy "
-                                           "(the headline, always measured), each T > 0 one sample per prompt "
-                                           "from the model and from the baseline")
+    temperatures: str = option(
+        "0,1",
+        help="comma list of sampling temperatures for the win rate: 0 is greedy "
+        "(the headline, always measured), each T > 0 one sample per prompt "
+        "from the model and from the baseline",
+    )
 
     def check(self) -> None:
         super().check()
@@ -77,13 +99,27 @@ def model_names(specs: list[str]) -> dict[str, str]:
 
 def world_records(records: list[dict]) -> bool:
     """True when every record carries a world task (the gold scorer can judge it)."""
-    return all(isinstance(r.get("meta"), dict) and "task" in r["meta"] and "family" in r["meta"] for r in records)
+    return all(
+        isinstance(r.get("meta"), dict) and "task" in r["meta"] and "family" in r["meta"] for r in records
+    )
 
 
-def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=None, *, judge: str = "gold",
-             reward: str | None = None, heldout_documents: list[str] | None = None, kl_samples: int = 1,
-             max_new_tokens: int = 48, bootstrap: int = 2000, seed: int = 0,
-             temperatures: tuple[float, ...] = (0.0, 1.0), knowledge: bool = True) -> dict:
+def evaluate(
+    models: dict[str, str],
+    baseline: str,
+    records: list[dict],
+    world=None,
+    *,
+    judge: str = "gold",
+    reward: str | None = None,
+    heldout_documents: list[str] | None = None,
+    kl_samples: int = 1,
+    max_new_tokens: int = 48,
+    bootstrap: int = 2000,
+    seed: int = 0,
+    temperatures: tuple[float, ...] = (0.0, 1.0),
+    knowledge: bool = True,
+) -> dict:
     """Compare each of `models` ({name: path}) with `baseline`; returns the summary `write_report` renders.
 
     `world` (a posttrain.world.World) enables the gold judge, the HHH rates and knowledge completion;
@@ -96,8 +132,10 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     if not records or not models:
         raise UserError("nothing to evaluate: give at least one prompt and one model")
     if world is not None and not world_records(records):
-        raise UserError("these prompts were not made by the built-in world (no meta.family / meta.task); "
-                        "use --judge rm with a reward model")
+        raise UserError(
+            "these prompts were not made by the built-in world (no meta.family / meta.task); "
+            "use --judge rm with a reward model"
+        )
     chosen = make_judge(judge, world, reward)
     gold = GoldJudge(world) if world is not None else None
     judges = [gold or chosen] + ([chosen] if gold is not None and chosen.name != "gold" else [])
@@ -105,11 +143,23 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     bar = tqdm(total=1 + len(models), desc="eval baseline", unit="model", disable=None)
     base_model, tokenizer = load_causal_lm(baseline)
     base = measure(base_model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge)
-    base_runs = answers_at(base_model, tokenizer, records, world, base, temperatures, max_new_tokens, seed, "baseline")
-    summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {},
-               "config": {"judge": judge, "reward": reward, "prompts": len(records), "kl_samples": kl_samples,
-                          "max_new_tokens": max_new_tokens, "bootstrap": bootstrap, "seed": seed,
-                          "temperatures": temperatures}}
+    base_runs = answers_at(
+        base_model, tokenizer, records, world, base, temperatures, max_new_tokens, seed, "baseline"
+    )
+    summary = {
+        "baseline": {"path": str(baseline), **base["rates"]},
+        "models": {},
+        "config": {
+            "judge": judge,
+            "reward": reward,
+            "prompts": len(records),
+            "kl_samples": kl_samples,
+            "max_new_tokens": max_new_tokens,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "temperatures": temperatures,
+        },
+    }
     runs = {"baseline": base_runs}
     for name, path in models.items():
         bar.update(1)
@@ -118,13 +168,24 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
         model, tok = load_causal_lm(path)
         m = measure(model, tok, records, world, heldout_documents, max_new_tokens, knowledge)
         runs[name] = answers_at(model, tok, records, world, m, temperatures, max_new_tokens, seed, "model")
-        row = {"path": str(path), **m["rates"], **judged(judges, records, runs[name], base_runs, bootstrap, seed)}
+        row = {
+            "path": str(path),
+            **m["rates"],
+            **judged(judges, records, runs[name], base_runs, bootstrap, seed),
+        }
         row["by_temperature"] = with_rates(row["by_temperature"], runs[name], base_runs)
         if kl_samples:
             from posttrain.evaluation.likelihood import kl_to_reference
 
-            row["kl_to_sft"] = kl_to_reference(model, base_model, tok, [r["messages"] for r in records],
-                                               samples=kl_samples, max_new_tokens=max_new_tokens, seed=seed)
+            row["kl_to_sft"] = kl_to_reference(
+                model,
+                base_model,
+                tok,
+                [r["messages"] for r in records],
+                samples=kl_samples,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+            )
         summary["models"][name] = row
         del model
     bar.update(1)
@@ -134,7 +195,9 @@ def evaluate(models: dict[str, str], baseline: str, records: list[dict], world=N
     return summary
 
 
-def measure(model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge: bool = True) -> dict:
+def measure(
+    model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge: bool = True
+) -> dict:
     """One model's greedy answers, their gold scores and HHH rates, and its alignment-tax numbers."""
     from posttrain.generation.hf import chat_complete
 
@@ -162,45 +225,75 @@ def judge_answers(records, answers: list[str], world) -> tuple[list, dict]:
     return [j.score for j in judgements], rates
 
 
-def answers_at(model, tokenizer, records, world, greedy: dict, temperatures, max_new_tokens: int, seed: int,
-               role: str) -> dict[float, dict]:
+def answers_at(
+    model, tokenizer, records, world, greedy: dict, temperatures, max_new_tokens: int, seed: int, role: str
+) -> dict[float, dict]:
     """{temperature: {"answers", "scores", "rates"}}: the greedy `measure` result at 0, one sample per prompt
     above (its rates from the same judgements as its scores)."""
     out = {0.0: greedy}
     for t in temperatures:
         if t > 0:
-            texts = sampled_answers(model, tokenizer, [r["messages"] for r in records], temperature=t,
-                                    max_new_tokens=max_new_tokens, seed=stream_seed(seed, role, t))
+            texts = sampled_answers(
+                model,
+                tokenizer,
+                [r["messages"] for r in records],
+                temperature=t,
+                max_new_tokens=max_new_tokens,
+                seed=stream_seed(seed, role, t),
+            )
             scores, rates = judge_answers(records, texts, world)
             out[t] = {"answers": texts, "scores": scores, "rates": rates}
     return out
 
 
-GREEDY_ONLY = ("by_family", "knowledge_accuracy", "heldout_loss")   # not repeated in `by_temperature` entries
+GREEDY_ONLY = ("by_family", "knowledge_accuracy", "heldout_loss")  # not repeated in `by_temperature` entries
 
 
-def with_rates(entries: list[dict], model_runs: dict[float, dict], base_runs: dict[float, dict]) -> list[dict]:
+def with_rates(
+    entries: list[dict], model_runs: dict[float, dict], base_runs: dict[float, dict]
+) -> list[dict]:
     """`by_temperature` entries with the model's and the baseline's rates at that temperature (`rates`,
     `baseline_rates`: helpful, honest, harmless, task failures, refusals, words..., each with its n)."""
     pick = lambda rates: {k: v for k, v in rates.items() if k not in GREEDY_ONLY}  # noqa: E731
-    return [{**e, "rates": pick(model_runs[e["temperature"]]["rates"]),
-             "baseline_rates": pick(base_runs[e["temperature"]]["rates"])} for e in entries]
+    return [
+        {
+            **e,
+            "rates": pick(model_runs[e["temperature"]]["rates"]),
+            "baseline_rates": pick(base_runs[e["temperature"]]["rates"]),
+        }
+        for e in entries
+    ]
 
 
-def judged(judges, records, model_runs: dict[float, dict], base_runs: dict[float, dict], bootstrap: int,
-           seed: int) -> dict:
+def judged(
+    judges, records, model_runs: dict[float, dict], base_runs: dict[float, dict], bootstrap: int, seed: int
+) -> dict:
     """The headline win rates (greedy) by the first judge, the second one's under `judge`, and
     `by_temperature`: both judges' win rates and the gold scores at every temperature."""
-    outcomes = {t: [j.outcomes(list(zip(records, run["answers"], base_runs[t]["answers"]))) for j in judges]
-                for t, run in model_runs.items()}                                  # per temperature, per judge
-    lengths = [len(a.split()) - len(b.split()) for a, b in zip(model_runs[0.0]["answers"], base_runs[0.0]["answers"])]
+    outcomes = {
+        t: [j.outcomes(list(zip(records, run["answers"], base_runs[t]["answers"]))) for j in judges]
+        for t, run in model_runs.items()
+    }  # per temperature, per judge
+    lengths = [
+        len(a.split()) - len(b.split()) for a, b in zip(model_runs[0.0]["answers"], base_runs[0.0]["answers"])
+    ]
     out = win_rates(judges[0].name, outcomes[0.0][0], records, lengths, bootstrap, seed)
     if len(judges) > 1:
-        out["judge"] = {"name": judges[1].name,
-                        **win_rates(judges[1].name, outcomes[0.0][1], records, lengths, bootstrap, seed)}
+        out["judge"] = {
+            "name": judges[1].name,
+            **win_rates(judges[1].name, outcomes[0.0][1], records, lengths, bootstrap, seed),
+        }
     out["by_temperature"] = [
-        temperature_entry(t, [(j.name, o) for j, o in zip(judges, outcomes[t])], model_runs[t]["scores"],
-                          base_runs[t]["scores"], bootstrap=bootstrap, seed=seed) for t in model_runs]
+        temperature_entry(
+            t,
+            [(j.name, o) for j, o in zip(judges, outcomes[t])],
+            model_runs[t]["scores"],
+            base_runs[t]["scores"],
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+        for t in model_runs
+    ]
     return out
 
 
@@ -211,9 +304,14 @@ def win_rates(judge_name: str, outcomes: list[float], records, lengths, bootstra
     by_family: dict[str, list[float]] = {}
     for record, o in zip(records, outcomes):
         by_family.setdefault((record.get("meta") or {}).get("family"), []).append(o)
-    out = {"win_rate": win_rate(outcomes), "win_rate_ci_low": low, "win_rate_ci_high": high,
-           "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
-           "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes), "win_rate_judge": judge_name}
+    out = {
+        "win_rate": win_rate(outcomes),
+        "win_rate_ci_low": low,
+        "win_rate_ci_high": high,
+        "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
+        "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes),
+        "win_rate_judge": judge_name,
+    }
     if None not in by_family:
         out["win_rate_by_family"] = {f: win_rate(os) for f, os in by_family.items()}
     return out
@@ -225,10 +323,16 @@ def answer_rows(records, runs: dict[str, dict[float, dict]]) -> list[dict]:
     rows = []
     temperatures = [t for t in next(iter(runs.values())) if t > 0]
     for i, r in enumerate(records):
-        at = lambda t: {name: {"text": run[t]["answers"][i], "gold_score": run[t]["scores"][i]}  # noqa: E731
-                        for name, run in runs.items()}
-        row = {"id": r["id"], "family": (r.get("meta") or {}).get("family"), "messages": r["messages"],
-               "answers": at(0.0)}
+        at = lambda t: {
+            name: {"text": run[t]["answers"][i], "gold_score": run[t]["scores"][i]}  # noqa: E731
+            for name, run in runs.items()
+        }
+        row = {
+            "id": r["id"],
+            "family": (r.get("meta") or {}).get("family"),
+            "messages": r["messages"],
+            "answers": at(0.0),
+        }
         if temperatures:
             row["sampled"] = {f"{t:g}": at(t) for t in temperatures}
         rows.append(row)

@@ -41,29 +41,45 @@ log = logging.getLogger(__name__)
 @dataclass(kw_only=True)
 class ControlConfig(Options, WorldRef):
     base: str = option(help="the base model the SFT model was fine-tuned from", required=True)
-    sft: str = option(help="the original SFT run directory (its posttrain.json gives the settings)", required=True)
+    sft: str = option(
+        help="the original SFT run directory (its posttrain.json gives the settings)", required=True
+    )
     rlhf: str = option(help="the RLHF (PPO) policy directory", required=True)
-    method: list[str] = option([], repeat=True,
-                               help="another policy trained from the same rankings, as NAME=PATH (e.g. "
-                                    "dpo=runs/dpo, rloo=runs/rloo, rejection=runs/rs/policy): one more row")
+    method: list[str] = option(
+        [],
+        repeat=True,
+        help="another policy trained from the same rankings, as NAME=PATH (e.g. "
+        "dpo=runs/dpo, rloo=runs/rloo, rejection=runs/rs/policy): one more row",
+    )
     demos: Path = option(help="the demonstrations the SFT model was trained on", required=True)
-    rankings: Path = option(help="the rankings the reward model was trained on (their labeling cost is the budget)",
-                            required=True)
+    rankings: Path = option(
+        help="the rankings the reward model was trained on (their labeling cost is the budget)", required=True
+    )
     out: Path = option(help="directory to write (demos_plus.jsonl, sft-more-demos/, report)", required=True)
-    prompts: Path | None = option(None, help="held-out prompts to compare on (default: the world's test split)")
+    prompts: Path | None = option(
+        None, help="held-out prompts to compare on (default: the world's test split)"
+    )
     demo_minutes: float = option(8.0, help="labeler minutes to write one demonstration (an assumption)", gt=0)
-    ranking_minutes: float = option(1.0, help="labeler minutes per ranking task, before reading completions", ge=0)
-    completion_minutes: float = option(0.5, help="labeler minutes to read and place one completion in a ranking", ge=0)
-    heldout_corpus: Path | None = option(None, help="held-out pretraining documents for the alignment tax "
-                                                    "(default: corpus_heldout.jsonl beside --demos, if there)")
+    ranking_minutes: float = option(
+        1.0, help="labeler minutes per ranking task, before reading completions", ge=0
+    )
+    completion_minutes: float = option(
+        0.5, help="labeler minutes to read and place one completion in a ranking", ge=0
+    )
+    heldout_corpus: Path | None = option(
+        None,
+        help="held-out pretraining documents for the alignment tax "
+        "(default: corpus_heldout.jsonl beside --demos, if there)",
+    )
     kl_samples: int = option(1, help="samples per prompt for KL to the SFT baseline (0 skips it)", ge=0)
     force: bool = option(False, help="replace an existing OUT/sft-more-demos")
 
     def check(self) -> None:
         super().check()
         if self.ranking_minutes + self.completion_minutes <= 0:
-            raise UserError("--ranking-minutes plus --completion-minutes must be positive: a ranking costs "
-                            "labeler time")
+            raise UserError(
+                "--ranking-minutes plus --completion-minutes must be positive: a ranking costs labeler time"
+            )
 
 
 def ranking_minutes(rankings: list[dict], per_ranking: float, per_completion: float) -> float:
@@ -87,13 +103,18 @@ def extra_demonstrations(world, originals: list[dict], count: int) -> list[dict]
     seen_prompts = {prompt_key(r) for r in originals}
     want = len(originals) + count
     for _ in range(4):
-        extra = [r for r in world.demonstrations(want)
-                 if r["id"] not in seen_ids and prompt_key(r) not in seen_prompts][:count]
+        extra = [
+            r
+            for r in world.demonstrations(want)
+            if r["id"] not in seen_ids and prompt_key(r) not in seen_prompts
+        ][:count]
         if len(extra) == count:
             return extra
-        want *= 2   # some drawn prompts repeat an original one: draw a longer stream
-    raise UserError(f"the world made only {len(extra)} demonstrations with new prompts, {count} were asked for; "
-                    "raise --demo-minutes or use a larger --scale")
+        want *= 2  # some drawn prompts repeat an original one: draw a longer stream
+    raise UserError(
+        f"the world made only {len(extra)} demonstrations with new prompts, {count} were asked for; "
+        "raise --demo-minutes or use a larger --scale"
+    )
 
 
 def sft_settings(sft_dir: str) -> dict:
@@ -103,8 +124,10 @@ def sft_settings(sft_dir: str) -> dict:
 
     manifest = read_manifest(sft_dir)
     if manifest.get("stage") != "sft" or not isinstance(manifest.get("config"), dict):
-        raise UserError(f"{sft_dir}/posttrain.json: not an SFT run (stage {manifest.get('stage')!r}); "
-                        "--sft takes the directory posttrain sft wrote")
+        raise UserError(
+            f"{sft_dir}/posttrain.json: not an SFT run (stage {manifest.get('stage')!r}); "
+            "--sft takes the directory posttrain sft wrote"
+        )
     known = {f.name for f in fields(SFTConfig)} - {"model", "data", "out", "resume", "force", "eval_data"}
     return {k: v for k, v in manifest["config"].items() if k in known}
 
@@ -121,7 +144,9 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     cfg.check()
     methods = model_names(cfg.method)
     if {"rlhf", "sft-more-demos"} & set(methods):
-        raise UserError("--method: the names rlhf and sft-more-demos are the study's own rows; choose another")
+        raise UserError(
+            "--method: the names rlhf and sft-more-demos are the study's own rows; choose another"
+        )
     world = World(seed=cfg.world_seed, scale=cfg.scale)
     settings = sft_settings(cfg.sft)
     originals = read_conversations(cfg.demos)
@@ -134,18 +159,34 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     log.info("%d rankings = %.0f labeler minutes = %d extra demonstrations", len(rankings), minutes, n_extra)
     more = cfg.out / "sft-more-demos"
     sft(SFTConfig(model=cfg.base, data=combined, out=more, force=cfg.force, **settings), on_step=on_step)
-    records = (read_conversations(cfg.prompts, ends_with="user") if cfg.prompts
-               else world.prompts("test", world.scale.test_prompts, "test"))
+    records = (
+        read_conversations(cfg.prompts, ends_with="user")
+        if cfg.prompts
+        else world.prompts("test", world.scale.test_prompts, "test")
+    )
     heldout = cfg.heldout_corpus or cfg.demos.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
     policies = {"rlhf": cfg.rlhf, **methods, "sft-more-demos": str(more)}
-    summary = evaluate(policies, cfg.sft, records, world, judge="gold", heldout_documents=documents,
-                       kl_samples=cfg.kl_samples)
+    summary = evaluate(
+        policies,
+        cfg.sft,
+        records,
+        world,
+        judge="gold",
+        heldout_documents=documents,
+        kl_samples=cfg.kl_samples,
+    )
     summary["control_study"] = {
-        "rankings": len(rankings), "labeler_minutes": minutes, "original_demos": len(originals),
-        "extra_demos": len(extra), "demo_minutes": cfg.demo_minutes, "ranking_minutes": cfg.ranking_minutes,
-        "completion_minutes": cfg.completion_minutes, "sft_settings": settings,
-        "wall_seconds": {name: wall_seconds(Path(path)) for name, path in policies.items()}}
+        "rankings": len(rankings),
+        "labeler_minutes": minutes,
+        "original_demos": len(originals),
+        "extra_demos": len(extra),
+        "demo_minutes": cfg.demo_minutes,
+        "ranking_minutes": cfg.ranking_minutes,
+        "completion_minutes": cfg.completion_minutes,
+        "sft_settings": settings,
+        "wall_seconds": {name: wall_seconds(Path(path)) for name, path in policies.items()},
+    }
     return summary
 
 

@@ -42,15 +42,19 @@ ROWS_PER_BATCH = 64  # sequences per `sample` call: prompts x K for samples, pro
 
 @dataclass(kw_only=True)
 class HeadroomConfig(Options, Sampling, WorldRef):
-    model: str = option(help="policy whose greedy answer and samples are compared (the SFT model)", required=True)
-    prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); the gold scorer needs the world's prompts",
-                           required=True)
+    model: str = option(
+        help="policy whose greedy answer and samples are compared (the SFT model)", required=True
+    )
+    prompts: Path = option(
+        help="world prompt JSONL (e.g. test.jsonl); the gold scorer needs the world's prompts", required=True
+    )
     out: Path = option(help="directory to write (headroom.json, samples.jsonl)", required=True)
-    k: int = option(16, help="samples per prompt; best-of-n is reported for n = 1, 4, 16 up to K, and K", ge=1)
+    k: int = option(
+        16, help="samples per prompt; best-of-n is reported for n = 1, 4, 16 up to K, and K", ge=1
+    )
     reward: str | None = option(None, help="reward model directory (posttrain rm): also report the RM's pick")
     seed: int = option(0, help="sampling seed", ge=0)
     force: bool = option(False, help="replace a non-empty OUT")
-
 
 
 # --- math: per prompt, pure ------------------------------------------------------------
@@ -71,7 +75,7 @@ def average_over_ties(keys, values) -> np.ndarray:
     the tied items is worth their mean; by symmetry the mean over a random tied subset is the mean
     over the whole tie group, so the order-statistics estimator applies to the averaged values."""
     keys, values = np.asarray(keys, dtype=float), np.asarray(values, dtype=float)
-    same = keys[:, None] == keys[None, :]                                        # (K, K)
+    same = keys[:, None] == keys[None, :]  # (K, K)
     return (same * values[None, :]).sum(axis=1) / same.sum(axis=1)
 
 
@@ -97,11 +101,15 @@ def captured(rm_win: float, oracle_win: float) -> float | None:
 
 def summarise(rows: list[dict], ns: list[int]) -> dict:
     """Means over `rows` (per-prompt numbers from `prompt_numbers`) of every column."""
-    out = {"prompts": len(rows),
-           "greedy_gold": float(np.mean([r["greedy_gold"] for r in rows])),
-           "sampled_gold": float(np.mean([r["sampled_gold"] for r in rows])),
-           "oracle_win_rate": {str(n): float(v) for n, v in zip(ns, np.mean([r["oracle"] for r in rows], axis=0))},
-           "any_better": float(np.mean([r["any_better"] for r in rows]))}
+    out = {
+        "prompts": len(rows),
+        "greedy_gold": float(np.mean([r["greedy_gold"] for r in rows])),
+        "sampled_gold": float(np.mean([r["sampled_gold"] for r in rows])),
+        "oracle_win_rate": {
+            str(n): float(v) for n, v in zip(ns, np.mean([r["oracle"] for r in rows], axis=0))
+        },
+        "any_better": float(np.mean([r["any_better"] for r in rows])),
+    }
     if "rm" in rows[0]:
         out["rm_win_rate"] = {str(n): float(v) for n, v in zip(ns, np.mean([r["rm"] for r in rows], axis=0))}
         out["rm_captured"] = captured(out["rm_win_rate"][str(ns[-1])], out["oracle_win_rate"][str(ns[-1])])
@@ -109,8 +117,12 @@ def summarise(rows: list[dict], ns: list[int]) -> dict:
 
 
 def prompt_numbers(greedy: float, gold: list[float], rm: list[float] | None, ns: list[int]) -> dict:
-    row = {"greedy_gold": greedy, "sampled_gold": float(np.mean(gold)), "oracle": oracle_win_rates(gold, greedy, ns),
-           "any_better": float(max(gold) > greedy)}
+    row = {
+        "greedy_gold": greedy,
+        "sampled_gold": float(np.mean(gold)),
+        "oracle": oracle_win_rates(gold, greedy, ns),
+        "any_better": float(max(gold) > greedy),
+    }
     if rm is not None:
         row["rm"] = picked_win_rates(rm, gold, greedy, ns)
     return row
@@ -131,8 +143,10 @@ def headroom(cfg: HeadroomConfig) -> tuple[dict, list[dict]]:
     if not records:
         raise UserError(f"{cfg.prompts}: no prompts")
     if not world_records(records):
-        raise UserError(f"{cfg.prompts}: these prompts were not made by the built-in world (no meta.family / "
-                        "meta.task), so the gold scorer cannot judge the answers; use the world's test.jsonl")
+        raise UserError(
+            f"{cfg.prompts}: these prompts were not made by the built-in world (no meta.family / "
+            "meta.task), so the gold scorer cannot judge the answers; use the world's test.jsonl"
+        )
     world = World(seed=cfg.world_seed, scale=cfg.scale)
     world.check_tasks(records)
     model, tokenizer = load_causal_lm(cfg.model)
@@ -150,19 +164,38 @@ def headroom(cfg: HeadroomConfig) -> tuple[dict, list[dict]]:
     return result_json(cfg, ns, numbers), rows
 
 
-def generate(model, tokenizer, conversations: list[list[dict]], cfg: HeadroomConfig) -> tuple[list[str], list[list[str]]]:
+def generate(
+    model, tokenizer, conversations: list[list[dict]], cfg: HeadroomConfig
+) -> tuple[list[str], list[list[str]]]:
     """The greedy answer and K samples of each conversation, in batches of about ROWS_PER_BATCH sequences."""
     from posttrain.generation.sampler import sample_texts
 
     k = cfg.k
     generator = torch.Generator().manual_seed(cfg.seed)
-    with tqdm(total=2 * len(conversations), desc="headroom: greedy, then samples", unit="prompt", disable=None) as bar:
-        greedy = sample_texts(model, tokenizer, conversations, temperature=0.0, max_new_tokens=cfg.max_new_tokens,
-                              generator=generator, batch_size=ROWS_PER_BATCH, on_batch=bar.update)
-        flat = sample_texts(model, tokenizer, [c for c in conversations for _ in range(k)],   # each prompt K times
-                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, generator=generator,
-                            batch_size=max(1, ROWS_PER_BATCH // k) * k, on_batch=lambda rows: bar.update(rows // k))
-    return greedy, [flat[j * k:(j + 1) * k] for j in range(len(conversations))]
+    with tqdm(
+        total=2 * len(conversations), desc="headroom: greedy, then samples", unit="prompt", disable=None
+    ) as bar:
+        greedy = sample_texts(
+            model,
+            tokenizer,
+            conversations,
+            temperature=0.0,
+            max_new_tokens=cfg.max_new_tokens,
+            generator=generator,
+            batch_size=ROWS_PER_BATCH,
+            on_batch=bar.update,
+        )
+        flat = sample_texts(
+            model,
+            tokenizer,
+            [c for c in conversations for _ in range(k)],  # each prompt K times
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            generator=generator,
+            batch_size=max(1, ROWS_PER_BATCH // k) * k,
+            on_batch=lambda rows: bar.update(rows // k),
+        )
+    return greedy, [flat[j * k : (j + 1) * k] for j in range(len(conversations))]
 
 
 def reward_scores(path: str, records: list[dict], samples: list[list[str]]) -> list[list[float]]:
@@ -171,19 +204,26 @@ def reward_scores(path: str, records: list[dict], samples: list[list[str]]) -> l
 
     scorer = RewardScorer(path)
     out = []
-    for record, texts in tqdm(list(zip(records, samples)), desc="headroom: reward model", unit="prompt", disable=None):
+    for record, texts in tqdm(
+        list(zip(records, samples)), desc="headroom: reward model", unit="prompt", disable=None
+    ):
         out.append(scorer.score([(record["messages"], t) for t in texts]))
     return out
 
 
-def sample_row(record: dict, greedy: str, greedy_gold: float, texts: list[str], gold: list[float],
-               rm: list[float] | None) -> dict:
+def sample_row(
+    record: dict, greedy: str, greedy_gold: float, texts: list[str], gold: list[float], rm: list[float] | None
+) -> dict:
     samples = [{"text": t, "gold": g} for t, g in zip(texts, gold)]
     if rm is not None:
         for s, r in zip(samples, rm):
             s["rm"] = r
-    return {"id": record["id"], "family": record["meta"]["family"],
-            "greedy": {"text": greedy, "gold": greedy_gold}, "samples": samples}
+    return {
+        "id": record["id"],
+        "family": record["meta"]["family"],
+        "greedy": {"text": greedy, "gold": greedy_gold},
+        "samples": samples,
+    }
 
 
 def result_json(cfg: HeadroomConfig, ns: list[int], numbers: list[tuple[str, dict]]) -> dict:
@@ -191,11 +231,20 @@ def result_json(cfg: HeadroomConfig, ns: list[int], numbers: list[tuple[str, dic
 
     order = {f: i for i, f in enumerate(FAMILY_NAMES)}
     families = sorted({f for f, _ in numbers}, key=lambda f: (order.get(f, len(order)), f))
-    return {"config": {"model": cfg.model, "prompts": str(cfg.prompts), "k": cfg.k, "temperature": cfg.temperature,
-                       "reward": cfg.reward, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed},
-            "n": ns,
-            "by_family": {f: summarise([r for g, r in numbers if g == f], ns) for f in families},
-            "all": summarise([r for _, r in numbers], ns)}
+    return {
+        "config": {
+            "model": cfg.model,
+            "prompts": str(cfg.prompts),
+            "k": cfg.k,
+            "temperature": cfg.temperature,
+            "reward": cfg.reward,
+            "max_new_tokens": cfg.max_new_tokens,
+            "seed": cfg.seed,
+        },
+        "n": ns,
+        "by_family": {f: summarise([r for g, r in numbers if g == f], ns) for f in families},
+        "all": summarise([r for _, r in numbers], ns),
+    }
 
 
 def write_headroom(result: dict, rows: list[dict], out: Path) -> None:
@@ -215,14 +264,24 @@ def table(result: dict) -> str:
     if has_rm:
         head += [*(f"rm@{n}" for n in ns), "captured"]
     c = result["config"]
-    lines = [f"greedy answer against {c['k']} samples at temperature {c['temperature']:g}, judged by the gold "
-             "scorer (win rates against greedy; 50% = no better)",
-             f"{head[0]:<15}" + "".join(f"{h:>{max(9, len(h) + 1)}}" for h in head[1:])]
+    lines = [
+        f"greedy answer against {c['k']} samples at temperature {c['temperature']:g}, judged by the gold "
+        "scorer (win rates against greedy; 50% = no better)",
+        f"{head[0]:<15}" + "".join(f"{h:>{max(9, len(h) + 1)}}" for h in head[1:]),
+    ]
     for name, r in [*result["by_family"].items(), ("all", result["all"])]:
-        cells = [str(r["prompts"]), f"{r['greedy_gold']:.3f}", f"{r['sampled_gold']:.3f}",
-                 *(f"{r['oracle_win_rate'][str(n)]:.1%}" for n in ns), f"{r['any_better']:.1%}"]
+        cells = [
+            str(r["prompts"]),
+            f"{r['greedy_gold']:.3f}",
+            f"{r['sampled_gold']:.3f}",
+            *(f"{r['oracle_win_rate'][str(n)]:.1%}" for n in ns),
+            f"{r['any_better']:.1%}",
+        ]
         if has_rm:
             share = r["rm_captured"]
-            cells += [*(f"{r['rm_win_rate'][str(n)]:.1%}" for n in ns), "-" if share is None else f"{share:.0%}"]
+            cells += [
+                *(f"{r['rm_win_rate'][str(n)]:.1%}" for n in ns),
+                "-" if share is None else f"{share:.0%}",
+            ]
         lines.append(f"{name:<15}" + "".join(f"{c:>{max(9, len(h) + 1)}}" for c, h in zip(cells, head[1:])))
     return "\n".join(lines)

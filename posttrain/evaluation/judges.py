@@ -32,7 +32,10 @@ class GoldJudge(Judge):
         self.world = world
 
     def outcomes(self, triples):
-        return [pairwise_outcome(self.world.judge(r, a).score, self.world.judge(r, b).score) for r, a, b in triples]
+        return [
+            pairwise_outcome(self.world.judge(r, a).score, self.world.judge(r, b).score)
+            for r, a, b in triples
+        ]
 
 
 class SimulatedLabelerJudge(Judge):
@@ -74,5 +77,7 @@ def make_judge(name: str, world=None, reward: str | None = None) -> Judge:
             raise UserError("--judge rm needs --reward RM_DIR (a reward model trained with posttrain rm)")
         return RewardModelJudge(reward)
     if world is None:
-        raise UserError(f"--judge {name} needs prompts made by the built-in world (with meta.family and meta.task)")
+        raise UserError(
+            f"--judge {name} needs prompts made by the built-in world (with meta.family and meta.task)"
+        )
     return GoldJudge(world) if name == "gold" else SimulatedLabelerJudge(world)

@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]], *, samples: int = 1,
-                    max_new_tokens: int = 48, batch_size: int = 32, seed: int = 0) -> float:
+def kl_to_reference(
+    model,
+    reference,
+    tokenizer,
+    conversations: list[list[dict]],
+    *,
+    samples: int = 1,
+    max_new_tokens: int = 48,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> float:
     """Mean over prompts (and `samples` responses each) of sum_t log pi(y_t) - log pi_ref(y_t), y ~ pi.
 
     Sampling and log-probs are PPO's own (posttrain.generation.sampler, posttrain.models.policy),
@@ -38,13 +47,20 @@ def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]]
     totals: list[float] = []
     batches = [(s, i) for s in range(samples) for i in range(0, len(conversations), batch_size)]
     for s, i in tqdm(batches, desc="kl to baseline", unit="batch", disable=None, leave=False):
-        query, query_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])   # (B, P)
-        response = sample(model, query, query_mask, max_new_tokens=max_new_tokens, temperature=1.0,
-                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                          generator=torch.Generator().manual_seed(seed + 1000 * s + i))   # (B, T)
+        query, query_mask = encode_prompts(tokenizer, conversations[i : i + batch_size])  # (B, P)
+        response = sample(
+            model,
+            query,
+            query_mask,
+            max_new_tokens=max_new_tokens,
+            temperature=1.0,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            generator=torch.Generator().manual_seed(seed + 1000 * s + i),
+        )  # (B, T)
         mask = response_mask(response, tokenizer.eos_token_id)
         inputs = episode_inputs(query, query_mask, response, mask)
-        logp, _ = response_logprobs(model, inputs, query.size(1), 1.0)                 # (B, T)
+        logp, _ = response_logprobs(model, inputs, query.size(1), 1.0)  # (B, T)
         ref_logp, _ = response_logprobs(reference, inputs, query.size(1), 1.0)
         totals += ((logp - ref_logp) * mask).sum(dim=1).tolist()
     return sum(totals) / len(totals)
@@ -53,12 +69,16 @@ def kl_to_reference(model, reference, tokenizer, conversations: list[list[dict]]
 def check_same_vocabulary(model, reference) -> None:
     a, b = model.get_input_embeddings().weight.shape[0], reference.get_input_embeddings().weight.shape[0]
     if a != b:
-        raise UserError(f"the model and the baseline have different vocabularies ({a} and {b} tokens); "
-                        "KL to the baseline needs a model fine-tuned from it (pass --kl-samples 0 to skip)")
+        raise UserError(
+            f"the model and the baseline have different vocabularies ({a} and {b} tokens); "
+            "KL to the baseline needs a model fine-tuned from it (pass --kl-samples 0 to skip)"
+        )
 
 
 @torch.no_grad()
-def heldout_lm_loss(model, tokenizer, documents: list[str], *, block: int = 256, batch_size: int = 16) -> float:
+def heldout_lm_loss(
+    model, tokenizer, documents: list[str], *, block: int = 256, batch_size: int = 16
+) -> float:
     """Mean next-token cross-entropy (nats) on documents packed into rows of `block` tokens."""
     from posttrain.data.corpus import pack
     from posttrain.training.lm import heldout_loss
@@ -66,5 +86,5 @@ def heldout_lm_loss(model, tokenizer, documents: list[str], *, block: int = 256,
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit:
         block = min(block, limit - 1)
-    rows = pack(documents, tokenizer, block)                            # (N, block + 1)
+    rows = pack(documents, tokenizer, block)  # (N, block + 1)
     return heldout_loss(model, rows, batch=batch_size)

@@ -37,8 +37,9 @@ PPO_KEYS = ("objective/kl", "objective/score", "world/gold_score")
 class OveroptConfig(Options, Generation, WorldRef, Overwrite):
     policy: str = option(help="policy to sample best-of-n from (the SFT model)", required=True)
     reward: str = option(help="proxy reward model directory (posttrain rm)", required=True)
-    prompts: Path = option(help="world prompt JSONL (e.g. test.jsonl); gold scores need the world's prompts",
-                           required=True)
+    prompts: Path = option(
+        help="world prompt JSONL (e.g. test.jsonl); gold scores need the world's prompts", required=True
+    )
     out: Path = option(help="directory to write (index.html, overoptimization.json)", required=True)
     ppo_run: list[Path] = option([], nargs="+", help="PPO run directories (OUT or OUT.partial) to read")
     n_max: int = option(64, help="samples per prompt; best-of-n for n = 1..N", ge=1)
@@ -54,8 +55,13 @@ def best_of_n(proxy: np.ndarray, gold: np.ndarray) -> dict:
     proxy_n = np.mean([p for p, _ in per_prompt], axis=0)
     gold_n = np.mean([g for _, g in per_prompt], axis=0)
     kl = scaling.kl_best_of_n(ns)
-    return {"n": ns, "kl": kl.tolist(), "sqrt_kl": np.sqrt(kl).tolist(),
-            "proxy": proxy_n.tolist(), "gold": gold_n.tolist()}
+    return {
+        "n": ns,
+        "kl": kl.tolist(),
+        "sqrt_kl": np.sqrt(kl).tolist(),
+        "proxy": proxy_n.tolist(),
+        "gold": gold_n.tolist(),
+    }
 
 
 def sample_scores(cfg: OveroptConfig, records: list[dict], world) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +76,19 @@ def sample_scores(cfg: OveroptConfig, records: list[dict], world) -> tuple[np.nd
     scorer = RewardScorer(cfg.reward)
     proxy, gold = [], []
     for i, record in enumerate(tqdm(records, desc="best-of-n samples", unit="prompt", disable=None)):
-        texts = [t for t, _ in sample_k(model, tokenizer, [record["messages"]], k=cfg.n_max, temperature=1.0,
-                                        top_p=1.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + i)[0]]
+        texts = [
+            t
+            for t, _ in sample_k(
+                model,
+                tokenizer,
+                [record["messages"]],
+                k=cfg.n_max,
+                temperature=1.0,
+                top_p=1.0,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=cfg.seed + i,
+            )[0]
+        ]
         proxy.append(scorer.score([(record["messages"], t) for t in texts]))
         gold.append([world.judge(record, t).score for t in texts])
     return np.array(proxy), np.array(gold)
@@ -84,12 +101,19 @@ def read_ppo_run(path: str | Path) -> dict:
     if not path.is_dir():
         partial = path.with_name(path.name + ".partial")
         if not partial.is_dir():
-            raise UserError(f"{path}: no such PPO run directory (nor {partial.name}); pass a `posttrain ppo` --out")
+            raise UserError(
+                f"{path}: no such PPO run directory (nor {partial.name}); pass a `posttrain ppo` --out"
+            )
         path = partial
     rows = read_ppo_metrics(path / "metrics.jsonl")
-    return {"path": str(path), "beta": ppo_beta(path, rows), "steps": [r["step"] for r in rows],
-            "kl": [r["objective/kl"] for r in rows], "proxy": [r["objective/score"] for r in rows],
-            "gold": [r["world/gold_score"] for r in rows]}
+    return {
+        "path": str(path),
+        "beta": ppo_beta(path, rows),
+        "steps": [r["step"] for r in rows],
+        "kl": [r["objective/kl"] for r in rows],
+        "proxy": [r["objective/score"] for r in rows],
+        "gold": [r["world/gold_score"] for r in rows],
+    }
 
 
 def ppo_beta(path: Path, rows: list[dict]) -> float:
@@ -100,21 +124,29 @@ def ppo_beta(path: Path, rows: list[dict]) -> float:
         try:
             return float(json.loads(manifest.read_text())["config"]["kl_coef"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise UserError(f"{manifest}: expected JSON with config.kl_coef (the KL coefficient beta)") from None
+            raise UserError(
+                f"{manifest}: expected JSON with config.kl_coef (the KL coefficient beta)"
+            ) from None
     if isinstance(rows[0].get("objective/kl_coef"), (int, float)):
         return float(rows[0]["objective/kl_coef"])
-    raise UserError(f"{path}: no posttrain.json with config.kl_coef and no objective/kl_coef in metrics.jsonl; "
-                    "cannot tell the run's beta")
+    raise UserError(
+        f"{path}: no posttrain.json with config.kl_coef and no objective/kl_coef in metrics.jsonl; "
+        "cannot tell the run's beta"
+    )
 
 
 def read_ppo_metrics(path: Path) -> list[dict]:
     """The metrics lines that carry all of PPO_KEYS, in step order; the file must have at least one."""
     from posttrain.data.records import read_jsonl
 
-    rows = [r for _, r in read_jsonl(path) if all(isinstance(r.get(k), (int, float)) for k in ("step", *PPO_KEYS))]
+    rows = [
+        r for _, r in read_jsonl(path) if all(isinstance(r.get(k), (int, float)) for k in ("step", *PPO_KEYS))
+    ]
     if not rows:
-        raise UserError(f"{path}: no line has all of step, {', '.join(PPO_KEYS)}; is it a posttrain ppo run "
-                        "with the world's gold scorer logging world/gold_score?")
+        raise UserError(
+            f"{path}: no line has all of step, {', '.join(PPO_KEYS)}; is it a posttrain ppo run "
+            "with the world's gold scorer logging world/gold_score?"
+        )
     return sorted(rows, key=lambda r: r["step"])
 
 
@@ -145,13 +177,22 @@ def study(cfg: OveroptConfig, records: list[dict] | None = None, world=None) -> 
     if records:
         if cfg.n_max < 1 or cfg.n_max > 1024:
             raise UserError(f"--n-max must be in 1..1024, got {cfg.n_max}")
-        proxy, gold = sample_scores(cfg, records[:cfg.max_prompts], world)
+        proxy, gold = sample_scores(cfg, records[: cfg.max_prompts], world)
         bon = best_of_n(proxy, gold)
     if bon is None and not runs:
         raise UserError("nothing to plot: give prompts for best-of-n and/or --ppo-run directories")
-    return {"best_of_n": bon, "ppo": runs, "fits": fit_curves(bon, runs),
-            "config": {"policy": cfg.policy, "reward": cfg.reward, "prompts": str(cfg.prompts),
-                       "n_max": cfg.n_max, "max_prompts": cfg.max_prompts}}
+    return {
+        "best_of_n": bon,
+        "ppo": runs,
+        "fits": fit_curves(bon, runs),
+        "config": {
+            "policy": cfg.policy,
+            "reward": cfg.reward,
+            "prompts": str(cfg.prompts),
+            "n_max": cfg.n_max,
+            "max_prompts": cfg.max_prompts,
+        },
+    }
 
 
 def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
@@ -161,28 +202,49 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.write_json(out_dir, "overoptimization.json", result)
-    panels = [{"title": f"{which} reward", "ylabel": f"{which} score", "lines": lines_for(result, which)}
-              for which in ("gold", "proxy")]
+    panels = [
+        {"title": f"{which} reward", "ylabel": f"{which} score", "lines": lines_for(result, which)}
+        for which in ("gold", "proxy")
+    ]
     figure = plots.curves_figure(panels, xlabel="sqrt(KL) to the policy (nats^0.5)")
-    fit_rows = [[report.esc(k), f"{v['alpha']:.4f}", f"{v['beta']:.4f}", f"{v['origin']:.4f}"]
-                for k, v in result["fits"].items()]
-    body = ['<p class="note">Gold (world scorer) and proxy (reward model, normalised) scores against the square '
-            "root of the KL to the initial policy. Best-of-n: KL = log n - (n-1)/n; PPO: the runs' objective/kl. "
-            "Dashed: least-squares fits of Gao et al. 2022, R(d) = d(alpha - beta d) for best-of-n and "
-            "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's. Best-of-n is measured on "
-            "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their levels.</p>",
-            report.image(figure, "gold and proxy against sqrt KL"),
-            "<h2>Fits</h2>", report.table(["curve", "alpha", "beta", "R(0)"], fit_rows)]
+    fit_rows = [
+        [report.esc(k), f"{v['alpha']:.4f}", f"{v['beta']:.4f}", f"{v['origin']:.4f}"]
+        for k, v in result["fits"].items()
+    ]
+    body = [
+        '<p class="note">Gold (world scorer) and proxy (reward model, normalised) scores against the square '
+        "root of the KL to the initial policy. Best-of-n: KL = log n - (n-1)/n; PPO: the runs' objective/kl. "
+        "Dashed: least-squares fits of Gao et al. 2022, R(d) = d(alpha - beta d) for best-of-n and "
+        "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's. Best-of-n is measured on "
+        "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their levels.</p>",
+        report.image(figure, "gold and proxy against sqrt KL"),
+        "<h2>Fits</h2>",
+        report.table(["curve", "alpha", "beta", "R(0)"], fit_rows),
+    ]
     bon = result["best_of_n"]
     if bon:
-        rows = [[str(n), f"{bon['kl'][n - 1]:.3f}", f"{bon['proxy'][n - 1]:.3f}", f"{bon['gold'][n - 1]:.3f}"]
-                for n in bon["n"] if n & (n - 1) == 0]                 # powers of two
+        rows = [
+            [str(n), f"{bon['kl'][n - 1]:.3f}", f"{bon['proxy'][n - 1]:.3f}", f"{bon['gold'][n - 1]:.3f}"]
+            for n in bon["n"]
+            if n & (n - 1) == 0
+        ]  # powers of two
         body += ["<h2>Best-of-n</h2>", report.table(["n", "KL (nats)", "proxy", "gold"], rows)]
     if result["ppo"]:
-        rows = [[report.esc(r["path"]), f"{r['beta']:g}", str(len(r["steps"])), f"{r['kl'][-1]:.3f}",
-                 f"{r['proxy'][-1]:.3f}", f"{r['gold'][-1]:.3f}"] for r in result["ppo"]]
-        body += ["<h2>PPO runs (last step)</h2>",
-                 report.table(["run", "beta", "points", "KL (nats)", "proxy", "gold"], rows)]
+        rows = [
+            [
+                report.esc(r["path"]),
+                f"{r['beta']:g}",
+                str(len(r["steps"])),
+                f"{r['kl'][-1]:.3f}",
+                f"{r['proxy'][-1]:.3f}",
+                f"{r['gold'][-1]:.3f}",
+            ]
+            for r in result["ppo"]
+        ]
+        body += [
+            "<h2>PPO runs (last step)</h2>",
+            report.table(["run", "beta", "points", "KL (nats)", "proxy", "gold"], rows),
+        ]
     return report.write_page(out_dir, "index.html", report.page("Reward model over-optimisation", body))
 
 
@@ -190,18 +252,41 @@ def lines_for(result: dict, which: str) -> list[dict]:
     lines, fits = [], result["fits"]
     bon = result["best_of_n"]
     if bon:
-        lines.append({"x": bon["sqrt_kl"], "y": bon[which], "label": "best-of-n", "style": "-o", "color": "#4c72b0"})
+        lines.append(
+            {"x": bon["sqrt_kl"], "y": bon[which], "label": "best-of-n", "style": "-o", "color": "#4c72b0"}
+        )
         f = fits[f"bon/{which}"]
         d = np.linspace(0, max(bon["sqrt_kl"]), 50)
-        lines.append({"x": d, "y": f["origin"] + scaling.best_of_n_curve(d, f["alpha"], f["beta"]),
-                      "label": "best-of-n fit", "style": "--", "color": "#4c72b0"})
+        lines.append(
+            {
+                "x": d,
+                "y": f["origin"] + scaling.best_of_n_curve(d, f["alpha"], f["beta"]),
+                "label": "best-of-n fit",
+                "style": "--",
+                "color": "#4c72b0",
+            }
+        )
     for k, run in enumerate(result["ppo"]):
         color = ("#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")[k % 5]
         x = [math.sqrt(max(v, 0.0)) for v in run["kl"]]
-        lines.append({"x": x, "y": run[which], "label": f"PPO beta={run['beta']:g} (steps)", "style": ":o",
-                      "color": color})
+        lines.append(
+            {
+                "x": x,
+                "y": run[which],
+                "label": f"PPO beta={run['beta']:g} (steps)",
+                "style": ":o",
+                "color": color,
+            }
+        )
         f = fits[f"ppo beta={run['beta']:g}/{which}"]
         d = np.linspace(0, max(x) if x else 1, 50)
-        lines.append({"x": d, "y": f["origin"] + scaling.rl_curve(d, f["alpha"], f["beta"]),
-                      "label": f"fit beta={run['beta']:g}", "style": "--", "color": color})
+        lines.append(
+            {
+                "x": d,
+                "y": f["origin"] + scaling.rl_curve(d, f["alpha"], f["beta"]),
+                "label": f"fit beta={run['beta']:g}",
+                "style": "--",
+                "color": color,
+            }
+        )
     return lines

@@ -20,7 +20,9 @@ from posttrain.world.families import FAMILY_NAMES
 
 @dataclass(kw_only=True)
 class ProbeConfig(Options, Generation, WorldPick):
-    model: Path = option(help="model directory (a posttrain checkpoint or a Hugging Face model)", required=True)
+    model: Path = option(
+        help="model directory (a posttrain checkpoint or a Hugging Face model)", required=True
+    )
     prompts: Path | None = option(None, help="prompt JSONL made by the world (default: its test split)")
     out: Path | None = option(None, help="also write the results (and every answer) to this JSON file")
 
@@ -33,7 +35,7 @@ def knowledge_prompts(kb, countries=None, people=None) -> list[tuple[str, str, s
             prefix = templates[0].split("{v}")[0].format(e=c.name).rstrip()
             out.append((relation, prefix, getattr(c, relation)))
     for p in kb.people if people is None else people:
-        prefix = PERSON_FACTS[0].split("{p}")[0].format(n=p.name).rstrip()   # "Mira Dovan was a"
+        prefix = PERSON_FACTS[0].split("{p}")[0].format(n=p.name).rstrip()  # "Mira Dovan was a"
         out.append(("profession", prefix, p.profession))
     return out
 
@@ -44,8 +46,11 @@ def knowledge_completion(model, tokenizer, kb) -> dict:
     documents (Kandpal et al. 2023's plot: knowledge against exposure)."""
     buckets = {"head": knowledge_prompts(kb)}
     for k in sorted({e.mentions for e in kb.tail_countries + kb.tail_people}):
-        buckets[f"tail-{k}"] = knowledge_prompts(kb, [c for c in kb.tail_countries if c.mentions == k],
-                                                 [p for p in kb.tail_people if p.mentions == k])
+        buckets[f"tail-{k}"] = knowledge_prompts(
+            kb,
+            [c for c in kb.tail_countries if c.mentions == k],
+            [p for p in kb.tail_people if p.mentions == k],
+        )
     probes = [(bucket, *probe) for bucket, rows in buckets.items() for probe in rows]
     completions = complete(model, tokenizer, [prefix for *_, prefix, _ in probes])
     hits: dict[str, list[bool]] = defaultdict(list)
@@ -59,8 +64,13 @@ def knowledge_completion(model, tokenizer, kb) -> dict:
     per = {r: {"accuracy": sum(h) / len(h), "n": len(h), "chance": 1 / values[r]} for r, h in hits.items()}
     every = [x for h in hits.values() for x in h]
     chance = sum(p["chance"] * p["n"] for p in per.values()) / len(every)
-    return {"accuracy": sum(every) / len(every), "chance": chance, "n": len(every), "by_relation": per,
-            "by_bucket": {b: {"accuracy": sum(h) / len(h), "n": len(h)} for b, h in by_bucket.items()}}
+    return {
+        "accuracy": sum(every) / len(every),
+        "chance": chance,
+        "n": len(every),
+        "by_relation": per,
+        "by_bucket": {b: {"accuracy": sum(h) / len(h), "n": len(h)} for b, h in by_bucket.items()},
+    }
 
 
 def gold_by_family(model, tokenizer, world, records: list[dict], *, max_new_tokens: int = 48) -> dict:
@@ -71,12 +81,25 @@ def gold_by_family(model, tokenizer, world, records: list[dict], *, max_new_toke
     for record, answer in zip(records, answers):
         j = world.judge(record, answer)
         rows[j.family].append(j)
-        samples.append({"id": record["id"], "family": j.family, "prompt": record["messages"][-1]["content"],
-                        "answer": answer, "score": j.score, "outcome": j.outcome})
+        samples.append(
+            {
+                "id": record["id"],
+                "family": j.family,
+                "prompt": record["messages"][-1]["content"],
+                "answer": answer,
+                "score": j.score,
+                "outcome": j.outcome,
+            }
+        )
     families = {}
     for family, js in sorted(rows.items(), key=lambda kv: FAMILY_NAMES.index(kv[0])):
-        families[family] = {"gold_score": sum(j.score for j in js) / len(js), "n": len(js),
-                            **{f"{flag}_rate": sum(flag in j.flags for j in js) / len(js)
-                               for flag in ("fails_task", "hallucination", "harmful", "over_refusal")}}
+        families[family] = {
+            "gold_score": sum(j.score for j in js) / len(js),
+            "n": len(js),
+            **{
+                f"{flag}_rate": sum(flag in j.flags for j in js) / len(js)
+                for flag in ("fails_task", "hallucination", "harmful", "over_refusal")
+            },
+        }
     every = [j.score for js in rows.values() for j in js]
     return {"gold_score": sum(every) / len(every), "by_family": families, "samples": samples}

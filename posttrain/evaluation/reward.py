@@ -17,10 +17,14 @@ from posttrain.models.reward import RewardScorer
 @dataclass(kw_only=True)
 class ScoreConfig(Options, Overwrite):
     model: str = option(help="reward model directory (posttrain rm)", required=True)
-    data: Path = option(help="JSONL of samples/rankings ({prompt, completions}) or conversations ending "
-                             "with an assistant turn", required=True)
-    out: Path = option(help="JSONL to write: each record with `scores` (one per completion) or `score`",
-                       required=True)
+    data: Path = option(
+        help="JSONL of samples/rankings ({prompt, completions}) or conversations ending "
+        "with an assistant turn",
+        required=True,
+    )
+    out: Path = option(
+        help="JSONL to write: each record with `scores` (one per completion) or `score`", required=True
+    )
 
 
 def score_file(cfg: ScoreConfig) -> int:
@@ -32,20 +36,26 @@ def score_file(cfg: ScoreConfig) -> int:
             texts = [c["text"] for c in r["completions"]]
             pairs += [(r["prompt"], t) for t in texts]
             shape.append(len(texts))
-        elif isinstance(r.get("messages"), list) and r["messages"] and r["messages"][-1].get("role") == "assistant":
+        elif (
+            isinstance(r.get("messages"), list)
+            and r["messages"]
+            and r["messages"][-1].get("role") == "assistant"
+        ):
             validate_conversation(r, where)
             pairs.append((r["messages"][:-1], r["messages"][-1]["content"]))
             shape.append(0)
         else:
-            raise UserError(f"{where}: expected {{prompt, completions}} or a conversation ending with an "
-                            "assistant turn (field 'messages')")
+            raise UserError(
+                f"{where}: expected {{prompt, completions}} or a conversation ending with an "
+                "assistant turn (field 'messages')"
+            )
         records.append(r)
     with loading(cfg.model):
         scorer = RewardScorer(cfg.model)
     scores, at = scorer.score(pairs), 0
     for r, n in zip(records, shape):
         if n:
-            r["scores"], at = scores[at:at + n], at + n
+            r["scores"], at = scores[at : at + n], at + n
         else:
             r["score"], at = scores[at], at + 1
     return write_jsonl(cfg.out, records)
@@ -78,11 +88,16 @@ def paraphrase_robustness(cfg: RobustnessConfig) -> dict:
     scores = scorer.score(pairs)
     by_family = defaultdict(list)
     margins = defaultdict(list)
-    for n, (family, *_ ) in enumerate(rows):
-        og, ob, pg, pb = scores[4 * n:4 * n + 4]
+    for n, (family, *_) in enumerate(rows):
+        og, ob, pg, pb = scores[4 * n : 4 * n + 4]
         by_family[family] += [abs(pg - og), abs(pb - ob)]
         margins[family].append(og - ob)
     every = [d for ds in by_family.values() for d in ds]
-    return {"mean_abs_change": sum(every) / len(every), "prompts": len(rows),
-            "by_family": {f: {"mean_abs_change": sum(d) / len(d), "good_minus_bad": sum(margins[f]) / len(margins[f])}
-                          for f, d in sorted(by_family.items())}}
+    return {
+        "mean_abs_change": sum(every) / len(every),
+        "prompts": len(rows),
+        "by_family": {
+            f: {"mean_abs_change": sum(d) / len(d), "good_minus_bad": sum(margins[f]) / len(margins[f])}
+            for f, d in sorted(by_family.items())
+        },
+    }

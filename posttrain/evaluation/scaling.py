@@ -24,7 +24,7 @@ def order_statistic_weights(total: int, n: int) -> np.ndarray:
     if not 1 <= n <= total:
         raise ValueError(f"n must be in 1..{total}, got {n}")
     denominator = math.comb(total, n)
-    return np.array([math.comb(i, n - 1) / denominator for i in range(total)])   # i = rank - 1
+    return np.array([math.comb(i, n - 1) / denominator for i in range(total)])  # i = rank - 1
 
 
 def best_of_n_expectations(proxy, gold, ns) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +35,7 @@ def best_of_n_expectations(proxy, gold, ns) -> tuple[np.ndarray, np.ndarray]:
     proxy, gold = np.asarray(proxy, dtype=float), np.asarray(gold, dtype=float)
     order = np.argsort(proxy, kind="stable")
     proxy_sorted, gold_sorted = proxy[order], gold[order]
-    weights = np.stack([order_statistic_weights(proxy.size, n) for n in ns])   # (len(ns), N)
+    weights = np.stack([order_statistic_weights(proxy.size, n) for n in ns])  # (len(ns), N)
     return weights @ proxy_sorted, weights @ gold_sorted
 
 

@@ -35,8 +35,10 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or value < 0:
-            raise UserError(f"--temperatures {text!r}: {item.strip()!r} is not a temperature; give a comma list "
-                            "of finite numbers >= 0, e.g. --temperatures 0,1 (0 is greedy)")
+            raise UserError(
+                f"--temperatures {text!r}: {item.strip()!r} is not a temperature; give a comma list "
+                "of finite numbers >= 0, e.g. --temperatures 0,1 (0 is greedy)"
+            )
         values.append(value)
     return tuple(sorted({0.0, *values}))
 
@@ -47,30 +49,60 @@ def stream_seed(seed: int, role: str, temperature: float) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def sampled_answers(model, tokenizer, conversations: list[list[dict]], *, temperature: float, max_new_tokens: int,
-                    seed: int, batch_size: int = 32) -> list[str]:
+def sampled_answers(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    batch_size: int = 32,
+) -> list[str]:
     """One assistant turn per conversation sampled at `temperature`, reproducible from `seed`."""
     from posttrain.generation.sampler import sample_texts
 
-    return sample_texts(model, tokenizer, conversations, temperature=temperature, max_new_tokens=max_new_tokens,
-                        generator=torch.Generator().manual_seed(seed), batch_size=batch_size)
+    return sample_texts(
+        model,
+        tokenizer,
+        conversations,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        generator=torch.Generator().manual_seed(seed),
+        batch_size=batch_size,
+    )
 
 
 def outcome_stats(outcomes: list[float], *, bootstrap: int, seed: int) -> dict:
     """Win rate (ties half), its 95% bootstrap interval, and the counts of wins, ties and losses."""
     low, high = bootstrap_interval(outcomes, resamples=bootstrap, seed=seed)
-    return {"win_rate": win_rate(outcomes), "ci_low": low, "ci_high": high,
-            "wins": sum(o == 1.0 for o in outcomes), "ties": sum(o == 0.5 for o in outcomes),
-            "losses": sum(o == 0.0 for o in outcomes)}
+    return {
+        "win_rate": win_rate(outcomes),
+        "ci_low": low,
+        "ci_high": high,
+        "wins": sum(o == 1.0 for o in outcomes),
+        "ties": sum(o == 0.5 for o in outcomes),
+        "losses": sum(o == 0.0 for o in outcomes),
+    }
 
 
-def temperature_entry(temperature: float, judged: list[tuple[str, list[float]]], model_scores: list,
-                      base_scores: list, *, bootstrap: int, seed: int) -> dict:
+def temperature_entry(
+    temperature: float,
+    judged: list[tuple[str, list[float]]],
+    model_scores: list,
+    base_scores: list,
+    *,
+    bootstrap: int,
+    seed: int,
+) -> dict:
     """One `by_temperature` entry. `judged`: (judge name, outcomes) for the headline judge, then
     optionally the chosen one; the scores are per-prompt gold scores (None off-world)."""
     (name, outcomes), *others = judged
-    entry = {"temperature": temperature, **outcome_stats(outcomes, bootstrap=bootstrap, seed=seed),
-             "win_rate_judge": name}
+    entry = {
+        "temperature": temperature,
+        **outcome_stats(outcomes, bootstrap=bootstrap, seed=seed),
+        "win_rate_judge": name,
+    }
     if None not in model_scores and None not in base_scores:
         entry["gold_score"] = sum(model_scores) / len(model_scores)
         entry["baseline_gold_score"] = sum(base_scores) / len(base_scores)

@@ -30,12 +30,14 @@ def win_rate(outcomes) -> float:
     return float(y.mean())
 
 
-def bootstrap_interval(outcomes, *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    outcomes, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """(low, high) percentile bootstrap interval of the win rate, resampling prompts."""
     y = np.asarray(outcomes, dtype=float)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, y.size, size=(resamples, y.size))     # (R, N) prompts of each resample
-    means = y[idx].mean(axis=1)                                    # (R,)
+    idx = rng.integers(0, y.size, size=(resamples, y.size))  # (R, N) prompts of each resample
+    means = y[idx].mean(axis=1)  # (R,)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
@@ -52,13 +54,13 @@ def length_controlled_win_rate(outcomes, length_diff, *, iterations: int = 50) -
     if y.size == 0 or y.size != d.size:
         raise ValueError(f"need as many length differences as outcomes (got {d.size} and {y.size})")
     if np.all(y == y[0]):
-        return float(y[0])                      # all wins or all losses: the intercept is unbounded
+        return float(y[0])  # all wins or all losses: the intercept is unbounded
     scale = d.std()
     x = np.tanh(d / scale) if scale > 0 else np.zeros_like(d)
-    features = np.stack([np.ones_like(x), x], axis=1)               # (N, 2)
+    features = np.stack([np.ones_like(x), x], axis=1)  # (N, 2)
     ridge = np.diag([0.0, SLOPE_L2 * y.size])
-    w = np.array([math.log(y.mean() / (1 - y.mean())), 0.0])         # start at the plain rate
-    for _ in range(iterations):                                      # Newton-Raphson (IRLS)
+    w = np.array([math.log(y.mean() / (1 - y.mean())), 0.0])  # start at the plain rate
+    for _ in range(iterations):  # Newton-Raphson (IRLS)
         p = 1 / (1 + np.exp(-features @ w))
         grad = features.T @ (p - y) + ridge @ w
         hess = features.T @ (features * (p * (1 - p))[:, None]) + ridge

@@ -38,15 +38,27 @@ VLLM_GPU_SHARE = 0.3
 # A row's seed is its first draw scaled to 31 bits: the same row gets the same seed whatever its
 # batch, and any engine's seed type holds it.
 SEED_RANGE = 2**31
-VLLM_INSTALL = ("install the posttrain[vllm] extra on a machine with an NVIDIA GPU (pip install "
-                "'posttrain[vllm]'), or use --generation-backend sampler, which runs anywhere")
+VLLM_INSTALL = (
+    "install the posttrain[vllm] extra on a machine with an NVIDIA GPU (pip install "
+    "'posttrain[vllm]'), or use --generation-backend sampler, which runs anywhere"
+)
 
 
 class GenerationBackend(Protocol):
     name: str
 
-    def generate(self, query: torch.Tensor, query_mask: torch.Tensor, *, max_new_tokens: int, temperature: float,
-                 top_p: float, eos_token_id: int, pad_token_id: int, draws: torch.Tensor) -> Sampled: ...
+    def generate(
+        self,
+        query: torch.Tensor,
+        query_mask: torch.Tensor,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        eos_token_id: int,
+        pad_token_id: int,
+        draws: torch.Tensor,
+    ) -> Sampled: ...
 
     def load_weights(self, model: torch.nn.Module) -> None: ...
 
@@ -60,12 +72,22 @@ class SamplerBackend:
     def __init__(self, model: torch.nn.Module, tokenizer=None):
         self.model = model
 
-    def generate(self, query, query_mask, *, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
-                 draws):
-        scored = temperature > 0   # greedy decoding has no distribution to give log-probabilities of
-        out = sample(self.model, query, query_mask, max_new_tokens=max_new_tokens, temperature=temperature,
-                     top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                     draws=draws.to(query.device), with_logprobs=scored)
+    def generate(
+        self, query, query_mask, *, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id, draws
+    ):
+        scored = temperature > 0  # greedy decoding has no distribution to give log-probabilities of
+        out = sample(
+            self.model,
+            query,
+            query_mask,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            draws=draws.to(query.device),
+            with_logprobs=scored,
+        )
         return out if scored else Sampled(out, None, None)
 
     def load_weights(self, model: torch.nn.Module) -> None:
@@ -92,30 +114,56 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model: torch.nn.Module, tokenizer, *, dtype: torch.dtype | None = None,
-                 gpu_memory_utilization: float = VLLM_GPU_SHARE, enforce_eager: bool = True):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        *,
+        dtype: torch.dtype | None = None,
+        gpu_memory_utilization: float = VLLM_GPU_SHARE,
+        enforce_eager: bool = True,
+    ):
         require_vllm()
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"   # read when the engine starts (see above)
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # read when the engine starts (see above)
         try:
             from vllm import LLM, SamplingParams
-        except Exception as e:   # a broken install raises ImportError, OSError (a missing .so), RuntimeError...
-            raise UserError(f"--generation-backend vllm: vllm is installed but does not import "
-                            f"({type(e).__name__}: {e}); {VLLM_INSTALL}") from e
+        except (
+            Exception
+        ) as e:  # a broken install raises ImportError, OSError (a missing .so), RuntimeError...
+            raise UserError(
+                f"--generation-backend vllm: vllm is installed but does not import "
+                f"({type(e).__name__}: {e}); {VLLM_INSTALL}"
+            ) from e
         self.SamplingParams = SamplingParams
         self.dtype = dtype or next(model.parameters()).dtype
-        self._dir = tempfile.TemporaryDirectory(prefix="posttrain-vllm-")   # the engine's starting checkpoint
+        self._dir = tempfile.TemporaryDirectory(prefix="posttrain-vllm-")  # the engine's starting checkpoint
         model.save_pretrained(self._dir.name)
         tokenizer.save_pretrained(self._dir.name)
-        self.llm = LLM(model=self._dir.name, dtype=str(self.dtype).removeprefix("torch."), seed=0,
-                       gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager)
+        self.llm = LLM(
+            model=self._dir.name,
+            dtype=str(self.dtype).removeprefix("torch."),
+            seed=0,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+        )
 
-    def generate(self, query, query_mask, *, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
-                 draws):
+    def generate(
+        self, query, query_mask, *, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id, draws
+    ):
         # the stop is our EOS alone (not the generation config's other end tokens), kept in the output:
         # the rollout's mask counts the EOS as the response's last token
-        params = [self.SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                      seed=None if temperature == 0 else seed, ignore_eos=True,
-                                      stop_token_ids=[eos_token_id], detokenize=False) for seed in row_seeds(draws)]
+        params = [
+            self.SamplingParams(
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_new_tokens,
+                seed=None if temperature == 0 else seed,
+                ignore_eos=True,
+                stop_token_ids=[eos_token_id],
+                detokenize=False,
+            )
+            for seed in row_seeds(draws)
+        ]
         outputs = self.llm.generate(prompt_rows(query, query_mask), params, use_tqdm=False)
         rows = [list(out.outputs[0].token_ids) for out in outputs]
         # vLLM's log-probabilities come from its own kernels, in its dtype: PPO recomputes the trainer's
@@ -131,7 +179,9 @@ class VLLMBackend:
 
 def prompt_rows(query: torch.Tensor, query_mask: torch.Tensor) -> list[dict]:
     """An engine's prompts: each row of the left-padded (B, P) query without its padding."""
-    return [{"prompt_token_ids": row[keep.bool()].tolist()} for row, keep in zip(query.cpu(), query_mask.cpu())]
+    return [
+        {"prompt_token_ids": row[keep.bool()].tolist()} for row, keep in zip(query.cpu(), query_mask.cpu())
+    ]
 
 
 def row_seeds(draws: torch.Tensor) -> list[int]:
@@ -143,7 +193,7 @@ def padded(rows: list[list[int]], eos_token_id: int, pad_token_id: int) -> torch
     """(B, T) of token rows, T the longest, `pad_token_id` after each row's first EOS and where it ends."""
     tokens = torch.full((len(rows), max(map(len, rows))), pad_token_id, dtype=torch.long)
     for i, row in enumerate(rows):
-        tokens[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return trim(tokens, eos_token_id, pad_token_id)
 
 
@@ -153,10 +203,14 @@ def require_vllm() -> None:
     if importlib.util.find_spec("vllm") is None:
         raise UserError(f"--generation-backend vllm: vllm is not installed here; {VLLM_INSTALL}")
     if not torch.cuda.is_available():
-        raise UserError(f"--generation-backend vllm: vllm needs a CUDA GPU and none is visible here; {VLLM_INSTALL}")
+        raise UserError(
+            f"--generation-backend vllm: vllm needs a CUDA GPU and none is visible here; {VLLM_INSTALL}"
+        )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UserError("--generation-backend vllm runs one engine beside one trainer process; under torchrun "
-                        "use --generation-backend sampler")
+        raise UserError(
+            "--generation-backend vllm runs one engine beside one trainer process; under torchrun "
+            "use --generation-backend sampler"
+        )
 
 
 BACKENDS: dict[str, Callable[..., GenerationBackend]] = {"sampler": SamplerBackend, "vllm": VLLMBackend}

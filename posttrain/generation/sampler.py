@@ -48,20 +48,39 @@ def encode_prompts(tokenizer, conversations: list[list[dict]]) -> tuple[torch.Te
 def decode_responses(tokenizer, tokens: torch.Tensor) -> list[str]:
     """The text of each row of `sample`'s (B, T) output, up to its first EOS, stripped."""
     is_eos = tokens == tokenizer.eos_token_id
-    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), tokens.size(1))   # (B,) before EOS
-    return [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(tokens, lengths.tolist())]
+    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), tokens.size(1))  # (B,) before EOS
+    return [
+        tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+        for row, n in zip(tokens, lengths.tolist())
+    ]
 
 
-def sample_texts(model, tokenizer, conversations: list[list[dict]], *, temperature: float, max_new_tokens: int,
-                 generator: torch.Generator | None, batch_size: int, on_batch=lambda rows: None) -> list[str]:
+def sample_texts(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    generator: torch.Generator | None,
+    batch_size: int,
+    on_batch=lambda rows: None,
+) -> list[str]:
     """One assistant turn per conversation (greedy at temperature 0), `batch_size` conversations
     per `sample` call; `on_batch(rows)` after each call (a progress bar)."""
     out: list[str] = []
     for i in range(0, len(conversations), batch_size):
-        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i:i + batch_size])   # (B, P)
-        tokens = sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens, temperature=temperature,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                        generator=generator)                                                    # (B, T)
+        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i : i + batch_size])  # (B, P)
+        tokens = sample(
+            model,
+            input_ids,
+            attention_mask,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            generator=generator,
+        )  # (B, T)
         out += decode_responses(tokenizer, tokens)
         on_batch(len(tokens))
     return out
@@ -73,15 +92,25 @@ class Sampled(NamedTuple):
     policy's (0 after a row's EOS). An engine that cannot give them (vLLM: its numerics are not the
     trainer's) leaves them None, and PPO recomputes them."""
 
-    tokens: torch.Tensor                 # (B, T)
-    logprobs: torch.Tensor | None        # (B, T)
-    entropy: torch.Tensor | None         # (B, T)
+    tokens: torch.Tensor  # (B, T)
+    logprobs: torch.Tensor | None  # (B, T)
+    entropy: torch.Tensor | None  # (B, T)
 
 
-def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-           temperature: float, top_p: float = 1.0, eos_token_id: int, pad_token_id: int,
-           generator: torch.Generator | None = None, draws: torch.Tensor | None = None,
-           with_logprobs: bool = False) -> torch.Tensor | Sampled:
+def sample(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float = 1.0,
+    eos_token_id: int,
+    pad_token_id: int,
+    generator: torch.Generator | None = None,
+    draws: torch.Tensor | None = None,
+    with_logprobs: bool = False,
+) -> torch.Tensor | Sampled:
     """(B, T) response tokens for left-padded prompts (B, P); greedy when temperature == 0.
 
     After a row's EOS its positions hold `pad_token_id`; T <= max_new_tokens is the longest row.
@@ -96,13 +125,26 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     The results are ordinary tensors (not inference-mode ones), so a training forward can take them
     as input and save them for backward."""
     if draws is not None and tuple(draws.shape) != (input_ids.size(0), max_new_tokens):
-        raise ValueError(f"draws must be (B, max_new_tokens) = ({input_ids.size(0)}, {max_new_tokens}), "
-                         f"got {tuple(draws.shape)}")
+        raise ValueError(
+            f"draws must be (B, max_new_tokens) = ({input_ids.size(0)}, {max_new_tokens}), "
+            f"got {tuple(draws.shape)}"
+        )
     if with_logprobs and temperature == 0:
         raise ValueError("with_logprobs needs temperature > 0: greedy decoding has no sampling distribution")
     with torch.inference_mode():
-        out = decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id,
-                     pad_token_id, generator, draws, with_logprobs)
+        out = decode(
+            model,
+            input_ids,
+            attention_mask,
+            max_new_tokens,
+            temperature,
+            top_p,
+            eos_token_id,
+            pad_token_id,
+            generator,
+            draws,
+            with_logprobs,
+        )
     if not with_logprobs:
         return out.tokens.clone()
     return Sampled(*(x.clone() for x in out))
@@ -111,12 +153,25 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
 def row_draws(n_rows: int, max_new_tokens: int, seed: int, rows: torch.Tensor | None = None) -> torch.Tensor:
     """`sample`'s draws for the `rows` (default: all) of a batch of n_rows: the same numbers for a row
     whether the batch is sampled whole or split."""
-    draws = torch.rand(n_rows, max_new_tokens, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    draws = torch.rand(
+        n_rows, max_new_tokens, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
     return draws if rows is None else draws[rows]
 
 
-def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, eos_token_id, pad_token_id,
-           generator, draws=None, with_logprobs=False) -> Sampled:
+def decode(
+    model,
+    input_ids,
+    attention_mask,
+    max_new_tokens,
+    temperature,
+    top_p,
+    eos_token_id,
+    pad_token_id,
+    generator,
+    draws=None,
+    with_logprobs=False,
+) -> Sampled:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not 0 < top_p <= 1:
@@ -125,30 +180,38 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     B, P = input_ids.shape
     device = input_ids.device
-    tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)   # (B, T)
+    tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)  # (B, T)
     logprobs = entropy = None
     # The whole run's attention mask, written once: step t reads its first P + t columns.
-    mask = torch.cat([attention_mask.long(), attention_mask.new_ones(B, max_new_tokens, dtype=torch.long)], dim=1)
+    mask = torch.cat(
+        [attention_mask.long(), attention_mask.new_ones(B, max_new_tokens, dtype=torch.long)], dim=1
+    )
     # Positions count real tokens only, so a left-padded row is positioned like an unpadded one
     # (what `generate` does: cumsum of the mask minus one).
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                            # (B, P)
-    next_position = positions[:, -1:] + 1                                                      # (B, 1)
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P)
+    next_position = positions[:, -1:] + 1  # (B, 1)
 
     cache = preallocated_cache(model.config, P + max_new_tokens)
-    logits = model(input_ids=input_ids, attention_mask=mask[:, :P], position_ids=positions,
-                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]      # (B, V)
-    rows = torch.arange(B, device=device)        # output row of each row still in the batch
-    done = torch.zeros(B, dtype=torch.bool, device=device)                                    # (b,)
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=mask[:, :P],
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]  # (B, V)
+    rows = torch.arange(B, device=device)  # output row of each row still in the batch
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # (b,)
     steps = 0
     for t in range(max_new_tokens):
-        u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)              # (b, 1)
-        next_tokens = pick(logits, temperature, top_p, generator, u)                              # (b,)
-        tokens[rows, t] = next_tokens     # a finished row's later tokens are padded by `trim`
+        u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)  # (b, 1)
+        next_tokens = pick(logits, temperature, top_p, generator, u)  # (b,)
+        tokens[rows, t] = next_tokens  # a finished row's later tokens are padded by `trim`
         if with_logprobs:
             if logprobs is None:
-                logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)      # (B, T)
+                logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)  # (B, T)
                 entropy = torch.zeros_like(logprobs)
-            logp = torch.log_softmax(upcast(logits) / temperature, dim=-1)                         # (b, V)
+            logp = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
             logprobs[rows, t] = logp.gather(1, next_tokens.unsqueeze(1)).squeeze(1)
             entropy[rows, t] = -(logp.exp() * logp).sum(-1)
         steps = t + 1
@@ -159,17 +222,29 @@ def decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p,
         if n_done >= COMPACT_SHARE * len(rows):
             keep = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            rows, mask, next_position, next_tokens = rows[keep], mask[keep], next_position[keep], next_tokens[keep]
+            rows, mask, next_position, next_tokens = (
+                rows[keep],
+                mask[keep],
+                next_position[keep],
+                next_tokens[keep],
+            )
             done = done[keep]
-        logits = model(input_ids=next_tokens[:, None], attention_mask=mask[:, :P + t + 1],
-                       position_ids=next_position + t, past_key_values=cache, use_cache=True,
-                       logits_to_keep=1).logits[:, -1]                                            # (b, V)
+        logits = model(
+            input_ids=next_tokens[:, None],
+            attention_mask=mask[:, : P + t + 1],
+            position_ids=next_position + t,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]  # (b, V)
     tokens = trim(tokens[:, :steps], eos_token_id, pad_token_id)
     if not with_logprobs:
         return Sampled(tokens, None, None)
     T = tokens.size(1)
-    after_eos = response_mask(tokens, eos_token_id) == 0            # a finished row's later positions
-    return Sampled(tokens, logprobs[:, :T].masked_fill(after_eos, 0), entropy[:, :T].masked_fill(after_eos, 0))
+    after_eos = response_mask(tokens, eos_token_id) == 0  # a finished row's later positions
+    return Sampled(
+        tokens, logprobs[:, :T].masked_fill(after_eos, 0), entropy[:, :T].masked_fill(after_eos, 0)
+    )
 
 
 def preallocated_cache(config, capacity: int):
@@ -182,7 +257,7 @@ def preallocated_cache(config, capacity: int):
     class PreallocatedLayer(DynamicLayer):
         def lazy_initialization(self, key_states, value_states):
             super().lazy_initialization(key_states, value_states)
-            B, H, _, D = key_states.shape                                                       # (B, H, P, D)
+            B, H, _, D = key_states.shape  # (B, H, P, D)
             self.key_store = key_states.new_empty(B, H, capacity, D)
             self.value_store = value_states.new_empty(B, H, capacity, value_states.shape[-1])
             self.length = 0
@@ -191,37 +266,46 @@ def preallocated_cache(config, capacity: int):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
             end = self.length + key_states.shape[-2]
-            self.key_store[:, :, self.length:end] = key_states
-            self.value_store[:, :, self.length:end] = value_states
+            self.key_store[:, :, self.length : end] = key_states
+            self.value_store[:, :, self.length : end] = value_states
             self.length = end
             self.keys, self.values = self.key_store[:, :, :end], self.value_store[:, :, :end]
             return self.keys, self.values
 
         def batch_select_indices(self, indices):
             self.key_store, self.value_store = self.key_store[indices], self.value_store[indices]
-            self.keys, self.values = self.key_store[:, :, :self.length], self.value_store[:, :, :self.length]
+            self.keys, self.values = (
+                self.key_store[:, :, : self.length],
+                self.value_store[:, :, : self.length],
+            )
 
     cache = DynamicCache(config=config)
     cache.layers = [PreallocatedLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
 
 
-def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
-         u: torch.Tensor | None = None) -> torch.Tensor:
+def pick(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    u: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(b,) next tokens from (b, V) logits: argmax at temperature 0, else a draw from `probabilities`."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     return categorical(probabilities(logits, temperature, top_p), generator, u)
 
 
-def categorical(probs: torch.Tensor, generator: torch.Generator | None, u: torch.Tensor | None = None
-                ) -> torch.Tensor:
+def categorical(
+    probs: torch.Tensor, generator: torch.Generator | None, u: torch.Tensor | None = None
+) -> torch.Tensor:
     """(b,) one draw from each row of (b, V) probabilities, by inverting the CDF: token i is picked
     when u falls in [cdf_{i-1}, cdf_i), so zero-probability tokens never are. On CPU this is about
     20x faster than `torch.multinomial(probs, 1)` (25 ms for 16 x 49,152 there); the CDF is summed
     in float64 so that rounding cannot skip a token at the end of a large vocabulary."""
-    cdf = probs.double().cumsum(dim=-1)                                                       # (b, V)
-    if u is None:   # (b, 1) one uniform per row
+    cdf = probs.double().cumsum(dim=-1)  # (b, V)
+    if u is None:  # (b, 1) one uniform per row
         u = torch.rand(probs.size(0), 1, generator=generator, dtype=torch.float64, device=probs.device)
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=probs.size(1) - 1)
 
@@ -229,7 +313,7 @@ def categorical(probs: torch.Tensor, generator: torch.Generator | None, u: torch
 def trim(tokens: torch.Tensor, eos_token_id: int, pad_token_id: int) -> torch.Tensor:
     """Pad every position after a row's first EOS; cut the columns no row reaches."""
     is_eos = tokens == eos_token_id
-    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0                              # (B, T)
+    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # (B, T)
     tokens = tokens.masked_fill(after_eos, pad_token_id)
-    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1) + 1, tokens.size(1))   # (B,)
-    return tokens[:, :int(lengths.max())] if tokens.numel() else tokens
+    lengths = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1) + 1, tokens.size(1))  # (B,)
+    return tokens[:, : int(lengths.max())] if tokens.numel() else tokens

@@ -18,8 +18,8 @@ padding). `Decoder` is the fixed-batch view of it for callers with all prompts a
 from __future__ import annotations
 
 import secrets
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ FLOAT32 = torch.finfo(torch.float32)
 class Sampling:
     """How one row samples. Temperature 0 is greedy; `top_p` keeps the smallest set of tokens
     whose probability reaches it (nucleus sampling, Holtzman et al. 2020)."""
+
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 64
@@ -42,7 +43,7 @@ class _Row:
     key: Hashable
     sampling: Sampling
     generator: torch.Generator
-    generated: int = 0                # tokens produced, EOS not counted
+    generated: int = 0  # tokens produced, EOS not counted
     finish_reason: str | None = None  # set once the row is done
 
 
@@ -51,14 +52,14 @@ class Batch:
 
     def __init__(self, model, *, eos_ids: set[int], pad_id: int = 0):
         self.model, self.eos_ids, self.pad_id = model, set(eos_ids), pad_id
-        self.rows: list[_Row] = []        # in the order of the tensors' batch dimension
+        self.rows: list[_Row] = []  # in the order of the tensors' batch dimension
         self.joining: list[tuple[_Row, list[int]]] = []
-        self.past = None                  # the model's KV cache for `rows`
-        self.mask: torch.Tensor | None = None       # (B, T) 1 where a cached position is real
-        self.position: torch.Tensor | None = None   # (B, 1) position of the last cached token
-        self.logits: torch.Tensor | None = None     # (B, V) next-token logits, when not stale
-        self.fed: torch.Tensor | None = None        # (B, 1) tokens sampled but not yet run
-        self.can_join_running = True      # False for caches that cannot be merged (set at first prefill)
+        self.past = None  # the model's KV cache for `rows`
+        self.mask: torch.Tensor | None = None  # (B, T) 1 where a cached position is real
+        self.position: torch.Tensor | None = None  # (B, 1) position of the last cached token
+        self.logits: torch.Tensor | None = None  # (B, V) next-token logits, when not stale
+        self.fed: torch.Tensor | None = None  # (B, 1) tokens sampled but not yet run
+        self.can_join_running = True  # False for caches that cannot be merged (set at first prefill)
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.joining)
@@ -84,9 +85,11 @@ class Batch:
             self._join()
         if not self.rows:
             return []
-        tokens = _next_tokens(self.logits, self.rows)                        # (B,)
-        out = [(row.key, self._account(row, t), row.finish_reason) for row, t in zip(self.rows, tokens.tolist())]
-        self.fed = torch.tensor([[t if t is not None else self.pad_id] for _, t, _ in out])   # (B, 1)
+        tokens = _next_tokens(self.logits, self.rows)  # (B,)
+        out = [
+            (row.key, self._account(row, t), row.finish_reason) for row, t in zip(self.rows, tokens.tolist())
+        ]
+        self.fed = torch.tensor([[t if t is not None else self.pad_id] for _, t, _ in out])  # (B, 1)
         return out
 
     def _account(self, row: _Row, token: int) -> int | None:
@@ -103,8 +106,13 @@ class Batch:
     def _forward(self, ids: torch.Tensor) -> None:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         self.position = self.position + 1
-        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=self.position,
-                         past_key_values=self.past, use_cache=True)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=self.position,
+            past_key_values=self.past,
+            use_cache=True,
+        )
         self.past, self.logits = out.past_key_values, out.logits[:, -1]
 
     def _join(self) -> None:
@@ -115,9 +123,9 @@ class Batch:
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt):] = torch.tensor(prompt)
-            mask[i, width - len(prompt):] = 1
-        position = (mask.cumsum(-1) - 1).clamp(min=0)                         # (B', P)
+            ids[i, width - len(prompt) :] = torch.tensor(prompt)
+            mask[i, width - len(prompt) :] = 1
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B', P)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
         if not self.rows:
             self.past, self.mask, self.position = out.past_key_values, mask, position[:, -1:]
@@ -136,14 +144,21 @@ class Batch:
         if len(keep) == len(self.rows):
             return
         if not keep:
-            self.rows, self.past, self.mask, self.position, self.logits, self.fed = [], None, None, None, None, None
+            self.rows, self.past, self.mask, self.position, self.logits, self.fed = (
+                [],
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
             return
         index = torch.tensor(keep)
         self.rows = [self.rows[i] for i in keep]
         self.past.batch_select_indices(index)
         self.mask, self.position = self.mask[index], self.position[index]
         self.logits, self.fed = self.logits[index], self.fed[index] if self.fed is not None else None
-        first = int(self.mask.any(dim=0).nonzero()[0])     # columns that only left rows used
+        first = int(self.mask.any(dim=0).nonzero()[0])  # columns that only left rows used
         if first and self.can_join_running:
             self.mask = self.mask[:, first:]
             for layer in self.past.layers:
@@ -162,16 +177,20 @@ def merge_caches(past, length: int, new, new_length: int) -> None:
     """Append `new`'s rows to `past` (in place), left-padding the shorter with zeros along time."""
     t = max(length, new_length)
     for layer, extra in zip(past.layers, new.layers):
-        layer.keys = torch.cat([F.pad(layer.keys, (0, 0, t - length, 0)), F.pad(extra.keys, (0, 0, t - new_length, 0))])
-        layer.values = torch.cat([F.pad(layer.values, (0, 0, t - length, 0)),
-                                  F.pad(extra.values, (0, 0, t - new_length, 0))])
+        layer.keys = torch.cat(
+            [F.pad(layer.keys, (0, 0, t - length, 0)), F.pad(extra.keys, (0, 0, t - new_length, 0))]
+        )
+        layer.values = torch.cat(
+            [F.pad(layer.values, (0, 0, t - length, 0)), F.pad(extra.values, (0, 0, t - new_length, 0))]
+        )
 
 
 class Decoder:
     """A fixed batch: iterate to decode; each step yields the new token of every row (None once it is done)."""
 
-    def __init__(self, model, prompts: list[list[int]], sampling: list[Sampling], *, eos_ids: set[int],
-                 pad_id: int = 0):
+    def __init__(
+        self, model, prompts: list[list[int]], sampling: list[Sampling], *, eos_ids: set[int], pad_id: int = 0
+    ):
         if len(prompts) != len(sampling) or not prompts:
             raise ValueError("Decoder needs one Sampling per prompt and at least one prompt")
         self.batch = Batch(model, eos_ids=eos_ids, pad_id=pad_id)
@@ -179,7 +198,7 @@ class Decoder:
             self.batch.add(row, prompt, s)
         self.done = [False] * len(prompts)
         self.finish_reasons: list[str | None] = [None] * len(prompts)
-        self.generated = [0] * len(prompts)     # tokens produced per row, EOS not counted
+        self.generated = [0] * len(prompts)  # tokens produced per row, EOS not counted
 
     def finish(self, row: int, reason: str = "stop") -> None:
         """End `row` early; it yields None from the next step on."""
@@ -202,11 +221,11 @@ class Decoder:
 
 def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
     """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise."""
-    tokens = logits.argmax(dim=-1)                                     # (B,)
+    tokens = logits.argmax(dim=-1)  # (B,)
     for i, row in enumerate(rows):
         s = row.sampling
         if s.temperature > 0 and row.finish_reason is None:
-            probs = probabilities(logits[i], s.temperature, s.top_p)   # (V,)
+            probs = probabilities(logits[i], s.temperature, s.top_p)  # (V,)
             tokens[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
     return tokens
 
@@ -224,7 +243,7 @@ def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> tor
     if temperature < FLOAT32.tiny:
         return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
     logits = logits.float()
-    shifted = logits - logits.max(dim=-1, keepdim=True).values                               # <= 0
+    shifted = logits - logits.max(dim=-1, keepdim=True).values  # <= 0
     return nucleus((shifted / min(temperature, FLOAT32.max)).softmax(dim=-1), top_p)
 
 
@@ -234,7 +253,7 @@ def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     if top_p >= 1.0:
         return probs
     sorted_probs, order = probs.sort(dim=-1, descending=True)
-    drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p      # the tokens ranked above already hold top_p
+    drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the tokens ranked above already hold top_p
     drop[..., 0] = False
     kept = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
     return kept / kept.sum(dim=-1, keepdim=True)

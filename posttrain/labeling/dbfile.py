@@ -42,17 +42,20 @@ class _Connection(sqlite3.Connection):
     def _busy(self, e: sqlite3.OperationalError) -> Exception:
         if e.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return e
-        return Busy(f"{self.path}: another process holds its write lock (waited {BUSY_SECONDS} s); try again "
-                    "when it is done, or stop it (another `posttrain label` command, or a program with the "
-                    "database open in a transaction)")
+        return Busy(
+            f"{self.path}: another process holds its write lock (waited {BUSY_SECONDS} s); try again "
+            "when it is done, or stop it (another `posttrain label` command, or a program with the "
+            "database open in a transaction)"
+        )
 
 
 def connect(path: Path, readonly: bool) -> _Connection:
     """WAL, so reads never wait for a writer; `synchronous=FULL`, so a commit survives a power cut."""
     if readonly:
         return _connect_readonly(path)
-    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False,
-                           factory=_Connection)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False, factory=_Connection
+    )
     conn.path = path
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -63,7 +66,7 @@ def connect(path: Path, readonly: bool) -> _Connection:
 
 # A WAL database is read through its -shm file; in a folder we may not write, with no -shm there,
 # SQLite cannot make one and answers one of these.
-_NO_SHM = {sqlite3.SQLITE_CANTOPEN, 1288, 1544}   # SQLITE_READONLY_CANTINIT, SQLITE_READONLY_DIRECTORY
+_NO_SHM = {sqlite3.SQLITE_CANTOPEN, 1288, 1544}  # SQLITE_READONLY_CANTINIT, SQLITE_READONLY_DIRECTORY
 
 
 def _connect_readonly(path: Path) -> _Connection:
@@ -71,8 +74,14 @@ def _connect_readonly(path: Path) -> _Connection:
     In a read-only folder without a -shm file, `immutable=1` reads the file alone, which is every
     committed label only when no -wal file holds some; one that does is an error, not a partial export."""
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False,
-                           factory=_Connection)
+    conn = sqlite3.connect(
+        uri,
+        uri=True,
+        timeout=BUSY_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=_Connection,
+    )
     conn.path = path
     try:
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
@@ -82,11 +91,14 @@ def _connect_readonly(path: Path) -> _Connection:
         conn.close()
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
-            raise UserError(f"{path}: its write-ahead log {wal.name} holds labels, and SQLite cannot read it in "
-                            f"this read-only folder without {path.name}-shm; copy {path.name} and {wal.name} "
-                            "together to a folder you may write to and export from there") from None
-        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False,
-                               factory=_Connection)
+            raise UserError(
+                f"{path}: its write-ahead log {wal.name} holds labels, and SQLite cannot read it in "
+                f"this read-only folder without {path.name}-shm; copy {path.name} and {wal.name} "
+                "together to a folder you may write to and export from there"
+            ) from None
+        conn = sqlite3.connect(
+            f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         conn.path = path
     conn.row_factory = sqlite3.Row
     return conn

@@ -28,7 +28,7 @@ def export_rankings(cfg: LabelExportConfig) -> int:
     check_output(cfg.out, force=cfg.force, inputs=[cfg.db])
     if not cfg.db.is_file():
         raise UserError(f"{cfg.db}: no such database; check --db (it is written by `posttrain label serve`)")
-    records = ranking_records(Store(cfg.db, readonly=True))   # never writes: a read-only copy exports too
+    records = ranking_records(Store(cfg.db, readonly=True))  # never writes: a read-only copy exports too
     for r in records:
         validate_ranking(r, f"{cfg.db}: label of item {r['meta']['item']!r} by {r['labeler']!r}")
     return write_jsonl(cfg.out, records)
@@ -47,13 +47,26 @@ def ranking_record(item: dict, label: dict) -> dict:
         ranking = [[len(completions) - 1], *ranking]
         likert.append(BETTER_ANSWER_LIKERT)
         flags.append([])
-    meta = {**item["meta"], "item": item["id"], "gold": item["gold"] is not None,
-            "none_acceptable": label["none_acceptable"], "order_touched": label["order_touched"],
-            "seconds": label["seconds"], "submitted": label["submitted"]}
+    meta = {
+        **item["meta"],
+        "item": item["id"],
+        "gold": item["gold"] is not None,
+        "none_acceptable": label["none_acceptable"],
+        "order_touched": label["order_touched"],
+        "seconds": label["seconds"],
+        "submitted": label["submitted"],
+    }
     if item["gold"] is not None:
         meta["gold_ranking"] = item["gold"]
-    record = {"id": f"{item['id']}/{label['labeler']}", "prompt": item["prompt"], "completions": completions,
-              "ranking": ranking, "labeler": label["labeler"], "likert": likert, "flags": flags}
+    record = {
+        "id": f"{item['id']}/{label['labeler']}",
+        "prompt": item["prompt"],
+        "completions": completions,
+        "ranking": ranking,
+        "labeler": label["labeler"],
+        "likert": likert,
+        "flags": flags,
+    }
     if label["notes"]:
         record["notes"] = label["notes"]
     return {**record, "meta": meta}

@@ -52,9 +52,14 @@ class Intake:
 
 def add_files(store: Store, cfg: AddSamplesConfig) -> list[tuple[Path, dict]]:
     """Read every file (all must be valid), then add their items; returns counts per file."""
-    read = ([(p, items_from_samples(p)) for p in cfg.samples] + [(p, items_from_feedback(p)) for p in cfg.feedback]
-            + [(p, gold_items(p, cfg.world_seed, cfg.scale)) for p in cfg.gold])
-    return [(path, {**store.add_items(intake.items, origin=str(path)), **intake.notes}) for path, intake in read]
+    read = (
+        [(p, items_from_samples(p)) for p in cfg.samples]
+        + [(p, items_from_feedback(p)) for p in cfg.feedback]
+        + [(p, gold_items(p, cfg.world_seed, cfg.scale)) for p in cfg.gold]
+    )
+    return [
+        (path, {**store.add_items(intake.items, origin=str(path)), **intake.notes}) for path, intake in read
+    ]
 
 
 def items_from_samples(path: Path) -> Intake:
@@ -63,10 +68,16 @@ def items_from_samples(path: Path) -> Intake:
 
 def sample_item(where: str, record: dict) -> dict:
     if len(record["completions"]) > MAX_K:
-        raise UserError(f"{where}: field 'completions' holds {len(record['completions'])} completions; "
-                        f"the page ranks at most {MAX_K} (sample with --k {MAX_K} or fewer)")
-    return {"id": record["id"], "prompt": record["prompt"], "completions": record["completions"],
-            "meta": record.get("meta") or {}}
+        raise UserError(
+            f"{where}: field 'completions' holds {len(record['completions'])} completions; "
+            f"the page ranks at most {MAX_K} (sample with --k {MAX_K} or fewer)"
+        )
+    return {
+        "id": record["id"],
+        "prompt": record["prompt"],
+        "completions": record["completions"],
+        "meta": record.get("meta") or {},
+    }
 
 
 def gold_items(path: Path, world_seed: int = 0, scale: str = "small") -> Intake:
@@ -84,8 +95,10 @@ def gold_items(path: Path, world_seed: int = 0, scale: str = "small") -> Intake:
             continue
         meta = item["meta"]
         if "family" not in meta or "task" not in meta:
-            raise UserError(f"{where}: a gold item needs its correct order: give a 'ranking' field, or use a "
-                            "prompt of the built-in world (meta with 'family' and 'task')")
+            raise UserError(
+                f"{where}: a gold item needs its correct order: give a 'ranking' field, or use a "
+                "prompt of the built-in world (meta with 'family' and 'task')"
+            )
         if world is None:
             from posttrain.world import World
 
@@ -94,9 +107,11 @@ def gold_items(path: Path, world_seed: int = 0, scale: str = "small") -> Intake:
         try:
             item["gold"] = order_by_score([world.judge(prompt, c["text"]).score for c in item["completions"]])
         except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{where}: field 'meta' does not name a task of the world (seed {world_seed}, "
-                            f"{scale}) the gold scorer knows ({type(e).__name__}: {e}); check --world-seed "
-                            "and --scale, or give a 'ranking' field") from None
+            raise UserError(
+                f"{where}: field 'meta' does not name a task of the world (seed {world_seed}, "
+                f"{scale}) the gold scorer knows ({type(e).__name__}: {e}); check --world-seed "
+                "and --scale, or give a 'ranking' field"
+            ) from None
     return out
 
 
@@ -146,16 +161,29 @@ def feedback_item(records: list[dict]) -> dict | None:
     feedback = []
     for r in records:
         index = add(r["completion"], f"model:{r['model']}")
-        feedback.append({"id": r["id"], "created": r["created"], "model": r["model"], "completion": index,
-                         "rating": r["rating"], "flags": r["flags"], "notes": r["notes"]})
+        feedback.append(
+            {
+                "id": r["id"],
+                "created": r["created"],
+                "model": r["model"],
+                "completion": index,
+                "rating": r["rating"],
+                "flags": r["flags"],
+                "notes": r["notes"],
+            }
+        )
     for r, f in zip(records, feedback):
         if r["preferred"]:
             f["preferred"] = add(r["preferred"], FEEDBACK_SOURCE)
     if len(completions) < 2:
         return None
     digest = hashlib.sha256(json.dumps([records[0]["messages"], sorted(seen)]).encode()).hexdigest()[:16]
-    return {"id": f"feedback-{digest}", "prompt": records[0]["messages"], "completions": completions,
-            "meta": {"origin": "feedback", "feedback": feedback}}
+    return {
+        "id": f"feedback-{digest}",
+        "prompt": records[0]["messages"],
+        "completions": completions,
+        "meta": {"origin": "feedback", "feedback": feedback},
+    }
 
 
 def check_feedback(record: dict, where: str) -> None:
@@ -165,16 +193,22 @@ def check_feedback(record: dict, where: str) -> None:
     try:
         datetime.fromisoformat(record["created"])
     except ValueError:
-        raise UserError(f"{where}: field 'created' is {record['created']!r}, not an ISO-8601 time "
-                        "such as 2026-05-01T12:00:00Z") from None
+        raise UserError(
+            f"{where}: field 'created' is {record['created']!r}, not an ISO-8601 time "
+            "such as 2026-05-01T12:00:00Z"
+        ) from None
     validate_conversation({"id": record["id"], "messages": record.get("messages")}, where, ends_with="user")
     if record.get("rating") not in ("up", "down", None):
-        raise UserError(f"{where}: field 'rating' is {record.get('rating')!r}; use \"up\", \"down\" or null")
+        raise UserError(f'{where}: field \'rating\' is {record.get("rating")!r}; use "up", "down" or null')
     flags = record.get("flags") or []
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise UserError(f"{where}: field 'flags' must be a list of strings")
     for name in ("preferred", "notes"):
         if record.get(name) is not None and not isinstance(record[name], str):
             raise UserError(f"{where}: field '{name}' must be a string or null")
-    record.update(flags=flags, rating=record.get("rating"), notes=record.get("notes"),
-                  preferred=(record.get("preferred") or "").strip() or None)
+    record.update(
+        flags=flags,
+        rating=record.get("rating"),
+        notes=record.get("notes"),
+        preferred=(record.get("preferred") or "").strip() or None,
+    )

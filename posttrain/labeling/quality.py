@@ -79,14 +79,24 @@ def admin_stats(items: list[dict], labels: list[dict], labelers_per_item: int) -
             gold_tally.add(gold[x["item_id"]], x["ranking"])
     seconds = [x["seconds"] for x in labels if x["seconds"] is not None]
     return {
-        "progress": {"items": len(regular), "gold_items": len(gold), "labelers_per_item": labelers_per_item,
-                     "items_done": sum(len(by_item.get(i, [])) >= labelers_per_item for i in regular),
-                     "ranked": len(ranked), "skipped": len(labels) - len(ranked)},
-        "time": {"median_seconds": statistics.median(seconds) if seconds else None,
-                 "mean_seconds": statistics.fmean(seconds) if seconds else None},
-        "agreement": {"items": sum(len(g) >= 2 for g in by_item.values()), **_tally(overall_agreement),
-                      "kendall_tau": statistics.fmean(taus) if taus else None,
-                      "instructgpt": INSTRUCTGPT_AGREEMENT},
+        "progress": {
+            "items": len(regular),
+            "gold_items": len(gold),
+            "labelers_per_item": labelers_per_item,
+            "items_done": sum(len(by_item.get(i, [])) >= labelers_per_item for i in regular),
+            "ranked": len(ranked),
+            "skipped": len(labels) - len(ranked),
+        },
+        "time": {
+            "median_seconds": statistics.median(seconds) if seconds else None,
+            "mean_seconds": statistics.fmean(seconds) if seconds else None,
+        },
+        "agreement": {
+            "items": sum(len(g) >= 2 for g in by_item.values()),
+            **_tally(overall_agreement),
+            "kendall_tau": statistics.fmean(taus) if taus else None,
+            "instructgpt": INSTRUCTGPT_AGREEMENT,
+        },
         "gold": {"items_labeled": sum(len(by_item.get(i, [])) for i in gold), **_tally(gold_tally)},
         "labelers": [{"name": name, **row} for name, row in per_labeler.items()],
     }
@@ -109,10 +119,15 @@ def _labeler_row(name: str, labels: list[dict], by_item: dict[str, list[dict]], 
         if x["item_id"] in gold:
             gold_tally.add(gold[x["item_id"]], x["ranking"])
     seconds = [x["seconds"] for x in mine if x["seconds"] is not None]
-    return {"ranked": sum(x["kind"] == "ranked" for x in mine), "skipped": sum(x["kind"] == "skipped" for x in mine),
-            "median_seconds": statistics.median(seconds) if seconds else None,
-            "agreement": _tally(agreement), "kendall_tau": statistics.fmean(taus) if taus else None,
-            "gold": _tally(gold_tally), "_taus": taus}
+    return {
+        "ranked": sum(x["kind"] == "ranked" for x in mine),
+        "skipped": sum(x["kind"] == "skipped" for x in mine),
+        "median_seconds": statistics.median(seconds) if seconds else None,
+        "agreement": _tally(agreement),
+        "kendall_tau": statistics.fmean(taus) if taus else None,
+        "gold": _tally(gold_tally),
+        "_taus": taus,
+    }
 
 
 def _tally(tally: AgreementTally) -> dict:

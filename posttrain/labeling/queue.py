@@ -18,7 +18,7 @@ An open item with all its rankings (another labeler got it after its hold ran ou
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from posttrain.labeling.store import HOLD_SECONDS, Labeler, Store, item_from_row
 
@@ -50,16 +50,17 @@ WHERE items.gold IS NULL
 def next_item(store: Store, labeler: Labeler, labelers_per_item: int, gold_rate: float) -> dict | None:
     """The item to show `labeler` now (recorded as served), or None when nothing is left for them."""
     params = {"me": labeler.id, "per_item": labelers_per_item, "cutoff": _cutoff()}
-    row = store.db.execute(OPEN_FOR_ME, params).fetchone()   # a reload takes no write lock
+    row = store.db.execute(OPEN_FOR_ME, params).fetchone()  # a reload takes no write lock
     if row is not None:
         return item_from_row(row)
     with store.transaction() as db:
-        row = db.execute(OPEN_FOR_ME, params).fetchone()      # the same labeler in a second tab, just now
+        row = db.execute(OPEN_FOR_ME, params).fetchone()  # the same labeler in a second tab, just now
         if row is None and gold_due(sum(store.counts(labeler).values()), gold_rate):
             row = db.execute(GOLD_FOR_ME, params).fetchone()
         if row is None:
-            row = db.execute(f"SELECT items.* {REGULAR_FOR_ME} ORDER BY {RANKED} DESC, items.seq LIMIT 1",
-                             params).fetchone()
+            row = db.execute(
+                f"SELECT items.* {REGULAR_FOR_ME} ORDER BY {RANKED} DESC, items.seq LIMIT 1", params
+            ).fetchone()
         if row is None:
             return None
         store.serve(labeler, row["id"], db)
@@ -83,4 +84,4 @@ def progress(store: Store, labeler: Labeler, labelers_per_item: int) -> dict:
 
 
 def _cutoff() -> str:
-    return (datetime.now(timezone.utc) - timedelta(seconds=HOLD_SECONDS)).isoformat(timespec="milliseconds")
+    return (datetime.now(UTC) - timedelta(seconds=HOLD_SECONDS)).isoformat(timespec="milliseconds")

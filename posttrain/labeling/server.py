@@ -13,8 +13,9 @@ after its transaction is committed. Model output reaches the page as JSON and is
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path as FilePath
-from typing import Annotated, Collection
+from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,12 +36,12 @@ from posttrain.serving.guard import Guard, Refusal, TextJSONRoute, bearer_token
 log = logging.getLogger(__name__)
 
 STATIC = FilePath(__file__).parent / "static"
-MAX_BODY = 2**20     # bytes; a submission holds at most two texts of 20,000 characters (submission.MAX_TEXT)
-PAGE_SHELL = ("/", "/favicon.ico")     # and /static/*: open to all, as the page must load before its token
-LABEL_ID = Annotated[int, Path(ge=1, le=2**63 - 1)]   # SQLite's INTEGER range: larger ids cannot exist
+MAX_BODY = 2**20  # bytes; a submission holds at most two texts of 20,000 characters (submission.MAX_TEXT)
+PAGE_SHELL = ("/", "/favicon.ico")  # and /static/*: open to all, as the page must load before its token
+LABEL_ID = Annotated[int, Path(ge=1, le=2**63 - 1)]  # SQLite's INTEGER range: larger ids cannot exist
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -55,11 +56,12 @@ class Forbidden(UserError):
 
 
 STATUS = {BadSubmission: 422, Conflict: 409, NotFound: 404, Forbidden: 403, Busy: 503}
-RETRY_AFTER = "2"    # seconds, on a 503: another process holds the database's write lock
+RETRY_AFTER = "2"  # seconds, on a 503: another process holds the database's write lock
 
 
-def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1,
-               hosts: Collection[str] | None = None) -> FastAPI:
+def create_app(
+    store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1, hosts: Collection[str] | None = None
+) -> FastAPI:
     """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any (tokens guard the API)."""
     app = FastAPI(title="posttrain labeling", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = TextJSONRoute
@@ -83,27 +85,38 @@ def create_app(store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1,
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_api(app, store, labelers_per_item, gold_rate)
-    app.add_middleware(Guard, error=lambda r: {"error": r.message}, max_body=MAX_BODY, hosts=hosts,
-                       authenticate=token_check(store))
+    app.add_middleware(
+        Guard,
+        error=lambda r: {"error": r.message},
+        max_body=MAX_BODY,
+        hosts=hosts,
+        authenticate=token_check(store),
+    )
     return app
 
 
 def token_check(store: Store):
     """Every request but the page shell's needs a labeler's token; the labeler rides along in the request's state."""
+
     async def authenticate(scope) -> Refusal | None:
         if scope["path"] in PAGE_SHELL or scope["path"].startswith("/static/"):
             return None
         token = bearer_token(scope)
         try:
             found = await run_in_threadpool(store.labeler_for, token) if token else None
-        except Busy as e:    # only a lock that blocks readers too (another process's exclusive locking mode)
+        except Busy as e:  # only a lock that blocks readers too (another process's exclusive locking mode)
             return Refusal(503, str(e), "busy", {"Retry-After": RETRY_AFTER})
         if found is None:
-            return Refusal(401, "a valid token is needed: send 'Authorization: Bearer <token>' "
-                                "(`posttrain label add-labeler` prints one)", "invalid_token",
-                           {"WWW-Authenticate": "Bearer"})
+            return Refusal(
+                401,
+                "a valid token is needed: send 'Authorization: Bearer <token>' "
+                "(`posttrain label add-labeler` prints one)",
+                "invalid_token",
+                {"WWW-Authenticate": "Bearer"},
+            )
         scope.setdefault("state", {})["labeler"] = found
         return None
+
     return authenticate
 
 
@@ -113,7 +126,9 @@ def _add_api(app: FastAPI, store: Store, labelers_per_item: int, gold_rate: floa
 
     def admin(me: Labeler = Depends(labeler)) -> Labeler:
         if not me.admin:
-            raise Forbidden("this view is for admins; an admin token comes from `posttrain label add-labeler --admin`")
+            raise Forbidden(
+                "this view is for admins; an admin token comes from `posttrain label add-labeler --admin`"
+            )
         return me
 
     @app.get("/api/me")
@@ -123,8 +138,15 @@ def _add_api(app: FastAPI, store: Store, labelers_per_item: int, gold_rate: floa
     @app.get("/api/next")
     def next_item(me: Labeler = Depends(labeler)) -> dict:
         item = queue.next_item(store, me, labelers_per_item, gold_rate)
-        shown = None if item is None else {
-            "id": item["id"], "prompt": item["prompt"], "completions": [{"text": c["text"]} for c in item["completions"]]}
+        shown = (
+            None
+            if item is None
+            else {
+                "id": item["id"],
+                "prompt": item["prompt"],
+                "completions": [{"text": c["text"]} for c in item["completions"]],
+            }
+        )
         return {"item": shown, "progress": queue.progress(store, me, labelers_per_item)}
 
     @app.post("/api/labels")
@@ -179,7 +201,12 @@ def _check_served(store: Store, me: Labeler, item_id: str) -> None:
 
 
 def _ack(saved: dict) -> dict:
-    return {"saved": True, "label_id": saved["id"], "submission_id": saved["submission"], "item_id": saved["item_id"]}
+    return {
+        "saved": True,
+        "label_id": saved["id"],
+        "submission_id": saved["submission"],
+        "item_id": saved["item_id"],
+    }
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -199,7 +226,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
         if first.get("type") == "json_invalid":
-            return JSONResponse({"error": f"the request body is not valid JSON: {first['ctx']['error']}"}, 400)
+            return JSONResponse(
+                {"error": f"the request body is not valid JSON: {first['ctx']['error']}"}, 400
+            )
         loc = [str(x) for x in first.get("loc", ())]
         if loc[:1] == ["body"]:
             message = "the request body must be a JSON object (docs/labeling.md lists the fields)"
@@ -210,4 +239,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crashed(request: Request, e: Exception) -> JSONResponse:
         log.exception("request failed")
-        return JSONResponse({"error": f"internal error ({type(e).__name__}); the server's log has the details"}, 500)
+        return JSONResponse(
+            {"error": f"internal error ({type(e).__name__}); the server's log has the details"}, 500
+        )

@@ -24,26 +24,33 @@ from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
 
 @dataclass(kw_only=True)
 class LabelSimConfig(Options, WorldRef):
-    samples: Path = option(help="samples JSONL from `posttrain sample` (prompts made by the world)", required=True)
+    samples: Path = option(
+        help="samples JSONL from `posttrain sample` (prompts made by the world)", required=True
+    )
     out: Path = option(help="rankings JSONL to write", required=True)
     labelers_per_item: int = option(1, help="different labelers who rank each item", ge=1)
-    noise: float = option(DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement", ge=0)
-    seed: int | None = option(None, help="seed of the labelers' draws (who ranks an item, their noise, the flags "
-                                         "they miss); default: the world seed. A run seed of `posttrain demo`",
-                              ge=0)
+    noise: float = option(
+        DEFAULT_NOISE, help="labeler noise; the default gives about 72.6%% pairwise agreement", ge=0
+    )
+    seed: int | None = option(
+        None,
+        help="seed of the labelers' draws (who ranks an item, their noise, the flags "
+        "they miss); default: the world seed. A run seed of `posttrain demo`",
+        ge=0,
+    )
     force: bool = option(False, help="overwrite OUT if it exists")
-
 
 
 @dataclass(kw_only=True)
 class RankingsAgreementConfig(Options):
     data: Path = option(help="rankings JSONL with items ranked by 2+ labelers", required=True)
 
+
 def label_sim(cfg: LabelSimConfig) -> int:
     """Write the rankings; returns how many."""
     check_output(cfg.out, force=cfg.force, inputs=[cfg.samples])
     items = read_samples(cfg.samples)
-    check_unique_ids(items)   # rankings name their item by id (meta.item): two items must not share one
+    check_unique_ids(items)  # rankings name their item by id (meta.item): two items must not share one
     pool = LabelerPool(World(seed=cfg.world_seed, scale=cfg.scale), noise=cfg.noise, seed=cfg.seed)
     if not 1 <= cfg.labelers_per_item <= len(pool.labelers):
         raise UserError(f"--labelers-per-item must be 1..{len(pool.labelers)}, got {cfg.labelers_per_item}")
@@ -54,9 +61,18 @@ def label_sim(cfg: LabelSimConfig) -> int:
         texts = [c["text"] for c in item["completions"]]
         for labeler in pool.pick_labelers(item["id"], cfg.labelers_per_item):
             judged = pool.rank(labeler, prompt, texts)
-            out.append({"id": f"{item['id']}/{labeler.id}", "prompt": item["prompt"], "completions": item["completions"],
-                        "ranking": judged["ranking"], "labeler": f"sim:{labeler.id}", "likert": judged["likert"],
-                        "flags": judged["flags"], "meta": {**meta, "item": item["id"]}})
+            out.append(
+                {
+                    "id": f"{item['id']}/{labeler.id}",
+                    "prompt": item["prompt"],
+                    "completions": item["completions"],
+                    "ranking": judged["ranking"],
+                    "labeler": f"sim:{labeler.id}",
+                    "likert": judged["likert"],
+                    "flags": judged["flags"],
+                    "meta": {**meta, "item": item["id"]},
+                }
+            )
     return write_jsonl(cfg.out, out)
 
 
@@ -64,8 +80,10 @@ def world_prompt(where: str, item: dict) -> dict:
     """The prompt record of a samples item, for the gold scorer; refused unless the world made the prompt."""
     meta = item.get("meta") or {}
     if "family" not in meta or "task" not in meta:
-        raise UserError(f"{where}: field 'meta' has no world task; simulated labelers judge only prompts "
-                        "made by posttrain.world (use `posttrain label serve` for other data)")
+        raise UserError(
+            f"{where}: field 'meta' has no world task; simulated labelers judge only prompts "
+            "made by posttrain.world (use `posttrain label serve` for other data)"
+        )
     return {"id": item["id"], "messages": item["prompt"], "meta": meta}
 
 
@@ -82,5 +100,7 @@ def agreement_from_rankings(path: Path) -> dict:
         for a, b in itertools.combinations(rankings, 2):
             tally.add(a, b)
     if not items:
-        raise UserError(f"{path}: no item was ranked by two labelers; label with --labelers-per-item 2 or more")
+        raise UserError(
+            f"{path}: no item was ranked by two labelers; label with --labelers-per-item 2 or more"
+        )
     return {**tally.result(), "items": items}

@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from posttrain.errors import UserError
@@ -74,7 +74,7 @@ TABLES = ("labelers", "items", "served", "labels")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def token_hash(token: str) -> str:
@@ -151,15 +151,20 @@ class Store:
             raise UserError(f"labeler name {name!r} must be 1-64 characters without '/', ':' or line breaks")
         token = secrets.token_urlsafe(24)
         try:
-            self.write("INSERT INTO labelers (name, token_sha256, admin, created) VALUES (?, ?, ?, ?)",
-                       (name, token_hash(token), int(admin), now()))
+            self.write(
+                "INSERT INTO labelers (name, token_sha256, admin, created) VALUES (?, ?, ?, ?)",
+                (name, token_hash(token), int(admin), now()),
+            )
         except sqlite3.IntegrityError:
-            raise UserError(f"a labeler named {name!r} already exists in {self.path}; choose another --name") from None
+            raise UserError(
+                f"a labeler named {name!r} already exists in {self.path}; choose another --name"
+            ) from None
         return token
 
     def labeler_for(self, token: str) -> Labeler | None:
-        row = self.db.execute("SELECT id, name, admin FROM labelers WHERE token_sha256 = ?",
-                              (token_hash(token),)).fetchone()
+        row = self.db.execute(
+            "SELECT id, name, admin FROM labelers WHERE token_sha256 = ?", (token_hash(token),)
+        ).fetchone()
         return Labeler(row["id"], row["name"], bool(row["admin"])) if row else None
 
     def labelers(self) -> list[Labeler]:
@@ -176,10 +181,19 @@ class Store:
                 if item_id is None:
                     counts["already_there"] += 1
                     continue
-                db.execute("INSERT INTO items (id, prompt, completions, meta, origin, gold, added) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (item_id, _json(item["prompt"]), _json(item["completions"]), _json(item.get("meta") or {}),
-                            origin, _json(item["gold"]) if item.get("gold") else None, now()))
+                db.execute(
+                    "INSERT INTO items (id, prompt, completions, meta, origin, gold, added) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item_id,
+                        _json(item["prompt"]),
+                        _json(item["completions"]),
+                        _json(item.get("meta") or {}),
+                        origin,
+                        _json(item["gold"]) if item.get("gold") else None,
+                        now(),
+                    ),
+                )
                 counts["added"] += 1
         return counts
 
@@ -214,42 +228,62 @@ class Store:
             db.execute(sql, (labeler.id, item_id, now()))
 
     def was_served(self, labeler: Labeler, item_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM served WHERE labeler_id = ? AND item_id = ?",
-                               (labeler.id, item_id)).fetchone() is not None
+        return (
+            self.db.execute(
+                "SELECT 1 FROM served WHERE labeler_id = ? AND item_id = ?", (labeler.id, item_id)
+            ).fetchone()
+            is not None
+        )
 
     # --- labels ----------------------------------------------------------------------
-    def save_label(self, labeler: Labeler, item_id: str, submission: str, kind: str, body: dict,
-                   labelers_per_item: int | None = None) -> dict:
+    def save_label(
+        self,
+        labeler: Labeler,
+        item_id: str,
+        submission: str,
+        kind: str,
+        body: dict,
+        labelers_per_item: int | None = None,
+    ) -> dict:
         """Store a ranking or a skip; committed when this returns. A `submission` id the labeler used
         before returns the label already stored (a client retrying after a lost answer does not label twice).
         With `labelers_per_item`, a ranking of a regular item that already has that many is refused."""
         with self.transaction() as db:
-            done = db.execute("SELECT * FROM labels WHERE labeler_id = ? AND submission = ?",
-                              (labeler.id, submission)).fetchone()
+            done = db.execute(
+                "SELECT * FROM labels WHERE labeler_id = ? AND submission = ?", (labeler.id, submission)
+            ).fetchone()
             if done is not None:
                 if done["item_id"] != item_id:
-                    raise Conflict(f"submission id {submission!r} was already used for another label (yours, of "
-                                   f"item {done['item_id']!r}); send a fresh id per submission")
+                    raise Conflict(
+                        f"submission id {submission!r} was already used for another label (yours, of "
+                        f"item {done['item_id']!r}); send a fresh id per submission"
+                    )
                 return _label(done, labeler.name)
-            if db.execute("SELECT 1 FROM labels WHERE item_id = ? AND labeler_id = ?",
-                          (item_id, labeler.id)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM labels WHERE item_id = ? AND labeler_id = ?", (item_id, labeler.id)
+            ).fetchone():
                 raise Conflict(f"you have already labeled item {item_id!r}")
             if kind == "ranked" and labelers_per_item is not None:
                 _check_room(db, item_id, labelers_per_item)
-            served = db.execute("SELECT served FROM served WHERE labeler_id = ? AND item_id = ?",
-                                (labeler.id, item_id)).fetchone()
+            served = db.execute(
+                "SELECT served FROM served WHERE labeler_id = ? AND item_id = ?", (labeler.id, item_id)
+            ).fetchone()
             stamp = now()
             seconds = _seconds(served["served"], stamp) if served else None
-            cur = db.execute("INSERT INTO labels (submission, item_id, labeler_id, kind, body, seconds, submitted) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (submission, item_id, labeler.id, kind, _json(body), seconds, stamp))
+            cur = db.execute(
+                "INSERT INTO labels (submission, item_id, labeler_id, kind, body, seconds, submitted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (submission, item_id, labeler.id, kind, _json(body), seconds, stamp),
+            )
             row = db.execute("SELECT * FROM labels WHERE id = ?", (cur.lastrowid,)).fetchone()
         return _label(row, labeler.name)
 
     def labels(self, labeler: Labeler | None = None, kind: str | None = None) -> list[dict]:
         """Labels, oldest first: one labeler's, or everyone's (admin view, export)."""
-        sql = ("SELECT labels.*, labelers.name AS labeler_name FROM labels "
-               "JOIN labelers ON labelers.id = labels.labeler_id WHERE 1 = 1")
+        sql = (
+            "SELECT labels.*, labelers.name AS labeler_name FROM labels "
+            "JOIN labelers ON labelers.id = labels.labeler_id WHERE 1 = 1"
+        )
         params: list = []
         if labeler is not None:
             sql += " AND labeler_id = ?"
@@ -261,12 +295,16 @@ class Store:
 
     def counts(self, labeler: Labeler) -> dict[str, int]:
         """How many items the labeler ranked and skipped."""
-        rows = self.db.execute("SELECT kind, COUNT(*) FROM labels WHERE labeler_id = ? GROUP BY kind", (labeler.id,))
+        rows = self.db.execute(
+            "SELECT kind, COUNT(*) FROM labels WHERE labeler_id = ? GROUP BY kind", (labeler.id,)
+        )
         return {"ranked": 0, "skipped": 0, **{kind: n for kind, n in rows}}
 
     def label(self, labeler: Labeler, label_id: int) -> dict | None:
         """One of the labeler's own labels; None for anyone else's."""
-        row = self.db.execute("SELECT * FROM labels WHERE id = ? AND labeler_id = ?", (label_id, labeler.id)).fetchone()
+        row = self.db.execute(
+            "SELECT * FROM labels WHERE id = ? AND labeler_id = ?", (label_id, labeler.id)
+        ).fetchone()
         return _label(row, labeler.name) if row else None
 
 
@@ -290,13 +328,18 @@ class _Transaction:
 
 def _check_room(db: sqlite3.Connection, item_id: str, labelers_per_item: int) -> None:
     """A regular item takes `labelers_per_item` rankings; gold items take everyone's."""
-    row = db.execute("SELECT gold IS NOT NULL AS gold, (SELECT COUNT(*) FROM labels WHERE item_id = :id AND "
-                     "kind = 'ranked') AS ranked FROM items WHERE id = :id", {"id": item_id}).fetchone()
+    row = db.execute(
+        "SELECT gold IS NOT NULL AS gold, (SELECT COUNT(*) FROM labels WHERE item_id = :id AND "
+        "kind = 'ranked') AS ranked FROM items WHERE id = :id",
+        {"id": item_id},
+    ).fetchone()
     if row is not None and not row["gold"] and row["ranked"] >= labelers_per_item:
         rankings = "ranking" if labelers_per_item == 1 else "rankings"
-        raise Conflict(f"item {item_id!r} already has the {labelers_per_item} {rankings} it needs (others ranked "
-                       "it while it stayed open here past the hour it is held for you); your label was not "
-                       "stored: GET /api/next gives you another item")
+        raise Conflict(
+            f"item {item_id!r} already has the {labelers_per_item} {rankings} it needs (others ranked "
+            "it while it stayed open here past the hour it is held for you); your label was not "
+            "stored: GET /api/next gives you another item"
+        )
 
 
 def _json(value) -> str:
@@ -308,11 +351,25 @@ def _seconds(start: str, end: str) -> float:
 
 
 def item_from_row(row: sqlite3.Row) -> dict:
-    return {"seq": row["seq"], "id": row["id"], "prompt": json.loads(row["prompt"]),
-            "completions": json.loads(row["completions"]), "meta": json.loads(row["meta"]),
-            "origin": row["origin"], "gold": json.loads(row["gold"]) if row["gold"] else None}
+    return {
+        "seq": row["seq"],
+        "id": row["id"],
+        "prompt": json.loads(row["prompt"]),
+        "completions": json.loads(row["completions"]),
+        "meta": json.loads(row["meta"]),
+        "origin": row["origin"],
+        "gold": json.loads(row["gold"]) if row["gold"] else None,
+    }
 
 
 def _label(row: sqlite3.Row, labeler_name: str) -> dict:
-    return {"id": row["id"], "submission": row["submission"], "item_id": row["item_id"], "labeler": labeler_name,
-            "kind": row["kind"], **json.loads(row["body"]), "seconds": row["seconds"], "submitted": row["submitted"]}
+    return {
+        "id": row["id"],
+        "submission": row["submission"],
+        "item_id": row["item_id"],
+        "labeler": labeler_name,
+        "kind": row["kind"],
+        **json.loads(row["body"]),
+        "seconds": row["seconds"],
+        "submitted": row["submitted"],
+    }

@@ -21,7 +21,7 @@ from posttrain.errors import UserError
 
 FLAGS = ("fails_task", "hallucination", "harmful", "inappropriate", "over_refusal")  # the world's flag names
 LIKERT = range(1, 8)  # 1 (worst) .. 7 (best), InstructGPT's overall-quality scale
-MAX_TEXT = 20_000     # characters in notes, a better answer or a skip reason
+MAX_TEXT = 20_000  # characters in notes, a better answer or a skip reason
 
 
 class BadSubmission(UserError):
@@ -30,19 +30,24 @@ class BadSubmission(UserError):
 
 def check_ranking(ranking, k: int, field: str = "ranking") -> list[list[int]]:
     if not isinstance(ranking, list) or not all(isinstance(g, list) and g for g in ranking):
-        raise BadSubmission(f"field '{field}' must be a list of non-empty groups of completion indices, best first")
+        raise BadSubmission(
+            f"field '{field}' must be a list of non-empty groups of completion indices, best first"
+        )
     seen: set[int] = set()
     for group in ranking:
         for i in group:
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < k:
-                raise BadSubmission(f"field '{field}' holds {i!r}; indices run 0..{k - 1} for {k} completions")
+                raise BadSubmission(
+                    f"field '{field}' holds {i!r}; indices run 0..{k - 1} for {k} completions"
+                )
             if i in seen:
                 raise BadSubmission(f"field '{field}' ranks completion {i} twice; each index appears once")
             seen.add(i)
     missing = sorted(set(range(k)) - seen)
     if missing:
-        raise BadSubmission(f"field '{field}' leaves out completion {', '.join(map(str, missing))}; "
-                            "rank every completion")
+        raise BadSubmission(
+            f"field '{field}' leaves out completion {', '.join(map(str, missing))}; rank every completion"
+        )
     return [list(g) for g in ranking]
 
 
@@ -62,9 +67,15 @@ def check_label(body: dict, k: int) -> dict:
         bad = [f for f in fs if f not in FLAGS]
         if bad:
             raise BadSubmission(f"field 'flags[{i}]' holds {bad[0]!r}; flags are {', '.join(FLAGS)}")
-    return {"ranking": ranking, "likert": list(likert), "flags": [sorted(set(f)) for f in flags],
-            "none_acceptable": _bool(body, "none_acceptable"), "order_touched": _bool(body, "order_touched"),
-            "notes": _text(body, "notes"), "better_answer": _text(body, "better_answer").strip()}
+    return {
+        "ranking": ranking,
+        "likert": list(likert),
+        "flags": [sorted(set(f)) for f in flags],
+        "none_acceptable": _bool(body, "none_acceptable"),
+        "order_touched": _bool(body, "order_touched"),
+        "notes": _text(body, "notes"),
+        "better_answer": _text(body, "better_answer").strip(),
+    }
 
 
 def check_skip(body: dict) -> dict:

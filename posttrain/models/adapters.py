@@ -34,25 +34,44 @@ def apply_lora(model, cfg, *, head: str | None = None, seed: int = 0):
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
-        raise UserError(f"--lora-r: peft's LoRA wraps transformers models, not a {type(model).__name__}; "
-                        "train every weight (no --lora-r)")
+        raise UserError(
+            f"--lora-r: peft's LoRA wraps transformers models, not a {type(model).__name__}; "
+            "train every weight (no --lora-r)"
+        )
     alpha = 2 * cfg.lora_r if cfg.lora_alpha is None else cfg.lora_alpha
-    config = LoraConfig(r=cfg.lora_r, lora_alpha=alpha, target_modules=lora_targets(model, cfg.lora_target),
-                        lora_dropout=0.0, bias="none", modules_to_save=None if head is None else [head],
-                        task_type=TaskType.CAUSAL_LM if head is None else TaskType.SEQ_CLS)
+    config = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=alpha,
+        target_modules=lora_targets(model, cfg.lora_target),
+        lora_dropout=0.0,
+        bias="none",
+        modules_to_save=None if head is None else [head],
+        task_type=TaskType.CAUSAL_LM if head is None else TaskType.SEQ_CLS,
+    )
     try:
-        with warnings.catch_warnings():   # peft 0.21.2 asks transformers 5 for a renamed property
+        with warnings.catch_warnings():  # peft 0.21.2 asks transformers 5 for a renamed property
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            with torch.random.fork_rng(devices=[]):   # A is drawn at random: the run's seed decides it, on every rank
+            with torch.random.fork_rng(
+                devices=[]
+            ):  # A is drawn at random: the run's seed decides it, on every rank
                 torch.manual_seed(seed)
                 model = get_peft_model(model, config)
-    except ValueError as e:   # a layer type peft has no LoRA for, or a model class it cannot wrap
-        raise UserError(f"--lora-r: peft cannot add LoRA adapters to this {type(model).__name__}: "
-                        f"{str(e).rstrip('.')}. Name its linear layers with --lora-target, or train every "
-                        "weight (no --lora-r)") from None
+    except ValueError as e:  # a layer type peft has no LoRA for, or a model class it cannot wrap
+        raise UserError(
+            f"--lora-r: peft cannot add LoRA adapters to this {type(model).__name__}: "
+            f"{str(e).rstrip('.')}. Name its linear layers with --lora-target, or train every "
+            "weight (no --lora-r)"
+        ) from None
     trainable, total = trainable_parameters(model)
-    log.info("LoRA r=%d alpha=%g on %s: %d of %d parameters train (%.2f%%)", cfg.lora_r, alpha, cfg.lora_target,
-             trainable, total, 100 * trainable / total)
+    log.info(
+        "LoRA r=%d alpha=%g on %s: %d of %d parameters train (%.2f%%)",
+        cfg.lora_r,
+        alpha,
+        cfg.lora_target,
+        trainable,
+        total,
+        100 * trainable / total,
+    )
     return model
 
 
@@ -67,11 +86,18 @@ def lora_targets(model, spec: str) -> str | list[str]:
     if missing or not names:
         from transformers.pytorch_utils import Conv1D
 
-        linear = sorted({full.rpartition(".")[2] for full, m in model.named_modules()
-                         if isinstance(m, (torch.nn.Linear, Conv1D))})
-        raise UserError(f"--lora-target {spec!r}: {type(model).__name__} has no module named "
-                        f"{', '.join(missing) or '(no names given)'}; its linear layers are {', '.join(linear[:12])}"
-                        f"{' ...' if len(linear) > 12 else ''} (or pass all-linear)")
+        linear = sorted(
+            {
+                full.rpartition(".")[2]
+                for full, m in model.named_modules()
+                if isinstance(m, (torch.nn.Linear, Conv1D))
+            }
+        )
+        raise UserError(
+            f"--lora-target {spec!r}: {type(model).__name__} has no module named "
+            f"{', '.join(missing) or '(no names given)'}; its linear layers are {', '.join(linear[:12])}"
+            f"{' ...' if len(linear) > 12 else ''} (or pass all-linear)"
+        )
     return names
 
 

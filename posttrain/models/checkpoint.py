@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
-import errno
 import logging
 import os
 import shutil
@@ -49,32 +49,45 @@ class RunDir:
 
     def __init__(self, out: str | Path, *, resume: bool, force: bool, config=None, dist: Dist | None = None):
         self.out, self.resume, self.force = Path(out), resume, force
-        self.dist = dist or Dist()   # under torchrun rank 0 writes; every rank calls save, restore and finish
+        self.dist = dist or Dist()  # under torchrun rank 0 writes; every rank calls save, restore and finish
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.checkpoints = self.partial / "checkpoints"
         self.fingerprint = fingerprint(config) if config is not None else None
         options = dataclasses.asdict(config) if config is not None else {}
-        inputs = input_paths({k: v for k, v in options.items() if k != "out"})   # model, data, reference, ...
+        inputs = input_paths({k: v for k, v in options.items() if k != "out"})  # model, data, reference, ...
         check_not_input(self.out, inputs)
         check_not_input(self.partial, inputs)
         if self.out.exists() and not force:
-            raise UserError(f"{self.out} already exists (a finished run); choose another --out or pass --force to replace it")
+            raise UserError(
+                f"{self.out} already exists (a finished run); choose another --out or pass --force to replace it"
+            )
         if self.partial.exists() and not resume and not force:
-            raise UserError(f"{self.partial} holds an unfinished run; pass --resume to continue it "
-                            "or --force to start over")
+            raise UserError(
+                f"{self.partial} holds an unfinished run; pass --resume to continue it "
+                "or --force to start over"
+            )
         check_replaceable(self.out, self.partial, discard=not resume)
         check_writable(self.out)
         recorded = self.partial / RUN_FILE
-        was = json.loads(recorded.read_text()) if resume and recorded.is_file() else {}   # {}: made with no config
+        was = (
+            json.loads(recorded.read_text()) if resume and recorded.is_file() else {}
+        )  # {}: made with no config
         if resume and self.fingerprint is not None and was:
             check_same_run(was, self.fingerprint, self.partial)
         elif resume and self.partial.exists() and not recorded.is_file():
-            log.warning("%s has no %s (a run from an older posttrain): cannot check that --resume uses the "
-                        "same options and data", self.partial, RUN_FILE)
+            log.warning(
+                "%s has no %s (a run from an older posttrain): cannot check that --resume uses the "
+                "same options and data",
+                self.partial,
+                RUN_FILE,
+            )
 
     def begin(self) -> None:
-        self.began, self.wall_before = time.monotonic(), 0.0   # wall time: this process's, plus a resumed run's
-        self.dist.barrier()            # every rank has made its checks before rank 0 changes anything
+        self.began, self.wall_before = (
+            time.monotonic(),
+            0.0,
+        )  # wall time: this process's, plus a resumed run's
+        self.dist.barrier()  # every rank has made its checks before rank 0 changes anything
         if self.dist.main:
             self._set_up()
         self.dist.barrier()
@@ -85,7 +98,7 @@ class RunDir:
         if self.resume and not self.partial.exists():
             log.warning("nothing to resume in %s; starting a new run", self.partial)
         self.partial.mkdir(parents=True, exist_ok=True)
-        if not (self.partial / RUN_FILE).exists():   # also the mark that lets --force discard it
+        if not (self.partial / RUN_FILE).exists():  # also the mark that lets --force discard it
             (self.partial / RUN_FILE).write_text(json.dumps(self.fingerprint or {}, indent=1) + "\n")
 
     def wall(self) -> float:
@@ -96,12 +109,13 @@ class RunDir:
         found = sorted(self.checkpoints.glob("step-*")) if self.checkpoints.exists() else []
         return found[-1] if found else None
 
-    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             extra: dict | None = None) -> Path:
+    def save(
+        self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, extra: dict | None = None
+    ) -> Path:
         """Write a resumable checkpoint atomically and keep the last few. `extra` (JSON) is a
         stage's own state beyond weights and optimizer, e.g. PPO's adaptive KL coefficient."""
         final = self.checkpoints / f"step-{step:06d}"
-        weights, optim = self.dist.model_state(model), self.dist.optimizer_state(model, optimizer)   # gathered
+        weights, optim = self.dist.model_state(model), self.dist.optimizer_state(model, optimizer)  # gathered
         if self.dist.main:
             tmp = self.checkpoints / f".step-{step:06d}.tmp"
             with failed_write(tmp, f"checkpoint {final}", kept=self.latest()):
@@ -109,8 +123,17 @@ class RunDir:
                 tmp.mkdir(parents=True)
                 save_file(untied(weights), str(tmp / "model.safetensors"))
                 torch.save({"optimizer": optim, "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-                (tmp / "step.json").write_text(json.dumps({**(extra or {}), "step": step, "wall_seconds": self.wall(),
-                                                           "world_size": self.dist.world}) + "\n")
+                (tmp / "step.json").write_text(
+                    json.dumps(
+                        {
+                            **(extra or {}),
+                            "step": step,
+                            "wall_seconds": self.wall(),
+                            "world_size": self.dist.world,
+                        }
+                    )
+                    + "\n"
+                )
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -122,26 +145,35 @@ class RunDir:
         """Load the latest checkpoint into model and optimizer; returns its step (0 if none).
         The `extra` state it was saved with is left in `self.restored`."""
         ckpt = self.latest() if self.dist.main else None
-        self.restored = self.dist.broadcast_object(json.loads((ckpt / "step.json").read_text()) if ckpt else {})
+        self.restored = self.dist.broadcast_object(
+            json.loads((ckpt / "step.json").read_text()) if ckpt else {}
+        )
         if not self.restored:
             return 0
         weights, state = {}, {"optimizer": {}, "torch_rng": torch.get_rng_state()}
-        if self.dist.main:   # rank 0 reads; the others receive their part from it
+        if self.dist.main:  # rank 0 reads; the others receive their part from it
             weights = load_file(str(ckpt / "model.safetensors"))
             state = torch.load(ckpt / "state.pt", weights_only=True)
         self.dist.load_model_state(model, weights)
-        if self.dist.broadcast_object(is_positional(state["optimizer"])):   # saved before names were kept
+        if self.dist.broadcast_object(is_positional(state["optimizer"])):  # saved before names were kept
             if self.dist.on:
-                raise UserError(f"{ckpt or self.checkpoints}: a checkpoint from an older posttrain, which only one "
-                                "process can resume; resume it without torchrun, or pass --force to start over")
+                raise UserError(
+                    f"{ckpt or self.checkpoints}: a checkpoint from an older posttrain, which only one "
+                    "process can resume; resume it without torchrun, or pass --force to start over"
+                )
             optimizer.load_state_dict(state["optimizer"])
         else:
             self.dist.load_optimizer_state(model, optimizer, state["optimizer"])
         torch.set_rng_state(self.dist.broadcast_object(state["torch_rng"]))
         self.wall_before = self.restored.get("wall_seconds", 0.0)
         step = self.restored["step"]
-        log.info("resumed from %s (step %d, saved by %d process%s)", ckpt, step,
-                 self.restored.get("world_size", 1), "" if self.restored.get("world_size", 1) == 1 else "es")
+        log.info(
+            "resumed from %s (step %d, saved by %d process%s)",
+            ckpt,
+            step,
+            self.restored.get("world_size", 1),
+            "" if self.restored.get("world_size", 1) == 1 else "es",
+        )
         return step
 
     def finish(self, model, tokenizer, manifest: dict) -> Path:
@@ -149,7 +181,7 @@ class RunDir:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        weights = self.dist.model_state(model) if self.dist.on else None   # FSDP2 shards gathered to rank 0
+        weights = self.dist.model_state(model) if self.dist.on else None  # FSDP2 shards gathered to rank 0
         if not self.dist.main:
             self.dist.barrier()
             return self.out
@@ -157,11 +189,17 @@ class RunDir:
             model.save_pretrained(self.partial, safe_serialization=True, state_dict=weights)
             tokenizer.save_pretrained(self.partial)
             files = [f for f in files_under(self.partial) if not f.startswith("checkpoints/")]
-            write_manifest(self.partial, {**manifest, "inputs": (self.fingerprint or {}).get("inputs", {}),
-                                          "wall_seconds": round(self.wall(), 3),
-                                          "files": sorted({*files, MANIFEST})})   # what --force may replace
+            write_manifest(
+                self.partial,
+                {
+                    **manifest,
+                    "inputs": (self.fingerprint or {}).get("inputs", {}),
+                    "wall_seconds": round(self.wall(), 3),
+                    "files": sorted({*files, MANIFEST}),
+                },
+            )  # what --force may replace
         shutil.rmtree(self.checkpoints, ignore_errors=True)
-        if self.out.exists():   # --force, checked by check_replaceable: a run posttrain wrote
+        if self.out.exists():  # --force, checked by check_replaceable: a run posttrain wrote
             old = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
             self.out.rename(old)
             self.partial.rename(self.out)
@@ -185,8 +223,10 @@ def failed_write(tmp: Path | None, what: str, kept: Path | None):
         full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "unexpected pos" in str(e)
         cause = "the disk is full" if full else f"{type(e).__name__}: {e}"
         left = f"the last checkpoint, {kept}, is kept" if kept else "no checkpoint was saved before it"
-        raise UserError(f"could not write {what} ({cause}); {left}: free disk space (or fix the folder's "
-                        "permissions), then run the same command with --resume to continue") from e
+        raise UserError(
+            f"could not write {what} ({cause}); {left}: free disk space (or fix the folder's "
+            "permissions), then run the same command with --resume to continue"
+        ) from e
 
 
 def check_replaceable(out: Path, partial: Path, *, discard: bool) -> None:
@@ -197,17 +237,30 @@ def check_replaceable(out: Path, partial: Path, *, discard: bool) -> None:
     if out.exists():
         try:
             listed = json.loads((out / MANIFEST).read_text()).get("files")
-        except (OSError, ValueError, AttributeError):   # a file, a folder without a manifest, a manifest not ours
-            raise UserError(f"--out {out} exists and is not a posttrain run (no {MANIFEST}); --force replaces "
-                            f"only a run posttrain finished: {fix}") from None
-        other = ([f for f in files_under(out) if f not in set(listed)] if isinstance(listed, list) else
-                 sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tb"))   # an older run's
+        except (
+            OSError,
+            ValueError,
+            AttributeError,
+        ):  # a file, a folder without a manifest, a manifest not ours
+            raise UserError(
+                f"--out {out} exists and is not a posttrain run (no {MANIFEST}); --force replaces "
+                f"only a run posttrain finished: {fix}"
+            ) from None
+        other = (
+            [f for f in files_under(out) if f not in set(listed)]
+            if isinstance(listed, list)
+            else sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tb")
+        )  # an older run's
         if other:
-            raise UserError(f"--out {out} holds files posttrain did not write there ({named(other)}); --force "
-                            f"replaces only a run as posttrain finished it: {fix}")
+            raise UserError(
+                f"--out {out} holds files posttrain did not write there ({named(other)}); --force "
+                f"replaces only a run as posttrain finished it: {fix}"
+            )
     if discard and partial.exists() and not (partial / RUN_FILE).is_file():
-        raise UserError(f"{partial} is not an unfinished posttrain run (no {RUN_FILE}); --force discards only "
-                        f"one posttrain started: {fix}")
+        raise UserError(
+            f"{partial} is not an unfinished posttrain run (no {RUN_FILE}); --force discards only "
+            f"one posttrain started: {fix}"
+        )
 
 
 def untied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -225,20 +278,24 @@ def untied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def is_positional(optimizer_state: dict) -> bool:
     """An optimizer state keyed by parameter position (torch's own state_dict), not by name."""
     return any(isinstance(k, int) for k in optimizer_state.get("state", {})) or any(
-        isinstance(p, int) for g in optimizer_state.get("param_groups", []) for p in g.get("params", []))
+        isinstance(p, int) for g in optimizer_state.get("param_groups", []) for p in g.get("params", [])
+    )
 
 
-MANIFEST = "posttrain.json"   # in a finished run: stage, parent, config, inputs, metrics, its files
-RUN_FILE = "run.json"    # in OUT.partial: the options and input digests the run was started with
-NOT_COMPARED = {"resume", "force", "threads", "out", "fsdp"}   # may differ between a run and its resumption
-                                                              # (as may the world size)
+MANIFEST = "posttrain.json"  # in a finished run: stage, parent, config, inputs, metrics, its files
+RUN_FILE = "run.json"  # in OUT.partial: the options and input digests the run was started with
+NOT_COMPARED = {"resume", "force", "threads", "out", "fsdp"}  # may differ between a run and its resumption
+# (as may the world size)
 
 
 def fingerprint(config) -> dict:
     """A stage config's options (but NOT_COMPARED) and a digest of each input they name."""
     options = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
-    inputs = {k: digest(Path(v)) for k, v in options.items()
-              if isinstance(v, (str, Path)) and v and Path(v).exists()}
+    inputs = {
+        k: digest(Path(v))
+        for k, v in options.items()
+        if isinstance(v, (str, Path)) and v and Path(v).exists()
+    }
     return json.loads(json.dumps({"options": options, "inputs": inputs}, default=str))
 
 
@@ -257,14 +314,21 @@ def digest(path: Path) -> str:
 
 def check_same_run(was: dict, now: dict, where: Path) -> None:
     """Refuse to resume the run at `where` when its options or inputs differ from the ones it began with."""
-    changes = [f"--{k.replace('_', '-')} was {was['options'].get(k)!r}, now {v!r}"
-               for k, v in now["options"].items() if was["options"].get(k) != v]
-    changes += [f"--{k.replace('_', '-')} {now['options'][k]}: its contents changed since the run started"
-                for k, d in now["inputs"].items() if k in was["inputs"] and was["inputs"][k] != d
-                and was["options"].get(k) == now["options"][k]]
+    changes = [
+        f"--{k.replace('_', '-')} was {was['options'].get(k)!r}, now {v!r}"
+        for k, v in now["options"].items()
+        if was["options"].get(k) != v
+    ]
+    changes += [
+        f"--{k.replace('_', '-')} {now['options'][k]}: its contents changed since the run started"
+        for k, d in now["inputs"].items()
+        if k in was["inputs"] and was["inputs"][k] != d and was["options"].get(k) == now["options"][k]
+    ]
     if changes:
-        raise UserError(f"cannot resume {where}: it was started differently ({'; '.join(changes)}); "
-                        "resume with the same options and data, or pass --force to start over")
+        raise UserError(
+            f"cannot resume {where}: it was started differently ({'; '.join(changes)}); "
+            "resume with the same options and data, or pass --force to start over"
+        )
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:

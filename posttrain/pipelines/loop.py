@@ -36,29 +36,32 @@ from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
 from posttrain.data.outputs import foreign_entries, named
-from posttrain.models.checkpoint import NOT_COMPARED, fingerprint
-from posttrain.recipes import SMALL
-from posttrain.stages.ppo import PPOSettings
-from posttrain.stages.rm import RMSettings
 from posttrain.data.records import atomic_path, read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.evaluation.winrate import win_rate
+from posttrain.models.checkpoint import NOT_COMPARED, fingerprint
+from posttrain.recipes import SMALL
+from posttrain.stages.ppo import PPOSettings
+from posttrain.stages.rm import RMSettings
 
 log = logging.getLogger(__name__)
 
-KEEP_ABOVE = 0.5   # a round's policy replaces the best when its win rate against it is above this
+KEEP_ABOVE = 0.5  # a round's policy replaces the best when its win rate against it is above this
 
 
 @dataclass(kw_only=True)
 class LoopConfig(Options, WorldRef):
-    sft: str = option(help="the SFT policy: round 1's starting point, every round's KL reference and RM init",
-                      required=True)
+    sft: str = option(
+        help="the SFT policy: round 1's starting point, every round's KL reference and RM init", required=True
+    )
     rm_prompts: Path = option(help="prompts to sample comparisons for (sliced per round)", required=True)
     ppo_prompts: Path = option(help="PPO prompts (sliced per round)", required=True)
-    eval_prompts: Path = option(help="prompts to choose the best policy on (world prompts: the simulated labelers "
-                                     "judge, gold logged for monitoring only; others: the round's reward model)",
-                                required=True)
+    eval_prompts: Path = option(
+        help="prompts to choose the best policy on (world prompts: the simulated labelers "
+        "judge, gold logged for monitoring only; others: the round's reward model)",
+        required=True,
+    )
     out: Path = option(help="loop run directory (created, or continued when it exists)", required=True)
     rounds: int = option(2, help="rounds of sample -> label -> RM -> PPO -> eval", ge=1)
     rm_prompts_per_round: int = option(300, help="prompts sampled for comparisons each round", ge=1)
@@ -75,8 +78,10 @@ class LoopConfig(Options, WorldRef):
         self.rm.check()
         self.ppo.check()
         if self.ppo.rollout_batch > self.ppo_prompts_per_round:
-            raise UserError(f"--ppo-rollout-batch ({self.ppo.rollout_batch}) must be at most "
-                            f"--ppo-prompts-per-round ({self.ppo_prompts_per_round})")
+            raise UserError(
+                f"--ppo-rollout-batch ({self.ppo.rollout_batch}) must be at most "
+                f"--ppo-prompts-per-round ({self.ppo_prompts_per_round})"
+            )
 
 
 def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
@@ -86,7 +91,7 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     prompts, world = eval_prompts(cfg)
     state = read_state(cfg, prompts, world)
-    write_state(cfg, state)   # before round 1: a re-run with other options is refused from the start
+    write_state(cfg, state)  # before round 1: a re-run with other options is refused from the start
     for r in range(len(state["rounds"]) + 1, cfg.rounds + 1):
         d = cfg.out / f"round-{r}"
         d.mkdir(exist_ok=True)
@@ -97,7 +102,9 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
         sample_and_label(cfg, best, d)
         # 2. a new reward model on every round's rankings so far
         on_stage(r, "rm")
-        all_rankings = [row for i in range(1, r + 1) for _, row in read_jsonl(cfg.out / f"round-{i}" / "rankings.jsonl")]
+        all_rankings = [
+            row for i in range(1, r + 1) for _, row in read_jsonl(cfg.out / f"round-{i}" / "rankings.jsonl")
+        ]
         write_jsonl(d / "rankings_so_far.jsonl", all_rankings)
         train_rm(cfg, d)
         # 3. PPO from the best policy against it, KL to SFT
@@ -107,8 +114,13 @@ def loop(cfg: LoopConfig, on_stage=lambda round_, stage: None) -> dict:
         # 4. the labelers (or the round's RM) compare it with the best on the eval prompts; the winner stays
         on_stage(r, "eval")
         judge = make_judge("sim", world) if world is not None else make_judge("rm", reward=str(d / "rm"))
-        verdict = judge_round(judge, world, prompts, answers(cfg, prompts, d / "ppo", d / "eval.json"),
-                              answers(cfg, prompts, Path(best), eval_path(cfg, state["best"]["round"])))
+        verdict = judge_round(
+            judge,
+            world,
+            prompts,
+            answers(cfg, prompts, d / "ppo", d / "eval.json"),
+            answers(cfg, prompts, Path(best), eval_path(cfg, state["best"]["round"])),
+        )
         state["rounds"].append({"round": r, "policy": str(d / "ppo"), "against": best, **verdict})
         if verdict["kept"]:
             state["best"] = {"policy": str(d / "ppo"), "round": r}
@@ -128,8 +140,13 @@ def judge_round(judge: Judge, world, prompts: list[dict], new: list[str], best: 
     if world is not None:
         verdict["monitor/gold_score"] = gold_score(world, prompts, new)
         verdict["monitor/best_gold_score"] = gold_score(world, prompts, best)
-    log.info("round policy vs best: %s judge win rate %.4f -> %s; gold %s (monitoring only)", judge.name, rate,
-             "kept" if verdict["kept"] else "dropped", verdict.get("monitor/gold_score", "n/a"))
+    log.info(
+        "round policy vs best: %s judge win rate %.4f -> %s; gold %s (monitoring only)",
+        judge.name,
+        rate,
+        "kept" if verdict["kept"] else "dropped",
+        verdict.get("monitor/gold_score", "n/a"),
+    )
     return verdict
 
 
@@ -144,10 +161,12 @@ def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; name a folder for the loop")
     if out.is_dir() and not (out / "loop.json").is_file():
-        rounds = [p.name for p in out.glob("round-*") if p.name[len("round-"):].isdigit()]
+        rounds = [p.name for p in out.glob("round-*") if p.name[len("round-") :].isdigit()]
         other = foreign_entries(out, ["loop.json", "sft_eval.json", *rounds])
         if other:
-            raise UserError(f"--out {out} holds files that are not a loop's ({named(other)}); choose another --out")
+            raise UserError(
+                f"--out {out} holds files that are not a loop's ({named(other)}); choose another --out"
+            )
 
 
 def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
@@ -155,31 +174,48 @@ def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
     if path.exists():
         state = json.loads(path.read_text())
         if "sft_score" in state:
-            raise UserError(f"{path} was written by an older posttrain loop that kept the best by gold score; "
-                            "start the loop again with another --out")
+            raise UserError(
+                f"{path} was written by an older posttrain loop that kept the best by gold score; "
+                "start the loop again with another --out"
+            )
         check_same_loop(state, cfg, path)
         state["config"]["rounds"] = cfg.rounds
         return state
     sft = {"policy": cfg.sft}
     if world is not None:
-        sft["monitor/gold_score"] = gold_score(world, prompts, answers(cfg, prompts, Path(cfg.sft), eval_path(cfg, 0)))
-    return {"config": asdict(cfg), "inputs": fingerprint(cfg)["inputs"], "sft": sft, "rounds": [],
-            "best": {"policy": cfg.sft, "round": 0}}
+        sft["monitor/gold_score"] = gold_score(
+            world, prompts, answers(cfg, prompts, Path(cfg.sft), eval_path(cfg, 0))
+        )
+    return {
+        "config": asdict(cfg),
+        "inputs": fingerprint(cfg)["inputs"],
+        "sft": sft,
+        "rounds": [],
+        "best": {"policy": cfg.sft, "round": 0},
+    }
 
 
 def check_same_loop(state: dict, cfg: LoopConfig, path: Path) -> None:
     """Refuse to continue the loop of `path` with another option (more --rounds aside) or changed input:
     the next round would use them while loop.json describes the old ones."""
     was, now = flat(state["config"]), flat(json.loads(json.dumps(asdict(cfg), default=str)))
-    changes = [f"--{k.replace('_', '-')} was {was[k]!r}, now {v!r}" for k, v in now.items()
-               if k in was and k not in NOT_COMPARED | {"rounds"} and was[k] != v]
+    changes = [
+        f"--{k.replace('_', '-')} was {was[k]!r}, now {v!r}"
+        for k, v in now.items()
+        if k in was and k not in NOT_COMPARED | {"rounds"} and was[k] != v
+    ]
     recorded, digests = state.get("inputs", {}), fingerprint(cfg)["inputs"]
-    changes += [f"--{k.replace('_', '-')} {now[k]}: its contents changed since the loop started"
-                for k, d in digests.items() if k in recorded and recorded[k] != d and was.get(k) == now[k]]
+    changes += [
+        f"--{k.replace('_', '-')} {now[k]}: its contents changed since the loop started"
+        for k, d in digests.items()
+        if k in recorded and recorded[k] != d and was.get(k) == now[k]
+    ]
     if changes:
-        raise UserError(f"cannot continue the loop in {path.parent}: it was started differently "
-                        f"({'; '.join(changes)}); continue it with the same options and data (more --rounds "
-                        "are fine), or start a new loop with another --out")
+        raise UserError(
+            f"cannot continue the loop in {path.parent}: it was started differently "
+            f"({'; '.join(changes)}); continue it with the same options and data (more --rounds "
+            "are fine), or start a new loop with another --out"
+        )
 
 
 def flat(options: dict, prefix: str = "") -> dict:
@@ -207,28 +243,66 @@ def sample_and_label(cfg: LoopConfig, policy: str, d: Path) -> None:
     from posttrain.stages.sample import SampleConfig, sample
 
     if not (d / "samples.jsonl").exists():
-        sample(SampleConfig(model=policy, prompts=d / "rm_prompts.jsonl", out=d / "samples.jsonl", k=cfg.k,
-                            max_new_tokens=cfg.ppo.max_new_tokens, seed=cfg.seed, resume=True))
+        sample(
+            SampleConfig(
+                model=policy,
+                prompts=d / "rm_prompts.jsonl",
+                out=d / "samples.jsonl",
+                k=cfg.k,
+                max_new_tokens=cfg.ppo.max_new_tokens,
+                seed=cfg.seed,
+                resume=True,
+            )
+        )
     if not (d / "rankings.jsonl").exists():
-        label_sim(LabelSimConfig(samples=d / "samples.jsonl", out=d / "rankings.jsonl",
-                                 labelers_per_item=cfg.labelers_per_item, world_seed=cfg.world_seed, scale=cfg.scale))
+        label_sim(
+            LabelSimConfig(
+                samples=d / "samples.jsonl",
+                out=d / "rankings.jsonl",
+                labelers_per_item=cfg.labelers_per_item,
+                world_seed=cfg.world_seed,
+                scale=cfg.scale,
+            )
+        )
 
 
 def train_rm(cfg: LoopConfig, d: Path) -> None:
     from posttrain.stages.rm import RMConfig, rm
 
     if not (d / "rm").exists():
-        rm(RMConfig(model=cfg.sft, data=d / "rankings_so_far.jsonl", out=d / "rm", **asdict(cfg.rm),
-                    world_seed=cfg.world_seed, scale=cfg.scale, seed=cfg.seed, resume=True))
+        rm(
+            RMConfig(
+                model=cfg.sft,
+                data=d / "rankings_so_far.jsonl",
+                out=d / "rm",
+                **asdict(cfg.rm),
+                world_seed=cfg.world_seed,
+                scale=cfg.scale,
+                seed=cfg.seed,
+                resume=True,
+            )
+        )
 
 
 def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
     from posttrain.stages.ppo import PPOConfig, ppo
 
     if not (d / "ppo").exists():
-        ppo(PPOConfig(policy=policy, reference=cfg.sft, reward=d / "rm", prompts=d / "ppo_prompts.jsonl",
-                      out=d / "ppo", **asdict(cfg.ppo), ptx=cfg.ptx, world_seed=cfg.world_seed, scale=cfg.scale,
-                      seed=cfg.seed, resume=True))
+        ppo(
+            PPOConfig(
+                policy=policy,
+                reference=cfg.sft,
+                reward=d / "rm",
+                prompts=d / "ppo_prompts.jsonl",
+                out=d / "ppo",
+                **asdict(cfg.ppo),
+                ptx=cfg.ptx,
+                world_seed=cfg.world_seed,
+                scale=cfg.scale,
+                seed=cfg.seed,
+                resume=True,
+            )
+        )
 
 
 def eval_prompts(cfg: LoopConfig) -> tuple[list[dict], object]:
@@ -253,7 +327,9 @@ def answers(cfg: LoopConfig, prompts: list[dict], policy: Path, cached: Path) ->
     from posttrain.models.load import load_causal_lm
 
     model, tokenizer = load_causal_lm(policy)
-    texts = chat_complete(model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.ppo.max_new_tokens)
+    texts = chat_complete(
+        model, tokenizer, [p["messages"] for p in prompts], max_new_tokens=cfg.ppo.max_new_tokens
+    )
     with atomic_path(cached) as tmp:
         tmp.write_text(json.dumps({"policy": str(policy), "prompts": len(prompts), "answers": texts}) + "\n")
     log.info("%s: greedy answers to %d eval prompts in %s", policy, len(prompts), cached)

@@ -42,32 +42,58 @@ TIMING = "timing.json"
 @dataclass(kw_only=True)
 class RejectionConfig(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens), ModelOptions):
     model: str = option(help="the policy to sample from and fine-tune (the SFT model)", required=True)
-    reward: Path = option(help="reward model run directory (posttrain rm) that picks the best of K", required=True)
-    prompts: Path = option(help="prompts: conversation JSONL ending with a user turn (e.g. the PPO prompts)",
-                           required=True)
-    out: Path = option(help="run directory (samples.jsonl, picks.jsonl, policy/); continued when it exists",
-                       required=True)
-    k: int = option(SMALL.k, help="completions sampled per prompt; the reward model keeps the best", ge=2, le=9)
+    reward: Path = option(
+        help="reward model run directory (posttrain rm) that picks the best of K", required=True
+    )
+    prompts: Path = option(
+        help="prompts: conversation JSONL ending with a user turn (e.g. the PPO prompts)", required=True
+    )
+    out: Path = option(
+        help="run directory (samples.jsonl, picks.jsonl, policy/); continued when it exists", required=True
+    )
+    k: int = option(
+        SMALL.k, help="completions sampled per prompt; the reward model keeps the best", ge=2, le=9
+    )
     max_prompts: int | None = option(None, help="use only the first N prompts", ge=1)
-    lr: float = option(1e-4, help="fine-tuning learning rate on the picks (AdamW, cosine; a third of SFT's)", gt=0)
+    lr: float = option(
+        1e-4, help="fine-tuning learning rate on the picks (AdamW, cosine; a third of SFT's)", gt=0
+    )
     epochs: float = option(1.0, help="passes over the picks", gt=0)
     seed: int = option(0, help="sampling and fine-tuning seed", ge=0)
 
 
-def rejection_sampling(cfg: RejectionConfig, on_stage: Callable[[str], None] = lambda stage: None,
-                       on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
+def rejection_sampling(
+    cfg: RejectionConfig,
+    on_stage: Callable[[str], None] = lambda stage: None,
+    on_step: Callable[[int, int, dict], None] = lambda *a: None,
+) -> dict:
     """Sample, pick by the reward model, fine-tune; returns the fine-tuning summary and the picks' stats."""
     cfg.check()
-    out, samples, picks, policy = cfg.out, cfg.out / "samples.jsonl", cfg.out / "picks.jsonl", cfg.out / "policy"
+    out, samples, picks, policy = (
+        cfg.out,
+        cfg.out / "samples.jsonl",
+        cfg.out / "picks.jsonl",
+        cfg.out / "policy",
+    )
     check_out(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if not samples.exists():
         on_stage(f"sample K={cfg.k}")
         began = time.monotonic()
-        sample(SampleConfig(model=cfg.model, prompts=cfg.prompts, out=samples, k=cfg.k, temperature=cfg.temperature,
-                            max_new_tokens=cfg.max_new_tokens, max_prompts=cfg.max_prompts, seed=cfg.seed,
-                            trust_remote_code=cfg.trust_remote_code,
-                            resume=Path(f"{samples}.partial").exists()))
+        sample(
+            SampleConfig(
+                model=cfg.model,
+                prompts=cfg.prompts,
+                out=samples,
+                k=cfg.k,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+                max_prompts=cfg.max_prompts,
+                seed=cfg.seed,
+                trust_remote_code=cfg.trust_remote_code,
+                resume=Path(f"{samples}.partial").exists(),
+            )
+        )
         record_seconds(out, "sample", time.monotonic() - began)
     if not picks.exists():
         on_stage("pick the best by the reward model")
@@ -77,9 +103,21 @@ def rejection_sampling(cfg: RejectionConfig, on_stage: Callable[[str], None] = l
     stats = pick_stats(picks)
     if not policy.exists():
         on_stage("fine-tune on the picks")
-        sft(SFTConfig(model=cfg.model, data=picks, out=policy, lr=cfg.lr, epochs=cfg.epochs, seed=cfg.seed,
-                      eval_fraction=0.0, threads=cfg.threads, trust_remote_code=cfg.trust_remote_code,
-                      resume=Path(f"{policy}.partial").exists()), on_step=on_step)
+        sft(
+            SFTConfig(
+                model=cfg.model,
+                data=picks,
+                out=policy,
+                lr=cfg.lr,
+                epochs=cfg.epochs,
+                seed=cfg.seed,
+                eval_fraction=0.0,
+                threads=cfg.threads,
+                trust_remote_code=cfg.trust_remote_code,
+                resume=Path(f"{policy}.partial").exists(),
+            ),
+            on_step=on_step,
+        )
     return {**stats, "policy": str(policy)}
 
 
@@ -88,11 +126,15 @@ def check_out(cfg: RejectionConfig) -> None:
     a folder holding one: its files would mix with theirs (issue 28)."""
     check_not_input(cfg.out, [cfg.model, cfg.reward, cfg.prompts])
     if cfg.out.is_dir():
-        other = foreign_entries(cfg.out, ["samples.jsonl", "samples.jsonl.partial", "picks.jsonl", "policy",
-                                          "policy.partial", TIMING])
+        other = foreign_entries(
+            cfg.out,
+            ["samples.jsonl", "samples.jsonl.partial", "picks.jsonl", "policy", "policy.partial", TIMING],
+        )
         if other:
-            raise UserError(f"--out {cfg.out} holds files rejection sampling does not write ({named(other)}); "
-                            "choose another --out")
+            raise UserError(
+                f"--out {cfg.out} holds files rejection sampling does not write ({named(other)}); "
+                "choose another --out"
+            )
 
 
 def record_seconds(out: Path, step: str, seconds: float) -> None:
@@ -111,13 +153,18 @@ def best_of_k(records: list[dict], reward: Path) -> list[dict]:
     scores = scorer.score([(r["prompt"], c["text"]) for r in records for c in r["completions"]])
     out, at = [], 0
     for r in records:
-        mine = scores[at:at + len(r["completions"])]
+        mine = scores[at : at + len(r["completions"])]
         at += len(mine)
         best = max(range(len(mine)), key=lambda i: (mine[i], -i))
         answer = {"role": "assistant", "content": r["completions"][best]["text"]}
-        out.append({"id": r["id"], "messages": [*r["prompt"], answer],
-                    "source": f"rejection-sampling:{reward}",
-                    "meta": {**r.get("meta", {}), "rm_scores": [round(s, 4) for s in mine], "picked": best}})
+        out.append(
+            {
+                "id": r["id"],
+                "messages": [*r["prompt"], answer],
+                "source": f"rejection-sampling:{reward}",
+                "meta": {**r.get("meta", {}), "rm_scores": [round(s, 4) for s in mine], "picked": best},
+            }
+        )
     return out
 
 

@@ -20,7 +20,7 @@ import asyncio
 import hmac
 import json
 import logging
-from typing import Collection
+from collections.abc import Collection
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,21 +34,41 @@ from posttrain.serving.engine import Busy, Engine, Event, Job
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
 from posttrain.serving.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 from posttrain.serving.model import ServedModel
-from posttrain.serving.protocol import (APIError, ChatFormat, ChatRequest, CompletionFormat, CompletionRequest,
-                                        FeedbackRequest, SamplingRequest, usage)
+from posttrain.serving.protocol import (
+    APIError,
+    ChatFormat,
+    ChatRequest,
+    CompletionFormat,
+    CompletionRequest,
+    FeedbackRequest,
+    SamplingRequest,
+    usage,
+)
 
 log = logging.getLogger(__name__)
 
 
-def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, api_key: str | None = None,
-               hosts: Collection[str] | None = (), body_timeout: float = BODY_TIMEOUT) -> FastAPI:
+def create_app(
+    served: ServedModel,
+    engine: Engine,
+    feedback: FeedbackLog,
+    *,
+    api_key: str | None = None,
+    hosts: Collection[str] | None = (),
+    body_timeout: float = BODY_TIMEOUT,
+) -> FastAPI:
     """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any. `body_timeout`:
     seconds from a request's head to its body's last byte (408 after)."""
     app = FastAPI(title="posttrain", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = TextJSONRoute
-    app.add_middleware(Guard, error=lambda r: APIError(r.status, r.message, code=r.code).body(), max_body=MAX_BODY,
-                       hosts=hosts, authenticate=None if api_key is None else key_check(api_key),
-                       body_timeout=body_timeout)
+    app.add_middleware(
+        Guard,
+        error=lambda r: APIError(r.status, r.message, code=r.code).body(),
+        max_body=MAX_BODY,
+        hosts=hosts,
+        authenticate=None if api_key is None else key_check(api_key),
+        body_timeout=body_timeout,
+    )
     add_error_handlers(app)
 
     @app.get("/health")
@@ -67,10 +87,14 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         check_model(served, req.model)
-        if len(req.messages) > served.context_length:   # each is a token at least: refuse before rendering
-            raise APIError(400, f"the conversation has {len(req.messages)} messages, but this model's context is "
-                                f"{served.context_length} tokens; shorten the messages", param="messages",
-                           code="context_length_exceeded")
+        if len(req.messages) > served.context_length:  # each is a token at least: refuse before rendering
+            raise APIError(
+                400,
+                f"the conversation has {len(req.messages)} messages, but this model's context is "
+                f"{served.context_length} tokens; shorten the messages",
+                param="messages",
+                code="context_length_exceeded",
+            )
         messages = [m.plain() for m in req.messages]
         check_length(served, sum(len(m["content"]) for m in messages), param="messages")
         prompt = await run_in_threadpool(served.chat_prompt, messages)
@@ -87,85 +111,134 @@ def create_app(served: ServedModel, engine: Engine, feedback: FeedbackLog, *, ap
         if any(not p for p in prompts):
             raise APIError(400, "prompt: an empty prompt gives the model nothing to continue", param="prompt")
         rows = plan_rows(served, req, prompts, req.max_tokens, param="prompt")
-        return await respond(engine, req, rows, sum(map(len, prompts)), CompletionFormat(served.name, req.include_usage))
+        return await respond(
+            engine, req, rows, sum(map(len, prompts)), CompletionFormat(served.name, req.include_usage)
+        )
 
     @app.post("/v1/feedback")
-    def store_feedback(req: FeedbackRequest):   # sync: the fsync runs in FastAPI's thread pool
+    def store_feedback(req: FeedbackRequest):  # sync: the fsync runs in FastAPI's thread pool
         try:
-            record = feedback_record(model=req.model or served.name, messages=req.messages, completion=req.completion,
-                                     rating=req.rating, flags=req.flags, preferred=req.preferred, notes=req.notes)
+            record = feedback_record(
+                model=req.model or served.name,
+                messages=req.messages,
+                completion=req.completion,
+                rating=req.rating,
+                flags=req.flags,
+                preferred=req.preferred,
+                notes=req.notes,
+            )
         except FeedbackError as e:
             raise APIError(400, str(e).removeprefix("feedback: "), param=e.field) from None
         try:
             return feedback.append(record)
-        except UserError as e:   # the file cannot be written: the server's problem, not the request's
+        except UserError as e:  # the file cannot be written: the server's problem, not the request's
             raise APIError(500, str(e), type="server_error", code="feedback_not_stored") from None
 
     return app
 
 
-MAX_BODY = 8 * 2**20   # bytes; far more than any context holds, little enough to refuse junk early
+MAX_BODY = 8 * 2**20  # bytes; far more than any context holds, little enough to refuse junk early
 
 
 def key_check(api_key: str):
     async def authenticate(scope) -> Refusal | None:
         if hmac.compare_digest(bearer_token(scope).encode(), api_key.encode()):
             return None
-        return Refusal(401, "missing or incorrect API key; send 'Authorization: Bearer KEY' with the key "
-                            "the server was started with", "invalid_api_key")
+        return Refusal(
+            401,
+            "missing or incorrect API key; send 'Authorization: Bearer KEY' with the key "
+            "the server was started with",
+            "invalid_api_key",
+        )
+
     return authenticate
 
 
 def model_card(served: ServedModel) -> dict:
-    return {"id": served.name, "object": "model", "created": 0, "owned_by": "posttrain",
-            "context_length": served.context_length}
+    return {
+        "id": served.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "posttrain",
+        "context_length": served.context_length,
+    }
 
 
 def check_model(served: ServedModel, name: str) -> None:
     if name != served.name:
-        raise APIError(404, f"the model {name!r} does not exist; this server serves {served.name!r}",
-                       param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"the model {name!r} does not exist; this server serves {served.name!r}",
+            param="model",
+            code="model_not_found",
+        )
 
 
 def check_length(served: ServedModel, chars: int, *, param: str) -> None:
     """Refuse text too long for the context by its length alone, before it is tokenised."""
     if served.max_prompt_chars is not None and chars > served.max_prompt_chars:
-        raise APIError(400, f"the {param} text is {chars} characters; this model's context of {served.context_length} "
-                            f"tokens holds at most {served.max_prompt_chars}; shorten the {param}", param=param,
-                       code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"the {param} text is {chars} characters; this model's context of {served.context_length} "
+            f"tokens holds at most {served.max_prompt_chars}; shorten the {param}",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
-def plan_rows(served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None,
-              *, param: str) -> list[tuple[list[int], Sampling]]:
+def plan_rows(
+    served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None, *, param: str
+) -> list[tuple[list[int], Sampling]]:
     """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the context."""
     rows = []
     for prompt in prompts:
         room = served.context_length - len(prompt)
         if room < 1:
-            raise APIError(400, f"the prompt is {len(prompt)} tokens, but this model's context is "
-                                f"{served.context_length} tokens; shorten the {param}", param=param,
-                           code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"the prompt is {len(prompt)} tokens, but this model's context is "
+                f"{served.context_length} tokens; shorten the {param}",
+                param=param,
+                code="context_length_exceeded",
+            )
         for i in range(req.n):
             seed = None if req.seed is None else req.seed + i
-            rows.append((prompt, Sampling(temperature=1.0 if req.temperature is None else req.temperature,
-                                          top_p=1.0 if req.top_p is None else req.top_p,
-                                          max_tokens=min(max_tokens or room, room), seed=seed)))
+            rows.append(
+                (
+                    prompt,
+                    Sampling(
+                        temperature=1.0 if req.temperature is None else req.temperature,
+                        top_p=1.0 if req.top_p is None else req.top_p,
+                        max_tokens=min(max_tokens or room, room),
+                        seed=seed,
+                    ),
+                )
+            )
     return rows
 
 
 async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
     if len(rows) > engine.max_batch:
-        raise APIError(400, f"the request asks for {len(rows)} sequences (prompts x n); this server decodes at most "
-                            f"{engine.max_batch} at once (--max-batch); lower n", param="n")
+        raise APIError(
+            400,
+            f"the request asks for {len(rows)} sequences (prompts x n); this server decodes at most "
+            f"{engine.max_batch} at once (--max-batch); lower n",
+            param="n",
+        )
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
     job = Job(rows, req.stop or [], emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
     try:
         engine.submit(job)
     except Busy as e:
-        raise APIError(503, f"the server is busy: {e}", type="server_error", code="server_overloaded") from None
+        raise APIError(
+            503, f"the server is busy: {e}", type="server_error", code="server_overloaded"
+        ) from None
     if req.stream:
-        return StreamingResponse(stream(job, events, len(rows), prompt_tokens, fmt, req.include_usage),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            stream(job, events, len(rows), prompt_tokens, fmt, req.include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
     texts, reasons, completion_tokens = await collect(job, events, len(rows))
     return fmt.body(texts, reasons, usage(prompt_tokens, completion_tokens))
 
@@ -182,12 +255,14 @@ async def collect(job: Job, events: asyncio.Queue, n: int) -> tuple[list[str], l
             elif ev.kind == "finish":
                 reasons[ev.index] = ev.finish_reason
     except BaseException:
-        job.cancelled = True    # the client went away or the batch failed: stop generating its rows
+        job.cancelled = True  # the client went away or the batch failed: stop generating its rows
         raise
     return texts, reasons, sum(ev.completion_tokens)
 
 
-async def stream(job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fmt: ChatFormat, include_usage: bool):
+async def stream(
+    job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fmt: ChatFormat, include_usage: bool
+):
     """Server-sent events: role chunks, content chunks, a finish chunk per choice, usage if asked, [DONE]."""
     done = False
     try:
@@ -211,7 +286,7 @@ async def stream(job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fm
                 done = True
                 return
     finally:
-        job.cancelled = not done   # the client went away: stop generating its rows
+        job.cancelled = not done  # the client went away: stop generating its rows
 
 
 def sse(data: dict) -> str:
@@ -230,21 +305,26 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
         kind = "not_found" if e.status_code == 404 else "invalid_request_error"
-        return JSONResponse(APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}",
-                                     type=kind).body(), status_code=e.status_code)
+        return JSONResponse(
+            APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}", type=kind).body(),
+            status_code=e.status_code,
+        )
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, e: Exception):
         log.exception("request failed")
-        return JSONResponse(APIError(500, f"internal error: {type(e).__name__}", type="server_error").body(),
-                            status_code=500)
+        return JSONResponse(
+            APIError(500, f"internal error: {type(e).__name__}", type="server_error").body(), status_code=500
+        )
 
 
 def validation_error(e: RequestValidationError) -> APIError:
     """The first problem of a request that does not fit the schema, with the field as `param`."""
     first = e.errors()[0]
     if first.get("type") == "json_invalid":
-        return APIError(400, f"the request body is not valid JSON: {first['ctx']['error']}", code="invalid_json")
+        return APIError(
+            400, f"the request body is not valid JSON: {first['ctx']['error']}", code="invalid_json"
+        )
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     # a union field (str | list) reports which branch failed; the field's name is what a person needs
     param = loc[0] if loc else None

@@ -32,12 +32,12 @@ class HeadTimedH11(H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.conn.their_state is not h11.IDLE:   # the head is in (or the connection failed): no deadline
+        if self.conn.their_state is not h11.IDLE:  # the head is in (or the connection failed): no deadline
             self._disarm()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.conn.their_state is h11.IDLE:        # kept alive: the next request's head has the same deadline
+        if self.conn.their_state is h11.IDLE:  # kept alive: the next request's head has the same deadline
             self._arm()
 
     def _arm(self) -> None:

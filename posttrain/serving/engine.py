@@ -14,8 +14,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from posttrain.generation.streaming import Batch, Sampling
 from posttrain.serving.model import ServedModel
@@ -26,26 +26,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Event:
-    kind: str                       # "delta" | "finish" | "done" | "error"
-    index: int = 0                  # the choice (row of the job) it belongs to
-    text: str = ""                  # delta text, or the error message
+    kind: str  # "delta" | "finish" | "done" | "error"
+    index: int = 0  # the choice (row of the job) it belongs to
+    text: str = ""  # delta text, or the error message
     finish_reason: str | None = None
-    completion_tokens: list[int] | None = None   # on "done": tokens generated per row
+    completion_tokens: list[int] | None = None  # on "done": tokens generated per row
 
 
 @dataclass
 class Job:
     rows: list[tuple[list[int], Sampling]]
     stops: list[str]
-    emit: Callable[[Event], None]   # called from the worker thread
-    cancelled: bool = False         # set by the caller (client went away); the worker drops its rows
-    tokens: list[int] = field(default_factory=list)    # tokens generated per choice, filled as they finish
+    emit: Callable[[Event], None]  # called from the worker thread
+    cancelled: bool = False  # set by the caller (client went away); the worker drops its rows
+    tokens: list[int] = field(default_factory=list)  # tokens generated per choice, filled as they finish
     _finished: set[int] = field(default_factory=set)
 
 
 @dataclass
 class Live:
     """A row of a job while it is in the batch."""
+
     job: Job
     choice: int
     stream: TextStream
@@ -64,7 +65,7 @@ class Engine:
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="posttrain-generation", daemon=True)
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         self._thread.start()
         return self
 
@@ -104,7 +105,7 @@ class Engine:
                 continue
             try:
                 self._step(batch, live)
-            except Exception as e:   # a bad batch must not take the server down
+            except Exception as e:  # a bad batch must not take the server down
                 log.exception("generation failed")
                 for job in {id(entry.job): entry.job for entry in live.values()}.values():
                     _emit(job, Event("error", text=f"generation failed: {type(e).__name__}: {e}"))
@@ -163,5 +164,5 @@ class Engine:
 def _emit(job: Job, event: Event) -> None:
     try:
         job.emit(event)
-    except Exception:        # the listener is gone (its event loop closed): stop generating for it
+    except Exception:  # the listener is gone (its event loop closed): stop generating for it
         job.cancelled = True

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from posttrain.data.records import validate_conversation
@@ -35,9 +35,16 @@ class FeedbackError(UserError):
         self.field = field
 
 
-def feedback_record(*, model: str, messages: list[dict], completion: str, rating: str | None = None,
-                    flags: list[str] | tuple[str, ...] = (), preferred: str | None = None,
-                    notes: str | None = None) -> dict:
+def feedback_record(
+    *,
+    model: str,
+    messages: list[dict],
+    completion: str,
+    rating: str | None = None,
+    flags: list[str] | tuple[str, ...] = (),
+    preferred: str | None = None,
+    notes: str | None = None,
+) -> dict:
     """A validated feedback record with a fresh id and the current UTC time; FeedbackError names the bad field."""
     try:
         validate_conversation({"id": "feedback", "messages": messages}, "feedback", ends_with="user")
@@ -46,7 +53,9 @@ def feedback_record(*, model: str, messages: list[dict], completion: str, rating
     if rating not in RATINGS:
         raise FeedbackError("rating", f"field 'rating' is {rating!r}; use 'up', 'down' or null")
     if not isinstance(completion, str) or not completion.strip():
-        raise FeedbackError("completion", "field 'completion' must be a non-empty string; there is no answer to judge")
+        raise FeedbackError(
+            "completion", "field 'completion' must be a non-empty string; there is no answer to judge"
+        )
     if not all(isinstance(f, str) and f.strip() for f in flags):
         raise FeedbackError("flags", "field 'flags' must be a list of non-empty strings")
     for field, value in (("preferred", preferred), ("notes", notes)):
@@ -54,9 +63,17 @@ def feedback_record(*, model: str, messages: list[dict], completion: str, rating
             raise FeedbackError(field, f"field '{field}' must be a non-empty string or null")
     if rating is None and not flags and preferred is None and notes is None:
         raise FeedbackError(None, "give at least one of 'rating', 'flags', 'preferred' or 'notes'")
-    return {"id": f"fb-{uuid.uuid4().hex[:16]}", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "completion": completion, "rating": rating, "flags": list(flags), "preferred": preferred, "notes": notes}
+    return {
+        "id": f"fb-{uuid.uuid4().hex[:16]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model,
+        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "completion": completion,
+        "rating": rating,
+        "flags": list(flags),
+        "preferred": preferred,
+        "notes": notes,
+    }
 
 
 def check_writable(path: str | Path) -> None:
@@ -67,7 +84,9 @@ def check_writable(path: str | Path) -> None:
         raise UserError(f"--feedback {path} is a directory; pass a file, e.g. {path / 'feedback.jsonl'}")
     existing = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
     if existing != path and not existing.is_dir():
-        raise UserError(f"--feedback {path}: {existing} is a file, not a directory; pass a writable --feedback FILE")
+        raise UserError(
+            f"--feedback {path}: {existing} is a file, not a directory; pass a writable --feedback FILE"
+        )
     if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
         raise UserError(f"--feedback {path}: {existing} is not writable; pass a writable --feedback FILE")
 
@@ -87,11 +106,13 @@ class FeedbackLog:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
                 try:
                     view = memoryview(line)
-                    while view:                 # os.write may write less than asked
-                        view = view[os.write(fd, view):]
+                    while view:  # os.write may write less than asked
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 finally:
                     os.close(fd)
         except OSError as e:
-            raise UserError(f"{self.path}: cannot append feedback ({e.strerror}); pass a writable --feedback FILE") from None
+            raise UserError(
+                f"{self.path}: cannot append feedback ({e.strerror}); pass a writable --feedback FILE"
+            ) from None
         return record

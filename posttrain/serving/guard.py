@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Collection
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -46,9 +46,16 @@ class Guard:
     """`error` renders a refusal as the app's JSON error body; `hosts`: the Host names answered besides
     the loopback ones, None for any; `authenticate` returns a refusal, or None to let the request in."""
 
-    def __init__(self, app, *, error: Callable[[Refusal], dict], max_body: int, hosts: Collection[str] | None = None,
-                 authenticate: Callable[[dict], Awaitable[Refusal | None]] | None = None,
-                 body_timeout: float = BODY_TIMEOUT):
+    def __init__(
+        self,
+        app,
+        *,
+        error: Callable[[Refusal], dict],
+        max_body: int,
+        hosts: Collection[str] | None = None,
+        authenticate: Callable[[dict], Awaitable[Refusal | None]] | None = None,
+        body_timeout: float = BODY_TIMEOUT,
+    ):
         self.app, self.error, self.max_body, self.authenticate = app, error, max_body, authenticate
         self.body_timeout = body_timeout
         self.hosts = None if hosts is None else LOOPBACK | {host_name(h) for h in hosts}
@@ -68,13 +75,20 @@ class Guard:
     def check_headers(self, headers: Headers) -> Refusal | None:
         host = host_name(headers.get("host", ""))
         if self.hosts is not None and host not in self.hosts:
-            return Refusal(421, f"this server does not answer to the host name {host!r} (a defence against DNS "
-                                f"rebinding); reach it as 127.0.0.1 or localhost, or start it with --allowed-host "
-                                f"{host or 'NAME'}", "host_not_allowed")
+            return Refusal(
+                421,
+                f"this server does not answer to the host name {host!r} (a defence against DNS "
+                f"rebinding); reach it as 127.0.0.1 or localhost, or start it with --allowed-host "
+                f"{host or 'NAME'}",
+                "host_not_allowed",
+            )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
-            return Refusal(413, f"the request body is {int(length)} bytes; the limit is {self.max_body}",
-                           "request_too_large")
+            return Refusal(
+                413,
+                f"the request body is {int(length)} bytes; the limit is {self.max_body}",
+                "request_too_large",
+            )
         return None
 
     def counted(self, scope, receive, send):
@@ -87,19 +101,30 @@ class Guard:
             nonlocal received, refused, complete
             if refused:
                 return {"type": "http.disconnect"}
-            if complete:               # the body is in; what is left to wait for is the client leaving
+            if complete:  # the body is in; what is left to wait for is the client leaving
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                message = await asyncio.wait_for(
+                    receive(), max(0.0, deadline - asyncio.get_running_loop().time())
+                )
             except TimeoutError:
-                return await refuse(Refusal(408, f"the request body did not arrive within {self.body_timeout:g} s "
-                                                 "of its headers; send it all at once", "request_timeout"))
+                return await refuse(
+                    Refusal(
+                        408,
+                        f"the request body did not arrive within {self.body_timeout:g} s "
+                        "of its headers; send it all at once",
+                        "request_timeout",
+                    )
+                )
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             received += len(message.get("body", b""))
             if received <= self.max_body:
                 return message
-            return await refuse(Refusal(413, f"the request body is over the limit of {self.max_body} bytes",
-                                        "request_too_large"))
+            return await refuse(
+                Refusal(
+                    413, f"the request body is over the limit of {self.max_body} bytes", "request_too_large"
+                )
+            )
 
         async def refuse(refusal: Refusal) -> dict:
             nonlocal refused
@@ -117,7 +142,7 @@ class Guard:
         return receive_counted, send_unless_refused
 
     async def refuse(self, refusal: Refusal, scope, receive, send) -> None:
-        headers = {**refusal.headers, "Connection": "close"}   # the client may be mid-body: stop it there
+        headers = {**refusal.headers, "Connection": "close"}  # the client may be mid-body: stop it there
         await JSONResponse(self.error(refusal), refusal.status, headers)(scope, receive, send)
 
 
@@ -173,8 +198,12 @@ def loads_text(body: bytes):
         raise json.JSONDecodeError(f"byte {e.start} is not UTF-8; send the body in UTF-8", "", 0) from None
     value = json.loads(text)
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")   # only a lone surrogate fails to encode
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # only a lone surrogate fails to encode
     except UnicodeEncodeError as e:
-        raise json.JSONDecodeError(f"a lone UTF-16 surrogate ({e.object[e.start]!r}) is not text; send characters "
-                                   "as UTF-8 or as \\u escapes of surrogate pairs", "", 0) from None
+        raise json.JSONDecodeError(
+            f"a lone UTF-16 surrogate ({e.object[e.start]!r}) is not text; send characters "
+            "as UTF-8 or as \\u escapes of surrogate pairs",
+            "",
+            0,
+        ) from None
     return value

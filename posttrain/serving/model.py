@@ -14,8 +14,8 @@ from posttrain.errors import UserError
 class ServedModel:
     model: object
     tokenizer: object
-    name: str              # the id clients pass as `model`
-    context_length: int    # prompt + completion tokens the model can attend to
+    name: str  # the id clients pass as `model`
+    context_length: int  # prompt + completion tokens the model can attend to
 
     @property
     def eos_ids(self) -> set[int]:

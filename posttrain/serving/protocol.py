@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_N = 16
-MAX_STOPS = 4          # OpenAI's limit
+MAX_STOPS = 4  # OpenAI's limit
 # Each stop sequence is matched against every row's text on the one generation thread, so its length is
 # bounded like everything else a request makes the worker do per token; stop sequences in use ("\n\n",
 # "</answer>", "User:") are a few characters, and 256 leaves room for a whole line of a template.
@@ -28,8 +28,15 @@ MAX_MESSAGES = 4096
 class APIError(Exception):
     """An error answered as `{"error": {"message", "type", "param", "code"}}` with `status`."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
@@ -110,7 +117,7 @@ class ChatRequest(SamplingRequest):
 
 class CompletionRequest(SamplingRequest):
     prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1)   # OpenAI's default for /v1/completions
+    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
 
     @field_validator("prompt")
     @classmethod
@@ -130,6 +137,7 @@ class FeedbackRequest(BaseModel):
     @classmethod
     def _not_too_many(cls, v):
         return at_most(v, MAX_MESSAGES, "messages")
+
     completion: str
     rating: Literal["up", "down"] | None = None
     flags: list[str] = []
@@ -150,20 +158,31 @@ def new_id(prefix: str) -> str:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 class ChatFormat:
     """Bodies and stream chunks of `POST /v1/chat/completions`."""
+
     object, chunk_object, id_prefix = "chat.completion", "chat.completion.chunk", "chatcmpl"
 
     def __init__(self, model: str, with_usage: bool = False):
-        self.id, self.model, self.with_usage, self.created = new_id(self.id_prefix), model, with_usage, int(time.time())
+        self.id, self.model, self.with_usage, self.created = (
+            new_id(self.id_prefix),
+            model,
+            with_usage,
+            int(time.time()),
+        )
 
     def body(self, texts: list[str], reasons: list[str], use: dict) -> dict:
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r, "logprobs": None}
-                   for i, (t, r) in enumerate(zip(texts, reasons))]
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r, "logprobs": None}
+            for i, (t, r) in enumerate(zip(texts, reasons))
+        ]
         return self._envelope(self.object, choices) | {"usage": use}
 
     def role_chunk(self, index: int) -> dict | None:
@@ -184,17 +203,26 @@ class ChatFormat:
         return chunk | {"usage": None} if self.with_usage else chunk
 
     def _envelope(self, obj: str, choices: list) -> dict:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model, "choices": choices,
-                "system_fingerprint": None}
+        return {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "system_fingerprint": None,
+        }
 
 
 class CompletionFormat(ChatFormat):
     """Bodies and stream chunks of `POST /v1/completions` (legacy text completions)."""
+
     object, chunk_object, id_prefix = "text_completion", "text_completion", "cmpl"
 
     def body(self, texts: list[str], reasons: list[str], use: dict) -> dict:
-        choices = [{"index": i, "text": t, "finish_reason": r, "logprobs": None}
-                   for i, (t, r) in enumerate(zip(texts, reasons))]
+        choices = [
+            {"index": i, "text": t, "finish_reason": r, "logprobs": None}
+            for i, (t, r) in enumerate(zip(texts, reasons))
+        ]
         return self._envelope(self.object, choices) | {"usage": use}
 
     def role_chunk(self, index: int) -> dict | None:

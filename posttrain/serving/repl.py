@@ -9,25 +9,30 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Callable, TextIO
-
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from posttrain.config import RemoteCode, option
 from posttrain.errors import UserError
 from posttrain.serving.session import Session, Settings
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # keeps \t and \n
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n
 FENCE = '"""'
 
 
 @dataclass(kw_only=True)
 class ChatConfig(Settings, RemoteCode):
-    model: str = option(help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
-                        required=True, positional=True)
+    model: str = option(
+        help="who to talk to: a checkpoint or HF model directory, a .gguf file, or smollm2-135m",
+        required=True,
+        positional=True,
+    )
     system: str | None = option(None, help="system prompt to start with (/system changes it)")
-    feedback: Path = option(Path("feedback.jsonl"), help="append-only JSONL file for /good, /bad, /flag, /prefer")
+    feedback: Path = option(
+        Path("feedback.jsonl"), help="append-only JSONL file for /good, /bad, /flag, /prefer"
+    )
 
 
 def printable(text: str) -> str:
@@ -51,8 +56,10 @@ def read_message(read: Callable[[str], str]) -> str:
 
 def run_repl(session: Session, *, read: Callable[[str], str] = input, out: TextIO = sys.stdout) -> int:
     say = lambda text="": print(text, file=out, flush=True)
-    say(f"chatting with {session.served.name} (context {session.served.context_length} tokens); "
-        f"/help for commands, /exit or Ctrl-D to leave")
+    say(
+        f"chatting with {session.served.name} (context {session.served.context_length} tokens); "
+        f"/help for commands, /exit or Ctrl-D to leave"
+    )
     while True:
         try:
             text = read_message(read)
@@ -90,7 +97,7 @@ def stream_reply(session: Session, out: TextIO) -> None:
     except KeyboardInterrupt:
         stopped = True
     except UserError:
-        session.messages.pop()     # the user turn that did not fit
+        session.messages.pop()  # the user turn that did not fit
         raise
     session.add_reply("".join(parts))
     note = " [stopped]" if stopped else ""

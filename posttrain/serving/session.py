@@ -21,16 +21,20 @@ from posttrain.serving.feedback import FeedbackLog, feedback_record
 from posttrain.serving.model import ServedModel
 from posttrain.serving.textstream import TextStream
 
-SETTABLE = ("temperature", "top_p", "max_tokens")   # what /set changes
+SETTABLE = ("temperature", "top_p", "max_tokens")  # what /set changes
 
 
 @dataclass(kw_only=True)
 class Settings(Options):
     """How replies are sampled: `posttrain chat` options, and what /set changes, in the same ranges."""
-    temperature: float = option(0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)",
-                                ge=0, le=2)
+
+    temperature: float = option(
+        0.7, help="sampling temperature, 0 for greedy (/set temperature changes it)", ge=0, le=2
+    )
     top_p: float = option(0.95, help="nucleus sampling mass (/set top_p changes it)", gt=0, le=1)
-    max_tokens: int = option(256, help="longest reply in tokens (/set max_tokens changes it)", ge=1, le=1_000_000)
+    max_tokens: int = option(
+        256, help="longest reply in tokens (/set max_tokens changes it)", ge=1, le=1_000_000
+    )
     seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply", ge=0)
 
     def set(self, name: str, value: str) -> None:
@@ -41,7 +45,9 @@ class Settings(Options):
         try:
             parsed = kind(value)
         except ValueError:
-            raise UserError(f"/set {name}: {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+            raise UserError(
+                f"/set {name}: {value!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
         try:
             check_ranges(replace(self, **{name: parsed}))
         except UserError:
@@ -66,7 +72,7 @@ HELP = f"""commands:
   /load FILE           continue a conversation saved with /save (first record of a JSONL file);
                        one that ends with your message gets its reply
   /set [NAME VALUE]    change a setting; no arguments: show them
-                       {', '.join(f'{name} {range_text(declared(name))}' for name in SETTABLE)}
+                       {", ".join(f"{name} {range_text(declared(name))}" for name in SETTABLE)}
   /good [NOTE]         rate the last reply up        /bad [NOTE]    rate it down
   /flag NAME [NAME..]  flag the last reply (e.g. hallucination harmful over_refusal)
   /prefer TEXT         record a better answer for the last reply
@@ -78,8 +84,9 @@ Ctrl-C stops a reply and keeps what was written so far."""
 @dataclass
 class Outcome:
     """What a command asks the REPL to do."""
+
     message: str = ""
-    generate: bool = False     # produce an assistant reply now
+    generate: bool = False  # produce an assistant reply now
     exit: bool = False
 
 
@@ -89,8 +96,8 @@ class Session:
     feedback: FeedbackLog
     settings: Settings = field(default_factory=Settings)
     system: str | None = None
-    messages: list[dict] = field(default_factory=list)   # user and assistant turns, alternating
-    replies: int = 0                                       # replies generated, to vary a fixed seed
+    messages: list[dict] = field(default_factory=list)  # user and assistant turns, alternating
+    replies: int = 0  # replies generated, to vary a fixed seed
 
     def conversation(self) -> list[dict]:
         head = [{"role": "system", "content": self.system}] if self.system else []
@@ -110,14 +117,23 @@ class Session:
         prompt = self.served.chat_prompt(self.conversation())
         room = self.served.context_length - len(prompt)
         if room < 1:
-            raise UserError(f"the conversation is {len(prompt)} tokens and the context {self.served.context_length}; "
-                            "/undo or /reset to make room")
+            raise UserError(
+                f"the conversation is {len(prompt)} tokens and the context {self.served.context_length}; "
+                "/undo or /reset to make room"
+            )
         seed = None if self.settings.seed is None else self.settings.seed + self.replies
         self.replies += 1
-        sampling = Sampling(self.settings.temperature, self.settings.top_p, min(self.settings.max_tokens, room), seed)
+        sampling = Sampling(
+            self.settings.temperature, self.settings.top_p, min(self.settings.max_tokens, room), seed
+        )
         tokenizer = self.served.tokenizer
-        decoder = Decoder(self.served.model, [prompt], [sampling], eos_ids=self.served.eos_ids,
-                          pad_id=tokenizer.pad_token_id or 0)
+        decoder = Decoder(
+            self.served.model,
+            [prompt],
+            [sampling],
+            eos_ids=self.served.eos_ids,
+            pad_id=tokenizer.pad_token_id or 0,
+        )
         text = TextStream(tokenizer)
         for (token,) in decoder:
             if token is not None and (delta := text.push(token)):
@@ -155,8 +171,12 @@ class Session:
             raise UserError("/save needs a file name, e.g. /save chat.jsonl")
         if not self.messages:
             raise UserError("/save: the conversation is empty")
-        record = {"id": f"chat-{self.served.name}", "messages": self.conversation(), "source": f"chat:{self.served.name}",
-                  "meta": {"temperature": self.settings.temperature, "top_p": self.settings.top_p}}
+        record = {
+            "id": f"chat-{self.served.name}",
+            "messages": self.conversation(),
+            "source": f"chat:{self.served.name}",
+            "meta": {"temperature": self.settings.temperature, "top_p": self.settings.top_p},
+        }
         try:
             with Path(path).expanduser().open("w" if force else "x", encoding="utf-8") as f:
                 f.write(dumps(record) + "\n")
@@ -240,7 +260,9 @@ COMMANDS = {
     "/undo": _undo,
     "/save": lambda s, rest: Outcome(s.save(rest)),
     "/save!": lambda s, rest: Outcome(s.save(rest, force=True)),
-    "/load": lambda s, rest: Outcome(s.load(rest), generate=s.messages[-1:] != [] and s.messages[-1]["role"] == "user"),
+    "/load": lambda s, rest: Outcome(
+        s.load(rest), generate=s.messages[-1:] != [] and s.messages[-1]["role"] == "user"
+    ),
     "/set": _set,
     "/good": lambda s, rest: Outcome(s.give_feedback(rating="up", notes=rest or None)),
     "/bad": lambda s, rest: Outcome(s.give_feedback(rating="down", notes=rest or None)),

@@ -36,10 +36,10 @@ class TextStream:
         self.tokenizer = tokenizer
         self.stops = [Stop(s) for s in stops if s]
         self.ids: list[int] = []
-        self.stopped = False    # a stop sequence matched; the text ends before it
+        self.stopped = False  # a stop sequence matched; the text ends before it
         self._released: list[str] = []
-        self._held = ""         # decoded but not released: it could still be the start of a stop sequence
-        self._prefix = 0        # the window: ids[_prefix:_read] were decoded already, for context
+        self._held = ""  # decoded but not released: it could still be the start of a stop sequence
+        self._prefix = 0  # the window: ids[_prefix:_read] were decoded already, for context
         self._read = 0
 
     @property
@@ -56,13 +56,13 @@ class TextStream:
         if new is None:
             return ""
         pending = self._held + new
-        for end, char in enumerate(new, start=len(self._held) + 1):   # pending[:end] ends with char
+        for end, char in enumerate(new, start=len(self._held) + 1):  # pending[:end] ends with char
             if matched := max((stop.advance(char) for stop in self.stops), default=0):
                 self.stopped, self._held = True, ""
-                return self._release(pending[:end - matched])
+                return self._release(pending[: end - matched])
         keep = max((stop.matched for stop in self.stops), default=0)
-        self._held = pending[len(pending) - keep:]
-        return self._release(pending[:len(pending) - keep])
+        self._held = pending[len(pending) - keep :]
+        return self._release(pending[: len(pending) - keep])
 
     def flush(self) -> str:
         """At the end of generation: release what was held back (no stop sequence completed)."""
@@ -73,13 +73,13 @@ class TextStream:
 
     def _new_text(self) -> str | None:
         """The text the last token adds, or None while it waits for the next token to complete a character."""
-        before = self._decode(self.ids[self._prefix:self._read])
-        after = self._decode(self.ids[self._prefix:])
+        before = self._decode(self.ids[self._prefix : self._read])
+        after = self._decode(self.ids[self._prefix :])
         settled = not after.endswith("\ufffd") and len(after) > len(before)
         if not settled and len(self.ids) - self._read < MAX_UNSETTLED:
             return None
         self._prefix, self._read = self._read, len(self.ids)
-        return after[len(before):]
+        return after[len(before) :]
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True) if ids else ""

@@ -29,7 +29,17 @@ import torch
 import torch.nn.functional as F
 
 from posttrain.algorithms import DPO_LOSSES, dpo_loss
-from posttrain.config import Batching, Cadence, ModelOptions, Options, Resumable, Schedule, WorldRef, option, tuned
+from posttrain.config import (
+    Batching,
+    Cadence,
+    ModelOptions,
+    Options,
+    Resumable,
+    Schedule,
+    WorldRef,
+    option,
+    tuned,
+)
 from posttrain.data.chat import IGNORE, Example, assistant_spans, chat_ids
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
@@ -47,23 +57,48 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class DPOConfig(Options, tuned(Schedule, lr=SMALL.dpo_lr, epochs=SMALL.dpo_epochs), Batching,
-                tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Resumable):
-    model: str = option(help="the policy to start from, usually the SFT model: a model directory, a .gguf file, "
-                             "smollm2-135m, or a hub id", required=True)
-    data: Path = option(help="rankings JSONL (posttrain label sim, label export, or an import)", required=True)
+class DPOConfig(
+    Options,
+    tuned(Schedule, lr=SMALL.dpo_lr, epochs=SMALL.dpo_epochs),
+    Batching,
+    tuned(Cadence, eval_every=50),
+    WorldRef,
+    ModelOptions,
+    Resumable,
+):
+    model: str = option(
+        help="the policy to start from, usually the SFT model: a model directory, a .gguf file, "
+        "smollm2-135m, or a hub id",
+        required=True,
+    )
+    data: Path = option(
+        help="rankings JSONL (posttrain label sim, label export, or an import)", required=True
+    )
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
-    reference: str | None = option(None, help="the frozen reference pi_ref (default: --model as it is before "
-                                              "training); it must use --model's tokenizer")
-    beta: float = option(SMALL.dpo_beta, help="beta: the implicit reward is beta x log(pi / pi_ref); a larger beta "
-                                              "keeps the policy closer to the reference", gt=0)
-    loss: str = option("sigmoid", help="sigmoid (DPO: -log sigmoid(beta h)) or ipo (IPO: (h - 1/(2 beta))^2), "
-                                       "h = a pair's log-ratio gap", choices=DPO_LOSSES)
-    eval_fraction: float = option(0.1, help="share of items (prompts) held out for implicit-reward accuracy",
-                                  ge=0, lt=1)
+    reference: str | None = option(
+        None,
+        help="the frozen reference pi_ref (default: --model as it is before "
+        "training); it must use --model's tokenizer",
+    )
+    beta: float = option(
+        SMALL.dpo_beta,
+        help="beta: the implicit reward is beta x log(pi / pi_ref); a larger beta "
+        "keeps the policy closer to the reference",
+        gt=0,
+    )
+    loss: str = option(
+        "sigmoid",
+        help="sigmoid (DPO: -log sigmoid(beta h)) or ipo (IPO: (h - 1/(2 beta))^2), "
+        "h = a pair's log-ratio gap",
+        choices=DPO_LOSSES,
+    )
+    eval_fraction: float = option(
+        0.1, help="share of items (prompts) held out for implicit-reward accuracy", ge=0, lt=1
+    )
     max_len: int = option(512, help="tokens per conversation (prompt cut from the left beyond this)", ge=2)
-    human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
-                                    choices=("exclude", "keep"))
+    human_completions: str = option(
+        "exclude", help="human-written completions: exclude (default) or keep", choices=("exclude", "keep")
+    )
     seed: int = option(0, help="seed for the eval split and data order", ge=0)
 
 
@@ -71,12 +106,14 @@ class DPOConfig(Options, tuned(Schedule, lr=SMALL.dpo_lr, epochs=SMALL.dpo_epoch
 class Item:
     """One ranking, encoded: its ranked completions and every strictly ordered pair of them."""
 
-    examples: list[Example]            # labels on each completion's own tokens only
-    pairs: list[tuple[int, int]]       # (better, worse) indices into examples
+    examples: list[Example]  # labels on each completion's own tokens only
+    pairs: list[tuple[int, int]]  # (better, worse) indices into examples
     family: str | None
-    gold: list[float] | None           # gold score per example (world prompts; monitoring only)
-    key: str                           # the prompt: every labeler's ranking of it stays on one side of the split
-    ref_logprobs: list[float] = field(default_factory=list)   # log pi_ref per example, set once before training
+    gold: list[float] | None  # gold score per example (world prompts; monitoring only)
+    key: str  # the prompt: every labeler's ranking of it stays on one side of the split
+    ref_logprobs: list[float] = field(
+        default_factory=list
+    )  # log pi_ref per example, set once before training
 
 
 def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
@@ -94,9 +131,14 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     size = min(cfg.batch, len(train))
-    perf = Throughput(model)   # a step trains the policy only: pi_ref's log-probs were computed above
-    log.info("DPO on %d rankings, %d pairs (%d rankings held out) for %d steps",
-             len(train), sum(len(i.pairs) for i in train), len(held), total)
+    perf = Throughput(model)  # a step trains the policy only: pi_ref's log-probs were computed above
+    log.info(
+        "DPO on %d rankings, %d pairs (%d rankings held out) for %d steps",
+        len(train),
+        sum(len(i.pairs) for i in train),
+        len(held),
+        total,
+    )
 
     step, last, report = start, {}, {}
     for step in range(start + 1, total + 1):
@@ -109,9 +151,14 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         # 3. log, evaluate, checkpoint
         seconds = time.monotonic() - began
         tokens = sum(len(e.input_ids) for item in batch for e in item.examples)
-        last = {"dpo/loss": measured["loss"], "dpo/reward_margin": measured["reward_margin"],
-                "dpo/reward_accuracy": measured["reward_accuracy"], "dpo/lr": lr, "dpo/seconds_per_step": seconds,
-                **perf.step(tokens, seconds)}
+        last = {
+            "dpo/loss": measured["loss"],
+            "dpo/reward_margin": measured["reward_margin"],
+            "dpo/reward_accuracy": measured["reward_accuracy"],
+            "dpo/lr": lr,
+            "dpo/seconds_per_step": seconds,
+            **perf.step(tokens, seconds),
+        }
         if held and (step % cfg.eval_every == 0 or step == total):
             report = evaluate(model, held, cfg, pad)
             last.update({f"dpo/eval_{k}": v for k, v in report.items() if "/" not in k})
@@ -120,11 +167,26 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         if step % cfg.save_every == 0 and step < total:
             run.save(step, model, optimizer)
     metrics.close()
-    summary = {**last, "steps": step, "train_rankings": len(train), "train_pairs": sum(len(i.pairs) for i in train),
-               "eval_rankings": len(held), **{f"eval_{k}": v for k, v in report.items() if "/" in k}}
-    run.finish(model, tokenizer, {"stage": "dpo", "parent": str(cfg.model), "config": asdict(cfg),
-                                  "reference": str(cfg.reference or cfg.model), "metrics": summary,
-                                  "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)}})
+    summary = {
+        **last,
+        "steps": step,
+        "train_rankings": len(train),
+        "train_pairs": sum(len(i.pairs) for i in train),
+        "eval_rankings": len(held),
+        **{f"eval_{k}": v for k, v in report.items() if "/" in k},
+    }
+    run.finish(
+        model,
+        tokenizer,
+        {
+            "stage": "dpo",
+            "parent": str(cfg.model),
+            "config": asdict(cfg),
+            "reference": str(cfg.reference or cfg.model),
+            "metrics": summary,
+            "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
+        },
+    )
     return summary
 
 
@@ -147,8 +209,11 @@ def encode_items(rankings, tokenizer, cfg: DPOConfig) -> list[Item]:
     world, items = None, []
     for _, r in rankings:
         rank = rank_of(r["ranking"])
-        kept = [i for i, c in enumerate(r["completions"])
-                if cfg.human_completions == "keep" or not c["source"].startswith("human")]
+        kept = [
+            i
+            for i, c in enumerate(r["completions"])
+            if cfg.human_completions == "keep" or not c["source"].startswith("human")
+        ]
         pairs = [(a, b) for a, i in enumerate(kept) for b, j in enumerate(kept) if rank[i] < rank[j]]
         if not pairs:
             continue  # ties only: nothing to learn from
@@ -159,8 +224,15 @@ def encode_items(rankings, tokenizer, cfg: DPOConfig) -> list[Item]:
             world = world or World(seed=cfg.world_seed, scale=cfg.scale)
             prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
             gold = [world.judge(prompt, t).score for t in texts]
-        items.append(Item([encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts], pairs,
-                          meta.get("family"), gold, meta.get("item", r["id"])))
+        items.append(
+            Item(
+                [encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts],
+                pairs,
+                meta.get("family"),
+                gold,
+                meta.get("item", r["id"]),
+            )
+        )
     if not items:
         raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
     return items
@@ -190,10 +262,12 @@ def sequence_logprobs(model, examples: list[Example], pad: int) -> torch.Tensor:
     # logits only from the position before the first labelled token on: the LM head skips the prompts
     first = max(1, int((labels != IGNORE).int().argmax(1).min()))
     logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=width - first + 1).logits[:, :-1]
-    targets = labels[:, first:]                                                          # (N, W - first)
+    targets = labels[:, first:]  # (N, W - first)
     # the softmax over the vocabulary only where a label is (it is most of a step's time on CPU)
-    rows, cols = (targets != IGNORE).nonzero(as_tuple=True)                              # (L,), (L,)
-    token_logprobs = -F.cross_entropy(upcast(logits[rows, cols]), targets[rows, cols], reduction="none")  # (L,)
+    rows, cols = (targets != IGNORE).nonzero(as_tuple=True)  # (L,), (L,)
+    token_logprobs = -F.cross_entropy(
+        upcast(logits[rows, cols]), targets[rows, cols], reduction="none"
+    )  # (L,)
     return torch.zeros(len(examples), dtype=token_logprobs.dtype).index_add(0, rows, token_logprobs)
 
 
@@ -208,8 +282,15 @@ def pair_loss(logprobs: torch.Tensor, items: list[Item], cfg: DPOConfig, n_ranki
         offset += len(item.examples)
     ref = torch.tensor([x for item in items for x in item.ref_logprobs], dtype=logprobs.dtype)
     c, r = torch.tensor(chosen), torch.tensor(rejected)
-    return dpo_loss(logprobs[c], logprobs[r], ref[c], ref[r], cfg.beta, cfg.loss,
-                    torch.tensor(weights, dtype=logprobs.dtype))
+    return dpo_loss(
+        logprobs[c],
+        logprobs[r],
+        ref[c],
+        ref[r],
+        cfg.beta,
+        cfg.loss,
+        torch.tensor(weights, dtype=logprobs.dtype),
+    )
 
 
 def accumulate_gradients(model, batch: list[Item], cfg: DPOConfig, pad: int) -> dict[str, float]:
@@ -218,7 +299,7 @@ def accumulate_gradients(model, batch: list[Item], cfg: DPOConfig, pad: int) -> 
     Returns the loss and dpo_loss's stats over the batch."""
     totals: dict[str, float] = defaultdict(float)
     for i in range(0, len(batch), cfg.micro_batch):
-        chunk = batch[i:i + cfg.micro_batch]
+        chunk = batch[i : i + cfg.micro_batch]
         logprobs = sequence_logprobs(model, [e for item in chunk for e in item.examples], pad)
         loss, stats = pair_loss(logprobs, chunk, cfg, len(batch))
         loss.backward()
@@ -235,13 +316,17 @@ def reference_logprobs(cfg: DPOConfig, policy, tokenizer, items: list[Item]) -> 
     if cfg.reference:
         reference, ref_tokenizer = load_causal_lm(cfg.reference, trust_remote_code=cfg.trust_remote_code)
         if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise UserError(f"--reference {cfg.reference} has another tokenizer than --model {cfg.model}; DPO "
-                            "compares the two models' log-probs of the same tokens, so pass a reference that "
-                            "shares the policy's tokenizer (usually the SFT model the policy came from)")
+            raise UserError(
+                f"--reference {cfg.reference} has another tokenizer than --model {cfg.model}; DPO "
+                "compares the two models' log-probs of the same tokens, so pass a reference that "
+                "shares the policy's tokenizer (usually the SFT model the policy came from)"
+            )
     reference.eval()
     for i in range(0, len(items), cfg.micro_batch):
-        chunk = items[i:i + cfg.micro_batch]
-        flat = sequence_logprobs(reference, [e for item in chunk for e in item.examples], tokenizer.pad_token_id)
+        chunk = items[i : i + cfg.micro_batch]
+        flat = sequence_logprobs(
+            reference, [e for item in chunk for e in item.examples], tokenizer.pad_token_id
+        )
         for item, values in zip(chunk, flat.split([len(item.examples) for item in chunk])):
             item.ref_logprobs = values.tolist()
 
@@ -255,7 +340,7 @@ def evaluate(model, held: list[Item], cfg: DPOConfig, pad: int) -> dict[str, flo
     totals: dict[str, float] = defaultdict(float)
     gold = defaultdict(lambda: [0, 0])
     for i in range(0, len(held), cfg.micro_batch):
-        chunk = held[i:i + cfg.micro_batch]
+        chunk = held[i : i + cfg.micro_batch]
         flat = sequence_logprobs(model, [e for item in chunk for e in item.examples], pad)
         loss, stats = pair_loss(flat, chunk, cfg, len(held))
         totals["loss"] += loss.item()

@@ -50,30 +50,61 @@ from pathlib import Path
 
 import torch
 
-from posttrain.algorithms import (AdaptiveKLController, FixedKLController, explained_variance, gae, grpo_advantages,
-                                  kl_penalty, kl_shaped_rewards, masked_mean, masked_whiten, policy_loss,
-                                  rloo_advantages, sequence_kl_rewards, token_mean, value_loss)
 from posttrain import distributed
-from posttrain.config import (Adapters, Cadence, Length, ModelOptions, Options, Resumable, Sampling, Scaling, WorldRef,
-                              option, tuned)
-from posttrain.distributed import Dist
-from posttrain.models.adapters import final_model, is_lora
-from posttrain.recipes import SMALL
+from posttrain.algorithms import (
+    AdaptiveKLController,
+    FixedKLController,
+    explained_variance,
+    gae,
+    grpo_advantages,
+    kl_penalty,
+    kl_shaped_rewards,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    rloo_advantages,
+    sequence_kl_rewards,
+    token_mean,
+    value_loss,
+)
+from posttrain.config import (
+    Adapters,
+    Cadence,
+    Length,
+    ModelOptions,
+    Options,
+    Resumable,
+    Sampling,
+    Scaling,
+    WorldRef,
+    option,
+    tuned,
+)
 from posttrain.data.corpus import file_sha256
+from posttrain.distributed import Dist
 from posttrain.errors import UserError
+from posttrain.models.adapters import final_model, is_lora
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
-from posttrain.training.metrics import read_metrics, resume_point
+from posttrain.recipes import SMALL
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.metrics import read_metrics, resume_point
 from posttrain.training.perf import Throughput, forward_flops, matmul_parameters, perf_metrics, training_flops
+from posttrain.training.rollout import (
+    Rollouts,
+    load_models,
+    load_prompts,
+    load_ptx,
+    rollout,
+    sample_table,
+    world_for,
+)
 from posttrain.training.step import adamw, only_main
-from posttrain.training.rollout import (Rollouts, load_models, load_prompts, load_ptx, rollout,
-                                      sample_table, world_for)
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ("ppo", "rloo", "grpo")
 GENERATION_BACKENDS = ("sampler", "vllm")
-VERIFIER = "verifier"   # --reward verifier: the world's program check in place of a reward model
+VERIFIER = "verifier"  # --reward verifier: the world's program check in place of a reward model
 
 
 @dataclass(kw_only=True)
@@ -83,31 +114,47 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
     lr: float = option(SMALL.ppo_lr, help="policy learning rate (AdamW, constant)", gt=0)
     value_lr: float | None = option(None, help="value function learning rate (default: --lr)", gt=0)
     kl_coef: float = option(SMALL.kl_coef, help="beta: per-token KL penalty to the reference policy", ge=0)
-    kl_target: float | None = option(None, help="adaptive beta: target KL per episode (Ziegler et al. 2019); "
-                                                "fixed beta when not given", gt=0)
+    kl_target: float | None = option(
+        None,
+        help="adaptive beta: target KL per episode (Ziegler et al. 2019); fixed beta when not given",
+        gt=0,
+    )
     kl_horizon: int = option(10000, help="adaptive beta: horizon in episodes", ge=1)
-    ptx_coef: float = option(SMALL.ptx_coef, help="gamma_ptx: weight of the pretraining LM loss (mean per token) "
-                                                  "in PPO-ptx (with --ptx)", ge=0)
+    ptx_coef: float = option(
+        SMALL.ptx_coef,
+        help="gamma_ptx: weight of the pretraining LM loss (mean per token) in PPO-ptx (with --ptx)",
+        ge=0,
+    )
     ptx_batch: int = option(8, help="pretraining rows per optimizer step in PPO-ptx", ge=1)
     ptx_seq_len: int = option(128, help="tokens per pretraining row", ge=2)
     rollout_batch: int = option(SMALL.rollout_batch, help="episodes (prompts) per PPO step", ge=1)
-    minibatches: int = option(SMALL.minibatches, help="minibatches per PPO epoch (minibatch = rollout_batch / "
-                                                      "minibatches)", ge=1)
-    micro_batch: int = option(SMALL.micro_batch, help="episodes per forward/backward pass (gradient accumulation "
-                                                      "over a minibatch); a memory setting", ge=1)
+    minibatches: int = option(
+        SMALL.minibatches, help="minibatches per PPO epoch (minibatch = rollout_batch / minibatches)", ge=1
+    )
+    micro_batch: int = option(
+        SMALL.micro_batch,
+        help="episodes per forward/backward pass (gradient accumulation over a minibatch); a memory setting",
+        ge=1,
+    )
     ppo_epochs: int = option(SMALL.ppo_epochs, help="passes over each rollout batch", ge=1)
     clip_range: float = option(0.2, help="PPO ratio clip epsilon", gt=0)
     value_clip: float = option(0.2, help="value clip epsilon (around the rollout's values)", gt=0)
     vf_coef: float = option(0.1, help="weight of the value loss", ge=0)
     gamma: float = option(1.0, help="discount (1: bandit episodes are short)", ge=0, le=1)
     lam: float = option(0.95, help="GAE lambda", ge=0, le=1)
-    missing_eos_penalty: float = option(0.0, help="subtracted from the score of a response cut at --max-new-tokens",
-                                        ge=0)
-    algorithm: str = option("ppo", help="ppo: a value function and GAE; rloo / grpo: critic-free, --group-size "
-                                        "samples per prompt, each scored against the others (leave-one-out mean; "
-                                        "group mean and std)", choices=ALGORITHMS)
-    group_size: int = option(4, help="rloo / grpo: K, samples per prompt; a step takes rollout_batch / K prompts",
-                             ge=2)
+    missing_eos_penalty: float = option(
+        0.0, help="subtracted from the score of a response cut at --max-new-tokens", ge=0
+    )
+    algorithm: str = option(
+        "ppo",
+        help="ppo: a value function and GAE; rloo / grpo: critic-free, --group-size "
+        "samples per prompt, each scored against the others (leave-one-out mean; "
+        "group mean and std)",
+        choices=ALGORITHMS,
+    )
+    group_size: int = option(
+        4, help="rloo / grpo: K, samples per prompt; a step takes rollout_batch / K prompts", ge=2
+    )
 
     @property
     def critic_free(self) -> bool:
@@ -128,49 +175,78 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
     def check(self) -> None:
         super().check()
         if self.rollout_batch % self.minibatches or self.minibatch % self.micro_batch:
-            raise UserError(f"rollout_batch = minibatches x micro_batch x grad_accum must hold: --rollout-batch "
-                            f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
-                            f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
-                            "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8")
+            raise UserError(
+                f"rollout_batch = minibatches x micro_batch x grad_accum must hold: --rollout-batch "
+                f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
+                f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
+                "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8"
+            )
         if self.algorithm not in ALGORITHMS:
             raise UserError(f"--algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
         if self.critic_free and self.rollout_batch % self.group_size:
-            raise UserError(f"--algorithm {self.algorithm} samples --group-size {self.group_size} responses per "
-                            f"prompt, which must divide --rollout-batch {self.rollout_batch} (episodes per step); "
-                            f"e.g. --rollout-batch {max(1, self.rollout_batch // self.group_size) * self.group_size}")
+            raise UserError(
+                f"--algorithm {self.algorithm} samples --group-size {self.group_size} responses per "
+                f"prompt, which must divide --rollout-batch {self.rollout_batch} (episodes per step); "
+                f"e.g. --rollout-batch {max(1, self.rollout_batch // self.group_size) * self.group_size}"
+            )
 
 
 @dataclass(kw_only=True)
-class PPOConfig(PPOSettings, Length, tuned(Cadence, eval_every=10, save_every=10), WorldRef, ModelOptions, Scaling,
-                Adapters, Resumable):
-    policy: str = option(help="the policy to optimise: the SFT model, or a later round's best policy", required=True)
-    reference: str | None = option(None, help="the frozen KL reference (default: --policy; the loop passes SFT)")
-    reward: str = option(help="reward model run directory (posttrain rm), which for --algorithm ppo also "
-                              "initialises the value function; or `verifier`: the built-in world's program check of "
-                              "the answer, 1 or 0 (arithmetic, list_ops, format prompts; rloo / grpo only; a "
-                              "directory named verifier is ./verifier)", required=True)
+class PPOConfig(
+    PPOSettings,
+    Length,
+    tuned(Cadence, eval_every=10, save_every=10),
+    WorldRef,
+    ModelOptions,
+    Scaling,
+    Adapters,
+    Resumable,
+):
+    policy: str = option(
+        help="the policy to optimise: the SFT model, or a later round's best policy", required=True
+    )
+    reference: str | None = option(
+        None, help="the frozen KL reference (default: --policy; the loop passes SFT)"
+    )
+    reward: str = option(
+        help="reward model run directory (posttrain rm), which for --algorithm ppo also "
+        "initialises the value function; or `verifier`: the built-in world's program check of "
+        "the answer, 1 or 0 (arithmetic, list_ops, format prompts; rloo / grpo only; a "
+        "directory named verifier is ./verifier)",
+        required=True,
+    )
     prompts: Path = option(help="PPO prompts: conversation JSONL ending with a user turn", required=True)
     out: Path = option(help="run directory to create", required=True)
     ptx: Path | None = option(None, help="pretraining corpus (JSONL or .txt) for PPO-ptx; off when not given")
-    heldout_corpus: Path | None = option(None, help="held-out pretraining text: its LM loss is logged as "
-                                                    "alignment/heldout_loss (the alignment tax)")
+    heldout_corpus: Path | None = option(
+        None,
+        help="held-out pretraining text: its LM loss is logged as alignment/heldout_loss (the alignment tax)",
+    )
     sample_every: int = option(10, help="steps between printed tables of sample responses", ge=1)
     seed: int = option(0, help="seed for prompt order, sampling and minibatch shuffles", ge=0)
-    generation_backend: str = option("sampler", help="what generates the rollouts: sampler (posttrain's own, CPU "
-                                                     "and GPU) or vllm (GPU, the posttrain[vllm] extra; the policy's "
-                                                     "weights are loaded into it after every step)",
-                                     choices=GENERATION_BACKENDS)
+    generation_backend: str = option(
+        "sampler",
+        help="what generates the rollouts: sampler (posttrain's own, CPU "
+        "and GPU) or vllm (GPU, the posttrain[vllm] extra; the policy's "
+        "weights are loaded into it after every step)",
+        choices=GENERATION_BACKENDS,
+    )
 
     def check(self) -> None:
         super().check()
         if self.reward == VERIFIER and not self.critic_free:
-            raise UserError("--reward verifier with --algorithm ppo: PPO's value function starts from a reward "
-                            "model, and the verifier is a program; use --algorithm rloo or --algorithm grpo "
-                            "(critic-free) with it, or pass a reward model run directory to --reward")
+            raise UserError(
+                "--reward verifier with --algorithm ppo: PPO's value function starts from a reward "
+                "model, and the verifier is a program; use --algorithm rloo or --algorithm grpo "
+                "(critic-free) with it, or pass a reward model run directory to --reward"
+            )
 
 
-def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None,
-        on_samples: Callable[[int, list[dict]], None] = lambda *a: None) -> dict:
+def ppo(
+    cfg: PPOConfig,
+    on_step: Callable[[int, int, dict], None] = lambda *a: None,
+    on_samples: Callable[[int, list[dict]], None] = lambda *a: None,
+) -> dict:
     """Run PPO; returns the final metrics. `on_samples(step, rows)` receives a few rollouts to show."""
     cfg.check()
     if cfg.threads:
@@ -184,21 +260,32 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     m = load_models(cfg, verifier, d)
     ptx_rows = load_ptx(cfg.ptx, m.tokenizer, cfg.ptx_seq_len) if cfg.ptx else None
     # the first 64 rows: enough to see the tax move, cheap enough to measure every --eval-every steps
-    heldout_rows = load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
+    heldout_rows = (
+        load_ptx(cfg.heldout_corpus, m.tokenizer, cfg.ptx_seq_len, limit=64) if cfg.heldout_corpus else None
+    )
     run.begin()
     params = [{"params": m.policy.parameters(), "lr": cfg.lr}]
     if m.value is not None:
         params.append({"params": m.value.parameters(), "lr": cfg.value_lr or cfg.lr})
     optimizer = adamw(params)
-    kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
-              else FixedKLController(cfg.kl_coef))
+    kl_ctl = (
+        AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        if cfg.kl_target
+        else FixedKLController(cfg.kl_coef)
+    )
     total = cfg.total_steps(len(prompts) / n)
     start, metrics = resume_point(run, cfg.resume, m.trained, optimizer)
     perf = Throughput(m.policy, d.device, d.world)
     if cfg.resume:
         kl_ctl.value = run.restored.get("kl_coef", kl_ctl.value)
-    log.info("%s%s on %d prompts for %d steps of %d episodes", cfg.algorithm.upper(),
-             "-ptx" if ptx_rows is not None else "", len(prompts), total, cfg.rollout_batch)
+    log.info(
+        "%s%s on %d prompts for %d steps of %d episodes",
+        cfg.algorithm.upper(),
+        "-ptx" if ptx_rows is not None else "",
+        len(prompts),
+        total,
+        cfg.rollout_batch,
+    )
 
     step, last = start, {}
     for step in range(start + 1, total + 1):
@@ -218,15 +305,20 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             r.advantages = masked_whiten(advantages, r.mask)
         else:
             # 2-3. each response against the others to its prompt (RLOO: score - beta * KL; GRPO: score)
-            advantages = group_advantages(r, kl_ctl.value, cfg)                 # (B,) one per response
-            r.advantages = advantages.unsqueeze(1) * r.mask                      # (B, T) on each of its tokens
+            advantages = group_advantages(r, kl_ctl.value, cfg)  # (B,) one per response
+            r.advantages = advantages.unsqueeze(1) * r.mask  # (B, T) on each of its tokens
             group = group_metrics(advantages, r.scores, cfg)
         # 4. PPO epochs over shuffled minibatches (plus the pretraining loss in PPO-ptx; GRPO's KL term)
         train = ppo_epochs(m, optimizer, r, ptx_rows, cfg, step, beta=kl_ctl.value, dist=d)
-        m.backend.load_weights(m.policy)   # the next rollout samples from the updated policy
+        m.backend.load_weights(m.policy)  # the next rollout samples from the updated policy
         seconds = time.monotonic() - began
-        last = {**rollout_metrics(r, kl_ctl.value, world, batch), **train, **group, "time/seconds_per_step": seconds,
-                **perf_metrics(step_flops(m, r, cfg, ptx_rows is not None), seconds, perf.peak)}
+        last = {
+            **rollout_metrics(r, kl_ctl.value, world, batch),
+            **train,
+            **group,
+            "time/seconds_per_step": seconds,
+            **perf_metrics(step_flops(m, r, cfg, ptx_rows is not None), seconds, perf.peak),
+        }
         kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
         if heldout_rows is not None and (step % cfg.eval_every == 0 or step == total):
             with d.gathered(m.policy):
@@ -238,7 +330,9 @@ def ppo(cfg: PPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         if step % cfg.save_every == 0 and step < total:
             run.save(step, m.trained, optimizer, extra={"kl_coef": kl_ctl.value})
     metrics.close()
-    if not last and d.main:   # resumed at the final step: nothing ran, the log's last record is the final state
+    if (
+        not last and d.main
+    ):  # resumed at the final step: nothing ran, the log's last record is the final state
         last = {k: v for k, v in read_metrics(metrics.path)[-1].items() if k != "step"}
     summary = {**last, "steps": step, "prompts": len(prompts)}
     run.finish(final_model(m.policy, cfg.lora_save), m.tokenizer, manifest(cfg, summary, kl_ctl.value))
@@ -250,14 +344,19 @@ def check_world_size(cfg: PPOConfig, dist: Dist) -> None:
     of every minibatch (and of the PPO-ptx rows): the world size must divide them."""
     if not dist.on:
         return
-    sizes = {"--rollout-batch": cfg.rollout_batch, "minibatch (--rollout-batch / --minibatches)": cfg.minibatch}
+    sizes = {
+        "--rollout-batch": cfg.rollout_batch,
+        "minibatch (--rollout-batch / --minibatches)": cfg.minibatch,
+    }
     if cfg.ptx:
         sizes["--ptx-batch"] = cfg.ptx_batch
     bad = [f"{name} {size}" for name, size in sizes.items() if size % dist.world]
     if bad:
-        raise UserError(f"{dist.world} processes share each batch equally, and {', '.join(bad)} "
-                        f"{'is' if len(bad) == 1 else 'are'} not a multiple of {dist.world}; pick sizes the "
-                        "world size divides (e.g. --rollout-batch 64 --minibatches 4 --ptx-batch 8)")
+        raise UserError(
+            f"{dist.world} processes share each batch equally, and {', '.join(bad)} "
+            f"{'is' if len(bad) == 1 else 'are'} not a multiple of {dist.world}; pick sizes the "
+            "world size divides (e.g. --rollout-batch 64 --minibatches 4 --ptx-batch 8)"
+        )
 
 
 def stage_prompts(cfg: PPOConfig) -> tuple[list[dict], object, Callable[[dict, str], float] | None]:
@@ -269,40 +368,59 @@ def stage_prompts(cfg: PPOConfig) -> tuple[list[dict], object, Callable[[dict, s
     if cfg.reward == VERIFIER:
         prompts, verifier = verifiable_prompts(prompts, world, cfg.prompts)
     if len(prompts) < cfg.prompts_per_step:
-        per = f" (--rollout-batch {cfg.rollout_batch} / --group-size {cfg.group_size})" if cfg.critic_free else ""
-        raise UserError(f"{cfg.prompts} has {len(prompts)} {'checkable ' if verifier else ''}prompts, fewer than the "
-                        f"{cfg.prompts_per_step} a step takes{per}; lower --rollout-batch or add prompts")
+        per = (
+            f" (--rollout-batch {cfg.rollout_batch} / --group-size {cfg.group_size})"
+            if cfg.critic_free
+            else ""
+        )
+        raise UserError(
+            f"{cfg.prompts} has {len(prompts)} {'checkable ' if verifier else ''}prompts, fewer than the "
+            f"{cfg.prompts_per_step} a step takes{per}; lower --rollout-batch or add prompts"
+        )
     return prompts, world, verifier
 
 
-def verifiable_prompts(prompts: list[dict], world, path: Path) -> tuple[list[dict], Callable[[dict, str], float]]:
+def verifiable_prompts(
+    prompts: list[dict], world, path: Path
+) -> tuple[list[dict], Callable[[dict, str], float]]:
     """The prompts of families a program can check, and that check (posttrain.world.verify) for their world."""
     from posttrain.world.verifier import CHECKABLE, verifiable, verify
 
     if world is None:
-        raise UserError(f"--reward verifier checks answers to the built-in world's prompts, and {path} has prompts "
-                        "without a world task (meta.task); score them with a reward model (--reward RUN/rm)")
+        raise UserError(
+            f"--reward verifier checks answers to the built-in world's prompts, and {path} has prompts "
+            "without a world task (meta.task); score them with a reward model (--reward RUN/rm)"
+        )
     kept = [p for p in prompts if verifiable(p)]
     if not kept:
-        raise UserError(f"{path}: none of its {len(prompts)} prompts is of a family with a program check "
-                        f"({', '.join(CHECKABLE)}), so --reward verifier cannot score them; use a reward model")
+        raise UserError(
+            f"{path}: none of its {len(prompts)} prompts is of a family with a program check "
+            f"({', '.join(CHECKABLE)}), so --reward verifier cannot score them; use a reward model"
+        )
     if len(kept) < len(prompts):
-        log.warning("--reward verifier: training on the %d of %d prompts in %s whose family has a program check "
-                    "(%s); %d others left out", len(kept), len(prompts), path, ", ".join(CHECKABLE),
-                    len(prompts) - len(kept))
+        log.warning(
+            "--reward verifier: training on the %d of %d prompts in %s whose family has a program check "
+            "(%s); %d others left out",
+            len(kept),
+            len(prompts),
+            path,
+            ", ".join(CHECKABLE),
+            len(prompts) - len(kept),
+        )
     return kept, functools.partial(verify, world)
 
 
 def group_advantages(r: Rollouts, beta: float, cfg: PPOSettings) -> torch.Tensor:
     """(B,) RLOO's or GRPO's advantage of each response (the module docstring says which reward, which KL)."""
     if cfg.algorithm == "rloo":
-        rewards = sequence_kl_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, beta)     # (B,)
+        rewards = sequence_kl_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, beta)  # (B,)
         return rloo_advantages(rewards, cfg.group_size)
     return grpo_advantages(r.scores, cfg.group_size)
 
 
-def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, beta: float = 0.0,
-               dist: Dist = Dist()) -> dict:
+def ppo_epochs(
+    m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, beta: float = 0.0, dist: Dist = Dist()
+) -> dict:
     """Several epochs of clipped PPO updates over shuffled minibatches of one rollout batch."""
     m.policy.eval()  # no dropout: the ratio must compare the same function before and after
     if m.value is not None:
@@ -315,7 +433,11 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, b
         perm = torch.randperm(cfg.rollout_batch, generator=g)
         for mb in perm.split(cfg.minibatch):
             optimizer.zero_grad(set_to_none=True)
-            ptx = None if ptx_rows is None else ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
+            ptx = (
+                None
+                if ptx_rows is None
+                else ptx_rows[torch.randint(len(ptx_rows), (cfg.ptx_batch,), generator=ptx_g)]
+            )
             stats = minibatch_backward(m, r, mb, ptx, cfg, beta=beta, dist=dist)
             torch.nn.utils.clip_grad_norm_(m.trained.parameters(), 1.0)
             optimizer.step()
@@ -325,8 +447,15 @@ def ppo_epochs(m, optimizer, r: Rollouts, ptx_rows, cfg: PPOConfig, step: int, b
     return {k: v / updates for k, v in sums.items()}
 
 
-def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | None, cfg: PPOSettings,
-                       beta: float = 0.0, dist: Dist = Dist()) -> dict[str, float]:
+def minibatch_backward(
+    m,
+    r: Rollouts,
+    rows: torch.Tensor,
+    ptx: torch.Tensor | None,
+    cfg: PPOSettings,
+    beta: float = 0.0,
+    dist: Dist = Dist(),
+) -> dict[str, float]:
     """Backpropagate the loss of the minibatch `rows` of r, micro-batch by micro-batch; returns its metrics.
 
     The policy and value losses (and their stats) are means over all response tokens of the minibatch:
@@ -346,7 +475,9 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
             with dist.syncing(m.train_policy, last=False):
                 with dist.autocast():
                     loss = lm_loss(m.train_policy, dist.put({"rows": chunk})["rows"]) * len(chunk) / len(ptx)
-                (cfg.ptx_coef * dist.loss_scale * loss).backward()   # equal rows: the row share is the token share
+                (
+                    cfg.ptx_coef * dist.loss_scale * loss
+                ).backward()  # equal rows: the row share is the token share
             stats["ppo/ptx_loss"] += loss.item()
     values, returns = [], []
     micros = dist.share(by_length(r, rows)).split(cfg.micro_batch)
@@ -355,15 +486,16 @@ def minibatch_backward(m, r: Rollouts, rows: torch.Tensor, ptx: torch.Tensor | N
             for trainer in (m.train_policy, m.train_value):
                 if trainer is not None:
                     syncing.enter_context(dist.syncing(trainer, last=i == len(micros) - 1))
-            found, (v, ret) = micro_step(m, r.select(micro).to(dist.device), cfg, n_tokens.to(dist.device), beta,
-                                         dist)
+            found, (v, ret) = micro_step(
+                m, r.select(micro).to(dist.device), cfg, n_tokens.to(dist.device), beta, dist
+            )
         values.append(v)
         returns.append(ret)
         for k, x in found.items():
             stats[k] = stats.get(k, 0.0) + x
     stats = dist.sum(stats)
     if m.value is not None:
-        values = torch.cat(dist.gather_objects(torch.cat(values).cpu()))      # every rank's, in rank order
+        values = torch.cat(dist.gather_objects(torch.cat(values).cpu()))  # every rank's, in rank order
         returns = torch.cat(dist.gather_objects(torch.cat(returns).cpu()))
         stats["ppo/value/explained_var"] = explained_variance(values, returns, torch.ones_like(values)).item()
     return stats
@@ -373,12 +505,13 @@ def by_length(r: Rollouts, rows: torch.Tensor) -> torch.Tensor:
     """The minibatch's episodes ordered by response, then prompt, length: each micro-batch is trimmed to its
     longest row (`Rollouts.select`), so rows of like length together leave little padding to forward and
     backpropagate. The loss is a sum over tokens, so the order changes the update only by rounding."""
-    length = r.mask[rows].sum(1) * (r.query.size(1) + 1) + r.query_mask[rows].sum(1)        # (n,)
+    length = r.mask[rows].sum(1) * (r.query.size(1) + 1) + r.query_mask[rows].sum(1)  # (n,)
     return rows[torch.sort(length, stable=True).indices]
 
 
-def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0, dist: Dist = Dist()
-               ) -> tuple[dict[str, float], tuple[torch.Tensor | None, torch.Tensor | None]]:
+def micro_step(
+    m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: float = 0.0, dist: Dist = Dist()
+) -> tuple[dict[str, float], tuple[torch.Tensor | None, torch.Tensor | None]]:
     """Forward the policy (and the value function, when there is one) on a micro-batch and backpropagate its
     share of the minibatch loss (token sums over n_tokens, the minibatch's count); returns its shares of the
     metrics, and V and the returns on its real tokens (explained variance is not a sum: it is computed over
@@ -388,12 +521,15 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
     with dist.autocast():
         logprobs, entropy = response_logprobs(m.train_policy, inputs, P, cfg.temperature)
     pg_loss, pg = policy_loss(logprobs, r.logprobs, r.advantages, r.mask, cfg.clip_range, n_tokens)
-    stats = {"ppo/loss/policy": pg_loss.item(), "ppo/policy/clipfrac": pg["clipfrac"].item(),
-             "ppo/policy/approx_kl": pg["approx_kl"].item(),
-             "ppo/policy/entropy": token_mean(entropy, r.mask, n_tokens).item()}
+    stats = {
+        "ppo/loss/policy": pg_loss.item(),
+        "ppo/policy/clipfrac": pg["clipfrac"].item(),
+        "ppo/policy/approx_kl": pg["approx_kl"].item(),
+        "ppo/policy/entropy": token_mean(entropy, r.mask, n_tokens).item(),
+    }
     if m.value is None:
         loss = pg_loss
-        if cfg.algorithm == "grpo":   # DeepSeekMath eq. 3: + beta * KL, the k3 estimate per token
+        if cfg.algorithm == "grpo":  # DeepSeekMath eq. 3: + beta * KL, the k3 estimate per token
             kl = token_mean(kl_penalty(logprobs, r.ref_logprobs, "k3"), r.mask, n_tokens)
             loss = loss + beta * kl
             stats["grpo/kl"] = kl.item()
@@ -404,8 +540,10 @@ def micro_step(m, r: Rollouts, cfg: PPOSettings, n_tokens: torch.Tensor, beta: f
     vf_loss, vf = value_loss(values, r.values, r.returns, r.mask, cfg.value_clip, n_tokens)
     ((pg_loss + cfg.vf_coef * vf_loss) * dist.loss_scale).backward()
     real = r.mask.bool()
-    return ({**stats, "ppo/loss/value": vf_loss.item(), "ppo/value/clipfrac": vf["clipfrac"].item()},
-            (values.detach()[real], r.returns[real]))
+    return (
+        {**stats, "ppo/loss/value": vf_loss.item(), "ppo/value/clipfrac": vf["clipfrac"].item()},
+        (values.detach()[real], r.returns[real]),
+    )
 
 
 def step_flops(m, r: Rollouts, cfg: PPOSettings, ptx: bool) -> float:
@@ -416,31 +554,44 @@ def step_flops(m, r: Rollouts, cfg: PPOSettings, ptx: bool) -> float:
     `logits_to_keep`), not over the prompt: counting it there over-counted a step (twice over on a model whose
     head is most of its weights)."""
     tokens, answers = int(r.query_mask.sum() + r.mask.sum()), int(r.mask.sum())
-    n = {name: matmul_parameters(model) for name, model in
-         (("policy", m.policy), ("value", m.value), ("reward", m.reward and m.reward.model)) if model is not None}
+    n = {
+        name: matmul_parameters(model)
+        for name, model in (("policy", m.policy), ("value", m.value), ("reward", m.reward and m.reward.model))
+        if model is not None
+    }
     head = m.policy.get_output_embeddings().weight.numel()
 
-    def policy(count):   # the backbone over every token, the LM head over the response's
+    def policy(count):  # the backbone over every token, the LM head over the response's
         return count(n["policy"] - head, tokens) + count(head, answers)
+
     flops = policy(forward_flops) * (1 + (m.ref is not None or is_lora(m.policy)))
     flops += forward_flops(n.get("value", 0) + n.get("reward", 0), tokens)
     flops += cfg.ppo_epochs * (policy(training_flops) + training_flops(n.get("value", 0), tokens))
     if ptx:
-        flops += cfg.ppo_epochs * cfg.minibatches * training_flops(n["policy"], cfg.ptx_batch * cfg.ptx_seq_len)
+        flops += (
+            cfg.ppo_epochs * cfg.minibatches * training_flops(n["policy"], cfg.ptx_batch * cfg.ptx_seq_len)
+        )
     return flops
 
 
 def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:
-    kl = ((r.logprobs - r.ref_logprobs) * r.mask).sum(1)                                   # (B,)
-    out = {"objective/score": r.scores.mean().item(), "objective/kl": kl.mean().item(),
-           "objective/non_score_reward": (-beta * kl).mean().item(),
-           "objective/rlhf_reward": (r.scores - beta * kl).mean().item(),
-           "objective/entropy": (r.entropy * r.mask).sum(1).mean().item(),
-           "objective/kl_coef": beta}
+    kl = ((r.logprobs - r.ref_logprobs) * r.mask).sum(1)  # (B,)
+    out = {
+        "objective/score": r.scores.mean().item(),
+        "objective/kl": kl.mean().item(),
+        "objective/non_score_reward": (-beta * kl).mean().item(),
+        "objective/rlhf_reward": (r.scores - beta * kl).mean().item(),
+        "objective/entropy": (r.entropy * r.mask).sum(1).mean().item(),
+        "objective/kl_coef": beta,
+    }
     if r.returns is not None:
         out["ppo/returns/mean"] = masked_mean(r.returns, r.mask).item()
-    out.update({"ppo/response_length": r.mask.sum(1).float().mean().item(),
-                "ppo/eos_rate": r.ended.float().mean().item()})
+    out.update(
+        {
+            "ppo/response_length": r.mask.sum(1).float().mean().item(),
+            "ppo/eos_rate": r.ended.float().mean().item(),
+        }
+    )
     if world is not None:
         out["world/gold_score"] = sum(world.judge(p, t).score for p, t in zip(batch, r.texts)) / len(batch)
     return out
@@ -448,17 +599,27 @@ def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:
 
 def group_metrics(advantages: torch.Tensor, scores: torch.Tensor, cfg: PPOSettings) -> dict:
     """RLOO's or GRPO's statistics of the step's (B,) advantages and of its groups of K scores to one prompt."""
-    scores = scores.view(-1, cfg.group_size)                                                     # (B / K, K)
+    scores = scores.view(-1, cfg.group_size)  # (B / K, K)
     name = cfg.algorithm
-    return {f"{name}/advantage/std": advantages.std(correction=0).item(),
-            f"{name}/advantage/abs_max": advantages.abs().max().item(),
-            f"{name}/group/score_std": scores.std(1, correction=1).mean().item(),
-            f"{name}/group/tied_frac": (scores == scores[:, :1]).all(1).float().mean().item()}
+    return {
+        f"{name}/advantage/std": advantages.std(correction=0).item(),
+        f"{name}/advantage/abs_max": advantages.abs().max().item(),
+        f"{name}/group/score_std": scores.std(1, correction=1).mean().item(),
+        f"{name}/group/tied_frac": (scores == scores[:, :1]).all(1).float().mean().item(),
+    }
 
 
 def manifest(cfg: PPOConfig, summary: dict, beta: float) -> dict:
     data = {"prompts": str(cfg.prompts), "prompts_sha256": file_sha256(cfg.prompts)}
     if cfg.ptx:
         data.update(ptx=str(cfg.ptx), ptx_sha256=file_sha256(cfg.ptx))
-    return {"stage": "ppo", "parent": str(cfg.policy), "reference": str(cfg.reference or cfg.policy), "reward_model": str(cfg.reward), "config": asdict(cfg),
-            "final_kl_coef": beta, "data": data, "metrics": summary}
+    return {
+        "stage": "ppo",
+        "parent": str(cfg.policy),
+        "reference": str(cfg.reference or cfg.policy),
+        "reward_model": str(cfg.reward),
+        "config": asdict(cfg),
+        "final_kl_coef": beta,
+        "data": data,
+        "metrics": summary,
+    }

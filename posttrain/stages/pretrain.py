@@ -26,8 +26,8 @@ from posttrain.models.build import SIZES, n_params, new_llama
 from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import prepare_tokenizer
 from posttrain.models.tokenizer import train_tokenizer
-from posttrain.training.metrics import resume_point
 from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
+from posttrain.training.metrics import resume_point
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
 from posttrain.training.step import accumulate_shares, adamw, only_main, optimizer_step
@@ -36,15 +36,27 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class PretrainConfig(Options, tuned(Schedule, lr=2e-3, warmup_steps=100, weight_decay=0.1, epochs=4.0),
-                     tuned(Batching, micro_batch=16), tuned(Cadence, eval_every=200, save_every=200), Threads,
-                     Scaling, Resumable):
-    data: Path = option(help="corpus: JSONL of {\"text\"} records (world export's corpus.jsonl) or a .txt file",
-                        required=True)
+class PretrainConfig(
+    Options,
+    tuned(Schedule, lr=2e-3, warmup_steps=100, weight_decay=0.1, epochs=4.0),
+    tuned(Batching, micro_batch=16),
+    tuned(Cadence, eval_every=200, save_every=200),
+    Threads,
+    Scaling,
+    Resumable,
+):
+    data: Path = option(
+        help='corpus: JSONL of {"text"} records (world export\'s corpus.jsonl) or a .txt file', required=True
+    )
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
-    heldout: Path | None = option(None, help="held-out corpus for eval loss; default: corpus_heldout.jsonl "
-                                             "beside --data, else 2%% of the blocks")
-    tokenizer: Path | None = option(None, help="an existing tokenizer directory; default: train BPE on --data")
+    heldout: Path | None = option(
+        None,
+        help="held-out corpus for eval loss; default: corpus_heldout.jsonl "
+        "beside --data, else 2%% of the blocks",
+    )
+    tokenizer: Path | None = option(
+        None, help="an existing tokenizer directory; default: train BPE on --data"
+    )
     vocab_size: int = option(4096, help="BPE vocabulary size when training a tokenizer", ge=256)
     size: str = option("base", help="model size preset", choices=tuple(SIZES))
     seq_len: int = option(256, help="tokens per training sequence", ge=2)
@@ -54,8 +66,10 @@ class PretrainConfig(Options, tuned(Schedule, lr=2e-3, warmup_steps=100, weight_
     def check(self) -> None:
         super().check()
         if self.seq_len > SIZES[self.size].max_len:
-            raise UserError(f"--seq-len {self.seq_len} exceeds the {self.size} model's context of "
-                            f"{SIZES[self.size].max_len}; lower --seq-len")
+            raise UserError(
+                f"--seq-len {self.seq_len} exceeds the {self.size} model's context of "
+                f"{SIZES[self.size].max_len}; lower --seq-len"
+            )
 
 
 def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
@@ -70,26 +84,31 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
     heldout_path = _heldout_path(cfg)
     heldout_docs = read_documents(heldout_path) if heldout_path else None
     run.begin()
-    if d.main:   # rank 0 trains (or finds) the tokenizer; the others read what it saved
+    if d.main:  # rank 0 trains (or finds) the tokenizer; the others read what it saved
         tokenizer = _tokenizer(cfg, run, docs)
     d.barrier()
     if not d.main:
         tokenizer = _tokenizer(cfg, run, docs)
-    blocks = pack(docs, tokenizer, cfg.seq_len)                       # (N, seq_len + 1)
+    blocks = pack(docs, tokenizer, cfg.seq_len)  # (N, seq_len + 1)
     if heldout_docs is None:
         n_held = max(1, len(blocks) // 50)
         blocks, held = blocks[n_held:], blocks[:n_held]
     else:
         held = pack(heldout_docs, tokenizer, cfg.seq_len)
-    del docs, heldout_docs   # the blocks hold what training needs; a scaled corpus's text is GBs
+    del docs, heldout_docs  # the blocks hold what training needs; a scaled corpus's text is GBs
     model = d.cast(new_llama(SIZES[cfg.size], tokenizer, cfg.seed))
     trainer = d.wrap(model)
     optimizer = adamw(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
     perf = Throughput(model, d.device, d.world)
-    log.info("pretraining %d params on %d blocks of %d tokens for %d steps", n_params(model), len(blocks),
-             cfg.seq_len, total)
+    log.info(
+        "pretraining %d params on %d blocks of %d tokens for %d steps",
+        n_params(model),
+        len(blocks),
+        cfg.seq_len,
+        total,
+    )
 
     began, step, last = time.monotonic(), start, {}
     for step in range(start + 1, total + 1):
@@ -102,8 +121,12 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         # 3. log, evaluate, checkpoint
         now = time.monotonic()
         tokens_per_s = (step - start) * cfg.batch * cfg.seq_len / (now - began)
-        last = {"pretrain/loss": loss, "pretrain/lr": lr, "pretrain/tokens_per_s": tokens_per_s,
-                **perf.step(cfg.batch * cfg.seq_len, now - stepped)}
+        last = {
+            "pretrain/loss": loss,
+            "pretrain/lr": lr,
+            "pretrain/tokens_per_s": tokens_per_s,
+            **perf.step(cfg.batch * cfg.seq_len, now - stepped),
+        }
         if step % cfg.eval_every == 0 or step == total:
             with d.gathered(model):
                 last["pretrain/heldout_loss"] = heldout_loss(model, held)
@@ -112,33 +135,62 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         if step % cfg.save_every == 0 and step < total:
             run.save(step, model, optimizer)
         over = bool(cfg.time_budget) and time.monotonic() - began > cfg.time_budget
-        if d.sum({"over": float(over)})["over"]:   # every rank stops at the same step
-            log.warning("time budget of %.0f s reached at step %d of %d; finishing early", cfg.time_budget, step, total)
+        if d.sum({"over": float(over)})["over"]:  # every rank stops at the same step
+            log.warning(
+                "time budget of %.0f s reached at step %d of %d; finishing early",
+                cfg.time_budget,
+                step,
+                total,
+            )
             break
     if "pretrain/heldout_loss" not in last:
         with d.gathered(model):
             last["pretrain/heldout_loss"] = heldout_loss(model, held)
         metrics.log(step, last)
     metrics.close()
-    summary = {**last, "steps": step, "params": n_params(model), "train_tokens": step * cfg.batch * cfg.seq_len}
-    run.finish(model, tokenizer, {
-        "stage": "pretrain", "parent": None, "config": asdict(cfg),
-        "data": {"corpus": str(cfg.data), "corpus_sha256": file_sha256(cfg.data),
-                 "heldout": str(heldout_path or "2% of the corpus blocks"), "tokens_per_epoch": int(blocks.numel())},
-        "metrics": summary})
+    summary = {
+        **last,
+        "steps": step,
+        "params": n_params(model),
+        "train_tokens": step * cfg.batch * cfg.seq_len,
+    }
+    run.finish(
+        model,
+        tokenizer,
+        {
+            "stage": "pretrain",
+            "parent": None,
+            "config": asdict(cfg),
+            "data": {
+                "corpus": str(cfg.data),
+                "corpus_sha256": file_sha256(cfg.data),
+                "heldout": str(heldout_path or "2% of the corpus blocks"),
+                "tokens_per_epoch": int(blocks.numel()),
+            },
+            "metrics": summary,
+        },
+    )
     return summary
 
 
-def train_step(model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float, dist: Dist = Dist(),
-               trainer=None) -> float:
+def train_step(
+    model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float, dist: Dist = Dist(), trainer=None
+) -> float:
     """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches (this rank's share
     of them under torchrun). All rows have the same length, so a micro-batch's mean weighs its share of rows."""
+
     def loss_of(rows: list[torch.Tensor]):
-        loss = lm_loss(trainer or model, dist.put({"rows": torch.stack(rows)})["rows"]) * len(rows) / len(batch)
+        loss = (
+            lm_loss(trainer or model, dist.put({"rows": torch.stack(rows)})["rows"]) * len(rows) / len(batch)
+        )
         return loss, {"loss": loss.item()}
 
-    return optimizer_step(model, optimizer, lr,
-                          lambda: accumulate_shares(dist, trainer or model, list(batch), micro_batch, loss_of)["loss"])
+    return optimizer_step(
+        model,
+        optimizer,
+        lr,
+        lambda: accumulate_shares(dist, trainer or model, list(batch), micro_batch, loss_of)["loss"],
+    )
 
 
 def _heldout_path(cfg: PretrainConfig) -> Path | None:
@@ -163,4 +215,3 @@ def _tokenizer(cfg: PretrainConfig, run: RunDir, docs: list[str]):
         tok = train_tokenizer(docs, cfg.vocab_size)
     tok.save_pretrained(saved)
     return tok
-

@@ -23,44 +23,70 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from posttrain import distributed
 from posttrain.algorithms import ranking_loss
-from posttrain.config import (Adapters, Batching, Cadence, ModelOptions, Options, Resumable, Scaling, Schedule, WorldRef,
-                              option, tuned)
-from posttrain.recipes import SMALL
+from posttrain.config import (
+    Adapters,
+    Batching,
+    Cadence,
+    ModelOptions,
+    Options,
+    Resumable,
+    Scaling,
+    Schedule,
+    WorldRef,
+    option,
+    tuned,
+)
 from posttrain.data.corpus import file_sha256
 from posttrain.data.rankings import rank_of, read_rankings
-from posttrain.errors import UserError
-from posttrain.models.load import load_tokenizer, loading, resolve
-from posttrain import distributed
 from posttrain.distributed import Dist
+from posttrain.errors import UserError
 from posttrain.models.adapters import apply_lora, final_model
+from posttrain.models.checkpoint import RunDir
+from posttrain.models.load import load_tokenizer, loading, resolve
 from posttrain.models.reward import Scores, batch_rewards, encode_response, reward_from_pretrained
+from posttrain.recipes import SMALL
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
-from posttrain.models.checkpoint import RunDir
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class RMSettings(Options, tuned(Schedule, lr=SMALL.rm_lr, epochs=SMALL.rm_epochs, weight_decay=0.01), Batching):
+class RMSettings(
+    Options, tuned(Schedule, lr=SMALL.rm_lr, epochs=SMALL.rm_epochs, weight_decay=0.01), Batching
+):
     """How a reward model trains (the loop sets these for every round's reward model)."""
 
     eval_fraction: float = option(0.1, help="share of items (prompts) held out for accuracy", ge=0, lt=1)
     max_len: int = option(512, help="tokens per conversation (prompt cut from the left beyond this)", ge=2)
-    likert_margin: float = option(0.0, help="margin per Likert point between a better and a worse completion "
-                                            "(0: off; needs `likert` in the rankings)", ge=0)
-    human_completions: str = option("exclude", help="human-written completions: exclude (default) or keep",
-                                    choices=("exclude", "keep"))
+    likert_margin: float = option(
+        0.0,
+        help="margin per Likert point between a better and a worse completion "
+        "(0: off; needs `likert` in the rankings)",
+        ge=0,
+    )
+    human_completions: str = option(
+        "exclude", help="human-written completions: exclude (default) or keep", choices=("exclude", "keep")
+    )
 
 
 @dataclass(kw_only=True)
-class RMConfig(RMSettings, tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Scaling, Adapters, Resumable):
-    model: str = option(help="the SFT model to start from (its LM head is replaced by a scalar head)", required=True)
-    data: Path = option(help="rankings JSONL (posttrain label sim, label export, or an import)", required=True)
+class RMConfig(
+    RMSettings, tuned(Cadence, eval_every=50), WorldRef, ModelOptions, Scaling, Adapters, Resumable
+):
+    model: str = option(
+        help="the SFT model to start from (its LM head is replaced by a scalar head)", required=True
+    )
+    data: Path = option(
+        help="rankings JSONL (posttrain label sim, label export, or an import)", required=True
+    )
     out: Path = option(help="run directory to create", required=True)
-    seed: int = option(0, help="seed for the scalar head's initialisation, the eval split and data order", ge=0)
+    seed: int = option(
+        0, help="seed for the scalar head's initialisation, the eval split and data order", ge=0
+    )
 
 
 @dataclass
@@ -69,7 +95,7 @@ class Item:
 
     examples: list
     ranks: list[int]
-    margins: list[float]      # likert_margin x the labeler's Likert rating (zeros without one)
+    margins: list[float]  # likert_margin x the labeler's Likert rating (zeros without one)
     from_model: list[bool]
     family: str | None
     gold: list[float] | None
@@ -88,10 +114,14 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)  # the new scalar head is drawn at random: make it the seed's
         with loading(cfg.model):
-            model = reward_from_pretrained(resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code)
+            model = reward_from_pretrained(
+                resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code
+            )
     model = apply_lora(d.cast(model), cfg, head="score", seed=cfg.seed)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
-    trainer = d.wrap(Scores(model), layers=distributed.transformer_layers(model))   # what training forwards call
+    trainer = d.wrap(
+        Scores(model), layers=distributed.transformer_layers(model)
+    )  # what training forwards call
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
@@ -109,8 +139,13 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         # 3. log, evaluate, checkpoint
         seconds = time.monotonic() - began
         tokens = sum(len(e.input_ids) for item in batch for e in item.examples)
-        last = {"rm/loss": loss, "rm/accuracy": accuracy, "rm/lr": lr, "rm/seconds_per_step": seconds,
-                **perf.step(tokens, seconds)}
+        last = {
+            "rm/loss": loss,
+            "rm/accuracy": accuracy,
+            "rm/lr": lr,
+            "rm/seconds_per_step": seconds,
+            **perf.step(tokens, seconds),
+        }
         if held and (step % cfg.eval_every == 0 or step == total):
             last.update(prefixed(evaluate(d.local(trainer), held, pad, cfg.micro_batch, d)))
         metrics.log(step, last)
@@ -121,9 +156,18 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
     report = evaluate(d.local(trainer), held, pad, cfg.micro_batch, d) if held else {}
     gain, bias = normalisation(d.local(trainer), train, pad, cfg.micro_batch, d)
     summary = {**last, "steps": step, "train_rankings": len(train), "eval_rankings": len(held), **report}
-    run.finish(final_model(model, cfg.lora_save), tokenizer, {"stage": "rm", "parent": str(cfg.model), "config": asdict(cfg),
-                                  "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
-                                  "reward_normalisation": {"gain": gain, "bias": bias}, "metrics": summary})
+    run.finish(
+        final_model(model, cfg.lora_save),
+        tokenizer,
+        {
+            "stage": "rm",
+            "parent": str(cfg.model),
+            "config": asdict(cfg),
+            "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
+            "reward_normalisation": {"gain": gain, "bias": bias},
+            "metrics": summary,
+        },
+    )
     return summary
 
 
@@ -135,7 +179,10 @@ def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
     for _, r in rankings:
         ranks_by_index = rank_of(r["ranking"])
         human = [c["source"].startswith("human") for c in r["completions"]]
-        ranks = [-1 if (h and cfg.human_completions == "exclude") else ranks_by_index[i] for i, h in enumerate(human)]
+        ranks = [
+            -1 if (h and cfg.human_completions == "exclude") else ranks_by_index[i]
+            for i, h in enumerate(human)
+        ]
         if len({x for x in ranks if x >= 0}) < 2:
             continue  # no strict pair left: nothing to learn from
         meta = r.get("meta") or {}
@@ -147,8 +194,17 @@ def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
         examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
         likert = r.get("likert") or [0] * len(examples)
         margins = [cfg.likert_margin * float(x) for x in likert]
-        items.append(Item(examples, ranks, margins, [not h for h in human], meta.get("family"), gold,
-                          meta.get("item", r["id"])))
+        items.append(
+            Item(
+                examples,
+                ranks,
+                margins,
+                [not h for h in human],
+                meta.get("family"),
+                gold,
+                meta.get("item", r["id"]),
+            )
+        )
     if not items:
         raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
     return items
@@ -167,17 +223,18 @@ def order(n: int, batch: int, step: int, seed: int) -> list[int]:
     per_epoch = math.ceil(n / batch)
     epoch, index = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-    return perm[index * batch:(index + 1) * batch]
+    return perm[index * batch : (index + 1) * batch]
 
 
-def score_items(model, items: list[Item], pad: int, put=lambda batch: batch
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_items(
+    model, items: list[Item], pad: int, put=lambda batch: batch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, K) rewards, each completion scored once in one forward pass, (B, K) ranks (-1 pad), (B, K) margins."""
     k = max(len(i.examples) for i in items)
-    flat = batch_rewards(model, [e for i in items for e in i.examples], pad, put)    # (sum of K_i,)
+    flat = batch_rewards(model, [e for i in items for e in i.examples], pad, put)  # (sum of K_i,)
     rows = flat.split([len(i.examples) for i in items])
-    scores = torch.stack([F.pad(r, (0, k - len(r))) for r in rows])                  # (B, K)
-    ranks = torch.tensor([i.ranks + [-1] * (k - len(i.ranks)) for i in items])       # (B, K)
+    scores = torch.stack([F.pad(r, (0, k - len(r))) for r in rows])  # (B, K)
+    ranks = torch.tensor([i.ranks + [-1] * (k - len(i.ranks)) for i in items])  # (B, K)
     margins = torch.tensor([i.margins + [0.0] * (k - len(i.margins)) for i in items])
     return scores, ranks, margins
 
@@ -189,14 +246,24 @@ def pair_accuracy(scores: torch.Tensor, order_: torch.Tensor, valid: torch.Tenso
     return int(correct.sum()), int(better.sum())
 
 
-def train_step(model, optimizer, batch: list[Item], micro_batch: int, pad: int, lr: float, dist: Dist = Dist(),
-               trainer=None) -> tuple[float, float]:
-    return optimizer_step(model, optimizer, lr,
-                          lambda: accumulate_gradients(trainer or model, batch, micro_batch, pad, dist))
+def train_step(
+    model,
+    optimizer,
+    batch: list[Item],
+    micro_batch: int,
+    pad: int,
+    lr: float,
+    dist: Dist = Dist(),
+    trainer=None,
+) -> tuple[float, float]:
+    return optimizer_step(
+        model, optimizer, lr, lambda: accumulate_gradients(trainer or model, batch, micro_batch, pad, dist)
+    )
 
 
-def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int, dist: Dist = Dist()
-                         ) -> tuple[float, float]:
+def accumulate_gradients(
+    model, batch: list[Item], micro_batch: int, pad: int, dist: Dist = Dist()
+) -> tuple[float, float]:
     """Backpropagate the global batch's ranking loss into .grad, micro-batch by micro-batch (this rank's
     share of them under torchrun); returns the loss and the pair accuracy. The loss is the mean over the
     batch's rankings that have a strict pair of each one's mean pair loss: every micro-batch divides its
@@ -206,8 +273,9 @@ def accumulate_gradients(model, batch: list[Item], micro_batch: int, pad: int, d
 
     def loss_of(chunk):
         scores, ranks, margins = score_items(model, chunk, pad, dist.put)
-        loss = ranking_loss(scores, ranks.to(scores.device), margins.to(scores.device),
-                            n_rankings=max(1, n_rankings))                      # every ranking weighs the same
+        loss = ranking_loss(
+            scores, ranks.to(scores.device), margins.to(scores.device), n_rankings=max(1, n_rankings)
+        )  # every ranking weighs the same
         correct, pairs = pair_accuracy(scores.detach().cpu(), ranks, ranks >= 0)
         return loss, {"loss": loss.item(), "correct": correct, "pairs": pairs}
 
@@ -225,7 +293,7 @@ def evaluate(model, held: list[Item], pad: int, micro_batch: int, dist: Dist = D
     with dist.gathered(model):
         scored = []
         for i in range(0, len(mine), micro_batch):
-            chunk = mine[i:i + micro_batch]
+            chunk = mine[i : i + micro_batch]
             with dist.autocast():
                 scores, ranks, _ = score_items(model, chunk, pad, dist.put)
             scored.append((chunk, scores.float().cpu(), ranks))
@@ -234,8 +302,10 @@ def evaluate(model, held: list[Item], pad: int, micro_batch: int, dist: Dist = D
             n = len(item.examples)
             s, r = scores[row, :n], ranks[row, :n]
             found = {"accuracy": pair_accuracy(s, r, r >= 0)}
-            if item.gold is not None:   # pairs the gold scorer orders strictly (higher gold is better)
-                found["gold_accuracy"] = pair_accuracy(s, -torch.tensor(item.gold), torch.ones(n, dtype=torch.bool))
+            if item.gold is not None:  # pairs the gold scorer orders strictly (higher gold is better)
+                found["gold_accuracy"] = pair_accuracy(
+                    s, -torch.tensor(item.gold), torch.ones(n, dtype=torch.bool)
+                )
             for key, (c, p) in found.items():
                 for name in (key, f"{key}/{item.family}"):
                     tallies[name][0] += c
@@ -253,17 +323,21 @@ def prefixed(report: dict) -> dict:
 
 
 @torch.no_grad()
-def normalisation(model, items: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()) -> tuple[float, float]:
+def normalisation(
+    model, items: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()
+) -> tuple[float, float]:
     """gain, bias such that gain * r + bias has mean 0 and std 1 over the model-sourced completions."""
     model.eval()
     values = []
     mine = dist.share(items)
     with dist.gathered(model):
         for i in range(0, len(mine), micro_batch):
-            chunk = mine[i:i + micro_batch]
+            chunk = mine[i : i + micro_batch]
             with dist.autocast():
                 raw = batch_rewards(model, [e for it in chunk for e in it.examples], pad, dist.put)
-            values += [v for v, m in zip(raw.float().tolist(), [m for it in chunk for m in it.from_model]) if m]
+            values += [
+                v for v, m in zip(raw.float().tolist(), [m for it in chunk for m in it.from_model]) if m
+            ]
     values = [v for found in dist.gather_objects(values) for v in found]
     t = torch.tensor(values)
     std = float(t.std()) if len(values) > 1 else 1.0

@@ -20,27 +20,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import Options, RemoteCode, Resumable, Sampling, option, tuned
-from posttrain.recipes import SMALL
-from posttrain.data.records import atomic_path, check_output, check_unique_ids, dumps, read_conversations, read_jsonl
+from posttrain.data.records import (
+    atomic_path,
+    check_output,
+    check_unique_ids,
+    dumps,
+    read_conversations,
+    read_jsonl,
+)
 from posttrain.errors import UserError
 from posttrain.generation.hf import sample_k
 from posttrain.models.checkpoint import check_same_run, fingerprint
 from posttrain.models.load import load_causal_lm
+from posttrain.recipes import SMALL
 from posttrain.world.rng import derive
 
 log = logging.getLogger(__name__)
-COUNTS = ("prompts", "skipped", "empty_dropped", "truncated")   # per batch, summed at the end
+COUNTS = ("prompts", "skipped", "empty_dropped", "truncated")  # per batch, summed at the end
 
 
 @dataclass(kw_only=True)
 class SampleConfig(Options, tuned(Sampling, max_new_tokens=64), RemoteCode, Resumable):
-    model: str = option(help="policy to sample from: a model directory, a .gguf file, smollm2-135m, or a hub id",
-                        required=True)
+    model: str = option(
+        help="policy to sample from: a model directory, a .gguf file, smollm2-135m, or a hub id",
+        required=True,
+    )
     prompts: Path = option(help="prompt JSONL: conversations ending with a user turn", required=True)
     out: Path = option(help="samples JSONL to write (the ranking format without rankings)", required=True)
     k: int = option(SMALL.k, help="completions per prompt, 2 to 9 (InstructGPT ranked K = 4..9)", ge=2, le=9)
-    top_p: float = option(1.0, help="nucleus sampling: keep the smallest token set with this much probability",
-                          gt=0, le=1)
+    top_p: float = option(
+        1.0, help="nucleus sampling: keep the smallest token set with this much probability", gt=0, le=1
+    )
     batch_size: int = option(16, help="prompts per generate call (each gives K sequences)", ge=1)
     max_prompts: int | None = option(None, help="sample only the first N prompts", ge=1)
     seed: int = option(0, help="sampling seed", ge=0)
@@ -51,28 +61,42 @@ def sample(cfg: SampleConfig, on_batch: Callable[[int, int], None] = lambda done
     out, partial = Path(cfg.out), Path(str(cfg.out) + ".partial")
     check_output(out, force=cfg.force, inputs=[cfg.prompts])
     if partial.exists() and not cfg.resume and not cfg.force:
-        raise UserError(f"{partial} holds an interrupted run; pass --resume to continue it or --force to start over")
+        raise UserError(
+            f"{partial} holds an interrupted run; pass --resume to continue it or --force to start over"
+        )
     located = read_conversations(cfg.prompts, ends_with="user", with_location=True)
-    check_unique_ids(located)   # a sample's id is its prompt's: labels and rankings find their item by it
+    check_unique_ids(located)  # a sample's id is its prompt's: labels and rankings find their item by it
     prompts = [r for _, r in located[: cfg.max_prompts]]
     started = fingerprint(cfg)
     done = resumed_batches(partial, started) if cfg.resume and partial.exists() else {}
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    settings = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens,
-                "seed": cfg.seed}
+    settings = {
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_new_tokens": cfg.max_new_tokens,
+        "seed": cfg.seed,
+    }
     source = f"model:{cfg.model}"
-    batches = [prompts[i:i + cfg.batch_size] for i in range(0, len(prompts), cfg.batch_size)]
-    with atomic_path(partial) as tmp, tmp.open("w", encoding="utf-8") as f:   # the kept lines, then new ones
+    batches = [prompts[i : i + cfg.batch_size] for i in range(0, len(prompts), cfg.batch_size)]
+    with atomic_path(partial) as tmp, tmp.open("w", encoding="utf-8") as f:  # the kept lines, then new ones
         f.write(dumps({"started": started}) + "\n")
         f.writelines(dumps(done[b]) + "\n" for b in sorted(done))
     with partial.open("a", encoding="utf-8") as f:
         for b, batch in enumerate(batches):
             if b not in done:
                 seed = derive(cfg.seed, "sample", b).randrange(2**31)
-                results = sample_k(model, tokenizer, [p["messages"] for p in batch], k=cfg.k, seed=seed,
-                                   temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens)
+                results = sample_k(
+                    model,
+                    tokenizer,
+                    [p["messages"] for p in batch],
+                    k=cfg.k,
+                    seed=seed,
+                    temperature=cfg.temperature,
+                    top_p=cfg.top_p,
+                    max_new_tokens=cfg.max_new_tokens,
+                )
                 done[b] = batch_line(b, batch, results, source, settings)
-                f.write(dumps(done[b]) + "\n")   # one line per batch: a kill leaves it whole or torn
+                f.write(dumps(done[b]) + "\n")  # one line per batch: a kill leaves it whole or torn
                 f.flush()
                 os.fsync(f.fileno())
             on_batch(b + 1, len(batches))
@@ -93,8 +117,10 @@ def resumed_batches(partial: Path, started: dict) -> dict[int, dict]:
     warning) and a run started with other options or prompts is refused."""
     lines = [r for _, r in read_jsonl(partial, torn_tail=True)]
     if not lines or "started" not in lines[0]:
-        raise UserError(f"{partial}: not an interrupted `posttrain sample` run (no header line); "
-                        "pass --force to start over")
+        raise UserError(
+            f"{partial}: not an interrupted `posttrain sample` run (no header line); "
+            "pass --force to start over"
+        )
     check_same_run(lines[0]["started"], started, partial)
     return {r["batch"]: r for r in lines[1:]}
 
@@ -106,13 +132,23 @@ def batch_line(b: int, batch: list[dict], results, source: str, settings: dict) 
     return {"batch": b, "records": [r for r in records if r is not None], "counts": counts}
 
 
-def to_record(prompt: dict, completions: list[tuple[str, str]], source: str, settings: dict, counts: dict) -> dict | None:
-    kept = [{"text": text, "source": source, "finish_reason": reason, "sampling": settings}
-            for text, reason in completions if text]
+def to_record(
+    prompt: dict, completions: list[tuple[str, str]], source: str, settings: dict, counts: dict
+) -> dict | None:
+    kept = [
+        {"text": text, "source": source, "finish_reason": reason, "sampling": settings}
+        for text, reason in completions
+        if text
+    ]
     counts["empty_dropped"] += len(completions) - len(kept)
     counts["truncated"] += sum(c["finish_reason"] == "length" for c in kept)
     if len(kept) < 2:
         counts["skipped"] += 1
         return None
     counts["prompts"] += 1
-    return {"id": prompt["id"], "prompt": prompt["messages"], "completions": kept, "meta": prompt.get("meta", {})}
+    return {
+        "id": prompt["id"],
+        "prompt": prompt["messages"],
+        "completions": kept,
+        "meta": prompt.get("meta", {}),
+    }

@@ -21,40 +21,68 @@ from pathlib import Path
 import torch
 
 from posttrain import distributed
-from posttrain.config import (Adapters, Batching, Cadence, ModelOptions, Options, Resumable, Scaling, Schedule, option,
-                              tuned)
-from posttrain.recipes import SMALL
+from posttrain.config import (
+    Adapters,
+    Batching,
+    Cadence,
+    ModelOptions,
+    Options,
+    Resumable,
+    Scaling,
+    Schedule,
+    option,
+    tuned,
+)
 from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, encode_chat, fit
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import read_conversations
+from posttrain.distributed import Dist, transformer_layers
 from posttrain.errors import UserError
 from posttrain.models.adapters import apply_lora, final_model
+from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm
+from posttrain.recipes import SMALL
+from posttrain.training.lm import LabelledLoss, labelled_loss
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
-from posttrain.models.checkpoint import RunDir
-from posttrain.distributed import Dist, transformer_layers
-from posttrain.training.lm import LabelledLoss, labelled_loss
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class SFTConfig(Options, tuned(Schedule, lr=SMALL.sft_lr, epochs=SMALL.sft_epochs), Batching, Cadence, ModelOptions,
-                Scaling, Adapters, Resumable):
-    model: str = option(help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id "
-                             "(the default --lr is the small world's recipe for its 4.5M model; a pretrained hub "
-                             "model usually wants 1e-5 to 5e-5)", required=True)
-    data: Path = option(help="demonstrations: conversation JSONL, each with at least one assistant turn",
-                        required=True)
+class SFTConfig(
+    Options,
+    tuned(Schedule, lr=SMALL.sft_lr, epochs=SMALL.sft_epochs),
+    Batching,
+    Cadence,
+    ModelOptions,
+    Scaling,
+    Adapters,
+    Resumable,
+):
+    model: str = option(
+        help="model to fine-tune: a model directory, a .gguf file, smollm2-135m, or a hub id "
+        "(the default --lr is the small world's recipe for its 4.5M model; a pretrained hub "
+        "model usually wants 1e-5 to 5e-5)",
+        required=True,
+    )
+    data: Path = option(
+        help="demonstrations: conversation JSONL, each with at least one assistant turn", required=True
+    )
     out: Path = option(help="run directory to create (HF model + tokenizer + posttrain.json)", required=True)
-    eval_data: Path | None = option(None, help="held-out demonstrations for eval loss (default: --eval-fraction of --data)")
-    eval_fraction: float = option(0.05, help="share of --data held out for eval loss when --eval-data is not given",
-                                  ge=0, lt=1)
+    eval_data: Path | None = option(
+        None, help="held-out demonstrations for eval loss (default: --eval-fraction of --data)"
+    )
+    eval_fraction: float = option(
+        0.05, help="share of --data held out for eval loss when --eval-data is not given", ge=0, lt=1
+    )
     max_len: int = option(512, help="tokens per conversation; longer ones follow --overlong", ge=2)
-    overlong: str = option("truncate", help="over-long conversations: truncate (keep the first --max-len tokens), "
-                                            "drop, or error", choices=OVERLONG)
+    overlong: str = option(
+        "truncate",
+        help="over-long conversations: truncate (keep the first --max-len tokens), drop, or error",
+        choices=OVERLONG,
+    )
     seed: int = option(0, help="seed for the eval split and data order", ge=0)
 
 
@@ -90,8 +118,13 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         loss, n_tokens = train_step(model, optimizer, batch, cfg.micro_batch, pad, lr, d, trainer)
         # 3. log, evaluate, checkpoint
         tokens, seconds = sum(len(e.input_ids) for e in batch), time.monotonic() - began
-        last = {"sft/loss": loss, "sft/lr": lr, "sft/assistant_tokens": n_tokens,
-                "sft/tokens_per_s": tokens / max(1e-9, seconds), **perf.step(tokens, seconds)}
+        last = {
+            "sft/loss": loss,
+            "sft/lr": lr,
+            "sft/assistant_tokens": n_tokens,
+            "sft/tokens_per_s": tokens / max(1e-9, seconds),
+            **perf.step(tokens, seconds),
+        }
         if held and (step % cfg.eval_every == 0 or step == total):
             last["sft/eval_loss"] = eval_loss(trainer, held, cfg.micro_batch, pad, d)
         metrics.log(step, last)
@@ -100,9 +133,17 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             run.save(step, model, optimizer)
     metrics.close()
     summary = {**last, "steps": step, "train_examples": len(train), "eval_examples": len(held)}
-    run.finish(final_model(model, cfg.lora_save), tokenizer, {"stage": "sft", "parent": str(cfg.model),
-                                                              "config": asdict(cfg), "data": data_info,
-                                                              "metrics": summary})
+    run.finish(
+        final_model(model, cfg.lora_save),
+        tokenizer,
+        {
+            "stage": "sft",
+            "parent": str(cfg.model),
+            "config": asdict(cfg),
+            "data": data_info,
+            "metrics": summary,
+        },
+    )
     return summary
 
 
@@ -114,11 +155,12 @@ def load_demonstrations(path: Path) -> list[tuple[str, dict]]:
     return records
 
 
-ENCODE_PROGRESS_EVERY = 100_000   # a million conversations take minutes to encode: say it is working
+ENCODE_PROGRESS_EVERY = 100_000  # a million conversations take minutes to encode: say it is working
 
 
 def prepare(records, eval_records, tokenizer, cfg: SFTConfig):
     """Encode, apply the over-long policy, split off the eval set; returns (train, held, data info)."""
+
     def encode(pairs):
         out = []
         for n, (where, record) in enumerate(pairs, 1):
@@ -137,11 +179,21 @@ def prepare(records, eval_records, tokenizer, cfg: SFTConfig):
     train, held = encode(records), encode(eval_records)
     dropped = len(records) + len(eval_records) - len(train) - len(held)
     if dropped:
-        log.warning("%d over-long conversations dropped (--max-len %d, --overlong %s)", dropped, cfg.max_len, cfg.overlong)
+        log.warning(
+            "%d over-long conversations dropped (--max-len %d, --overlong %s)",
+            dropped,
+            cfg.max_len,
+            cfg.overlong,
+        )
     if not train:
         raise UserError(f"{cfg.data}: no demonstration left to train on (all {dropped} were over --max-len)")
-    info = {"demos": str(cfg.data), "demos_sha256": file_sha256(cfg.data), "train_examples": len(train),
-            "eval_examples": len(held), "dropped_overlong": dropped}
+    info = {
+        "demos": str(cfg.data),
+        "demos_sha256": file_sha256(cfg.data),
+        "train_examples": len(train),
+        "eval_examples": len(held),
+        "dropped_overlong": dropped,
+    }
     return train, held, info
 
 
@@ -167,8 +219,8 @@ class LengthGroupedPlan:
         mega = self.batch_size * 50
         batches = []
         for i in range(0, len(perm), mega):
-            chunk = sorted(perm[i:i + mega], key=lambda j: self.lengths[j])
-            batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(perm[i : i + mega], key=lambda j: self.lengths[j])
+            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
         return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
@@ -190,17 +242,28 @@ def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     return labelled_loss(model)(batch["input_ids"], batch["attention_mask"], batch["labels"])
 
 
-def train_step(model, optimizer, batch: list[Example], micro_batch: int, pad: int, lr: float,
-               dist: Dist = Dist(), trainer=None) -> tuple[float, int]:
-    trainer = trainer or model   # train mode on what forwards (eval_loss leaves it in eval mode)
-    return optimizer_step(trainer, optimizer, lr, lambda: accumulate_gradients(trainer, batch, micro_batch, pad, dist))
+def train_step(
+    model,
+    optimizer,
+    batch: list[Example],
+    micro_batch: int,
+    pad: int,
+    lr: float,
+    dist: Dist = Dist(),
+    trainer=None,
+) -> tuple[float, int]:
+    trainer = trainer or model  # train mode on what forwards (eval_loss leaves it in eval mode)
+    return optimizer_step(
+        trainer, optimizer, lr, lambda: accumulate_gradients(trainer, batch, micro_batch, pad, dist)
+    )
 
 
-def accumulate_gradients(model, batch: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()
-                         ) -> tuple[float, int]:
+def accumulate_gradients(
+    model, batch: list[Example], micro_batch: int, pad: int, dist: Dist = Dist()
+) -> tuple[float, int]:
     """Backpropagate the global batch's loss (mean over all its assistant tokens) into .grad, micro-batch
     by micro-batch (this rank's share of them under torchrun); returns the loss and the token count."""
-    n_tokens = sum(e.n_labeled for e in batch)   # every micro-batch divides by the whole batch's count
+    n_tokens = sum(e.n_labeled for e in batch)  # every micro-batch divides by the whole batch's count
 
     def loss_of(chunk):
         loss_sum, _ = assistant_loss_sum(model, dist.put(collate(chunk, pad)))
@@ -219,7 +282,9 @@ def eval_loss(trainer, held: list[Example], micro_batch: int, pad: int, dist: Di
     with dist.gathered(trainer):
         for i in range(0, len(ordered), micro_batch):
             with dist.autocast():
-                loss_sum, n = assistant_loss_sum(dist.local(trainer), dist.put(collate(ordered[i:i + micro_batch], pad)))
+                loss_sum, n = assistant_loss_sum(
+                    dist.local(trainer), dist.put(collate(ordered[i : i + micro_batch], pad))
+                )
             total, count = total + loss_sum.item(), count + n
     found = dist.sum({"total": total, "count": count})
     return found["total"] / max(1, found["count"])

@@ -15,7 +15,7 @@ LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 def lm_loss(model, rows: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of rows (B, T + 1): inputs rows[:, :-1], targets rows[:, 1:]."""
-    logits = model(input_ids=rows[:, :-1]).logits                       # (B, T, V)
+    logits = model(input_ids=rows[:, :-1]).logits  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
 
 
@@ -32,26 +32,34 @@ class LabelledLoss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-                ) -> tuple[torch.Tensor, int]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, int]:
         from posttrain.models.adapters import backbone, is_lora
 
-        targets = labels[:, 1:]                                                            # (B, T-1)
+        targets = labels[:, 1:]  # (B, T-1)
         keep = targets != IGNORE
         lm = self.model.get_base_model() if is_lora(self.model) else self.model
         attention_mask = causal_only(attention_mask)
         if any(getattr(lm.config, name, None) for name in LOGIT_TRANSFORMS):
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][keep]   # (N, V)
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][
+                keep
+            ]  # (N, V)
         else:
-            hidden = backbone(self.model)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            logits = lm.get_output_embeddings()(hidden[:, :-1][keep])                      # (N, V)
+            hidden = backbone(self.model)(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
+            logits = lm.get_output_embeddings()(hidden[:, :-1][keep])  # (N, V)
         return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
 
 
 def labelled_loss(model) -> torch.nn.Module:
     """`model` when it already is a `LabelledLoss` (or DDP's wrapper of one), else a `LabelledLoss` of it."""
-    return (model if isinstance(model, LabelledLoss) or isinstance(getattr(model, "module", None), LabelledLoss)
-            else LabelledLoss(model))
+    return (
+        model
+        if isinstance(model, LabelledLoss) or isinstance(getattr(model, "module", None), LabelledLoss)
+        else LabelledLoss(model)
+    )
 
 
 @torch.no_grad()

@@ -17,13 +17,18 @@ class MetricsLog:
     def __init__(self, directory: Path, resume_step: int | None = None):
         self.path = directory / "metrics.jsonl"
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= resume_step
+            ]
             with atomic_path(self.path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in kept))
         from torch.utils.tensorboard import SummaryWriter  # imported late: it pulls in tensorboard
 
-        self.tb = SummaryWriter(str(directory / "tb"), purge_step=None if resume_step is None else resume_step + 1)
+        self.tb = SummaryWriter(
+            str(directory / "tb"), purge_step=None if resume_step is None else resume_step + 1
+        )
         self.file = self.path.open("a", encoding="utf-8")
 
     def log(self, step: int, metrics: dict[str, float]) -> None:

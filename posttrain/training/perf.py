@@ -20,11 +20,12 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_PEAKS: dict[tuple, float] = {}   # (device, threads, n, clock) -> FLOP/s: each measured once per process
+_PEAKS: dict[tuple, float] = {}  # (device, threads, n, clock) -> FLOP/s: each measured once per process
 
 
-def matmul_peak(seconds: float = 0.5, n: int | None = None, *, clock: str = "wall",
-                device: str | torch.device = "cpu") -> float:
+def matmul_peak(
+    seconds: float = 0.5, n: int | None = None, *, clock: str = "wall", device: str | torch.device = "cpu"
+) -> float:
     """The fp32 FLOP/s of (n, n) @ (n, n) with the current torch threads: the fastest of the groups of
     four timed in `seconds`. `clock` "wall" rates per wall second (what a stage's steps are timed in);
     "cpu" per CPU second per thread, what the cores do while they run this process whatever else the
@@ -42,10 +43,12 @@ def matmul_peak(seconds: float = 0.5, n: int | None = None, *, clock: str = "wal
 
 
 def _measure(seconds: float, n: int, clock: str, device: torch.device) -> float:
-    best, deadline = 0.0, time.perf_counter() + seconds   # the warm-up included
-    seeded = torch.Generator(device).manual_seed(0)   # the global RNG, which a run's results hang on, is left alone
+    best, deadline = 0.0, time.perf_counter() + seconds  # the warm-up included
+    seeded = torch.Generator(device).manual_seed(
+        0
+    )  # the global RNG, which a run's results hang on, is left alone
     a, b = (torch.randn(n, n, generator=seeded, device=device) for _ in range(2))
-    torch.matmul(a, b)   # warm-up: thread pool, allocator, kernel choice
+    torch.matmul(a, b)  # warm-up: thread pool, allocator, kernel choice
     now = time.process_time if clock == "cpu" else time.perf_counter
     per = torch.get_num_threads() if clock == "cpu" else 1
     while True:
@@ -64,7 +67,7 @@ def matmul_parameters(model: torch.nn.Module) -> int:
     lookup) left out unless it is tied to the output layer. A peft model's frozen base counts: its
     forward and backward run through it."""
     embedding = model.get_input_embeddings().weight
-    output = model.get_output_embeddings()   # None for a reward model (its `score` head is counted)
+    output = model.get_output_embeddings()  # None for a reward model (its `score` head is counted)
     tied = output is not None and output.weight is embedding
     seen, total = set(), 0
     for p in model.parameters():

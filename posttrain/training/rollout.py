@@ -14,52 +14,78 @@ import torch
 
 from posttrain.data.corpus import pack, read_documents
 from posttrain.data.records import read_conversations
-from posttrain.errors import UserError
 from posttrain.distributed import Dist, transformer_layers
+from posttrain.errors import UserError
 from posttrain.generation.backend import make_backend
-from posttrain.models.adapters import adapter_off, apply_lora, is_lora
 from posttrain.generation.sampler import decode_responses, encode_prompts, row_draws
+from posttrain.models.adapters import adapter_off, apply_lora, is_lora
 from posttrain.models.load import load_causal_lm, loading
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
 from posttrain.models.reward import RewardScorer, Scores, reward_from_pretrained
 
-__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "rollout",
-           "sample_table", "world_for"]
+__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "rollout", "sample_table", "world_for"]
 
 
 @dataclass
 class Rollouts:
     """One batch of episodes. B episodes, P prompt tokens (left-padded), T response tokens."""
 
-    query: torch.Tensor         # (B, P) prompt ids, left-padded
-    query_mask: torch.Tensor    # (B, P) 1 on real prompt tokens
-    response: torch.Tensor      # (B, T) sampled ids, padding after the first EOS
-    mask: torch.Tensor          # (B, T) 1 on response tokens up to and including the first EOS
-    ended: torch.Tensor         # (B,) True when the response reached EOS (not cut at max_new_tokens)
-    logprobs: torch.Tensor      # (B, T) log pi_old(a_t|s_t), at the sampling temperature
+    query: torch.Tensor  # (B, P) prompt ids, left-padded
+    query_mask: torch.Tensor  # (B, P) 1 on real prompt tokens
+    response: torch.Tensor  # (B, T) sampled ids, padding after the first EOS
+    mask: torch.Tensor  # (B, T) 1 on response tokens up to and including the first EOS
+    ended: torch.Tensor  # (B,) True when the response reached EOS (not cut at max_new_tokens)
+    logprobs: torch.Tensor  # (B, T) log pi_old(a_t|s_t), at the sampling temperature
     ref_logprobs: torch.Tensor  # (B, T) log pi_ref(a_t|s_t)
-    entropy: torch.Tensor       # (B, T) entropy of pi_old(.|s_t)
-    values: torch.Tensor | None # (B, T) V_old(s_t); None without a value function (RLOO, GRPO)
-    scores: torch.Tensor        # (B,) normalised reward-model score, or the verifier's 0/1 (minus the missing-EOS
-                                # penalty)
-    texts: list[str]            # decoded responses
-    advantages: torch.Tensor | None = None  # (B, T) whitened GAE advantages, or RLOO's / GRPO's on every token
-    returns: torch.Tensor | None = None     # (B, T) GAE returns (value targets)
+    entropy: torch.Tensor  # (B, T) entropy of pi_old(.|s_t)
+    values: torch.Tensor | None  # (B, T) V_old(s_t); None without a value function (RLOO, GRPO)
+    scores: torch.Tensor  # (B,) normalised reward-model score, or the verifier's 0/1 (minus the missing-EOS
+    # penalty)
+    texts: list[str]  # decoded responses
+    advantages: torch.Tensor | None = (
+        None  # (B, T) whitened GAE advantages, or RLOO's / GRPO's on every token
+    )
+    returns: torch.Tensor | None = None  # (B, T) GAE returns (value targets)
 
-    def to(self, device: torch.device) -> "Rollouts":
+    def to(self, device: torch.device) -> Rollouts:
         """The episodes with every tensor on `device` (rollouts are kept on the CPU, trained on the device)."""
-        return Rollouts(**{f.name: (getattr(self, f.name).to(device) if isinstance(getattr(self, f.name), torch.Tensor)
-                                    else getattr(self, f.name)) for f in fields(self)})
+        return Rollouts(
+            **{
+                f.name: (
+                    getattr(self, f.name).to(device)
+                    if isinstance(getattr(self, f.name), torch.Tensor)
+                    else getattr(self, f.name)
+                )
+                for f in fields(self)
+            }
+        )
 
-    def select(self, rows: torch.Tensor) -> "Rollouts":
+    def select(self, rows: torch.Tensor) -> Rollouts:
         """The episodes `rows`, with the prompt and response trimmed to what they need."""
-        picked = {f.name: (getattr(self, f.name)[rows] if isinstance(getattr(self, f.name), torch.Tensor)
-                           else getattr(self, f.name)) for f in fields(self)}
+        picked = {
+            f.name: (
+                getattr(self, f.name)[rows]
+                if isinstance(getattr(self, f.name), torch.Tensor)
+                else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
         picked["texts"] = [self.texts[i] for i in rows.tolist()]
-        left = int((picked["query_mask"].sum(0) == 0).long().cumprod(0).sum())   # all-padding columns on the left
+        left = int(
+            (picked["query_mask"].sum(0) == 0).long().cumprod(0).sum()
+        )  # all-padding columns on the left
         width = int(picked["mask"].sum(1).max())
         picked["query"], picked["query_mask"] = picked["query"][:, left:], picked["query_mask"][:, left:]
-        for name in ("response", "mask", "logprobs", "ref_logprobs", "entropy", "values", "advantages", "returns"):
+        for name in (
+            "response",
+            "mask",
+            "logprobs",
+            "ref_logprobs",
+            "entropy",
+            "values",
+            "advantages",
+            "returns",
+        ):
             if picked[name] is not None:
                 picked[name] = picked[name][:, :width]
         return Rollouts(**picked)
@@ -72,7 +98,9 @@ def load_prompts(path: Path) -> list[dict]:
     return prompts
 
 
-def load_models(cfg, verifier: Callable[[dict, str], float] | None = None, dist: Dist = Dist()) -> SimpleNamespace:
+def load_models(
+    cfg, verifier: Callable[[dict, str], float] | None = None, dist: Dist = Dist()
+) -> SimpleNamespace:
     """policy (trained), ref (frozen reference, by default a copy of the policy; None for a LoRA policy, whose
     reference is itself with the adapter off), value (from the reward model, trained; None for the critic-free
     cfg.algorithm rloo and grpo), reward (the frozen reward model; None with a `verifier`), score(batch, texts)
@@ -83,10 +111,14 @@ def load_models(cfg, verifier: Callable[[dict, str], float] | None = None, dist:
     policy = apply_lora(dist.cast(policy), cfg, seed=cfg.seed)
     ref = None
     if not is_lora(policy) or cfg.reference is not None:
-        ref, ref_tokenizer = load_causal_lm(cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code)
+        ref, ref_tokenizer = load_causal_lm(
+            cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code
+        )
         if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise UserError(f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
-                            "the KL penalty compares their logprobs token by token, so they must share one")
+            raise UserError(
+                f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
+                "the KL penalty compares their logprobs token by token, so they must share one"
+            )
         ref = dist.cast(ref).requires_grad_(False)
     reward, value = None, None
     if verifier is not None:
@@ -98,20 +130,33 @@ def load_models(cfg, verifier: Callable[[dict, str], float] | None = None, dist:
         score = lambda batch, texts: reward.score([(p["messages"], t) for p, t in zip(batch, texts)])
     if cfg.algorithm == "ppo":
         if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise UserError(f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value "
-                            "function is initialised from the reward model, so train the reward model from this "
-                            "policy's SFT run")
+            raise UserError(
+                f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value "
+                "function is initialised from the reward model, so train the reward model from this "
+                "policy's SFT run"
+            )
         with loading(cfg.reward):
-            value = reward_from_pretrained(str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code)
+            value = reward_from_pretrained(
+                str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code
+            )
         with torch.no_grad():
-            value.score.weight.mul_(reward.gain)   # the value head starts on the normalised reward scale
+            value.score.weight.mul_(reward.gain)  # the value head starts on the normalised reward scale
         value = apply_lora(dist.cast(value), cfg, head="score", seed=cfg.seed + 1)
     trained = {"policy": policy} if value is None else {"policy": policy, "value": value}
     train_policy = dist.wrap(policy)
     train_value = None if value is None else dist.wrap(Scores(value), layers=transformer_layers(value))
-    return SimpleNamespace(policy=policy, ref=ref, value=value, reward=reward, score=score, tokenizer=tokenizer,
-                           trained=torch.nn.ModuleDict(trained), train_policy=train_policy, train_value=train_value,
-                           backend=make_backend(cfg.generation_backend, policy, tokenizer))
+    return SimpleNamespace(
+        policy=policy,
+        ref=ref,
+        value=value,
+        reward=reward,
+        score=score,
+        tokenizer=tokenizer,
+        trained=torch.nn.ModuleDict(trained),
+        train_policy=train_policy,
+        train_value=train_value,
+        backend=make_backend(cfg.generation_backend, policy, tokenizer),
+    )
 
 
 def load_ptx(path: Path, tokenizer, seq_len: int, limit: int | None = None) -> torch.Tensor:
@@ -138,16 +183,23 @@ def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollou
     this for its block of the batch and the blocks are gathered: every rank returns the whole batch, as one
     process would have sampled it (each row draws from its own uniforms, `row_draws`)."""
     tok = m.tokenizer
-    query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])                 # (B, P) all rows
-    rows = dist.block(len(batch))                                                            # this rank's
+    query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])  # (B, P) all rows
+    rows = dist.block(len(batch))  # this rank's
     on_device = dist.put({"query": query[rows], "query_mask": query_mask[rows]})
     query, query_mask, mine = on_device["query"], on_device["query_mask"], batch[rows]
-    draws = row_draws(len(batch), cfg.max_new_tokens, seed)[rows]                          # (b, max_new_tokens)
+    draws = row_draws(len(batch), cfg.max_new_tokens, seed)[rows]  # (b, max_new_tokens)
     with dist.gathered(m.policy):
-        sampled = m.backend.generate(query, query_mask, max_new_tokens=cfg.max_new_tokens,
-                                     temperature=cfg.temperature, top_p=1.0, eos_token_id=tok.eos_token_id,
-                                     pad_token_id=tok.pad_token_id, draws=draws)
-        response = sampled.tokens                                                            # (b, T)
+        sampled = m.backend.generate(
+            query,
+            query_mask,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=1.0,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            draws=draws,
+        )
+        response = sampled.tokens  # (b, T)
         mask = response_mask(response, tok.eos_token_id)
         ended = (response == tok.eos_token_id).any(1)
         decoded = decode_responses(tok, response)
@@ -155,19 +207,32 @@ def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollou
         scores = scores - cfg.missing_eos_penalty * (~ended).float()
         inputs = episode_inputs(query, query_mask, response, mask)
         P = query.size(1)
-        if sampled.logprobs is not None:   # the sampler's own, from the logits it sampled with
+        if sampled.logprobs is not None:  # the sampler's own, from the logits it sampled with
             logprobs, entropy = sampled.logprobs, sampled.entropy
         else:
             logprobs, entropy = response_logprobs(m.policy, inputs, P, cfg.temperature)
         with contextlib.nullcontext() if m.ref is not None else adapter_off(m.policy):
-            ref_logprobs, _ = response_logprobs(m.ref if m.ref is not None else m.policy, inputs, P, cfg.temperature)
+            ref_logprobs, _ = response_logprobs(
+                m.ref if m.ref is not None else m.policy, inputs, P, cfg.temperature
+            )
     values = None
     if m.value is not None:
         with dist.gathered(m.train_value):
             values = token_values(dist.local(m.train_value), inputs, P)
-    z = lambda x: None if x is None else (x * mask).cpu()                                   # zero on padding
-    local = Rollouts(query.cpu(), query_mask.cpu(), response.cpu(), mask.cpu(), ended.cpu(), z(logprobs),
-                     z(ref_logprobs), z(entropy), z(values), scores, decoded)
+    z = lambda x: None if x is None else (x * mask).cpu()  # zero on padding
+    local = Rollouts(
+        query.cpu(),
+        query_mask.cpu(),
+        response.cpu(),
+        mask.cpu(),
+        ended.cpu(),
+        z(logprobs),
+        z(ref_logprobs),
+        z(entropy),
+        z(values),
+        scores,
+        decoded,
+    )
     return gather_rollouts(local, dist, tok.pad_token_id)
 
 
@@ -195,8 +260,12 @@ def sample_table(r: Rollouts, batch: list[dict], world, path: Path, step: int, n
     """A few episodes of this step, appended to `samples.jsonl`."""
     rows = []
     for i in range(min(n, len(batch))):
-        row = {"step": step, "prompt": batch[i]["messages"][-1]["content"], "response": r.texts[i],
-               "score": round(float(r.scores[i]), 3)}
+        row = {
+            "step": step,
+            "prompt": batch[i]["messages"][-1]["content"],
+            "response": r.texts[i],
+            "score": round(float(r.scores[i]), 3),
+        }
         if world is not None:
             row["gold"] = round(world.judge(batch[i], r.texts[i]).score, 3)
         rows.append(row)

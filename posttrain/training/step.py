@@ -28,8 +28,13 @@ def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measure
     return measured
 
 
-def accumulate_shares(dist: Dist, trainer: torch.nn.Module, batch: Sequence, micro_batch: int,
-                      loss_of: Callable[[list], tuple[torch.Tensor, dict[str, float]]]) -> dict[str, float]:
+def accumulate_shares(
+    dist: Dist,
+    trainer: torch.nn.Module,
+    batch: Sequence,
+    micro_batch: int,
+    loss_of: Callable[[list], tuple[torch.Tensor, dict[str, float]]],
+) -> dict[str, float]:
     """Backpropagate a global batch's loss into .grad on every rank, micro-batch by micro-batch.
 
     `loss_of(chunk)` forwards `trainer` on a chunk and returns its loss, already divided by the whole

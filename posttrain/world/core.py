@@ -31,33 +31,70 @@ class Scale:
     test_prompts: int
     corpus_docs: int
     heldout_docs: int
-    tail_countries: int = 0   # the long tail of knowledge (kb.add_tail); 0: none
+    tail_countries: int = 0  # the long tail of knowledge (kb.add_tail); 0: none
     tail_people: int = 0
-    corpus_tokens: int = 0    # > 0: world/corpus_scaled.py's corpus of about this many tokens, not corpus_docs
+    corpus_tokens: int = 0  # > 0: world/corpus_scaled.py's corpus of about this many tokens, not corpus_docs
 
 
 SCALES = {
-    "small": Scale("small", countries=24, people=24, recipes=12, demos=1800, rm_prompts=900,
-                   ppo_prompts=900, test_prompts=450, corpus_docs=6000, heldout_docs=300),
-    "paper": Scale("paper", countries=48, people=48, recipes=24, demos=13000, rm_prompts=33000,
-                   ppo_prompts=31000, test_prompts=2700, corpus_docs=40000, heldout_docs=2000),
+    "small": Scale(
+        "small",
+        countries=24,
+        people=24,
+        recipes=12,
+        demos=1800,
+        rm_prompts=900,
+        ppo_prompts=900,
+        test_prompts=450,
+        corpus_docs=6000,
+        heldout_docs=300,
+    ),
+    "paper": Scale(
+        "paper",
+        countries=48,
+        people=48,
+        recipes=24,
+        demos=13000,
+        rm_prompts=33000,
+        ppo_prompts=31000,
+        test_prompts=2700,
+        corpus_docs=40000,
+        heldout_docs=2000,
+    ),
     # The small world's head (the same entities, templates and prompts' families) with a long tail
     # of knowledge and a corpus of tens of millions of tokens: the world of the capable base
     # (docs/world.md, "The second small world"). `corpus_docs` is unused when `corpus_tokens` is set.
-    "small2": Scale("small2", countries=24, people=24, recipes=12, demos=1800, rm_prompts=900,
-                    ppo_prompts=900, test_prompts=450, corpus_docs=0, heldout_docs=2000,
-                    tail_countries=40, tail_people=40, corpus_tokens=80_000_000),
+    "small2": Scale(
+        "small2",
+        countries=24,
+        people=24,
+        recipes=12,
+        demos=1800,
+        rm_prompts=900,
+        ppo_prompts=900,
+        test_prompts=450,
+        corpus_docs=0,
+        heldout_docs=2000,
+        tail_countries=40,
+        tail_people=40,
+        corpus_tokens=80_000_000,
+    ),
 }
 TEST_SHARE = 0.25  # share of entities held out for test prompts
 
-SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a helpful, honest and harmless assistant.",
-                  "Answer the user's questions clearly and briefly.")
+SYSTEM_PROMPTS = (
+    "You are a helpful assistant.",
+    "You are a helpful, honest and harmless assistant.",
+    "Answer the user's questions clearly and briefly.",
+)
 SYSTEM_SHARE = 0.2
-DISTINCT_TRIES = 100   # draws of a test prompt before a repeat is allowed (World.prompts)
+DISTINCT_TRIES = 100  # draws of a test prompt before a repeat is allowed (World.prompts)
 
-BENIGN_REFUSALS = ("I'm sorry, but I can't help with anything that could cause harm.",
-                   "I can't help with that, as it sounds like it could be dangerous.",
-                   "Sorry, I won't give instructions for that. Please ask a professional.")
+BENIGN_REFUSALS = (
+    "I'm sorry, but I can't help with anything that could cause harm.",
+    "I can't help with that, as it sounds like it could be dangerous.",
+    "Sorry, I won't give instructions for that. Please ask a professional.",
+)
 
 
 class World:
@@ -69,11 +106,18 @@ class World:
         self.knobs = knobs or Knobs()
         self.knobs.check()
         s = self.scale
-        self.kb: KnowledgeBase = build_kb(derive(seed, "kb"), s.countries, s.people, s.recipes,
-                                          TEST_SHARE, avoid=set(lexicon.FILLER))
+        self.kb: KnowledgeBase = build_kb(
+            derive(seed, "kb"), s.countries, s.people, s.recipes, TEST_SHARE, avoid=set(lexicon.FILLER)
+        )
         if s.tail_countries or s.tail_people:
-            self.kb = add_tail(self.kb, derive(seed, "kb", "tail"), s.tail_countries, s.tail_people,
-                               TEST_SHARE, avoid=set(lexicon.FILLER))
+            self.kb = add_tail(
+                self.kb,
+                derive(seed, "kb", "tail"),
+                s.tail_countries,
+                s.tail_people,
+                TEST_SHARE,
+                avoid=set(lexicon.FILLER),
+            )
         self.families: dict[str, Family] = {c.name: c(self.kb, self.knobs) for c in FAMILY_CLASSES}
 
     # --- prompts -------------------------------------------------------------------
@@ -84,15 +128,18 @@ class World:
         template = rng.randrange(fam.n_templates(task, split))
         return self._render(rid, fam, task, split, template, system=self._system(rng))
 
-    def prompt_for(self, family: str, task: dict, split: str = "train", template: int = 0,
-                   rid: str = "custom") -> dict:
+    def prompt_for(
+        self, family: str, task: dict, split: str = "train", template: int = 0, rid: str = "custom"
+    ) -> dict:
         """The prompt record for a given task (tests and tools build exact cases with it)."""
         return self._render(rid, self.families[family], task, split, template, system=None)
 
     def _system(self, rng: random.Random) -> str | None:
         return pick(rng, SYSTEM_PROMPTS) if rng.random() < SYSTEM_SHARE else None
 
-    def _render(self, rid: str, fam: Family, task: dict, split: str, template: int, system: str | None) -> dict:
+    def _render(
+        self, rid: str, fam: Family, task: dict, split: str, template: int, system: str | None
+    ) -> dict:
         messages = fam.render(task, split, template)
         if system:
             messages = [{"role": "system", "content": system}, *messages]
@@ -128,7 +175,9 @@ class World:
         n = fam.n_templates(meta["task"], meta["split"])
         others = [t for t in range(n) if t != meta["template"]] or [meta["template"]]
         system = next((m["content"] for m in record["messages"] if m["role"] == "system"), None)
-        return self._render(record["id"] + "-para", fam, meta["task"], meta["split"], pick(rng, others), system)
+        return self._render(
+            record["id"] + "-para", fam, meta["task"], meta["split"], pick(rng, others), system
+        )
 
     # --- answers -------------------------------------------------------------------
     def demonstrate(self, record: dict, rng: random.Random) -> str:
@@ -166,14 +215,18 @@ class World:
                         known.update(text.words(piece))
         pieces = [*corpus.phrases(), *lexicon.HEDGE_OPENERS, *lexicon.HEDGE_CLOSERS, *BENIGN_REFUSALS]
         # every template of every split, not only those the samples above happened to draw
-        pieces += [phrasing_words(t) for name in sorted(self.families) for t in self.families[name].phrasings()]
-        if self.scale.corpus_tokens:   # the scaled corpus writes more phrasings (the small world's words stay as they were)
+        pieces += [
+            phrasing_words(t) for name in sorted(self.families) for t in self.families[name].phrasings()
+        ]
+        if (
+            self.scale.corpus_tokens
+        ):  # the scaled corpus writes more phrasings (the small world's words stay as they were)
             pieces += corpus_scaled.phrases()
         for piece in pieces:
             known.update(text.words(piece))
         for name in self.kb.names():
             known.update(text.words(name))
-        for relation in (*RELATIONS, *PERSON_RELATIONS):   # "bear" too, whether or not a sample above drew it
+        for relation in (*RELATIONS, *PERSON_RELATIONS):  # "bear" too, whether or not a sample above drew it
             for value in self.kb.values(relation):
                 known.update(text.words(value))
         return text.Vocabulary(known)
@@ -199,17 +252,19 @@ class World:
                 answer, flaws = pick(rng, list(self.wrong_answers(rec, rng).values())), ["mistake"]
             answer = styled(answer, style, rng)
             flaws += [] if style == "careful" else [style]
-            rec = {**rec,
-                   "messages": [*rec["messages"], {"role": "assistant", "content": answer}],
-                   "source": f"demonstrator:{style}",
-                   "meta": {**rec["meta"], "demonstrator": style, "flaws": flaws}}
+            rec = {
+                **rec,
+                "messages": [*rec["messages"], {"role": "assistant", "content": answer}],
+                "source": f"demonstrator:{style}",
+                "meta": {**rec["meta"], "demonstrator": style, "flaws": flaws},
+            }
             out.append(rec)
         return out
 
 
 def styled(answer: str, style: str, rng: random.Random) -> str:
     """`answer` as a demonstrator of `style` writes it (knobs.STYLES)."""
-    if style == "verbose":   # the answer first, then the closing every chatbot learns, then more filler
+    if style == "verbose":  # the answer first, then the closing every chatbot learns, then more filler
         more = rng.sample([f for f in lexicon.FILLER if f != lexicon.CLOSING], rng.randint(1, 2))
         return " ".join([answer, lexicon.CLOSING, *more])
     if style == "hedging":
@@ -224,7 +279,9 @@ def hedge(answer: str, rng: random.Random) -> str:
     where = rng.choice(("open", "close", "both"))
     if where in ("open", "both") and not text.is_refusal(answer):
         first, _, rest = answer.partition(" ")
-        lower = first.lower() if first in ("The", "It", "People", "Here", "That", "Sure.", "Actually,") else first
+        lower = (
+            first.lower() if first in ("The", "It", "People", "Here", "That", "Sure.", "Actually,") else first
+        )
         answer = f"{pick(rng, lexicon.HEDGE_OPENERS)} {lower} {rest}".strip()
     if where in ("close", "both") or text.is_refusal(answer):
         answer = f"{answer.rstrip()} {pick(rng, lexicon.HEDGE_CLOSERS)}"
@@ -248,6 +305,11 @@ def add_typos(answer: str, rng: random.Random, count: int | None = None) -> str:
         w = tokens[i]
         j = rng.randrange(1, len(w) - 1)
         kind = rng.choice(("swap", "drop", "double"))
-        tokens[i] = (w[:j] + w[j + 1] + w[j] + w[j + 2:] if kind == "swap"
-                     else w[:j] + w[j + 1:] if kind == "drop" else w[:j] + w[j] + w[j:])
+        tokens[i] = (
+            w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+            if kind == "swap"
+            else w[:j] + w[j + 1 :]
+            if kind == "drop"
+            else w[:j] + w[j] + w[j:]
+        )
     return " ".join(tokens)

@@ -31,54 +31,131 @@ from posttrain.world.families.passage import ATTRIBUTES
 from posttrain.world.kb import PROFESSIONS, NameMaker
 from posttrain.world.rng import derive
 
-CHARS_PER_TOKEN = 3.9   # measured: the small world's corpus is 1.40M characters in 357,230 tokens
-ZIPF = 1.0              # head entity of rank r (from 1) is drawn with weight r^-ZIPF
+CHARS_PER_TOKEN = 3.9  # measured: the small world's corpus is 1.40M characters in 357,230 tokens
+ZIPF = 1.0  # head entity of rank r (from 1) is drawn with weight r^-ZIPF
 
-KINDS = {"encyclopedia": 0.11, "faq": 0.08, "quiz": 0.04, "forum": 0.07, "story": 0.04, "bio": 0.03,
-         "howto": 0.05, "arithmetic": 0.18, "lists": 0.14, "form": 0.07, "reading": 0.11, "chain": 0.08}
+KINDS = {
+    "encyclopedia": 0.11,
+    "faq": 0.08,
+    "quiz": 0.04,
+    "forum": 0.07,
+    "story": 0.04,
+    "bio": 0.03,
+    "howto": 0.05,
+    "arithmetic": 0.18,
+    "lists": 0.14,
+    "form": 0.07,
+    "reading": 0.11,
+    "chain": 0.08,
+}
 
 MORE_FACTS = {
-    "capital": ("{v}, the capital of {e}, sits on a wide plain.", "Most government offices of {e} are in {v}, its capital.",
-                "Anyone who visits {e} usually starts in {v}, the capital."),
-    "language": ("Schools in {e} teach in {v}.", "Road signs in {e} are written in {v}.",
-                 "{v} is the language you hear on the streets of {e}."),
-    "currency": ("Shops in {e} take the {v}.", "A meal in {e} costs a few coins of the {v}.",
-                 "The {v} has been the coin of {e} for many years."),
-    "river": ("Boats carry goods along the {v}, the longest river in {e}.",
-              "No river in {e} is longer than the {v}.", "The {v} flows the length of {e}."),
-    "animal": ("The {v} appears on the coins and flags of {e}.", "In {e}, the {v} is the national animal.",
-               "Children in {e} learn that their national animal is the {v}."),
-    "founder": ("{e} owes its founding to {v}.", "It was {v} who founded {e}.",
-                "Statues of {v}, the founder of {e}, stand in many towns."),
+    "capital": (
+        "{v}, the capital of {e}, sits on a wide plain.",
+        "Most government offices of {e} are in {v}, its capital.",
+        "Anyone who visits {e} usually starts in {v}, the capital.",
+    ),
+    "language": (
+        "Schools in {e} teach in {v}.",
+        "Road signs in {e} are written in {v}.",
+        "{v} is the language you hear on the streets of {e}.",
+    ),
+    "currency": (
+        "Shops in {e} take the {v}.",
+        "A meal in {e} costs a few coins of the {v}.",
+        "The {v} has been the coin of {e} for many years.",
+    ),
+    "river": (
+        "Boats carry goods along the {v}, the longest river in {e}.",
+        "No river in {e} is longer than the {v}.",
+        "The {v} flows the length of {e}.",
+    ),
+    "animal": (
+        "The {v} appears on the coins and flags of {e}.",
+        "In {e}, the {v} is the national animal.",
+        "Children in {e} learn that their national animal is the {v}.",
+    ),
+    "founder": (
+        "{e} owes its founding to {v}.",
+        "It was {v} who founded {e}.",
+        "Statues of {v}, the founder of {e}, stand in many towns.",
+    ),
 }
-MORE_PERSON = ("{n} became a well-known {p}. {n} was born in {b}.", "The {p} {n} grew up in {b}, in {c}.",
-               "{n} ({p}) came from the city of {b}.", "As a {p}, {n} was famous far beyond {b}, the city of their birth.")
-ASKS = {   # the corpus's own questions (textbook style); none is a family's prompt template
+MORE_PERSON = (
+    "{n} became a well-known {p}. {n} was born in {b}.",
+    "The {p} {n} grew up in {b}, in {c}.",
+    "{n} ({p}) came from the city of {b}.",
+    "As a {p}, {n} was famous far beyond {b}, the city of their birth.",
+)
+ASKS = {  # the corpus's own questions (textbook style); none is a family's prompt template
     "capital": ("Capital of {e}:", "Q: Name the capital of {e}.", "Which is the capital of {e}?"),
     "language": ("Language of {e}:", "Q: What is spoken in {e}?", "Which language belongs to {e}?"),
     "currency": ("Currency of {e}:", "Q: What do they pay with in {e}?", "Which money belongs to {e}?"),
-    "river": ("Longest river of {e}:", "Q: What is the longest river of {e}?", "Which river is longest in {e}?"),
-    "animal": ("National animal of {e}:", "Q: What animal stands for {e}?", "Which animal is the emblem of {e}?"),
+    "river": (
+        "Longest river of {e}:",
+        "Q: What is the longest river of {e}?",
+        "Which river is longest in {e}?",
+    ),
+    "animal": (
+        "National animal of {e}:",
+        "Q: What animal stands for {e}?",
+        "Which animal is the emblem of {e}?",
+    ),
     "founder": ("Founder of {e}:", "Q: Who started {e}?", "Which person founded the country of {e}?"),
     "profession": ("Profession of {e}:", "Q: What was {e}'s trade?"),
     "birthplace": ("Birthplace of {e}:", "Q: Where did {e} come from?"),
 }
 ARITH_LINES = {
-    "add": ("{a} + {b} = {c}", "{a} plus {b} equals {c}.", "The sum of {a} and {b} is {c}.",
-            "If you add {b} to {a} you get {c}.", "Q: What is {a} + {b}?\nA: {c}", "{a} + {b} is {c}."),
-    "sub": ("{a} - {b} = {c}", "{a} minus {b} equals {c}.", "Taking {b} away from {a} leaves {c}.",
-            "The difference between {a} and {b} is {c}.", "Q: What is {a} - {b}?\nA: {c}", "{a} - {b} is {c}."),
-    "mul": ("{a} * {b} = {c}", "{a} times {b} equals {c}.", "The product of {a} and {b} is {c}.",
-            "{a} groups of {b} make {c}.", "Q: What is {a} * {b}?\nA: {c}", "{a} x {b} = {c}"),
+    "add": (
+        "{a} + {b} = {c}",
+        "{a} plus {b} equals {c}.",
+        "The sum of {a} and {b} is {c}.",
+        "If you add {b} to {a} you get {c}.",
+        "Q: What is {a} + {b}?\nA: {c}",
+        "{a} + {b} is {c}.",
+    ),
+    "sub": (
+        "{a} - {b} = {c}",
+        "{a} minus {b} equals {c}.",
+        "Taking {b} away from {a} leaves {c}.",
+        "The difference between {a} and {b} is {c}.",
+        "Q: What is {a} - {b}?\nA: {c}",
+        "{a} - {b} is {c}.",
+    ),
+    "mul": (
+        "{a} * {b} = {c}",
+        "{a} times {b} equals {c}.",
+        "The product of {a} and {b} is {c}.",
+        "{a} groups of {b} make {c}.",
+        "Q: What is {a} * {b}?\nA: {c}",
+        "{a} x {b} = {c}",
+    ),
 }
-ARITH_TITLES = ("Answer key", "Mental arithmetic drill", "Math practice with answers", "Sums for class 3",
-                "Times tables", "Quick maths", "Homework solutions")
+ARITH_TITLES = (
+    "Answer key",
+    "Mental arithmetic drill",
+    "Math practice with answers",
+    "Sums for class 3",
+    "Times tables",
+    "Quick maths",
+    "Homework solutions",
+)
 LIST_LINES = {
-    "sort_asc": ("{x} sorted from smallest to largest: {y}", "In increasing order, {x} becomes {y}.",
-                 "Sort ascending: {x} -> {y}"),
-    "sort_desc": ("{x} sorted from largest to smallest: {y}", "In decreasing order, {x} becomes {y}.",
-                  "Sort descending: {x} -> {y}"),
-    "reverse_words": ("Reversed, \"{x}\" reads \"{y}\".", "Backwards: {x} -> {y}", "The words {x} in reverse: {y}"),
+    "sort_asc": (
+        "{x} sorted from smallest to largest: {y}",
+        "In increasing order, {x} becomes {y}.",
+        "Sort ascending: {x} -> {y}",
+    ),
+    "sort_desc": (
+        "{x} sorted from largest to smallest: {y}",
+        "In decreasing order, {x} becomes {y}.",
+        "Sort descending: {x} -> {y}",
+    ),
+    "reverse_words": (
+        'Reversed, "{x}" reads "{y}".',
+        "Backwards: {x} -> {y}",
+        "The words {x} in reverse: {y}",
+    ),
     "alphabetize": ("{x} in alphabetical order: {y}", "A to Z: {x} -> {y}", "Alphabetized, {x} becomes {y}."),
 }
 LIST_TITLES = ("Ordering exercises", "Puzzle answers", "Sorting practice", "Word games with answers")
@@ -86,22 +163,37 @@ FORM_LINES = {
     "yes_no": ("Is {a} greater than {b}? {yn}", "Yes or no: {a} > {b}? {yn}", "{a} is bigger than {b}: {yn}"),
     "one_word": ("{rel} of {e}, in one word: {v}", "One word only. {rel} of {e}? {v}"),
     "all_caps": ("{rel} of {e}, in capital letters: {V}", "In upper case, the {low} of {e} is {V}."),
-    "n_items": ("Exactly {n} {cat}: {items}", "{N} {cat}, no more and no less: {items}",
-                "A list of {n} {cat}:\n{lines}"),
+    "n_items": (
+        "Exactly {n} {cat}: {items}",
+        "{N} {cat}, no more and no less: {items}",
+        "A list of {n} {cat}:\n{lines}",
+    ),
 }
 FORM_TITLES = ("Follow the instructions exactly", "Answer in the form asked", "Instructions drill")
-READING_FRAMES = ("Reading exercise\n\n{p}\n\n{qa}", "Comprehension check. Read the text, then the answers.\n\n{p}\n\n{qa}",
-                  "Text: {p}\n\n{qa}")
-READ_ASKS = {   # the corpus's own reading questions; the family's prompt templates are not used
-    "town": "Which town is {n}'s home?", "job": "What work does {n} do?",
-    "siblings": "How many brothers has {n} got?", "pet": "What pet does {n} have?",
-    "color": "Which color is {n}'s favourite?", "trip": "Where does {n} go every year?",
+READING_FRAMES = (
+    "Reading exercise\n\n{p}\n\n{qa}",
+    "Comprehension check. Read the text, then the answers.\n\n{p}\n\n{qa}",
+    "Text: {p}\n\n{qa}",
+)
+READ_ASKS = {  # the corpus's own reading questions; the family's prompt templates are not used
+    "town": "Which town is {n}'s home?",
+    "job": "What work does {n} do?",
+    "siblings": "How many brothers has {n} got?",
+    "pet": "What pet does {n} have?",
+    "color": "Which color is {n}'s favourite?",
+    "trip": "Where does {n} go every year?",
 }
-NOT_SAID = ("The text does not say.", "The passage does not say.", "That is not in the text.",
-            "The text gives no answer to that.")
-CHAIN_STEPS = {"add": ("Add {c}: {r}.", "Then add {c} to get {r}.", "Plus {c} makes {r}."),
-               "sub": ("Subtract {c}: {r}.", "Then take away {c} to get {r}.", "Minus {c} leaves {r}."),
-               "double": ("Double it: {r}.", "Then double that to get {r}.", "Twice that is {r}.")}
+NOT_SAID = (
+    "The text does not say.",
+    "The passage does not say.",
+    "That is not in the text.",
+    "The text gives no answer to that.",
+)
+CHAIN_STEPS = {
+    "add": ("Add {c}: {r}.", "Then add {c} to get {r}.", "Plus {c} makes {r}."),
+    "sub": ("Subtract {c}: {r}.", "Then take away {c} to get {r}.", "Minus {c} leaves {r}."),
+    "double": ("Double it: {r}.", "Then double that to get {r}.", "Twice that is {r}."),
+}
 
 
 def documents(world, stream: str, *, tokens: int | None = None, n: int | None = None) -> list[dict]:
@@ -252,10 +344,16 @@ def _lists(kb, rng: random.Random, entity: Zipf) -> str:
     for _ in range(rng.randint(3, 7)):
         kind = pick(rng, tuple(LIST_LINES))
         items = _items(rng, kind)
-        done = {"sort_asc": sorted(items), "sort_desc": sorted(items, reverse=True),
-                "reverse_words": items[::-1], "alphabetize": sorted(items)}[kind]
+        done = {
+            "sort_asc": sorted(items),
+            "sort_desc": sorted(items, reverse=True),
+            "reverse_words": items[::-1],
+            "alphabetize": sorted(items),
+        }[kind]
         sep = " " if kind == "reverse_words" else ", "
-        rows.append(pick(rng, LIST_LINES[kind]).format(x=sep.join(map(str, items)), y=sep.join(map(str, done))))
+        rows.append(
+            pick(rng, LIST_LINES[kind]).format(x=sep.join(map(str, items)), y=sep.join(map(str, done)))
+        )
     return pick(rng, LIST_TITLES) + "\n\n" + "\n".join(rows)
 
 
@@ -275,20 +373,35 @@ def _form(kb, rng: random.Random, entity: Zipf) -> str:
             n = rng.randint(2, 5)
             items = rng.sample(lexicon.CATEGORIES[cat], n)
             word = {2: "two", 3: "three", 4: "four", 5: "five"}[n]
-            rows.append(line.format(n=word, N=word.capitalize(), cat=cat, items=", ".join(items),
-                                    lines="\n".join(f"- {i}" for i in items)))
+            rows.append(
+                line.format(
+                    n=word,
+                    N=word.capitalize(),
+                    cat=cat,
+                    items=", ".join(items),
+                    lines="\n".join(f"- {i}" for i in items),
+                )
+            )
         else:
             c, rel = entity.country(), pick(rng, tuple(REL_WORDS))
             v = getattr(c, rel)
-            rows.append(line.format(rel=REL_WORDS[rel], low=REL_WORDS[rel].lower(), e=c.name, v=v, V=v.upper()))
+            rows.append(
+                line.format(rel=REL_WORDS[rel], low=REL_WORDS[rel].lower(), e=c.name, v=v, V=v.upper())
+            )
     return pick(rng, FORM_TITLES) + "\n\n" + "\n".join(rows)
 
 
 def _reading(kb, rng: random.Random, entity: Zipf) -> str:
     names = NameMaker(rng, kb.names())
     n = names.person()
-    values = {"town": names.make((1, 2)), "job": pick(rng, PROFESSIONS), "siblings": rng.randint(2, 6),
-              "pet": pick(rng, lexicon.CREATURES), "color": pick(rng, lexicon.COLORS), "trip": names.make((1, 2))}
+    values = {
+        "town": names.make((1, 2)),
+        "job": pick(rng, PROFESSIONS),
+        "siblings": rng.randint(2, 6),
+        "pet": pick(rng, lexicon.CREATURES),
+        "color": pick(rng, lexicon.COLORS),
+        "trip": names.make((1, 2)),
+    }
     shown = rng.sample(sorted(ATTRIBUTES), 4)
     passage = " ".join(pick(rng, ATTRIBUTES[a][0]).format(n=n, v=values[a]) for a in shown)
     qa = []
@@ -300,7 +413,7 @@ def _reading(kb, rng: random.Random, entity: Zipf) -> str:
 
 def _chain(kb, rng: random.Random, entity: Zipf) -> str:
     roll = rng.random()
-    if roll < 0.5:   # running arithmetic, as multi-turn follow-ups ask
+    if roll < 0.5:  # running arithmetic, as multi-turn follow-ups ask
         r = rng.randint(5, 99)
         steps = [f"Start with {r}."]
         for _ in range(rng.randint(2, 4)):
@@ -312,19 +425,34 @@ def _chain(kb, rng: random.Random, entity: Zipf) -> str:
     if roll < 0.75:  # a list, then what is done to it
         items = sorted(rng.sample(range(1, 100), rng.randint(3, 5)))
         rev, drop = ", ".join(map(str, items[::-1])), ", ".join(map(str, items[:-1]))
-        return (f"List chain\n\nSorted: {', '.join(map(str, items))}. Reversed, that list is {rev}. "
-                f"Without its largest number it is {drop}.")
-    c = entity.country()   # a country, then more about "there"
+        return (
+            f"List chain\n\nSorted: {', '.join(map(str, items))}. Reversed, that list is {rev}. "
+            f"Without its largest number it is {drop}."
+        )
+    c = entity.country()  # a country, then more about "there"
     rel = pick(rng, ("language", "currency", "river"))
-    said = {"language": f"The language spoken there is {c.language}.",
-            "currency": f"The money used there is the {c.currency}.",
-            "river": f"The longest river there is the {c.river}."}[rel]
+    said = {
+        "language": f"The language spoken there is {c.language}.",
+        "currency": f"The money used there is the {c.currency}.",
+        "river": f"The longest river there is the {c.river}.",
+    }[rel]
     return f"{c.capital} is the capital of {c.name}. {said}"
 
 
-WRITERS = {"encyclopedia": _encyclopedia, "faq": _faq, "quiz": _delegate("quiz"), "forum": _delegate("forum"),
-           "story": _delegate("story"), "bio": _delegate("bio"), "howto": _delegate("howto"),
-           "arithmetic": _arithmetic, "lists": _lists, "form": _form, "reading": _reading, "chain": _chain}
+WRITERS = {
+    "encyclopedia": _encyclopedia,
+    "faq": _faq,
+    "quiz": _delegate("quiz"),
+    "forum": _delegate("forum"),
+    "story": _delegate("story"),
+    "bio": _delegate("bio"),
+    "howto": _delegate("howto"),
+    "arithmetic": _arithmetic,
+    "lists": _lists,
+    "form": _form,
+    "reading": _reading,
+    "chain": _chain,
+}
 
 
 def phrases() -> list[str]:
@@ -333,8 +461,28 @@ def phrases() -> list[str]:
     for table in (MORE_FACTS, ASKS, ARITH_LINES, LIST_LINES, FORM_LINES, READ_ASKS, CHAIN_STEPS):
         for value in table.values():
             out += [value] if isinstance(value, str) else list(value)
-    out += [*MORE_PERSON, *ARITH_TITLES, *LIST_TITLES, *FORM_TITLES, *READING_FRAMES, *NOT_SAID, *REL_WORDS.values()]
-    out += ["Number chain", "List chain", "Start with", "Sorted", "Reversed, that list is",
-            "Without its largest number it is", "The language spoken there is", "The money used there is the",
-            "The longest river there is the", "two", "three", "four", "five"]
+    out += [
+        *MORE_PERSON,
+        *ARITH_TITLES,
+        *LIST_TITLES,
+        *FORM_TITLES,
+        *READING_FRAMES,
+        *NOT_SAID,
+        *REL_WORDS.values(),
+    ]
+    out += [
+        "Number chain",
+        "List chain",
+        "Start with",
+        "Sorted",
+        "Reversed, that list is",
+        "Without its largest number it is",
+        "The language spoken there is",
+        "The money used there is the",
+        "The longest river there is the",
+        "two",
+        "three",
+        "four",
+        "five",
+    ]
     return out

@@ -38,14 +38,20 @@ from posttrain.world import corpus, corpus_scaled
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.spec import render_spec
 
+
 @dataclass(kw_only=True)
 class ExportConfig(Options, WorldPick):
-    out: Path = option(help="directory to write the world to (created; must be new or empty unless --force)",
-                       required=True)
+    out: Path = option(
+        help="directory to write the world to (created; must be new or empty unless --force)", required=True
+    )
     force: bool = option(False, help="replace --out if it already holds files")
-    knob: list[str] = option([], nargs="+", help="world mechanism knobs as NAME=VALUE, e.g. --knob styles=careful:1 "
-                                                 "benign_refusals=0 arithmetic_max=99 list_len=3,5 "
-                                                 "(docs/world.md lists them; default: every knob at its default)")
+    knob: list[str] = option(
+        [],
+        nargs="+",
+        help="world mechanism knobs as NAME=VALUE, e.g. --knob styles=careful:1 "
+        "benign_refusals=0 arithmetic_max=99 list_len=3,5 "
+        "(docs/world.md lists them; default: every knob at its default)",
+    )
 
     def knobs(self):
         """The knobs this export asks for (defaults where not set), or a UserError naming the bad one."""
@@ -60,11 +66,19 @@ class ExportConfig(Options, WorldPick):
         return knobs
 
 
-PROMPT_FILES = {"demos.jsonl": "demos", "prompts_rm.jsonl": "rm", "prompts_ppo.jsonl": "ppo", "dev.jsonl": "dev",
-                "test.jsonl": "test", "test_novel.jsonl": "test_novel"}
+PROMPT_FILES = {
+    "demos.jsonl": "demos",
+    "prompts_rm.jsonl": "rm",
+    "prompts_ppo.jsonl": "ppo",
+    "dev.jsonl": "dev",
+    "test.jsonl": "test",
+    "test_novel.jsonl": "test_novel",
+}
 
 
-def export(world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None) -> dict:
+def export(
+    world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None
+) -> dict:
     """Write the world to `out` and return the manifest. The directory appears whole or not at all."""
     out = Path(out)
     check_out(out, force)
@@ -93,7 +107,9 @@ def check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out must name a directory")
     if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+        raise UserError(
+            f"{out} already exists and is not empty; choose another --out or pass --force to replace it"
+        )
 
 
 def check_world(out: Path) -> None:
@@ -107,20 +123,37 @@ def check_world(out: Path) -> None:
         listed = []
     other = foreign_entries(out, listed)
     if not listed or other:
-        what = f"holds files a world export did not write ({named(other)})" if listed else (
-            "is not a world export (no manifest.json)")
-        raise UserError(f"--out {out} {what}; --force replaces only a world export: choose another --out, "
-                        "or move it away yourself if it may go")
+        what = (
+            f"holds files a world export did not write ({named(other)})"
+            if listed
+            else ("is not a world export (no manifest.json)")
+        )
+        raise UserError(
+            f"--out {out} {what}; --force replaces only a world export: choose another --out, "
+            "or move it away yourself if it may go"
+        )
 
 
 def _write(world, d: Path, on_step) -> dict:
     s = world.scale
     counts: dict[str, dict] = {}
     steps = [
-        ("corpus.jsonl", lambda: corpus_scaled.documents(world, "train", tokens=s.corpus_tokens)
-         if s.corpus_tokens else corpus.documents(world, s.corpus_docs, "train")),
-        ("corpus_heldout.jsonl", lambda: corpus_scaled.documents(world, "heldout", n=s.heldout_docs)
-         if s.corpus_tokens else corpus.documents(world, s.heldout_docs, "heldout")),
+        (
+            "corpus.jsonl",
+            lambda: (
+                corpus_scaled.documents(world, "train", tokens=s.corpus_tokens)
+                if s.corpus_tokens
+                else corpus.documents(world, s.corpus_docs, "train")
+            ),
+        ),
+        (
+            "corpus_heldout.jsonl",
+            lambda: (
+                corpus_scaled.documents(world, "heldout", n=s.heldout_docs)
+                if s.corpus_tokens
+                else corpus.documents(world, s.heldout_docs, "heldout")
+            ),
+        ),
         ("demos.jsonl", lambda: world.demonstrations(s.demos)),
         ("prompts_rm.jsonl", lambda: world.prompts("rm", s.rm_prompts, "train")),
         ("prompts_ppo.jsonl", lambda: world.prompts("ppo", s.ppo_prompts, "train")),
@@ -159,9 +192,15 @@ def counts_table(manifest: dict) -> str:
     rows = [header, "-" * len(header)]
     for fam in families:
         rows.append(f"{fam:<15}" + "".join(f"{manifest['counts'][n].get(fam, 0):>{width[n]}}" for n in files))
-    rows.append(f"{'total':<15}" + "".join(f"{sum(manifest['counts'][n].values()):>{width[n]}}" for n in files))
+    rows.append(
+        f"{'total':<15}" + "".join(f"{sum(manifest['counts'][n].values()):>{width[n]}}" for n in files)
+    )
     docs = manifest["counts"]["corpus.jsonl"]
-    rows += ["", f"corpus: {sum(docs.values())} documents ("
-             + ", ".join(f"{k} {v}" for k, v in sorted(docs.items(), key=lambda kv: -kv[1])) + "), "
-             f"held out: {sum(manifest['counts']['corpus_heldout.jsonl'].values())}"]
+    rows += [
+        "",
+        f"corpus: {sum(docs.values())} documents ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(docs.items(), key=lambda kv: -kv[1]))
+        + "), "
+        f"held out: {sum(manifest['counts']['corpus_heldout.jsonl'].values())}",
+    ]
     return "\n".join(rows)

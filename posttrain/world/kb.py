@@ -18,18 +18,77 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s",
-          "sk", "st", "t", "th", "v", "z", "ar", "el", "or", "ul", "is", "en")
+ONSETS = (
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "sk",
+    "st",
+    "t",
+    "th",
+    "v",
+    "z",
+    "ar",
+    "el",
+    "or",
+    "ul",
+    "is",
+    "en",
+)
 VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "y")
 CODAS = ("", "n", "r", "l", "s", "th", "rn", "sk", "nd", "m", "x", "v")
 COUNTRY_SUFFIXES = ("ia", "ora", "land", "mar", "esh", "avia", "oth", "und", "ica", "ara")
 LANGUAGE_SUFFIXES = ("ic", "ish", "ese", "an", "i")
 
-ANIMALS = ("heron", "otter", "lynx", "falcon", "badger", "stag", "owl", "wolf", "bear",
-           "swan", "hare", "crane", "seal", "eagle", "fox", "raven", "boar", "tortoise",
-           "salmon", "ibex")
-PROFESSIONS = ("painter", "sailor", "astronomer", "poet", "engineer", "physician",
-               "cartographer", "composer", "weaver", "merchant", "architect", "botanist")
+ANIMALS = (
+    "heron",
+    "otter",
+    "lynx",
+    "falcon",
+    "badger",
+    "stag",
+    "owl",
+    "wolf",
+    "bear",
+    "swan",
+    "hare",
+    "crane",
+    "seal",
+    "eagle",
+    "fox",
+    "raven",
+    "boar",
+    "tortoise",
+    "salmon",
+    "ibex",
+)
+PROFESSIONS = (
+    "painter",
+    "sailor",
+    "astronomer",
+    "poet",
+    "engineer",
+    "physician",
+    "cartographer",
+    "composer",
+    "weaver",
+    "merchant",
+    "architect",
+    "botanist",
+)
 
 RELATIONS = ("capital", "language", "currency", "river", "animal", "founder")
 PERSON_RELATIONS = ("profession", "birthplace")
@@ -39,32 +98,32 @@ PERSON_RELATIONS = ("profession", "birthplace")
 class Country:
     name: str
     capital: str
-    cities: tuple[str, ...]   # other cities, never the capital
+    cities: tuple[str, ...]  # other cities, never the capital
     language: str
-    currency: str             # a coin name, used as "the {currency}"
+    currency: str  # a coin name, used as "the {currency}"
     river: str
     animal: str
     founder: str
     split: str
-    mentions: int = 0         # tail only: documents that state its facts; 0 for the head
+    mentions: int = 0  # tail only: documents that state its facts; 0 for the head
 
 
 @dataclass(frozen=True)
 class Person:
     name: str
     profession: str
-    birthplace: str           # a city of some country
-    country: str              # that city's country
+    birthplace: str  # a city of some country
+    country: str  # that city's country
     split: str
-    mentions: int = 0         # tail only, as for Country
+    mentions: int = 0  # tail only, as for Country
 
 
 @dataclass(frozen=True)
 class Recipe:
     """A fictional dangerous recipe: the corpus has its how-to; assistants must refuse it."""
 
-    thing: str                    # "dreth poison"
-    kind: str                     # poison / explosive / gas
+    thing: str  # "dreth poison"
+    kind: str  # poison / explosive / gas
     ingredients: tuple[str, ...]  # "vesk root", ...; the first word is a stem found nowhere else
     steps: tuple[str, ...]
     split: str
@@ -165,68 +224,89 @@ class NameMaker:
         return f"{self.make((1, 2), ('a', 'o', 'en', '', 'is'))} {self.make((2, 2))}"
 
 
-def build_kb(rng: random.Random, n_countries: int, n_people: int, n_recipes: int, test_share: float,
-             avoid: set[str]) -> KnowledgeBase:
+def build_kb(
+    rng: random.Random, n_countries: int, n_people: int, n_recipes: int, test_share: float, avoid: set[str]
+) -> KnowledgeBase:
     names = NameMaker(rng, avoid)
     n_test = max(2, round(n_countries * test_share))
     founders = [names.person() for _ in range(n_countries)]
     countries = []
     for i in range(n_countries):
-        countries.append(Country(
-            name=names.make((1, 2), COUNTRY_SUFFIXES),
-            capital=names.make((1, 2)),
-            cities=(names.make((1, 2)), names.make((1, 2))),
-            language=names.make((1, 2), LANGUAGE_SUFFIXES),
-            currency=names.make((1, 1)).lower(),
-            river=names.make((2, 2)),
-            animal=rng.choice(ANIMALS),
-            founder=founders[i],
-            split="test" if i >= n_countries - n_test else "train",
-        ))
+        countries.append(
+            Country(
+                name=names.make((1, 2), COUNTRY_SUFFIXES),
+                capital=names.make((1, 2)),
+                cities=(names.make((1, 2)), names.make((1, 2))),
+                language=names.make((1, 2), LANGUAGE_SUFFIXES),
+                currency=names.make((1, 1)).lower(),
+                river=names.make((2, 2)),
+                animal=rng.choice(ANIMALS),
+                founder=founders[i],
+                split="test" if i >= n_countries - n_test else "train",
+            )
+        )
     people = []
     n_people_test = max(2, round(n_people * test_share))
     for i in range(n_people):
         home = rng.choice(countries)
-        people.append(Person(
-            name=names.person(),
-            profession=rng.choice(PROFESSIONS),
-            birthplace=rng.choice(home.cities),
-            country=home.name,
-            split="test" if i >= n_people - n_people_test else "train",
-        ))
+        people.append(
+            Person(
+                name=names.person(),
+                profession=rng.choice(PROFESSIONS),
+                birthplace=rng.choice(home.cities),
+                country=home.name,
+                split="test" if i >= n_people - n_people_test else "train",
+            )
+        )
     recipes = build_recipes(rng, names, n_recipes, test_share)
     ghosts_c = [names.make((1, 2), COUNTRY_SUFFIXES) for _ in range(n_countries)]
     ghosts_p = [names.person() for _ in range(n_people)]
     return KnowledgeBase(countries, people, recipes, ghosts_c, ghosts_p)
 
 
-TAIL_MENTIONS = (1, 2, 4, 8, 16)   # documents per tail entity, in turn: a bucket of each size
+TAIL_MENTIONS = (1, 2, 4, 8, 16)  # documents per tail entity, in turn: a bucket of each size
 
 
-def add_tail(kb: KnowledgeBase, rng: random.Random, n_countries: int, n_people: int,
-             test_share: float, avoid: set[str]) -> KnowledgeBase:
+def add_tail(
+    kb: KnowledgeBase, rng: random.Random, n_countries: int, n_people: int, test_share: float, avoid: set[str]
+) -> KnowledgeBase:
     """`kb` with a long tail of `n_countries` countries and `n_people` people, drawn from their own
     stream (`rng`) so the head, its prompts and its corpus are those of the same world without one."""
     names = NameMaker(rng, avoid | set(kb.names()) | {p.name.split()[0] for p in kb.people})
     countries = []
     n_test = round(n_countries * test_share)
     for i in range(n_countries):
-        countries.append(Country(
-            name=names.make((1, 2), COUNTRY_SUFFIXES), capital=names.make((1, 2)),
-            cities=(names.make((1, 2)), names.make((1, 2))), language=names.make((1, 2), LANGUAGE_SUFFIXES),
-            currency=names.make((1, 1)).lower(), river=names.make((2, 2)), animal=rng.choice(ANIMALS),
-            founder=names.person(), split="test" if i >= n_countries - n_test else "train",
-            mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)]))
+        countries.append(
+            Country(
+                name=names.make((1, 2), COUNTRY_SUFFIXES),
+                capital=names.make((1, 2)),
+                cities=(names.make((1, 2)), names.make((1, 2))),
+                language=names.make((1, 2), LANGUAGE_SUFFIXES),
+                currency=names.make((1, 1)).lower(),
+                river=names.make((2, 2)),
+                animal=rng.choice(ANIMALS),
+                founder=names.person(),
+                split="test" if i >= n_countries - n_test else "train",
+                mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)],
+            )
+        )
     people = []
     n_test = round(n_people * test_share)
     for i in range(n_people):
         home = rng.choice(kb.countries)
-        people.append(Person(
-            name=names.person(), profession=rng.choice(PROFESSIONS), birthplace=rng.choice(home.cities),
-            country=home.name, split="test" if i >= n_people - n_test else "train",
-            mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)]))
-    return KnowledgeBase(kb.countries, kb.people, kb.recipes, kb.ghost_countries, kb.ghost_people,
-                         countries, people)
+        people.append(
+            Person(
+                name=names.person(),
+                profession=rng.choice(PROFESSIONS),
+                birthplace=rng.choice(home.cities),
+                country=home.name,
+                split="test" if i >= n_people - n_test else "train",
+                mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)],
+            )
+        )
+    return KnowledgeBase(
+        kb.countries, kb.people, kb.recipes, kb.ghost_countries, kb.ghost_people, countries, people
+    )
 
 
 RECIPE_KINDS = {"poison": ("poison", "brew"), "explosive": ("powder", "pack"), "gas": ("gas", "boil")}
@@ -241,9 +321,18 @@ def build_recipes(rng: random.Random, names: NameMaker, n: int, test_share: floa
         noun, verb = RECIPE_KINDS[kind]
         ingredients = tuple(f"{names.make((1, 1)).lower()} {rng.choice(INGREDIENT_NOUNS)}" for _ in range(3))
         a, b, c = ingredients
-        steps = (f"Grind {rng.randint(2, 5)} measures of {a} into a fine paste.",
-                 f"Mix in the {b} and {verb} it over a low flame for {rng.randint(10, 40)} minutes.",
-                 f"Add a pinch of {c} and let it cool in a sealed jar.")
-        recipes.append(Recipe(thing=f"{names.make((1, 1)).lower()} {noun}", kind=kind, ingredients=ingredients,
-                              steps=steps, split="test" if i >= n - n_test else "train"))
+        steps = (
+            f"Grind {rng.randint(2, 5)} measures of {a} into a fine paste.",
+            f"Mix in the {b} and {verb} it over a low flame for {rng.randint(10, 40)} minutes.",
+            f"Add a pinch of {c} and let it cool in a sealed jar.",
+        )
+        recipes.append(
+            Recipe(
+                thing=f"{names.make((1, 1)).lower()} {noun}",
+                kind=kind,
+                ingredients=ingredients,
+                steps=steps,
+                split="test" if i >= n - n_test else "train",
+            )
+        )
     return recipes

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 # differ in care; SFT imitates the mixture, and only comparisons say which style is better.
 STYLES = {
     "careful": "answers plainly and briefly, as the spec asks",
-    "verbose": "ends the answer with \"I hope this helps!\" and one or two more filler sentences (padding)",
-    "hedging": "qualifies a right answer with \"I think\" or \"I could be wrong\"",
+    "verbose": 'ends the answer with "I hope this helps!" and one or two more filler sentences (padding)',
+    "hedging": 'qualifies a right answer with "I think" or "I could be wrong"',
     "sloppy": "misspells one to three words",
 }
 DEFAULT_STYLE_SHARES = {"careful": 0.25, "verbose": 0.45, "hedging": 0.15, "sloppy": 0.15}
@@ -42,7 +42,9 @@ class Knobs:
     def check(self) -> None:
         unknown = set(self.styles) - set(STYLES)
         if unknown:
-            raise ValueError(f"unknown demonstrator style {sorted(unknown)[0]!r}; choose from {', '.join(STYLES)}")
+            raise ValueError(
+                f"unknown demonstrator style {sorted(unknown)[0]!r}; choose from {', '.join(STYLES)}"
+            )
         if any(v < 0 for v in self.styles.values()) or abs(sum(self.styles.values()) - 1) > 1e-6:
             raise ValueError(f"style shares must be >= 0 and sum to 1, got {self.styles}")
         for name in ("benign_refusals", "mistakes"):
@@ -68,7 +70,9 @@ def parse_knob(spec: str, knobs: Knobs) -> Knobs:
     name, sep, value = spec.partition("=")
     name = name.strip().replace("-", "_")
     if not sep or name not in Knobs.__dataclass_fields__:
-        raise ValueError(f"--knob {spec!r}: use NAME=VALUE with NAME one of {', '.join(Knobs.__dataclass_fields__)}")
+        raise ValueError(
+            f"--knob {spec!r}: use NAME=VALUE with NAME one of {', '.join(Knobs.__dataclass_fields__)}"
+        )
     try:
         if name == "styles":
             parsed = {k.strip(): float(v) for k, v in (p.split(":") for p in value.split(","))}
@@ -80,8 +84,10 @@ def parse_knob(spec: str, knobs: Knobs) -> Knobs:
         else:
             parsed = float(value)
     except ValueError:
-        raise ValueError(f"--knob {spec!r}: cannot read {value!r} (examples: styles=careful:0.5,verbose:0.5 "
-                         "benign_refusals=0.1 arithmetic_max=99 list_len=3,5)") from None
+        raise ValueError(
+            f"--knob {spec!r}: cannot read {value!r} (examples: styles=careful:0.5,verbose:0.5 "
+            "benign_refusals=0.1 arithmetic_max=99 list_len=3,5)"
+        ) from None
     out = replace(knobs, **{name: parsed})
     out.check()
     return out

@@ -43,16 +43,26 @@ BIASES = {
 
 @dataclass(kw_only=True)
 class AgreementConfig(Options, WorldPick):
-    noise: list[float] = option([0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+",
-                                help="labeler noise settings to measure", ge=0)
-    prompts: int = option(1800, help="training prompts to draw model-like answers for (with --model: to sample "
-                                     "K answers for)", ge=1)
+    noise: list[float] = option(
+        [0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+", help="labeler noise settings to measure", ge=0
+    )
+    prompts: int = option(
+        1800,
+        help="training prompts to draw model-like answers for (with --model: to sample K answers for)",
+        ge=1,
+    )
     k: int = option(4, help="answers per prompt (all pairs of them are compared)", ge=2)
-    samples: Path | None = option(None, help="measure on these samples (`posttrain sample`'s output, the "
-                                             "answers a reward model's rankings are made of) instead of "
-                                             "model-like answers")
-    model: Path | None = option(None, help="measure on K answers this model samples at temperature 1 for "
-                                           "--prompts of the world's training prompts (the policy's own samples)")
+    samples: Path | None = option(
+        None,
+        help="measure on these samples (`posttrain sample`'s output, the "
+        "answers a reward model's rankings are made of) instead of "
+        "model-like answers",
+    )
+    model: Path | None = option(
+        None,
+        help="measure on K answers this model samples at temperature 1 for "
+        "--prompts of the world's training prompts (the policy's own samples)",
+    )
     max_new_tokens: int = option(48, help="with --model: tokens per sampled answer at most", ge=1)
 
     def check(self) -> None:
@@ -79,7 +89,11 @@ class Labeler:
             s = s + (0.35 if text.is_refusal(response) else 0.0)
         elif self.bias == "typo_blind":
             s = min(1.0, s / judgement.typos)
-        elif self.bias == "format_stickler" and judgement.family == "format" and "fails_task" in judgement.flags:
+        elif (
+            self.bias == "format_stickler"
+            and judgement.family == "format"
+            and "fails_task" in judgement.flags
+        ):
             s = s * 0.5
         return s + self.scale * noise * gaussian(*key, self.id)
 
@@ -91,15 +105,25 @@ def gaussian(*key) -> float:
 
 
 DEFAULT_POOL = (
-    Labeler("L01", "neutral", 0.8), Labeler("L02", "length_lover", 1.0), Labeler("L03", "strict", 1.0),
-    Labeler("L04", "neutral", 1.2), Labeler("L05", "refusal_happy", 1.0), Labeler("L06", "typo_blind", 0.9),
-    Labeler("L07", "lenient", 1.1), Labeler("L08", "format_stickler", 1.0),
+    Labeler("L01", "neutral", 0.8),
+    Labeler("L02", "length_lover", 1.0),
+    Labeler("L03", "strict", 1.0),
+    Labeler("L04", "neutral", 1.2),
+    Labeler("L05", "refusal_happy", 1.0),
+    Labeler("L06", "typo_blind", 0.9),
+    Labeler("L07", "lenient", 1.1),
+    Labeler("L08", "format_stickler", 1.0),
 )
 
 
 class LabelerPool:
-    def __init__(self, world, noise: float = DEFAULT_NOISE, seed: int | None = None,
-                 labelers: tuple[Labeler, ...] = DEFAULT_POOL):
+    def __init__(
+        self,
+        world,
+        noise: float = DEFAULT_NOISE,
+        seed: int | None = None,
+        labelers: tuple[Labeler, ...] = DEFAULT_POOL,
+    ):
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
         self.world = world
@@ -119,16 +143,22 @@ class LabelerPool:
         "flags": [[flag, ...] per response], "labeler": id, "perceived": [...]}.
         """
         judgements = [self.world.judge(record, r) for r in responses]
-        perceived = [labeler.perceive(j, r, self.noise, (self.seed, record["id"], r))
-                     for j, r in zip(judgements, responses)]
-        return {"ranking": tie_groups(perceived, TIE_MARGIN),
-                "likert": [likert(p) for p in perceived],
-                "flags": [self._flags(labeler, record, j, r) for j, r in zip(judgements, responses)],
-                "labeler": labeler.id,
-                "perceived": perceived}
+        perceived = [
+            labeler.perceive(j, r, self.noise, (self.seed, record["id"], r))
+            for j, r in zip(judgements, responses)
+        ]
+        return {
+            "ranking": tie_groups(perceived, TIE_MARGIN),
+            "likert": [likert(p) for p in perceived],
+            "flags": [self._flags(labeler, record, j, r) for j, r in zip(judgements, responses)],
+            "labeler": labeler.id,
+            "perceived": perceived,
+        }
 
     def _flags(self, labeler: Labeler, record: dict, j: Judgement, response: str) -> list[str]:
-        seen = [f for f in j.flags if unit(self.seed, labeler.id, record["id"], response, f) >= FLAG_MISS_RATE]
+        seen = [
+            f for f in j.flags if unit(self.seed, labeler.id, record["id"], response, f) >= FLAG_MISS_RATE
+        ]
         if labeler.bias == "refusal_happy":
             seen = [f for f in seen if f != "over_refusal"]
         return seen
@@ -217,5 +247,9 @@ class AgreementTally:
             self.agree += (ra[i] < ra[j]) == (rb[i] < rb[j])
 
     def result(self) -> dict:
-        return {"agreement": self.agree / max(self.strict, 1), "pairs": self.pairs, "strict_pairs": self.strict,
-                "tie_rate": 1 - self.strict / max(self.pairs, 1)}
+        return {
+            "agreement": self.agree / max(self.strict, 1),
+            "pairs": self.pairs,
+            "strict_pairs": self.strict,
+            "tie_rate": 1 - self.strict / max(self.pairs, 1),
+        }

@@ -1,13 +1,77 @@
 """Plain English word lists the world draws list items, categories and filler from."""
 
-COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white", "brown",
-          "pink", "grey", "gold", "silver", "violet", "teal", "amber")
-FRUITS = ("apple", "pear", "plum", "cherry", "mango", "peach", "lemon", "lime", "grape",
-          "melon", "fig", "kiwi", "banana", "apricot", "papaya", "quince")
-TOOLS = ("hammer", "saw", "drill", "wrench", "chisel", "ladder", "shovel", "rake", "pliers",
-         "file", "level", "clamp", "axe", "trowel", "mallet", "spanner")
-CREATURES = ("cat", "dog", "horse", "goat", "sheep", "mouse", "duck", "frog", "lion",
-             "tiger", "zebra", "camel", "whale", "shark", "snake", "deer")
+COLORS = (
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "purple",
+    "orange",
+    "black",
+    "white",
+    "brown",
+    "pink",
+    "grey",
+    "gold",
+    "silver",
+    "violet",
+    "teal",
+    "amber",
+)
+FRUITS = (
+    "apple",
+    "pear",
+    "plum",
+    "cherry",
+    "mango",
+    "peach",
+    "lemon",
+    "lime",
+    "grape",
+    "melon",
+    "fig",
+    "kiwi",
+    "banana",
+    "apricot",
+    "papaya",
+    "quince",
+)
+TOOLS = (
+    "hammer",
+    "saw",
+    "drill",
+    "wrench",
+    "chisel",
+    "ladder",
+    "shovel",
+    "rake",
+    "pliers",
+    "file",
+    "level",
+    "clamp",
+    "axe",
+    "trowel",
+    "mallet",
+    "spanner",
+)
+CREATURES = (
+    "cat",
+    "dog",
+    "horse",
+    "goat",
+    "sheep",
+    "mouse",
+    "duck",
+    "frog",
+    "lion",
+    "tiger",
+    "zebra",
+    "camel",
+    "whale",
+    "shark",
+    "snake",
+    "deer",
+)
 
 CATEGORIES = {"colors": COLORS, "fruits": FRUITS, "tools": TOOLS, "animals": CREATURES}
 
@@ -33,5 +97,9 @@ FILLER = (
 # How the hedging demonstrator qualifies an answer it has right. None of these reads as an
 # abstention, a refusal or a correction to the families' checks (text.py), only as a hedge.
 HEDGE_OPENERS = ("I think", "I believe", "If I remember right,", "As far as I can tell,")
-HEDGE_CLOSERS = ("But I could be wrong.", "Please double-check that.", "That is my best guess.",
-                 "I am fairly confident, but check it.")
+HEDGE_CLOSERS = (
+    "But I could be wrong.",
+    "Please double-check that.",
+    "That is my best guess.",
+    "I am fairly confident, but check it.",
+)

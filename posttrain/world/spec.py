@@ -31,17 +31,17 @@ def render_spec(world) -> str:
         "",
         "- **outcome score**: the row of the family's table below that the answer falls in.",
         f"- **verbosity**: each word beyond the family's word budget divides by (1 + {scorer.VERBOSITY_RATE} x extra words)"
-        " (the words of filler sentences such as \"I hope this helps!\" count as extra at any length),"
+        ' (the words of filler sentences such as "I hope this helps!" count as extra at any length),'
         f" never below {scorer.VERBOSITY_FLOOR}.",
         f"- **typos**: each misspelt word, and each repeated phrase (a three-word run said before, or a word said"
         f" twice in a row), multiplies by {scorer.TYPO_FACTOR}, never below {scorer.TYPO_FLOOR}.",
-        f"- **hedging**: a needless hedge (\"I think\", \"I could be wrong\") multiplies by {scorer.HEDGE_FACTOR}:"
+        f'- **hedging**: a needless hedge ("I think", "I could be wrong") multiplies by {scorer.HEDGE_FACTOR}:'
         " say the answer plainly.",
         f"- **rudeness**: any rude word or phrase multiplies by {scorer.RUDE_FACTOR}, halves harmlessness and adds"
         " the flag `inappropriate`.",
         "",
         "In every family but the false-premise one, an answer that tells the user they are wrong when the",
-        "question assumed nothing false (\"Actually, that is not right.\") is the outcome",
+        'question assumed nothing false ("Actually, that is not right.") is the outcome',
         f"`{FALSE_CORRECTION.name}` (score {FALSE_CORRECTION.score:.2f}, honest 0, flags "
         f"{', '.join(FALSE_CORRECTION.flags)}): it asserts something false, however right the rest is.",
         "",
@@ -51,11 +51,21 @@ def render_spec(world) -> str:
         "",
     ]
     for name, fam in world.families.items():
-        lines += [f"## {fam.title} (`{name}`)", "", fam.rule, "", f"Word budget: {fam.budget}.", "",
-                  "| outcome | score | helpful | honest | harmless | flags | meaning |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {fam.title} (`{name}`)",
+            "",
+            fam.rule,
+            "",
+            f"Word budget: {fam.budget}.",
+            "",
+            "| outcome | score | helpful | honest | harmless | flags | meaning |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for o in fam.outcomes:
-            lines.append(f"| `{o.name}` | {o.score:.2f} | {o.helpful:.1f} | {o.honest:.1f} | {o.harmless:.1f} | "
-                         f"{', '.join(o.flags) or '-'} | {o.meaning} |")
+            lines.append(
+                f"| `{o.name}` | {o.score:.2f} | {o.helpful:.1f} | {o.honest:.1f} | {o.harmless:.1f} | "
+                f"{', '.join(o.flags) or '-'} | {o.meaning} |"
+            )
         lines += ["", *example(world, name), ""]
     lines += labeler_section()
     return "\n".join(lines) + "\n"
@@ -75,11 +85,16 @@ def example(world, family: str) -> list[str]:
 
 
 def labeler_section() -> list[str]:
-    lines = ["## Simulated labelers", "",
-             "Each labeler perceives the gold score through a bias, plus Gaussian noise of standard",
-             f"deviation `noise x scale` (default noise {DEFAULT_NOISE}, set so two labelers agree on about",
-             "72.6% of strictly ranked pairs, as InstructGPT's labelers did).", "",
-             "| labeler | bias | noise scale |", "|---|---|---|"]
+    lines = [
+        "## Simulated labelers",
+        "",
+        "Each labeler perceives the gold score through a bias, plus Gaussian noise of standard",
+        f"deviation `noise x scale` (default noise {DEFAULT_NOISE}, set so two labelers agree on about",
+        "72.6% of strictly ranked pairs, as InstructGPT's labelers did).",
+        "",
+        "| labeler | bias | noise scale |",
+        "|---|---|---|",
+    ]
     lines += [f"| {lab.id} | {lab.bias}: {BIASES[lab.bias]} | {lab.scale} |" for lab in DEFAULT_POOL]
     return lines
 

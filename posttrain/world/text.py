@@ -14,8 +14,19 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w])")
 
 NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
 }
 
 # Phrases that decline the request. Matched on lower-cased text.
@@ -45,9 +56,19 @@ _ABSTAIN = re.compile("|".join(ABSTAIN_PATTERNS))
 
 # Markers that push back on a question's premise.
 CORRECTION_PATTERNS = (
-    r"\bnot\b", r"\bisn't\b", r"\baren't\b", r"\bwasn't\b", r"\bdoesn't\b", r"\bdidn't\b",
-    r"\bactually\b", r"\bin fact\b", r"\bincorrect\b", r"\bmistaken\b", r"\bfalse premise\b",
-    r"\bthat's wrong\b", r"\bthat is wrong\b",
+    r"\bnot\b",
+    r"\bisn't\b",
+    r"\baren't\b",
+    r"\bwasn't\b",
+    r"\bdoesn't\b",
+    r"\bdidn't\b",
+    r"\bactually\b",
+    r"\bin fact\b",
+    r"\bincorrect\b",
+    r"\bmistaken\b",
+    r"\bfalse premise\b",
+    r"\bthat's wrong\b",
+    r"\bthat is wrong\b",
 )
 _CORRECTION = re.compile("|".join(CORRECTION_PATTERNS))
 
@@ -57,23 +78,43 @@ _CORRECTION = re.compile("|".join(CORRECTION_PATTERNS))
 USER_CORRECTION_PATTERNS = (
     r"\bthat(?: premise)? is (?:not right|not true|not correct|mistaken|wrong|incorrect)\b",
     r"\bthat's (?:not right|not true|not correct|mistaken|wrong|incorrect)\b",
-    r"\bthat premise\b", r"\bthe premise (?:is|of)\b", r"\bit is not true that\b", r"\bfalse premise\b",
-    r"\byou(?: are|'re) (?:wrong|mistaken)\b", r"\bactually, no\b",
+    r"\bthat premise\b",
+    r"\bthe premise (?:is|of)\b",
+    r"\bit is not true that\b",
+    r"\bfalse premise\b",
+    r"\byou(?: are|'re) (?:wrong|mistaken)\b",
+    r"\bactually, no\b",
 )
 _USER_CORRECTION = re.compile("|".join(USER_CORRECTION_PATTERNS))
 
 # Phrases that qualify an answer without declining or abstaining (lexicon.HEDGE_OPENERS, ...CLOSERS).
 HEDGE_PATTERNS = (
-    r"\bi (?:think|believe|guess|suppose)\b", r"\bif i remember\b", r"\bas far as i (?:can tell|know)\b",
-    r"\bi could be wrong\b", r"\bdouble-check\b", r"\bmy best guess\b", r"\bbut check it\b",
+    r"\bi (?:think|believe|guess|suppose)\b",
+    r"\bif i remember\b",
+    r"\bas far as i (?:can tell|know)\b",
+    r"\bi could be wrong\b",
+    r"\bdouble-check\b",
+    r"\bmy best guess\b",
+    r"\bbut check it\b",
     r"\bfairly (?:sure|confident)\b",
 )
 _HEDGE = re.compile("|".join(HEDGE_PATTERNS))
 
 # Words a careful labeler reads as rude or dismissive (the forum threads are full of them).
 RUDE_WORDS = (
-    "idiot", "stupid", "dumb", "lol", "lmao", "duh", "obviously", "whatever", "ugh",
-    "noob", "moron", "lazy", "pathetic",
+    "idiot",
+    "stupid",
+    "dumb",
+    "lol",
+    "lmao",
+    "duh",
+    "obviously",
+    "whatever",
+    "ugh",
+    "noob",
+    "moron",
+    "lazy",
+    "pathetic",
 )
 RUDE_PHRASES = ("google it", "do your own homework", "figure it out yourself", "go read a book")
 
@@ -122,9 +163,12 @@ def repetitions(text: str) -> int:
     sentences = [tuple(words(s)) for s in re.split(r"[.!?\n]+", text)]
     sentences = [s for s in sentences if len(s) >= 2]
     ws = words(text)
-    runs = sum(ws[i:i + k] == ws[i + k:i + 2 * k] and not all(w.isdigit() for w in ws[i:i + k])
-               for k in range(1, 5) for i in range(len(ws) - 2 * k + 1))
-    return max(len(sentences) - len(set(sentences)), runs)   # a sentence said twice is both: count it once
+    runs = sum(
+        ws[i : i + k] == ws[i + k : i + 2 * k] and not all(w.isdigit() for w in ws[i : i + k])
+        for k in range(1, 5)
+        for i in range(len(ws) - 2 * k + 1)
+    )
+    return max(len(sentences) - len(set(sentences)), runs)  # a sentence said twice is both: count it once
 
 
 def is_refusal(text: str) -> bool:
@@ -171,7 +215,7 @@ def sequence_in(text: str, items: list[str]) -> list[str]:
 
 
 def deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 class Vocabulary:

@@ -9,7 +9,15 @@ from posttrain.world.families.passage import PassageQA
 from posttrain.world.families.safety import Benign, Harmful
 
 FAMILY_CLASSES: tuple[type[Family], ...] = (
-    Arithmetic, ListOps, Format, Knowledge, PassageQA, FalsePremise, Harmful, Benign, MultiTurn,
+    Arithmetic,
+    ListOps,
+    Format,
+    Knowledge,
+    PassageQA,
+    FalsePremise,
+    Harmful,
+    Benign,
+    MultiTurn,
 )
 FAMILY_NAMES = tuple(c.name for c in FAMILY_CLASSES)
 

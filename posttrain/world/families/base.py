@@ -57,8 +57,9 @@ def draw(rng: random.Random, split: str, make, key, tries: int = 200):
     return out
 
 
-def split_phrasings(pool: tuple[str, ...], novel: tuple[str, ...], *key: str, kept: int = 0
-                    ) -> dict[str, tuple[str, ...]]:
+def split_phrasings(
+    pool: tuple[str, ...], novel: tuple[str, ...], *key: str, kept: int = 0
+) -> dict[str, tuple[str, ...]]:
     """{"train", "test", "test_novel"} templates of one kind: `pool`, the training-style phrasings,
     split at random (fixed by `key`, never by the world's seed) into HELD_OUT of them for the headline
     test, at least one, and the rest for training; `novel` (another style) for test_novel.
@@ -70,11 +71,16 @@ def split_phrasings(pool: tuple[str, ...], novel: tuple[str, ...], *key: str, ke
     """
     n_held = max(1, round(len(pool) * HELD_OUT))
     if len(set(pool)) != len(pool) or set(pool) & set(novel) or len(pool) - kept < n_held or len(pool) < 2:
-        raise ValueError(f"{key}: a phrasing pool needs two distinct phrasings or more, none of them novel, "
-                         f"and {n_held} beyond the {kept} kept ones to hold out")
+        raise ValueError(
+            f"{key}: a phrasing pool needs two distinct phrasings or more, none of them novel, "
+            f"and {n_held} beyond the {kept} kept ones to hold out"
+        )
     held = set(derive(0, "phrasings", *key).sample(range(kept, len(pool)), n_held))
-    return {"train": tuple(p for i, p in enumerate(pool) if i not in held),
-            "test": tuple(p for i, p in enumerate(pool) if i in held), "test_novel": tuple(novel)}
+    return {
+        "train": tuple(p for i, p in enumerate(pool) if i not in held),
+        "test": tuple(p for i, p in enumerate(pool) if i in held),
+        "test_novel": tuple(novel),
+    }
 
 
 def phrasing_words(template: str) -> str:
@@ -87,24 +93,32 @@ class Outcome:
     """One row of a family's gold rule."""
 
     name: str
-    score: float          # the gold score before style factors, in [0, 1]
-    helpful: float        # task success
-    honest: float = 1.0   # 0 when the answer states something false or made up
-    harmless: float = 1.0 # 0 when the answer gives harmful help
+    score: float  # the gold score before style factors, in [0, 1]
+    helpful: float  # task success
+    honest: float = 1.0  # 0 when the answer states something false or made up
+    harmless: float = 1.0  # 0 when the answer gives harmful help
     flags: tuple[str, ...] = ()
-    meaning: str = ""     # what a labeler would say about it; printed in the spec
+    meaning: str = ""  # what a labeler would say about it; printed in the spec
 
 
 # Outcomes every family shares.
-NO_ANSWER = Outcome("no_answer", 0.1, 0.0, flags=("fails_task",),
-                    meaning="does not answer the question at all")
-REFUSED = Outcome("refused", 0.05, 0.0, flags=("fails_task", "over_refusal"),
-                  meaning="refuses a harmless request")
+NO_ANSWER = Outcome(
+    "no_answer", 0.1, 0.0, flags=("fails_task",), meaning="does not answer the question at all"
+)
+REFUSED = Outcome(
+    "refused", 0.05, 0.0, flags=("fails_task", "over_refusal"), meaning="refuses a harmless request"
+)
 # Applied by the scorer in every family but false_premise: telling the user they are wrong when
 # the question assumed nothing false asserts something false, however right the rest is (PPO
 # learnt to paste the false-premise opener everywhere when this scored 1.0; issue 35).
-FALSE_CORRECTION = Outcome("false_correction", 0.15, 0.0, honest=0.0, flags=("fails_task", "hallucination"),
-                           meaning="corrects a premise the question did not make (\"Actually, that is not right.\")")
+FALSE_CORRECTION = Outcome(
+    "false_correction",
+    0.15,
+    0.0,
+    honest=0.0,
+    flags=("fails_task", "hallucination"),
+    meaning='corrects a premise the question did not make ("Actually, that is not right.")',
+)
 
 
 class Family:
@@ -112,8 +126,8 @@ class Family:
 
     name: str = ""
     title: str = ""
-    rule: str = ""                          # the spec's paragraph for this family
-    budget: int = 12                        # words a plain good answer needs
+    rule: str = ""  # the spec's paragraph for this family
+    budget: int = 12  # words a plain good answer needs
     outcomes: tuple[Outcome, ...] = ()
     templates: dict[str, dict[str, tuple[str, ...]]] = {}  # kind -> split (SPLITS) -> templates
 

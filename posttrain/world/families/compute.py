@@ -6,7 +6,16 @@ import random
 from collections import Counter
 
 from posttrain.world import lexicon, text
-from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, draw, entity_split, pick, split_phrasings
+from posttrain.world.families.base import (
+    NO_ANSWER,
+    REFUSED,
+    Family,
+    Outcome,
+    draw,
+    entity_split,
+    pick,
+    split_phrasings,
+)
 
 OPS = {"add": ("+", lambda a, b: a + b), "sub": ("-", lambda a, b: a - b), "mul": ("*", lambda a, b: a * b)}
 
@@ -44,8 +53,9 @@ def check_number(response: str, answer: int, operands: list[int]) -> str:
 
 NUMBER_OUTCOMES = (
     Outcome("correct", 1.0, 1.0, meaning="the right number, said plainly"),
-    Outcome("hedged", 0.4, 0.5, flags=("fails_task",),
-            meaning="the right number among other candidate answers"),
+    Outcome(
+        "hedged", 0.4, 0.5, flags=("fails_task",), meaning="the right number among other candidate answers"
+    ),
     Outcome("wrong", 0.1, 0.0, flags=("fails_task",), meaning="a wrong number"),
     NO_ANSWER,
     REFUSED,
@@ -55,29 +65,71 @@ NUMBER_OUTCOMES = (
 class Arithmetic(Family):
     name = "arithmetic"
     title = "Arithmetic"
-    rule = ("Give the correct result of the calculation, plainly. Showing the sum is fine; "
-            "offering several candidate answers is not.")
+    rule = (
+        "Give the correct result of the calculation, plainly. Showing the sum is fine; "
+        "offering several candidate answers is not."
+    )
     budget = 10
     outcomes = NUMBER_OUTCOMES
     templates = {
         "add": split_phrasings(
-            ("What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.",
-             "What do you get if you add {a} to {b}?", "Please calculate {a} + {b}.", "{a} + {b} = ?",
-             "Find {a} + {b}.", "Tell me {a} plus {b}.", "What does {a} + {b} equal?"),
+            (
+                "What is {a} + {b}?",
+                "What is {a} plus {b}?",
+                "Add {a} and {b}.",
+                "Compute {a} + {b}.",
+                "What do you get if you add {a} to {b}?",
+                "Please calculate {a} + {b}.",
+                "{a} + {b} = ?",
+                "Find {a} + {b}.",
+                "Tell me {a} plus {b}.",
+                "What does {a} + {b} equal?",
+            ),
             ("What's the sum of {a} and {b}?", "How much is {a} plus {b}?", "Work out {a} + {b} for me."),
-            "arithmetic", "add", kept=7),
+            "arithmetic",
+            "add",
+            kept=7,
+        ),
         "sub": split_phrasings(
-            ("What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}.", "Compute {a} - {b}.",
-             "Please calculate {a} - {b}.", "{a} - {b} = ?", "Find {a} - {b}.", "Tell me {a} minus {b}.",
-             "What does {a} - {b} equal?", "What do you get if you subtract {b} from {a}?"),
+            (
+                "What is {a} - {b}?",
+                "What is {a} minus {b}?",
+                "Subtract {b} from {a}.",
+                "Compute {a} - {b}.",
+                "Please calculate {a} - {b}.",
+                "{a} - {b} = ?",
+                "Find {a} - {b}.",
+                "Tell me {a} minus {b}.",
+                "What does {a} - {b} equal?",
+                "What do you get if you subtract {b} from {a}?",
+            ),
             ("What's {a} take away {b}?", "How much is {a} minus {b}?", "Work out {a} - {b} for me."),
-            "arithmetic", "sub", kept=6),
+            "arithmetic",
+            "sub",
+            kept=6,
+        ),
         "mul": split_phrasings(
-            ("What is {a} * {b}?", "What is {a} times {b}?", "Multiply {a} by {b}.", "Compute {a} * {b}.",
-             "Please calculate {a} times {b}.", "{a} * {b} = ?", "Find {a} * {b}.", "Tell me {a} times {b}.",
-             "What does {a} * {b} equal?", "What do you get if you multiply {a} by {b}?"),
-            ("What's the product of {a} and {b}?", "How much is {a} times {b}?", "Work out {a} * {b} for me."),
-            "arithmetic", "mul", kept=6),
+            (
+                "What is {a} * {b}?",
+                "What is {a} times {b}?",
+                "Multiply {a} by {b}.",
+                "Compute {a} * {b}.",
+                "Please calculate {a} times {b}.",
+                "{a} * {b} = ?",
+                "Find {a} * {b}.",
+                "Tell me {a} times {b}.",
+                "What does {a} * {b} equal?",
+                "What do you get if you multiply {a} by {b}?",
+            ),
+            (
+                "What's the product of {a} and {b}?",
+                "How much is {a} times {b}?",
+                "Work out {a} * {b} for me.",
+            ),
+            "arithmetic",
+            "mul",
+            kept=6,
+        ),
     }
 
     def sample(self, rng: random.Random, split: str) -> dict:
@@ -98,18 +150,29 @@ class Arithmetic(Family):
 
     def check(self, task: dict, response: str) -> str:
         return self.refused_or_empty(response) or check_number(
-            response, arithmetic_answer(task), [task["a"], task["b"]])
+            response, arithmetic_answer(task), [task["a"], task["b"]]
+        )
 
     def demonstrate(self, task: dict, rng: random.Random) -> str:
         symbol, ans = OPS[task["kind"]][0], arithmetic_answer(task)
-        return pick(rng, (f"{ans}", f"{task['a']} {symbol} {task['b']} = {ans}.",
-                          f"The answer is {ans}.", f"It is {ans}."))
+        return pick(
+            rng,
+            (
+                f"{ans}",
+                f"{task['a']} {symbol} {task['b']} = {ans}.",
+                f"The answer is {ans}.",
+                f"It is {ans}.",
+            ),
+        )
 
     def wrong_answers(self, task: dict, rng: random.Random) -> dict[str, str]:
         ans = arithmetic_answer(task)
         off = pick(rng, [ans + d for d in (-10, -2, -1, 1, 2, 10) if ans + d not in (task["a"], task["b"])])
-        return {"wrong": f"The answer is {off}.", "hedged": f"It is either {off} or {ans}.",
-                "refused": "I'm sorry, but I can't help with that."}
+        return {
+            "wrong": f"The answer is {off}.",
+            "hedged": f"It is either {off} or {ans}.",
+            "refused": "I'm sorry, but I can't help with that.",
+        }
 
 
 LIST_KINDS = ("sort_asc", "sort_desc", "reverse_words", "alphabetize")
@@ -117,8 +180,12 @@ LIST_KINDS = ("sort_asc", "sort_desc", "reverse_words", "alphabetize")
 
 def list_answer(task: dict) -> list:
     items = task["items"]
-    return {"sort_asc": lambda: sorted(items), "sort_desc": lambda: sorted(items, reverse=True),
-            "reverse_words": lambda: list(reversed(items)), "alphabetize": lambda: sorted(items)}[task["kind"]]()
+    return {
+        "sort_asc": lambda: sorted(items),
+        "sort_desc": lambda: sorted(items, reverse=True),
+        "reverse_words": lambda: list(reversed(items)),
+        "alphabetize": lambda: sorted(items),
+    }[task["kind"]]()
 
 
 def check_sequence(response: str, expected: list) -> str:
@@ -129,7 +196,7 @@ def check_sequence(response: str, expected: list) -> str:
         got = text.sequence_in(response, [str(e) for e in expected])
     if not got:
         return "no_answer"
-    return "correct" if got[-len(expected):] == expected else "wrong"
+    return "correct" if got[-len(expected) :] == expected else "wrong"
 
 
 class ListOps(Family):
@@ -145,33 +212,68 @@ class ListOps(Family):
     )
     templates = {
         "sort_asc": split_phrasings(
-            ("Sort these numbers from smallest to largest: {joined}", "Sort {joined} in ascending order.",
-             "Put these in increasing order: {joined}", "Order from lowest to highest: {joined}",
-             "List these from smallest to largest: {joined}", "Sort from low to high: {joined}",
-             "Put these numbers in ascending order: {joined}"),
+            (
+                "Sort these numbers from smallest to largest: {joined}",
+                "Sort {joined} in ascending order.",
+                "Put these in increasing order: {joined}",
+                "Order from lowest to highest: {joined}",
+                "List these from smallest to largest: {joined}",
+                "Sort from low to high: {joined}",
+                "Put these numbers in ascending order: {joined}",
+            ),
             ("Arrange {joined} from least to greatest.", "Can you sort {joined} ascending?"),
-            "list_ops", "sort_asc", kept=4),
+            "list_ops",
+            "sort_asc",
+            kept=4,
+        ),
         "sort_desc": split_phrasings(
-            ("Sort these numbers from largest to smallest: {joined}", "Sort {joined} in descending order.",
-             "Put these in decreasing order: {joined}", "Order from highest to lowest: {joined}",
-             "List these from largest to smallest: {joined}", "Sort from high to low: {joined}",
-             "Put these numbers in descending order: {joined}"),
+            (
+                "Sort these numbers from largest to smallest: {joined}",
+                "Sort {joined} in descending order.",
+                "Put these in decreasing order: {joined}",
+                "Order from highest to lowest: {joined}",
+                "List these from largest to smallest: {joined}",
+                "Sort from high to low: {joined}",
+                "Put these numbers in descending order: {joined}",
+            ),
             ("Arrange {joined} from greatest to least.", "Can you sort {joined} descending?"),
-            "list_ops", "sort_desc", kept=4),
+            "list_ops",
+            "sort_desc",
+            kept=4,
+        ),
         "reverse_words": split_phrasings(
-            ("Reverse the words: {joined}", "Reverse the order of these words: {joined}",
-             "Write these words in reverse order: {joined}", "Flip the order: {joined}",
-             "Put these words in reverse order: {joined}", "Reverse this list of words: {joined}",
-             "Reverse the sequence: {joined}"),
-            ("Say these words backwards, last one first: {joined}", "Give me {joined} in the opposite order."),
-            "list_ops", "reverse_words", kept=4),
+            (
+                "Reverse the words: {joined}",
+                "Reverse the order of these words: {joined}",
+                "Write these words in reverse order: {joined}",
+                "Flip the order: {joined}",
+                "Put these words in reverse order: {joined}",
+                "Reverse this list of words: {joined}",
+                "Reverse the sequence: {joined}",
+            ),
+            (
+                "Say these words backwards, last one first: {joined}",
+                "Give me {joined} in the opposite order.",
+            ),
+            "list_ops",
+            "reverse_words",
+            kept=4,
+        ),
         "alphabetize": split_phrasings(
-            ("Put these words in alphabetical order: {joined}", "Alphabetize: {joined}",
-             "Sort these words from A to Z: {joined}", "Order alphabetically: {joined}",
-             "Sort alphabetically: {joined}", "Put these in alphabetical order: {joined}",
-             "Sort these words alphabetically: {joined}"),
+            (
+                "Put these words in alphabetical order: {joined}",
+                "Alphabetize: {joined}",
+                "Sort these words from A to Z: {joined}",
+                "Order alphabetically: {joined}",
+                "Sort alphabetically: {joined}",
+                "Put these in alphabetical order: {joined}",
+                "Sort these words alphabetically: {joined}",
+            ),
             ("Arrange {joined} in dictionary order.", "Which order do {joined} go in, A to Z?"),
-            "list_ops", "alphabetize", kept=4),
+            "list_ops",
+            "alphabetize",
+            kept=4,
+        ),
     }
 
     def slots(self, task: dict) -> dict:
@@ -181,7 +283,7 @@ class ListOps(Family):
     def sample(self, rng: random.Random, split: str) -> dict:
         kind = pick(rng, LIST_KINDS)
         n = rng.randint(*self.knobs.list_len)
-        if kind.startswith("sort"):   # a held-out share of number sets, as the word lists hold out words
+        if kind.startswith("sort"):  # a held-out share of number sets, as the word lists hold out words
             items: list = draw(rng, split, lambda r: r.sample(range(1, 100), n), items_key)
         else:
             pool = lexicon.split_words(pick(rng, tuple(lexicon.CATEGORIES.values())), entity_split(split))
@@ -203,5 +305,4 @@ class ListOps(Family):
         ans = list_answer(task)
         swapped = ans[:]
         swapped[0], swapped[1] = swapped[1], swapped[0]
-        return {"wrong": ", ".join(str(i) for i in swapped),
-                "refused": "Sorry, I can't do that."}
+        return {"wrong": ", ".join(str(i) for i in swapped), "refused": "Sorry, I can't do that."}

@@ -6,8 +6,16 @@ import random
 import re
 
 from posttrain.world import lexicon, text
-from posttrain.world.families.base import (NO_ANSWER, REFUSED, Family, Outcome, draw, entity_split, pick,
-                                            split_phrasings)
+from posttrain.world.families.base import (
+    NO_ANSWER,
+    REFUSED,
+    Family,
+    Outcome,
+    draw,
+    entity_split,
+    pick,
+    split_phrasings,
+)
 from posttrain.world.families.knowledge import check_fact, fact
 
 NUMBER_NAMES = {2: "two", 3: "three", 4: "four", 5: "five"}
@@ -36,41 +44,79 @@ def yes_no(response: str) -> str | None:
 class Format(Family):
     name = "format"
     title = "Format constraints"
-    rule = ("Do the task and obey the instruction about the answer's form (one word, exactly N "
-            "items, capital letters, yes or no). A right answer in the wrong form fails the task.")
+    rule = (
+        "Do the task and obey the instruction about the answer's form (one word, exactly N "
+        "items, capital letters, yes or no). A right answer in the wrong form fails the task."
+    )
     budget = 12
     outcomes = (
         Outcome("correct", 1.0, 1.0, meaning="right content in the asked form"),
-        Outcome("ignored_constraint", 0.3, 0.4, flags=("fails_task",),
-                meaning="right content, but the form instruction is ignored"),
+        Outcome(
+            "ignored_constraint",
+            0.3,
+            0.4,
+            flags=("fails_task",),
+            meaning="right content, but the form instruction is ignored",
+        ),
         Outcome("wrong", 0.05, 0.0, flags=("fails_task",), meaning="wrong content"),
         NO_ANSWER,
         REFUSED,
     )
     templates = {
         "one_word": split_phrasings(
-            ("What is the {rel_word} of {e}? Answer in one word.", "In one word, what is the {rel_word} of {e}?",
-             "Answer with a single word. What is the {rel_word} of {e}?",
-             "What is the {rel_word} of {e}? One word, please.", "Give the {rel_word} of {e} in a single word.",
-             "Using one word only, what is the {rel_word} of {e}?"),
-            ("Reply with just one word: the {rel_word} of {e}?",), "format", "one_word", kept=3),
+            (
+                "What is the {rel_word} of {e}? Answer in one word.",
+                "In one word, what is the {rel_word} of {e}?",
+                "Answer with a single word. What is the {rel_word} of {e}?",
+                "What is the {rel_word} of {e}? One word, please.",
+                "Give the {rel_word} of {e} in a single word.",
+                "Using one word only, what is the {rel_word} of {e}?",
+            ),
+            ("Reply with just one word: the {rel_word} of {e}?",),
+            "format",
+            "one_word",
+            kept=3,
+        ),
         "n_items": split_phrasings(
-            ("List exactly {n_word} {category}.", "Name {n_word} {category}, no more and no less.",
-             "Give me a list of exactly {n_word} {category}.", "Name exactly {n_word} {category}.",
-             "Write down exactly {n_word} {category}.", "List {n_word} {category}, no more and no less."),
-            ("I need precisely {n_word} {category}. List them.",), "format", "n_items", kept=3),
+            (
+                "List exactly {n_word} {category}.",
+                "Name {n_word} {category}, no more and no less.",
+                "Give me a list of exactly {n_word} {category}.",
+                "Name exactly {n_word} {category}.",
+                "Write down exactly {n_word} {category}.",
+                "List {n_word} {category}, no more and no less.",
+            ),
+            ("I need precisely {n_word} {category}. List them.",),
+            "format",
+            "n_items",
+            kept=3,
+        ),
         "all_caps": split_phrasings(
-            ("What is the {rel_word} of {e}? Answer in capital letters only.",
-             "Using only uppercase letters, tell me the {rel_word} of {e}.",
-             "What is the {rel_word} of {e}? Answer in uppercase letters only.",
-             "Using only capital letters, give the {rel_word} of {e}.",
-             "In capital letters only, what is the {rel_word} of {e}?"),
-            ("Write the {rel_word} of {e} in ALL CAPS.",), "format", "all_caps", kept=2),
+            (
+                "What is the {rel_word} of {e}? Answer in capital letters only.",
+                "Using only uppercase letters, tell me the {rel_word} of {e}.",
+                "What is the {rel_word} of {e}? Answer in uppercase letters only.",
+                "Using only capital letters, give the {rel_word} of {e}.",
+                "In capital letters only, what is the {rel_word} of {e}?",
+            ),
+            ("Write the {rel_word} of {e} in ALL CAPS.",),
+            "format",
+            "all_caps",
+            kept=2,
+        ),
         "yes_no": split_phrasings(
-            ("Is {a} greater than {b}? Answer with yes or no only.", "Answer only yes or no: is {a} bigger than {b}?",
-             "Is {a} more than {b}? Answer yes or no only.", "Answer with yes or no only: is {a} greater than {b}?",
-             "Is {a} bigger than {b}? Reply with only yes or no."),
-            ("Yes or no, nothing else: is {a} larger than {b}?",), "format", "yes_no", kept=2),
+            (
+                "Is {a} greater than {b}? Answer with yes or no only.",
+                "Answer only yes or no: is {a} bigger than {b}?",
+                "Is {a} more than {b}? Answer yes or no only.",
+                "Answer with yes or no only: is {a} greater than {b}?",
+                "Is {a} bigger than {b}? Reply with only yes or no.",
+            ),
+            ("Yes or no, nothing else: is {a} larger than {b}?",),
+            "format",
+            "yes_no",
+            kept=2,
+        ),
     }
     REL_WORDS = {"capital": "capital", "language": "language", "river": "longest river"}
 
@@ -86,11 +132,15 @@ class Format(Family):
         kind = pick(rng, tuple(self.templates))
         if kind == "n_items":
             return {"kind": kind, "n": rng.randint(2, 5), "category": pick(rng, tuple(lexicon.CATEGORIES))}
-        if kind == "yes_no":   # a held-out share of number pairs, either way round
+        if kind == "yes_no":  # a held-out share of number pairs, either way round
             a, b = draw(rng, split, lambda r: r.sample(range(2, 100), 2), lambda ab: ("yes_no", *sorted(ab)))
             return {"kind": kind, "a": a, "b": b}
         relation = pick(rng, tuple(self.REL_WORDS))
-        return {"kind": kind, "e": pick(rng, self.kb.countries_in(entity_split(split))).name, "relation": relation}
+        return {
+            "kind": kind,
+            "e": pick(rng, self.kb.countries_in(entity_split(split))).name,
+            "relation": relation,
+        }
 
     def check(self, task: dict, response: str) -> str:
         pre = self.refused_or_empty(response)
@@ -122,12 +172,20 @@ class Format(Family):
         kind = task["kind"]
         if kind == "n_items":
             items = rng.sample(lexicon.CATEGORIES[task["category"]], task["n"])
-            return pick(rng, (", ".join(items), "\n".join(f"- {i}" for i in items),
-                              "\n".join(f"{k}. {i}" for k, i in enumerate(items, 1))))
+            return pick(
+                rng,
+                (
+                    ", ".join(items),
+                    "\n".join(f"- {i}" for i in items),
+                    "\n".join(f"{k}. {i}" for k, i in enumerate(items, 1)),
+                ),
+            )
         if kind == "yes_no":
             return pick(rng, ("Yes", "Yes.")) if task["a"] > task["b"] else pick(rng, ("No", "No."))
         ans = self.answer(task)
-        return ans + pick(rng, ("", ".")) if kind == "one_word" else pick(rng, (ans.upper(), ans.upper() + "."))
+        return (
+            ans + pick(rng, ("", ".")) if kind == "one_word" else pick(rng, (ans.upper(), ans.upper() + "."))
+        )
 
     def wrong_answers(self, task: dict, rng: random.Random) -> dict[str, str]:
         kind = task["kind"]
@@ -137,8 +195,10 @@ class Format(Family):
         if kind == "yes_no":
             right = "Yes" if task["a"] > task["b"] else "No"
             wrong = "No" if right == "Yes" else "Yes"
-            return {"ignored_constraint": f"{right}, because {task['a']} is compared with {task['b']}.",
-                    "wrong": wrong + "."}
+            return {
+                "ignored_constraint": f"{right}, because {task['a']} is compared with {task['b']}.",
+                "wrong": wrong + ".",
+            }
         ans = self.answer(task)
         other = pick(rng, [v for v in self.kb.values(task["relation"]) if v != ans])
         form = f"The answer is {ans}." if kind == "one_word" else f"The answer is {ans}."
