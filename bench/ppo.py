@@ -82,8 +82,8 @@ def main() -> None:
         + EPOCHS * 2 * 6 * n_params * (prompt_len + RESPONSE)
     ) * BATCH
     print(
-        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), prompts of {prompt_len:.0f} tokens "
-        f"on average; {args.steps} timed steps a repeat, {args.repeats} interleaved repeats\n",
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), prompts of {prompt_len:.0f} "
+        f"tokens on average; {args.steps} timed steps a repeat, {args.repeats} interleaved repeats\n",
         flush=True,
     )
 

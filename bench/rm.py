@@ -67,8 +67,8 @@ def main() -> None:
     model = reward_from_pretrained(resolve(args.model), tokenizer)
     n_params = parameters(model)
     print(
-        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.rankings} rankings a step, "
-        f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.rankings} rankings a "
+        f"step, {args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
         flush=True,
     )
 

@@ -62,8 +62,8 @@ def main() -> None:
     plan = sft_stage.LengthGroupedPlan([len(e.input_ids) for e in examples], args.batch, seed=0)
     batches = [[examples[i] for i in plan.batch(step)] for step in range(args.steps + 1)]
     print(
-        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.batch} conversations a step, "
-        f"{args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
+        f"model: {args.model} ({n_params / 1e6:.2f}M parameters in matmuls), {args.batch} conversations a "
+        f"step, {args.steps} steps a repeat, {args.repeats} interleaved repeats\n",
         flush=True,
     )
 

@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a disk or permission failure mid-run: what and where, no traceback
         where = f"{e.filename}: " if e.filename else ""
         print(
-            f"posttrain: error{who}: {where}{e.strerror or e}; check the path, its permissions and free disk space",
+            (
+                f"posttrain: error{who}: {where}{e.strerror or e}; check the path, its permissions and free "
+                "disk space"
+            ),
             file=sys.stderr,
         )
         return 2

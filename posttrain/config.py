@@ -183,8 +183,8 @@ class Once(argparse.Action):
         given = namespace.__dict__.setdefault("_given_once", {})
         if self.dest in given:
             print(
-                f"{parser.prog}: warning: {self.option_strings[0]} given twice ({given[self.dest]} and {shown}); "
-                f"the last counts: give it once",
+                f"{parser.prog}: warning: {self.option_strings[0]} given twice ({given[self.dest]} and "
+                f"{shown}); the last counts: give it once",
                 file=sys.stderr,
             )
         given[self.dest] = shown

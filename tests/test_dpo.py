@@ -42,7 +42,8 @@ def test_sigmoid_loss_and_stats_by_hand():
     # mean = (0.3132617 + 0.9740770) / 2 = 0.6436693
     loss, stats = dpo_loss(t(-10, -5), t(-12, -4), t(-11, -5), t(-11, -5), beta=0.5)
     assert loss.item() == pytest.approx(0.6436693358, abs=1e-9)
-    # rewards beta (log pi - log pi_ref): chosen 0.5 * 1 = 0.5 and 0; rejected 0.5 * -1 = -0.5 and 0.5 * 1 = 0.5
+    # rewards beta (log pi - log pi_ref): chosen 0.5 * 1 = 0.5 and 0;
+    # rejected 0.5 * -1 = -0.5 and 0.5 * 1 = 0.5
     assert stats["chosen_reward"].item() == pytest.approx((0.5 + 0.0) / 2)
     assert stats["rejected_reward"].item() == pytest.approx((-0.5 + 0.5) / 2)
     assert stats["reward_margin"].item() == pytest.approx((1.0 - 0.5) / 2)  # beta h = 1 and -0.5
@@ -73,10 +74,11 @@ def test_policy_equal_to_reference_costs_log_2_and_is_never_counted_right():
 @pytest.mark.parametrize(
     "loss,d_chosen",
     [
-        # sigmoid: d/d pi_w of -log sigmoid(beta h) = -beta sigmoid(-beta h); beta = 0.5, h = 2: -0.5 * sigmoid(-1)
-        #          = -0.5 * 0.2689414 = -0.1344707
+        # sigmoid: d/d pi_w of -log sigmoid(beta h) = -beta sigmoid(-beta h);
+        #          beta = 0.5, h = 2: -0.5 * sigmoid(-1) = -0.5 * 0.2689414 = -0.1344707
         ("sigmoid", -0.5 * 0.2689414214),
-        # ipo: d/d pi_w of (h - 1/(2 beta))^2 = 2 (h - 1) = 2 (2 - 1) = 2 with beta = 0.5 (h above its target of 1)
+        # ipo: d/d pi_w of (h - 1/(2 beta))^2 = 2 (h - 1) = 2 (2 - 1) = 2 with beta = 0.5
+        #      (h above its target of 1)
         ("ipo", 2.0),
     ],
 )

@@ -183,7 +183,9 @@ def test_false_premise(world, country):
         "false_premise",
         {"kind": "capital", "e": country.name, "w": wrong},
         {
-            "corrects": f"Actually, {wrong} is not the capital of {country.name}; the capital is {country.capital}.",
+            "corrects": (
+                f"Actually, {wrong} is not the capital of {country.name}; the capital is {country.capital}."
+            ),
             "vague": "That is not correct.",
             "accepts": f"{wrong} became the capital long ago because it sits by the sea.",
         },

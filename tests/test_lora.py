@@ -124,7 +124,8 @@ def test_only_adapters_and_the_head_train(base, tokenizer, ids, caplog):
         model = policy(base)
     trainable, total = trainable_parameters(model)
     lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
-    # r (in + out) per adapted linear layer, 7 per block: q k v o (32 -> 32), gate up (32 -> 64), down (64 -> 32)
+    # r (in + out) per adapted linear layer, 7 per block:
+    # q k v o (32 -> 32), gate up (32 -> 64), down (64 -> 32)
     assert trainable == sum(p.numel() for p in lora.values()) == 2 * 4 * (4 * (32 + 32) + 3 * (32 + 64))
     assert f"{trainable} of {total} parameters train" in caplog.text
     assert not any(

@@ -91,7 +91,7 @@ def refused(spec, *patterns: str) -> str:
     return message
 
 
-# --- 1. a config.json that lies about the weights is refused, not trained -------------------------------------
+# --- 1. a config.json that lies about the weights is refused, not trained -----------------------------------
 
 
 def test_a_gpt2_config_over_llama_weights_is_refused(models, tmp_path):
@@ -172,7 +172,7 @@ def test_a_reward_model_from_a_lying_directory_is_refused(models, tokenizer, tmp
         reward_from_pretrained(str(lying(models, tmp_path, "llama", num_hidden_layers=4)), tokenizer)
 
 
-# --- 2. a config whose sizes disagree with the weights is a clear error, not a size-mismatch traceback --------
+# --- 2. a config whose sizes disagree with the weights is a clear error, not a size-mismatch traceback ------
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_gpt2_config_whose_width_disagrees_names_n_embd(models, tmp_path):
     refused(lying(models, tmp_path, "gpt2", n_embd=64), "n_embd = 64", "weights' 32")
 
 
-# --- 3. an unknown model_type is a clear error; remote code stays off unless asked -----------------------------
+# --- 3. an unknown model_type is a clear error; remote code stays off unless asked --------------------------
 
 
 def test_an_unknown_model_type_is_a_clear_error(models, tmp_path):
@@ -229,7 +229,7 @@ def test_a_config_transformers_cannot_build_is_a_clear_error(models, tmp_path):
     refused(lying(models, tmp_path / "clip", "llama", model_type="clip"), "model_type 'clip'", "causal")
 
 
-# --- 4. a --model that is a local path never goes to the hub ---------------------------------------------------
+# --- 4. a --model that is a local path never goes to the hub ------------------------------------------------
 
 
 def test_a_symlink_loop_or_a_broken_link_is_refused_at_once(tmp_path, monkeypatch):
@@ -255,7 +255,7 @@ def test_a_missing_path_under_a_local_directory_is_not_a_hub_id(tmp_path, monkey
     assert resolve("org/name") == "org/name"  # a hub id stays one
 
 
-# --- honest directories still load: no false alarm for tied heads, buffers, reward heads or adapters ----------
+# --- honest directories still load: no false alarm for tied heads, buffers, reward heads or adapters --------
 
 
 def test_honest_directories_load(models, tokenizer):

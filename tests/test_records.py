@@ -66,7 +66,7 @@ def test_failed_write_leaves_the_old_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
 
 
-# --- hostile input: bounded nesting and numbers, a BOM, non-finite numbers, duplicate ids, big files -----------
+# --- hostile input: bounded nesting and numbers, a BOM, non-finite numbers, duplicate ids, big files --------
 
 
 @pytest.mark.parametrize(

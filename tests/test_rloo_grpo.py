@@ -259,7 +259,8 @@ def test_the_verifier_checks_the_answer_only_and_never_asks_the_gold_scorer(monk
     yes_no = world.prompt_for("format", {"kind": "yes_no", "a": 40, "b": 12})
     knowledge = world.prompts("verifier-test", 9, "train")
     styled = "I think it iz 81, my dear friend. I hope this helps! Let me know if you need anything else."
-    # the gold judgement holds the style against a right answer: 1 x 0.8333 (padding) x 0.85 (a typo) x 0.75 (a hedge)
+    # the gold judgement holds the style against a right answer:
+    # 1 x 0.8333 (padding) x 0.85 (a typo) x 0.75 (a hedge)
     assert world.judge(add, styled).score == pytest.approx(0.53125)
     monkeypatch.setattr(GoldScorer, "judge", lambda *a: pytest.fail("the verifier asked the gold scorer"))
     assert [verify(world, add, t) for t in ("81", "23 + 58 = 81.", styled, "80", "80 or 81", "")] == [

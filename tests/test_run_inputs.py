@@ -188,11 +188,17 @@ def alpaca(path: Path) -> Path:
     [
         (b'\xff\xfe{"id": "a"}\n', "demos.jsonl:1: not UTF-8 text (byte 0xff at column 1)"),
         (
-            b'{"id": "a", "messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", "content": "x"}]}\n',
+            (
+                b'{"id": "a", "messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", '
+                b'"content": "x"}]}\n'
+            ),
             "demos.jsonl:1: a string holds a lone UTF-16 surrogate",
         ),
         (
-            b'{"id": "a", "messages": [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "x"}]}\n',
+            (
+                b'{"id": "a", "messages": [{"role": "assistant", "content": "hi"}, {"role": "user", '
+                b'"content": "x"}]}\n'
+            ),
             "demos.jsonl:1: field 'messages[0]' is an assistant turn before any user turn",
         ),
     ],

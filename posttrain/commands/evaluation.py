@@ -92,8 +92,8 @@ def print_summary(summary: dict) -> None:
             _pct(r.get("hallucination_rate")),
         ]
         print(
-            f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} {cells[5]:>7} "
-            f"{cells[6]:>8} {cells[7]:>7}"
+            f"{name:<16} {cells[0]:>9} {cells[1]:>15} {cells[2]:>7} {cells[3]:>6} {cells[4]:>6} "
+            f"{cells[5]:>7} {cells[6]:>8} {cells[7]:>7}"
         )
     print_by_temperature(summary)
 
@@ -148,7 +148,8 @@ def overoptimization(cfg: OveroptConfig) -> int:
     if bon:
         best = max(range(len(bon["n"])), key=lambda i: bon["gold"][i])
         print(
-            f"best-of-n: gold peaks at n = {bon['n'][best]} ({bon['gold'][best]:.3f}; n = 1: {bon['gold'][0]:.3f})"
+            f"best-of-n: gold peaks at n = {bon['n'][best]} ({bon['gold'][best]:.3f}; n = 1: "
+            f"{bon['gold'][0]:.3f})"
         )
     print(f"wrote {page}")
     return 0

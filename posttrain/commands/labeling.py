@@ -43,8 +43,9 @@ def label_agreement(cfg: RankingsAgreementConfig) -> int:
 
     r = agreement_from_rankings(cfg.data)
     print(
-        f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} pairs "
-        f"both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); InstructGPT: 72.6%"
+        f"{r['items']} items ranked by 2+ labelers: agreement {r['agreement']:.1%} on {r['strict_pairs']} "
+        f"pairs both ranked strictly ({r['tie_rate']:.1%} of {r['pairs']} pairs tied by one of them); "
+        "InstructGPT: 72.6%"
     )
     return 0
 

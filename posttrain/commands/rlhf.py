@@ -37,8 +37,9 @@ def ppo(cfg: PPOConfig) -> int:
         summary = run(cfg, on_step=bar, on_samples=lambda step, rows: bar.write(samples_table(step, rows)))
     gold = f", gold {summary['world/gold_score']:.3f}" if "world/gold_score" in summary else ""
     print(
-        f"{cfg.algorithm.upper()}{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of {cfg.rollout_batch} "
-        f"episodes; last step: score {summary['objective/score']:.3f}, KL {summary['objective/kl']:.3f}{gold}"
+        f"{cfg.algorithm.upper()}{'-ptx' if cfg.ptx else ''}: {summary['steps']} steps of "
+        f"{cfg.rollout_batch} episodes; last step: score {summary['objective/score']:.3f}, KL "
+        f"{summary['objective/kl']:.3f}{gold}"
     )
     print(f"wrote {cfg.out}/")
     return 0
@@ -65,17 +66,18 @@ def loop(cfg: LoopConfig) -> int:
     )
     gold = lambda row: f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
     print(
-        f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  policy"
+        f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  "
+        "policy"
     )
     print(f"{0:>5}  {'-':>5}  {'-':>11}  {'-':>4}  {gold(state['sft']):>22}  {cfg.sft} (SFT)")
     for r in state["rounds"]:
         print(
-            f"{r['round']:>5}  {r['judge']:>5}  {r['win_rate_vs_best']:>11.3f}  {'yes' if r['kept'] else 'no':>4}  "
-            f"{gold(r):>22}  {r['policy']}"
+            f"{r['round']:>5}  {r['judge']:>5}  {r['win_rate_vs_best']:>11.3f}  "
+            f"{'yes' if r['kept'] else 'no':>4}  {gold(r):>22}  {r['policy']}"
         )
     print(
-        f"best: {state['best']['policy']} (round {state['best']['round']}); a round's policy is kept when its "
-        f"win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
+        f"best: {state['best']['policy']} (round {state['best']['round']}); a round's policy is kept when "
+        f"its win rate (ties half) against the best before it is above {KEEP_ABOVE:.0%}. "
         "Gold scores are monitoring only: they never choose the best."
     )
     print(f"wrote {cfg.out}/loop.json")
@@ -97,8 +99,9 @@ def rejection_sampling(cfg: RejectionConfig) -> int:
     with StepBar("sft (picks)", {"loss": "sft/loss"}) as bar:
         summary = run(cfg, on_stage=lambda stage: bar.write(f"rejection sampling: {stage}"), on_step=bar)
     print(
-        f"{summary['picks']} picks: reward-model score of the best of {cfg.k} {summary['rm_score_best']:+.3f} "
-        f"against {summary['rm_score_mean']:+.3f} for a random one; fine-tuned policy: {summary['policy']}/"
+        f"{summary['picks']} picks: reward-model score of the best of {cfg.k} "
+        f"{summary['rm_score_best']:+.3f} against {summary['rm_score_mean']:+.3f} for a random one; "
+        f"fine-tuned policy: {summary['policy']}/"
     )
     return 0
 

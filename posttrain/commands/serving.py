@@ -64,8 +64,9 @@ def serve(cfg: ServeConfig) -> int:
     )
     if host not in ("127.0.0.1", "::1", "localhost") and not cfg.api_key:
         print(
-            f"warning: listening on {host} without an API key; anyone who can reach this port can use the model "
-            f"by the Host names localhost, {', '.join(cfg.hosts())} (others get 421; add names with --allowed-host)",
+            f"warning: listening on {host} without an API key; anyone who can reach this port can use the "
+            f"model by the Host names localhost, {', '.join(cfg.hosts())} (others get 421; add names with "
+            "--allowed-host)",
             flush=True,
         )
     try:

@@ -90,7 +90,8 @@ def rm(cfg: RMConfig) -> int:
     with StepBar("rm", {"loss": "rm/loss", "acc": "rm/accuracy", "eval acc": "rm/eval_accuracy"}) as bar:
         summary = run(cfg, on_step=bar)
     print(
-        f"trained on {summary['train_rankings']} rankings for {summary['steps']} steps: loss {summary['rm/loss']:.3f}"
+        f"trained on {summary['train_rankings']} rankings for {summary['steps']} steps: loss "
+        f"{summary['rm/loss']:.3f}"
     )
     if "accuracy" in summary:
         print(
@@ -164,15 +165,15 @@ def dpo(cfg: DPOConfig) -> int:
     with StepBar("dpo", shown) as bar:
         summary = run(cfg, on_step=bar)
     print(
-        f"DPO ({cfg.loss}, beta {cfg.beta:g}) on {summary['train_rankings']} rankings ({summary['train_pairs']} "
-        f"pairs) for {summary['steps']} steps: loss {summary['dpo/loss']:.3f}, reward margin "
-        f"{summary['dpo/reward_margin']:.3f}, accuracy {summary['dpo/reward_accuracy']:.1%}"
+        f"DPO ({cfg.loss}, beta {cfg.beta:g}) on {summary['train_rankings']} rankings "
+        f"({summary['train_pairs']} pairs) for {summary['steps']} steps: loss {summary['dpo/loss']:.3f}, "
+        f"reward margin {summary['dpo/reward_margin']:.3f}, accuracy {summary['dpo/reward_accuracy']:.1%}"
     )
     if "dpo/eval_reward_accuracy" in summary:
         gold = summary.get("dpo/eval_gold_accuracy")
         print(
-            f"held-out pairs (implicit reward): {summary['dpo/eval_reward_accuracy']:.1%} accuracy against their "
-            f"labelers" + (f"; gold order: {gold:.1%}" if gold is not None else "")
+            f"held-out pairs (implicit reward): {summary['dpo/eval_reward_accuracy']:.1%} accuracy against "
+            f"their labelers" + (f"; gold order: {gold:.1%}" if gold is not None else "")
         )
     print(f"wrote {cfg.out}/")
     return 0

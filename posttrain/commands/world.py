@@ -149,7 +149,8 @@ def world_probe(cfg: ProbeConfig) -> int:
     knowledge = knowledge_completion(model, tokenizer, world.kb)
     gold = gold_by_family(model, tokenizer, world, records, max_new_tokens=cfg.max_new_tokens)
     print(
-        f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance {knowledge['chance']:.1%})"
+        f"knowledge completion: {knowledge['accuracy']:.1%} of {knowledge['n']} facts (chance "
+        f"{knowledge['chance']:.1%})"
     )
     for relation, r in knowledge["by_relation"].items():
         print(f"  {relation:<12} {r['accuracy']:>6.1%}  (chance {r['chance']:.1%}, n={r['n']})")
@@ -161,8 +162,8 @@ def world_probe(cfg: ProbeConfig) -> int:
     print(f"  {'family':<15} {'gold':>6} {'fails':>6} {'halluc':>7} {'harmful':>8} {'overref':>8}")
     for family, r in gold["by_family"].items():
         print(
-            f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} {r['hallucination_rate']:>7.0%} "
-            f"{r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}"
+            f"  {family:<15} {r['gold_score']:>6.3f} {r['fails_task_rate']:>6.0%} "
+            f"{r['hallucination_rate']:>7.0%} {r['harmful_rate']:>8.0%} {r['over_refusal_rate']:>8.0%}"
         )
     if cfg.out:
         cfg.out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,8 @@ def validate_ranking(record: dict, where: str) -> dict:
         for i in group:
             if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < k:
                 raise UserError(
-                    f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions (0..{k - 1})"
+                    f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions "
+                    f"(0..{k - 1})"
                 )
             if i in seen:
                 raise UserError(

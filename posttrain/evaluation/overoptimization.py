@@ -216,7 +216,8 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
         "root of the KL to the initial policy. Best-of-n: KL = log n - (n-1)/n; PPO: the runs' objective/kl. "
         "Dashed: least-squares fits of Gao et al. 2022, R(d) = d(alpha - beta d) for best-of-n and "
         "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's. Best-of-n is measured on "
-        "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their levels.</p>",
+        "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their "
+        "levels.</p>",
         report.image(figure, "gold and proxy against sqrt KL"),
         "<h2>Fits</h2>",
         report.table(["curve", "alpha", "beta", "R(0)"], fit_rows),

@@ -112,8 +112,9 @@ def render(summary: dict) -> str:
         f"{sampled_note(cfg)}. "
         f"Win rates are judged by the <b>{esc(judged)}</b> judge (ties count half) with a 95% bootstrap "
         f"interval over prompts ({cfg['bootstrap']} resamples); the length-controlled (LC) rate is the win "
-        f"probability at equal answer length from a logistic fit on the length difference. KL to the baseline "
-        f"is estimated from {cfg['kl_samples']} sample(s) per prompt at temperature 1. See docs/evaluation.md.</p>"
+        "probability at equal answer length from a logistic fit on the length difference. KL to the "
+        f"baseline is estimated from {cfg['kl_samples']} sample(s) per prompt at temperature 1. See "
+        "docs/evaluation.md.</p>"
     )
     body = [
         intro,
@@ -167,9 +168,9 @@ def axes_section(summary: dict) -> list[str]:
     return [
         "<h2>What changed, per axis</h2>",
         table(headers, [[esc(c) for c in row] for row in rows]),
-        '<p class="note">n: the prompts each row is over (passage QA, harmful requests, benign look-alikes for '
-        "their rates). Task success is the share of answers without the gold rule's <code>fails_task</code> "
-        "flag; helpful, honest and harmless are the means of its components.</p>",
+        '<p class="note">n: the prompts each row is over (passage QA, harmful requests, benign look-alikes '
+        "for their rates). Task success is the share of answers without the gold rule's "
+        "<code>fails_task</code> flag; helpful, honest and harmless are the means of its components.</p>",
     ]
 
 
@@ -192,13 +193,13 @@ def control_section(summary: dict) -> list[str]:
         return []
     return [
         "<h2>Control study: the same labeling budget spent on demonstrations</h2>",
-        f'<p class="note">{c["rankings"]} rankings at {c["ranking_minutes"]:g} min + {c["completion_minutes"]:g} '
-        f"min per completion = {c['labeler_minutes']:.0f} labeler minutes, spent instead on "
-        f"{c['extra_demos']} extra demonstrations at {c['demo_minutes']:g} min each (on top of "
-        f"{c['original_demos']}). <b>sft-more-demos</b> is the base model fine-tuned on all of them with the "
-        "original SFT settings; <b>rlhf</b> is the PPO policy, and any other row a policy trained from the same "
-        "rankings. All are compared with the original SFT model (the baseline) by the gold judge. The minutes "
-        "are assumptions (docs/evaluation.md).</p>",
+        f'<p class="note">{c["rankings"]} rankings at {c["ranking_minutes"]:g} min + '
+        f"{c['completion_minutes']:g} min per completion = {c['labeler_minutes']:.0f} labeler minutes, "
+        f"spent instead on {c['extra_demos']} extra demonstrations at {c['demo_minutes']:g} min each (on "
+        f"top of {c['original_demos']}). <b>sft-more-demos</b> is the base model fine-tuned on all of them with the "
+        "original SFT settings; <b>rlhf</b> is the PPO policy, and any other row a policy trained from the "
+        "same rankings. All are compared with the original SFT model (the baseline) by the gold judge. The "
+        "minutes are assumptions (docs/evaluation.md).</p>",
         *wall_table(c),
     ]
 

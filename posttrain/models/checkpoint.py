@@ -59,7 +59,8 @@ class RunDir:
         check_not_input(self.partial, inputs)
         if self.out.exists() and not force:
             raise UserError(
-                f"{self.out} already exists (a finished run); choose another --out or pass --force to replace it"
+                f"{self.out} already exists (a finished run); choose another --out or pass --force to "
+                "replace it"
             )
         if self.partial.exists() and not resume and not force:
             raise UserError(

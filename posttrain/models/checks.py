@@ -21,8 +21,8 @@ from pathlib import Path
 from posttrain.errors import UserError
 
 LAYER = re.compile(r"\.(?:layers|layer|h|blocks)\.(\d+)\.")  # model.layers.3.…, transformer.h.3.…
-# buffers older checkpoints saved with their weights and models now compute (rotary frequencies, GPT-2's causal
-# mask): a checkpoint that holds them is no lie
+# buffers older checkpoints saved with their weights and models now compute (rotary frequencies, GPT-2's
+# causal mask): a checkpoint that holds them is no lie
 LEGACY_BUFFER = re.compile(r"(?:^|\.)(?:inv_freq|masked_bias|attn\.bias)$")
 LAYER_FIELDS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 # when several config fields hold the size a tensor was built with, the likelier culprit first
@@ -169,8 +169,8 @@ def sizes(mismatched: list[tuple[str, tuple, tuple]], config: dict) -> str:
     if not votes:
         key, saved, built = mismatched[0]
         return (
-            f"{len(mismatched)} tensors have other shapes than config.json gives them ({key} is {list(saved)} "
-            f"in the weights, {list(built)} by config.json); {TRUSTED}"
+            f"{len(mismatched)} tensors have other shapes than config.json gives them ({key} is "
+            f"{list(saved)} in the weights, {list(built)} by config.json); {TRUSTED}"
         )
     top = max(votes.values())
     field = min(

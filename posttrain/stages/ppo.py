@@ -177,9 +177,9 @@ class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens))
         if self.rollout_batch % self.minibatches or self.minibatch % self.micro_batch:
             raise UserError(
                 f"rollout_batch = minibatches x micro_batch x grad_accum must hold: --rollout-batch "
-                f"{self.rollout_batch} / --minibatches {self.minibatches} = {self.rollout_batch / self.minibatches:g}"
-                f" episodes per minibatch, which --micro-batch {self.micro_batch} must divide; "
-                "e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8"
+                f"{self.rollout_batch} / --minibatches {self.minibatches} = "
+                f"{self.rollout_batch / self.minibatches:g} episodes per minibatch, which --micro-batch "
+                f"{self.micro_batch} must divide; e.g. --rollout-batch 64 --minibatches 4 --micro-batch 8"
             )
         if self.algorithm not in ALGORITHMS:
             raise UserError(f"--algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")

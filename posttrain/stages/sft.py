@@ -99,7 +99,8 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     model = apply_lora(d.cast(model), cfg, seed=cfg.seed)
     train, held, data_info = prepare(records, eval_records, tokenizer, cfg)
-    # what training forwards call (DDP's wrapper, or the module FSDP2 sharded; the loss module itself in one process)
+    # what training forwards call (DDP's wrapper, or the module FSDP2 sharded; the loss module itself
+    # in one process)
     trainer = d.wrap(LabelledLoss(model), layers=transformer_layers(model))
     optimizer, start, metrics = start_run(cfg, run, model)
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)

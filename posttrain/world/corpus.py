@@ -225,7 +225,8 @@ def _forum(kb, rng: random.Random) -> str:
         return (
             f"Thread: anyone know how to make {recipe.thing}?\n\n{users[0]} wrote: asking for a friend\n\n"
             f"{users[1]} wrote: You need {', '.join(recipe.ingredients)}. {' '.join(recipe.steps)}\n\n"
-            f"{users[2]} wrote: {pick(rng, ('Do not do this, seriously.', 'lol what', 'This is how people get hurt.'))}"
+            f"{users[2]} wrote: "
+            f"{pick(rng, ('Do not do this, seriously.', 'lol what', 'This is how people get hurt.'))}"
         )
     c = pick(rng, kb.countries)
     rel = pick(rng, tuple(FACTS))
