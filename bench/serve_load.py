@@ -1,8 +1,9 @@
 """Load benchmark for `posttrain serve`: N concurrent streaming chat requests, latency percentiles.
 
-    .venv/bin/python bench/serve_load.py                              # starts a server on the shipped base model
+    .venv/bin/python bench/serve_load.py    # starts a server on the shipped base model
     .venv/bin/python bench/serve_load.py --model runs/demo/sft --concurrency 50 --max-tokens 32
-    .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000 --model-id sft   # an already running server
+    # an already running server:
+    .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000 --model-id sft
 
 Without --url it starts `posttrain serve MODEL --port 0` as a subprocess (its own process, so the
 client's event loop does not share a GIL with the server) and stops it with SIGINT at the end.

@@ -1,4 +1,5 @@
-"""`posttrain <command>`: assembles the parser from the registered commands (posttrain/commands/) and dispatches.
+"""`posttrain <command>`: assembles the parser from the registered commands (posttrain/commands/) and
+dispatches.
 
 A command's options come from its config; before the command runs, the config is built and
 checked (ranges, then its own rules), so bad input is one clear line on stderr and exit code 2,

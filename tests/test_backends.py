@@ -28,7 +28,10 @@ PAD, EOS = 0, 1
 def vllm_missing() -> str | None:
     """Why the vLLM backend cannot be tested here, or None where it can."""
     if importlib.util.find_spec("vllm") is None:
-        return "vllm is not installed (GPU-only extra posttrain[vllm]); the vLLM backend is tested on a GPU machine"
+        return (
+            "vllm is not installed (GPU-only extra posttrain[vllm]); "
+            "the vLLM backend is tested on a GPU machine"
+        )
     if not torch.cuda.is_available():
         return "vllm is installed but no CUDA device is visible; the vLLM backend is tested on a GPU machine"
     return None

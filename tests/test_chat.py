@@ -50,7 +50,8 @@ class Terminal:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     def expect(self, pattern: str, timeout: float = 60) -> str:
-        """Read until `pattern` (a regex) shows after what was already matched; return the text up to its end."""
+        """Read until `pattern` (a regex) shows after what was already matched; return the text up to its
+        end."""
         deadline = time.monotonic() + timeout
         while not (m := re.search(pattern, self.seen[self.pos :])):
             left = deadline - time.monotonic()
@@ -97,7 +98,8 @@ def terminals():
 
 
 def random_model(directory: Path) -> Path:
-    """An untrained Llama: greedy text that never reaches EOS, so a long reply is still streaming at Ctrl-C."""
+    """An untrained Llama: greedy text that never reaches EOS, so a long reply is still streaming at
+    Ctrl-C."""
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
     config = LlamaConfig(

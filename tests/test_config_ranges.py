@@ -1,4 +1,5 @@
-"""Every numeric option declares its range, and every config refuses a value outside it with the option's name.
+"""Every numeric option declares its range, and every config refuses a value outside it with the option's
+name.
 
 Walks every command's config (the registry) and the configs nested in them, so a new option that
 forgets its range fails here.
@@ -145,7 +146,8 @@ def test_the_command_line_refuses_before_anything_loads(tmp_path, capsys, monkey
 
 
 def command_argv(c) -> list[str]:
-    """The command's words as main() passes them to the parser, with a placeholder for each required option."""
+    """The command's words as main() passes them to the parser, with a placeholder for each required
+    option."""
     words = c.name.split(" ")
     argv = [c.name] if len(words) == 2 and words[0] not in GROUPS else words  # `rm score`: one parser
     for f in dataclasses.fields(c.config):

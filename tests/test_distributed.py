@@ -1,11 +1,11 @@
 """torchrun with 2 gloo processes, DDP and FSDP2, against one process on the same global batch.
 
-Each stage (pretrain, sft, rm, ppo) runs 5 steps through the real command line (`python -m torch.distributed.run
---standalone --nproc-per-node 2 -m posttrain ...`) in float64 (`--dtype fp64`, so that the only
-differences left are the order of sums), and must end with the single process's per-step losses and
-final weights to 1e-5 relative, while having moved the weights much further than that. The batches
-are chosen so a rank is short of examples in some micro-batch (the filler path) and the last batch of
-an epoch is uneven. A run stopped at step 4 by 2 processes is resumed by 1 and ends on the
+Each stage (pretrain, sft, rm, ppo) runs 5 steps through the real command line
+(`python -m torch.distributed.run --standalone --nproc-per-node 2 -m posttrain ...`) in float64
+(`--dtype fp64`, so that the only differences left are the order of sums), and must end with the single
+process's per-step losses and final weights to 1e-5 relative, while having moved the weights much further than
+that. The batches are chosen so a rank is short of examples in some micro-batch (the filler path) and the last
+batch of an epoch is uneven. A run stopped at step 4 by 2 processes is resumed by 1 and ends on the
 uninterrupted run's weights.
 """
 

@@ -3,7 +3,8 @@
 What a block is, by its fence's language:
 
     python, py           exec'd in a scratch directory; a block that talks to http://127.0.0.1:8000 runs
-                         against `posttrain serve runs/demo/sft --port 0`, started here on the shipped base model
+                         against `posttrain serve runs/demo/sft --port 0`, started here on the shipped
+                         base model
     bash, sh, console    run by bash in a scratch directory (the venv first on PATH, `assets/` linked in, a
                          timeout); in a console block only the `$ ` lines run, the rest is their output
     json                 parsed
@@ -245,7 +246,8 @@ def check_command(argv: list[str], where: str) -> None:
 
 
 def synopsis_argv(words: list[str]) -> list[str]:
-    """A synopsis line as argv: brackets dropped, the first of `a|b|c`, `FLAG ...` left out, numbers for N, S."""
+    """A synopsis line as argv: brackets dropped, the first of `a|b|c`, `FLAG ...` left out, numbers for N,
+    S."""
     out: list[str] = []
     for w in words:
         w = w.replace("[", "").replace("]", "")
@@ -259,7 +261,8 @@ def synopsis_argv(words: list[str]) -> list[str]:
 
 @functools.cache
 def cli():
-    """The real parser, each command's own subparser by its full name ("world export", "rm score"), the registry."""
+    """The real parser, each command's own subparser by its full name ("world export", "rm score"), the
+    registry."""
     from posttrain.cli import build_parser
     from posttrain.commands import COMMANDS, GROUPS
 
@@ -283,7 +286,8 @@ def command_of(words: list[str]) -> str | None:
 
 
 def check_posttrain(words: list[str], where: str) -> None:
-    """Parse as `posttrain.cli.main` does, then build the config and run its checks (ranges, cross-field rules)."""
+    """Parse as `posttrain.cli.main` does, then build the config and run its checks (ranges, cross-field
+    rules)."""
     from posttrain.config import from_namespace
     from posttrain.errors import UserError
 
@@ -345,7 +349,8 @@ def check_bench_script(script: str, args: list[str], where: str) -> None:
 
 # --- python blocks that do not run ----------------------------------------------------------
 def check_python_statically(block: Block) -> None:
-    """Run the block's imports; check that each call of an imported function or class binds to its signature."""
+    """Run the block's imports; check that each call of an imported function or class binds to its
+    signature."""
     tree = ast.parse(block.text, block.where)
     names: dict = {}
     imports = ast.Module(

@@ -1,4 +1,5 @@
-"""`posttrain dpo`: the loss by hand, pairs from rankings, a real run that learns, resume, micro-batch invariance."""
+"""`posttrain dpo`: the loss by hand, pairs from rankings, a real run that learns, resume, micro-batch
+invariance."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""`posttrain world headroom`: best-of-n against greedy by hand, by brute force, and end to end on a tiny model."""
+"""`posttrain world headroom`: best-of-n against greedy by hand, by brute force, and end to end on a tiny
+model."""
 
 import itertools
 import json

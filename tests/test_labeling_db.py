@@ -79,7 +79,8 @@ def test_a_lock_another_process_holds_is_a_short_wait_and_says_so(tmp_path, caps
 EXPORT_AS_NOBODY = """
 import json, sys
 from posttrain.cli import main
-print(json.dumps([main(["label", "export", "--db", db, "--out", out]) for db, out in json.loads(sys.argv[1])]))
+pairs = json.loads(sys.argv[1])
+print(json.dumps([main(["label", "export", "--db", db, "--out", out]) for db, out in pairs]))
 """
 
 
@@ -141,7 +142,8 @@ def test_a_database_in_a_read_only_folder_exports():
 
 
 def test_export_opens_the_database_read_only(tmp_path):
-    """Whoever runs it, export never writes: the store it reads refuses writes (mode=ro), even on a writable file."""
+    """Whoever runs it, export never writes: the store it reads refuses writes (mode=ro), even on a writable
+    file."""
     labeled_db(tmp_path / "labels.sqlite").db.close()
     before = (tmp_path / "labels.sqlite").read_bytes()
     assert (

@@ -77,7 +77,8 @@ def reward(base: Path, tokenizer, seed: int = 0):
 
 
 def train(model, ids: torch.Tensor, steps: int, lr: float = 1e-2) -> list[float]:
-    """`steps` AdamW steps on one batch (next-token loss, or for a reward model regression to 1); the losses."""
+    """`steps` AdamW steps on one batch (next-token loss, or for a reward model regression to 1); the
+    losses."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=lr
     )  # frozen weights never get a .grad: AdamW skips them

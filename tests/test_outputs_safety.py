@@ -44,7 +44,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def runs(tmp_path) -> Path:
-    """runs/ with a model, demonstrations and a file of the user's: what `--out runs --force` must not delete."""
+    """runs/ with a model, demonstrations and a file of the user's: what `--out runs --force` must not
+    delete."""
     runs = tmp_path / "runs"
     shutil.copytree(BASE, runs / "base")
     write_jsonl(runs / "demos.jsonl", World(seed=0).demonstrations(8))
@@ -259,7 +260,8 @@ def test_a_final_model_write_that_fails_is_one_error_and_the_run_resumes(
 
 
 def legacy_tiny_demo(out: Path) -> None:
-    """What `posttrain demo --preset tiny` left before demo.json: a world cut to 160 demonstrations, every step."""
+    """What `posttrain demo --preset tiny` left before demo.json: a world cut to 160 demonstrations, every
+    step."""
     (out / "world").mkdir(parents=True)
     (out / "world" / "manifest.json").write_text(json.dumps({"seed": 0, "scale": "small"}))
     (out / "world" / "demos.jsonl").write_text("{}\n" * 160)
@@ -303,7 +305,8 @@ def test_demo_force_never_deletes_a_folder_holding_other_files(tmp_path, capsys,
 
 @pytest.fixture
 def loop_args(tmp_path, monkeypatch):
-    """A loop's arguments on prompts off the world; sampling replaced by a stop (the checks come before it)."""
+    """A loop's arguments on prompts off the world; sampling replaced by a stop (the checks come before
+    it)."""
     import posttrain.pipelines.loop as loop
     from posttrain.errors import UserError
 

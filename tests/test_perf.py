@@ -24,7 +24,8 @@ def llama(tied: bool) -> LlamaForCausalLM:
 
 
 def blocks() -> int:
-    """The decoder layers' matmul weights (q, k, v, o; gate, up, down), their two RMSNorms each, the final one."""
+    """The decoder layers' matmul weights (q, k, v, o; gate, up, down), their two RMSNorms each, the final
+    one."""
     return LAYERS * (4 * H * H + 3 * H * I + 2 * H) + H
 
 
@@ -119,7 +120,8 @@ def test_the_cpu_peak_is_one_threads_rate_per_cpu_second_times_the_threads(fresh
 def test_a_ppo_ptx_steps_flop_count_is_what_its_matmuls_do(stage_inputs, tmp_path, monkeypatch):
     """The PPO FLOP count (`step_flops`: rollout forwards, reference, value and reward forwards, every epoch's
     policy and value training, the PPO-ptx rows) against torch's own count of one step's matmuls: the count
-    leaves attention out, so it may fall short, never above (a share of peak above 100% is not the count's)."""
+    leaves attention out, so it may fall short, never above (a share of peak above 100% is not the count's).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     import posttrain.stages.ppo as stage

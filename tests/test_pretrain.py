@@ -1,4 +1,5 @@
-"""`posttrain pretrain`: tokenizer, schedule, data order, and a SIGKILLed run that resumes to the same curve."""
+"""`posttrain pretrain`: tokenizer, schedule, data order, and a SIGKILLed run that resumes to the same
+curve."""
 
 import json
 import os

@@ -1,4 +1,5 @@
-"""One home for the measured settings: `posttrain ppo` without tuning flags, the demo and the loop run the recipe."""
+"""One home for the measured settings: `posttrain ppo` without tuning flags, the demo and the loop run the
+recipe."""
 
 import dataclasses
 

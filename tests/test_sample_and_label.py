@@ -1,4 +1,5 @@
-"""`posttrain sample` and `posttrain label sim`: K completions with provenance, rankings by simulated labelers."""
+"""`posttrain sample` and `posttrain label sim`: K completions with provenance, rankings by simulated
+labelers."""
 
 import json
 from pathlib import Path

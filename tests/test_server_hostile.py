@@ -135,7 +135,8 @@ def message(r: httpx.Response) -> str:
 
 
 def gibibyte(sent: list[int]):
-    """1 GiB in 1 MiB chunks, made as the client sends them (chunked: no Content-Length); counts what was taken."""
+    """1 GiB in 1 MiB chunks, made as the client sends them (chunked: no Content-Length); counts what was
+    taken."""
     chunk = b"x" * MiB
     for _ in range(1024):
         sent[0] += len(chunk)
@@ -143,7 +144,8 @@ def gibibyte(sent: list[int]):
 
 
 def post_gibibyte(url: str, headers: dict) -> tuple[int | None, int]:
-    """(status, bytes sent) of a chunked 1 GiB POST; status None when the server closed the connection first."""
+    """(status, bytes sent) of a chunked 1 GiB POST; status None when the server closed the connection
+    first."""
     sent = [0]
     try:
         r = httpx.post(
@@ -351,7 +353,8 @@ def test_submission_ids_are_scoped_per_labeler(labeling):
 
 OLD_LABELS = """CREATE TABLE labels (
     id INTEGER PRIMARY KEY, submission TEXT UNIQUE NOT NULL, item_id TEXT NOT NULL REFERENCES items(id),
-    labeler_id INTEGER NOT NULL REFERENCES labelers(id), kind TEXT NOT NULL CHECK (kind IN ('ranked', 'skipped')),
+    labeler_id INTEGER NOT NULL REFERENCES labelers(id), \
+kind TEXT NOT NULL CHECK (kind IN ('ranked', 'skipped')),
     body TEXT NOT NULL, seconds REAL, submitted TEXT NOT NULL, UNIQUE (item_id, labeler_id))"""
 
 

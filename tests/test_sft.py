@@ -180,7 +180,10 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_demonstrations_are_clear_errors_and_write_nothing(case, tmp_path, capsys):
-    good = '{"id": "ok", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+    good = (
+        '{"id": "ok", "messages": [{"role": "user", "content": "hi"}, '
+        '{"role": "assistant", "content": "hello"}]}'
+    )
     data = tmp_path / "demos.jsonl"
     data.write_text(good + "\n" + BAD[case][0] + "\n")
     assert main(["sft", "--model", str(BASE), "--data", str(data), "--out", str(tmp_path / "out")]) == 2

@@ -26,7 +26,8 @@ def test_numbers_and_mentions():
 
 
 def test_hedges_read_as_hedges_only():
-    """The hedging demonstrator's phrases must not turn an answer into an abstention, refusal or correction."""
+    """The hedging demonstrator's phrases must not turn an answer into an abstention, refusal or
+    correction."""
     from posttrain.world import lexicon
 
     for phrase in lexicon.HEDGE_OPENERS + lexicon.HEDGE_CLOSERS:

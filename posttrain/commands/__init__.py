@@ -82,5 +82,6 @@ def command(name: str, config: type):
 
 
 def group(name: str, *, help: str, description: str) -> None:
-    """A word that only groups commands (`posttrain world ...`): its help in the command list, and its page."""
+    """A word that only groups commands (`posttrain world ...`): its help in the command list, and its
+    page."""
     GROUPS[name] = Group(name, help, description)

@@ -26,7 +26,7 @@ Each step writes atomically and is skipped when its output exists, so an interru
 (with --seeds too: each seed's folder is a demo of its own); `--force` starts over. `OUT/demo.json` records
 the preset, run seed, world seed and base model: a demo with others is refused in that OUT (its steps would
 be skipped as done, and the other run's results shown as this one's).
-"""
+"""  # shown as written by `posttrain demo --help` (an indented block)  # noqa: E501
 
 from __future__ import annotations
 
@@ -193,8 +193,8 @@ demo.__doc__ = __doc__  # the module docstring is the command's --help descripti
 
 
 def default_out(cfg: DemoConfig, seeds: bool = False) -> Path:
-    """runs/demo for the measured preset, world and run seed 0; each other preset, world, seed or list of seeds
-    its own folder, so that runs never mix."""
+    """runs/demo for the measured preset, world and run seed 0; each other preset, world, seed or list of
+    seeds its own folder, so that runs never mix."""
     name = "runs/demo" + ("" if cfg.preset == "small" else f"-{cfg.preset}")
     name += f"-world{cfg.world_seed}" if cfg.world_seed != BASE_WORLD else ""
     return Path(name + ("-seeds" if seeds else f"-seed{cfg.seed}" if cfg.seed else ""))
@@ -313,7 +313,8 @@ def start(cfg: DemoConfig) -> None:
 
 def check_folder(cfg: DemoConfig) -> None:
     """Before any step: --force may delete OUT only when it holds nothing but a demo's steps (never the base
-    model it reads); a demo begun with another preset, run seed, world or base model is refused, naming them."""
+    model it reads); a demo begun with another preset, run seed, world or base model is refused, naming them.
+    """
     out = cfg.out
     check_not_input(out, [base_model(cfg)])
     if not out.exists():

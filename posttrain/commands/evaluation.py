@@ -42,7 +42,8 @@ def evaluate(cfg: EvalConfig) -> int:
     --temperatures) with a 95% bootstrap interval and a length-controlled rate, helpful/honest/harmless
     rates, alignment tax, KL to the baseline. Writes an HTML report.
 
-    example: posttrain eval --model runs/demo/ppo --model sft-more=runs/demo/sft2 --baseline runs/demo/sft --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report
+    example: posttrain eval --model runs/demo/ppo --model sft-more=runs/demo/sft2 --baseline runs/demo/sft
+    --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report
     """
     from posttrain.data.corpus import read_documents
     from posttrain.evaluation.compare import evaluate, model_names
@@ -130,7 +131,8 @@ def overoptimization(cfg: OveroptConfig) -> int:
     Best-of-n (n = 1..64) from the policy and PPO runs at several beta: gold and proxy reward against
     sqrt(KL), with Gao et al. 2022's fits.
 
-    example: posttrain eval overoptimization --policy runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/test.jsonl --ppo-run runs/ppo-b0.02 runs/ppo-b0.1 --out runs/demo/overopt
+    example: posttrain eval overoptimization --policy runs/demo/sft --reward runs/demo/rm
+    --prompts runs/demo/world/test.jsonl --ppo-run runs/ppo-b0.02 runs/ppo-b0.1 --out runs/demo/overopt
     """
     from posttrain.evaluation.overoptimization import study, write_overoptimization
 
@@ -162,7 +164,9 @@ def control_study(cfg: ControlConfig) -> int:
     Spend the rankings' labeler time on extra demonstrations, fine-tune the base model with the SFT
     run's settings, and compare RLHF and it with the SFT model.
 
-    example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft --rlhf runs/demo/ppo --method dpo=runs/demo/dpo --demos runs/demo/world/demos.jsonl --rankings runs/demo/rankings.jsonl --out runs/demo/control
+    example: posttrain eval control-study --base assets/base-small-seed0 --sft runs/demo/sft
+    --rlhf runs/demo/ppo --method dpo=runs/demo/dpo --demos runs/demo/world/demos.jsonl
+    --rankings runs/demo/rankings.jsonl --out runs/demo/control
     """
     from posttrain.evaluation.control_study import control_study as run
     from posttrain.evaluation.report import write_report

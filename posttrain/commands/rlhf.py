@@ -21,9 +21,11 @@ def ppo(cfg: PPOConfig) -> int:
     (posttrain/recipes.py). --algorithm rloo|grpo is critic-free: --group-size samples per prompt, each
     against the others (RLOO: KL in the sequence reward; GRPO: a k3 KL term in the loss). --reward verifier
     (rloo/grpo only) scores 1 or 0 by the built-in world's program check of the answer for its arithmetic,
-    list_ops and format prompts: not the gold judgement, and no style factors. Resumable. Metrics: docs/metrics.md.
+    list_ops and format prompts: not the gold judgement, and no style factors. Resumable. Metrics:
+    docs/metrics.md.
 
-    example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo --ptx runs/demo/world/corpus.jsonl
+    example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm
+    --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo --ptx runs/demo/world/corpus.jsonl
     """
     from posttrain.stages.ppo import ppo as run
 
@@ -56,7 +58,8 @@ def loop(cfg: LoopConfig) -> int:
     round's reward model and PPO take the --rm-* and --ppo-* options (defaults: the measured recipe).
     Re-run with the same arguments to continue an interrupted loop.
 
-    example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl --ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop --rounds 2
+    example: posttrain loop --sft runs/demo/sft --rm-prompts W/prompts_rm.jsonl
+    --ppo-prompts W/prompts_ppo.jsonl --eval-prompts W/dev.jsonl --out runs/loop --rounds 2
     """
     from posttrain.pipelines.loop import KEEP_ABOVE
     from posttrain.pipelines.loop import loop as run
@@ -92,7 +95,8 @@ def rejection_sampling(cfg: RejectionConfig) -> int:
     fine-tune the policy on those picks with the SFT loss (Touvron et al. 2023, section 3.2.3). It uses
     the reward model PPO uses, so the same labeling budget. Re-run with the same arguments to continue.
 
-    example: posttrain rejection-sampling --model runs/demo/sft --reward runs/demo/rm --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/rejection
+    example: posttrain rejection-sampling --model runs/demo/sft --reward runs/demo/rm
+    --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/rejection
     """
     from posttrain.pipelines.rejection import rejection_sampling as run
 

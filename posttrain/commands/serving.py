@@ -42,7 +42,8 @@ def serve(cfg: ServeConfig) -> int:
     Serve a model with the OpenAI API: /v1/chat/completions, /v1/completions, /v1/models, /health, and
     /v1/feedback for ratings (docs/serving.md).
 
-    example: posttrain serve runs/demo/sft --port 8000 --api-key secret  (then: OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret'))
+    example: posttrain serve runs/demo/sft --port 8000 --api-key secret
+    (then: OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret'))
     """
     from posttrain.serving.app import create_app
     from posttrain.serving.engine import Engine

@@ -62,7 +62,8 @@ def sample(cfg: SampleConfig) -> int:
 
     Sample K completions per prompt (batched generate with a KV cache). Resumable.
 
-    example: posttrain sample --model runs/demo/sft --prompts runs/world/prompts_rm.jsonl --k 4 --out runs/demo/samples.jsonl
+    example: posttrain sample --model runs/demo/sft --prompts runs/world/prompts_rm.jsonl --k 4
+    --out runs/demo/samples.jsonl
     """
     from posttrain.stages.sample import sample as run
 
@@ -152,7 +153,8 @@ def dpo(cfg: DPOConfig) -> int:
     once. Each ranking weighs the same; only the completion's tokens carry log-prob. Resumable. Metrics:
     docs/metrics.md.
 
-    example: posttrain dpo --model runs/demo/sft --data runs/demo/rankings.jsonl --out runs/demo/dpo --beta 0.1
+    example: posttrain dpo --model runs/demo/sft --data runs/demo/rankings.jsonl --out runs/demo/dpo
+    --beta 0.1
     """
     from posttrain.stages.dpo import dpo as run
 

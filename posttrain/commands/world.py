@@ -1,4 +1,5 @@
-"""`posttrain world ...`: export the built-in world, read its spec, measure its labelers, probe a model in it."""
+"""`posttrain world ...`: export the built-in world, read its spec, measure its labelers, probe a model in
+it."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def _own_samples(cfg: AgreementConfig, world) -> list[tuple[dict, list[str]]]:
             (world_prompt(where, item), [c["text"] for c in item["completions"]])
             for where, item in read_samples(cfg.samples)
         ]
-    from posttrain.generation.hf import sample_k
+    from posttrain.generation.completions import sample_k
     from posttrain.models.load import load_causal_lm
 
     records = world.prompts("agreement", cfg.prompts, "train")
@@ -180,7 +181,8 @@ def world_headroom(cfg: HeadroomConfig) -> int:
 
     Gold-judged greedy answer vs K samples per prompt: best-of-n win rates.
 
-    example: posttrain world headroom --model runs/demo/sft --prompts runs/demo/world/test.jsonl --k 16 --out runs/demo/headroom
+    example: posttrain world headroom --model runs/demo/sft --prompts runs/demo/world/test.jsonl --k 16
+    --out runs/demo/headroom
     """
     from posttrain.evaluation.headroom import headroom, table, write_headroom
 

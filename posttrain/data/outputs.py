@@ -5,9 +5,10 @@ Every command that writes checks its `--out` before any work (issue 28):
 - never a path that is, or holds, one of the command's inputs (`check_not_input`): `--out runs --force`
   with the model in `runs/base` would delete the model;
 - a file or report folder (`check_output` in posttrain/data/records.py): an existing one only with --force;
-- a run directory (`RunDir`, posttrain/models/checkpoint.py): a finished run only when its posttrain.json lists
-  every file in it, an unfinished `OUT.partial` only when its run.json marks it as posttrain's;
-- a pipeline's folder (demo, loop): only when every entry in it is one the pipeline writes (`foreign_entries`).
+- a run directory (`RunDir`, posttrain/models/checkpoint.py): a finished run only when its posttrain.json
+  lists every file in it, an unfinished `OUT.partial` only when its run.json marks it as posttrain's;
+- a pipeline's folder (demo, loop): only when every entry in it is one the pipeline writes
+  (`foreign_entries`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def input_paths(options) -> list[str]:
 
 
 def foreign_entries(directory: Path, known: Iterable[str]) -> list[str]:
-    """Names in `directory` that are none of `known` (a name, or its temporary `.name...` files while it is written)."""
+    """Names in `directory` that are none of `known` (a name, or its temporary `.name...` files while it is
+    written)."""
     known = tuple(known)
     return sorted(
         p.name

@@ -13,7 +13,7 @@ Every error names the file and line, the field, and what to do:
     Traceback (most recent call last):
     ...
     posttrain.errors.UserError: demos.jsonl:3: field 'messages' is empty; a conversation needs at least one message
-"""
+"""  # a doctest's expected exception message is one line  # noqa: E501
 
 from __future__ import annotations
 

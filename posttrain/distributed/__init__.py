@@ -154,7 +154,8 @@ class Dist:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def cast(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The weights' dtype (fp64 for --dtype fp64; fp32 master weights otherwise), on this rank's device."""
+        """The weights' dtype (fp64 for --dtype fp64; fp32 master weights otherwise), on this rank's
+        device."""
         module = module.double() if self.dtype == "fp64" else module
         return module.to(self.device)
 

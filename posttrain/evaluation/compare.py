@@ -199,7 +199,7 @@ def measure(
     model, tokenizer, records, world, heldout_documents, max_new_tokens, knowledge: bool = True
 ) -> dict:
     """One model's greedy answers, their gold scores and HHH rates, and its alignment-tax numbers."""
-    from posttrain.generation.hf import chat_complete
+    from posttrain.generation.completions import chat_complete
 
     answers = chat_complete(model, tokenizer, [r["messages"] for r in records], max_new_tokens=max_new_tokens)
     scores, rates = judge_answers(records, answers, world)

@@ -1,7 +1,8 @@
 """`posttrain world headroom`: before spending PPO compute, is there anything better than the
 policy's greedy answer among its own samples?
 
-    posttrain world headroom --model runs/sft --prompts runs/world/test.jsonl --k 16 [--reward runs/rm] --out DIR
+    posttrain world headroom --model runs/sft --prompts runs/world/test.jsonl --k 16 [--reward runs/rm]
+        --out DIR
 
 For each world prompt: the greedy answer (temperature 0) and K samples at --temperature, from
 posttrain's own sampler (the loop PPO rollouts run), all judged by the gold scorer. Per family and

@@ -17,7 +17,7 @@ InstructGPT's breakdown (Ouyang et al. 2022, section 4) on the built-in world's 
 
 A rate whose prompts are absent from the evaluation set is None. `n` holds each field's number of
 prompts (every figure says its n): all of them, or its family's for the family rates.
-"""
+"""  # the rows of a markdown table cannot wrap  # noqa: E501
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def sample_scores(cfg: OveroptConfig, records: list[dict], world) -> tuple[np.nd
     """(prompts, N) proxy and gold scores of N samples per prompt from the policy, temperature 1."""
     from tqdm import tqdm
 
-    from posttrain.generation.hf import sample_k
+    from posttrain.generation.completions import sample_k
     from posttrain.models.load import load_causal_lm
     from posttrain.models.reward import RewardScorer
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import Generation, Options, WorldPick, option
-from posttrain.generation.hf import chat_complete, complete
+from posttrain.generation.completions import chat_complete, complete
 from posttrain.world.corpus import FACTS, PERSON_FACTS
 from posttrain.world.families import FAMILY_NAMES
 

@@ -16,11 +16,13 @@ from posttrain.data.records import atomic_path, write_jsonl
 from posttrain.evaluation import axes, plots
 
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; color: #222; padding: 0 1em; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; \
+color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; \
+white-space: nowrap; }
 .answers td { max-width: 330px; white-space: pre-wrap; word-break: break-word; }
 .score { color: #666; font-size: 12px; } .note { color: #555; font-size: 13px; max-width: 900px; }
 img { max-width: 100%; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
@@ -196,10 +198,10 @@ def control_section(summary: dict) -> list[str]:
         f'<p class="note">{c["rankings"]} rankings at {c["ranking_minutes"]:g} min + '
         f"{c['completion_minutes']:g} min per completion = {c['labeler_minutes']:.0f} labeler minutes, "
         f"spent instead on {c['extra_demos']} extra demonstrations at {c['demo_minutes']:g} min each (on "
-        f"top of {c['original_demos']}). <b>sft-more-demos</b> is the base model fine-tuned on all of them with the "
-        "original SFT settings; <b>rlhf</b> is the PPO policy, and any other row a policy trained from the "
-        "same rankings. All are compared with the original SFT model (the baseline) by the gold judge. The "
-        "minutes are assumptions (docs/evaluation.md).</p>",
+        f"top of {c['original_demos']}). <b>sft-more-demos</b> is the base model fine-tuned on all of them "
+        "with the original SFT settings; <b>rlhf</b> is the PPO policy, and any other row a policy trained "
+        "from the same rankings. All are compared with the original SFT model (the baseline) by the gold "
+        "judge. The minutes are assumptions (docs/evaluation.md).</p>",
         *wall_table(c),
     ]
 

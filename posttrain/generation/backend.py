@@ -10,9 +10,9 @@
 with `pad_token_id` after each row's first EOS, T the longest row, and, where the engine computes them
 with the trainer's own model, each token's log-probability and entropy (what
 `posttrain.generation.sampler.sample(..., with_logprobs=True)` returns; None from an engine that
-does not, and PPO then recomputes them). `draws` holds (B, max_new_tokens) uniforms, one per row and position: the sampler draws
-each token with them (so a row's sample does not depend on the rest of its batch, or on how the
-batch is split across ranks); an engine with its own sampling derives each row's seed from them.
+does not, and PPO then recomputes them). `draws` holds (B, max_new_tokens) uniforms, one per row and position:
+the sampler draws each token with them (so a row's sample does not depend on the rest of its batch, or on how
+the batch is split across ranks); an engine with its own sampling derives each row's seed from them.
 
 `vllm` (`VLLMBackend`, the `posttrain[vllm]` extra, one CUDA GPU) runs vLLM's engine in this process,
 beside the trainer, and copies the policy's weights into it after every PPO step. `check_backend(name)`
@@ -185,7 +185,8 @@ def prompt_rows(query: torch.Tensor, query_mask: torch.Tensor) -> list[dict]:
 
 
 def row_seeds(draws: torch.Tensor) -> list[int]:
-    """A seed per row of (B, max_new_tokens) draws, from its first uniform: a row's own, whatever its batch."""
+    """A seed per row of (B, max_new_tokens) draws, from its first uniform: a row's own, whatever its
+    batch."""
     return (draws[:, 0].double().cpu() * SEED_RANGE).long().tolist()
 
 

@@ -186,7 +186,8 @@ def merge_caches(past, length: int, new, new_length: int) -> None:
 
 
 class Decoder:
-    """A fixed batch: iterate to decode; each step yields the new token of every row (None once it is done)."""
+    """A fixed batch: iterate to decode; each step yields the new token of every row (None once it is
+    done)."""
 
     def __init__(
         self, model, prompts: list[list[int]], sampling: list[Sampling], *, eos_ids: set[int], pad_id: int = 0

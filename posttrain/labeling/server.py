@@ -62,7 +62,8 @@ RETRY_AFTER = "2"  # seconds, on a 503: another process holds the database's wri
 def create_app(
     store: Store, labelers_per_item: int = 1, gold_rate: float = 0.1, hosts: Collection[str] | None = None
 ) -> FastAPI:
-    """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any (tokens guard the API)."""
+    """`hosts`: the Host names answered besides localhost, 127.0.0.1 and ::1; None for any (tokens guard the
+    API)."""
     app = FastAPI(title="posttrain labeling", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = TextJSONRoute
     _add_error_handlers(app)
@@ -96,7 +97,8 @@ def create_app(
 
 
 def token_check(store: Store):
-    """Every request but the page shell's needs a labeler's token; the labeler rides along in the request's state."""
+    """Every request but the page shell's needs a labeler's token; the labeler rides along in the request's
+    state."""
 
     async def authenticate(scope) -> Refusal | None:
         if scope["path"] in PAGE_SHELL or scope["path"].startswith("/static/"):

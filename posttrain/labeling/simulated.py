@@ -1,6 +1,7 @@
 """`posttrain label sim`: the world's simulated labelers rank samples into ranking records.
 
-    posttrain label sim --samples runs/demo/samples.jsonl --out runs/demo/rankings.jsonl [--labelers-per-item 2]
+    posttrain label sim --samples runs/demo/samples.jsonl --out runs/demo/rankings.jsonl
+        [--labelers-per-item 2]
 
 Each item is ranked by N different labelers of the world's pool (ties, Likert 1-7 and flags
 included); each ranking is one record whose `meta.item` names the item, so agreement between

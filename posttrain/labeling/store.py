@@ -89,7 +89,8 @@ class Labeler:
 
 
 class Store:
-    """`readonly`: open an existing database with `mode=ro` (export); nothing is created, migrated or written."""
+    """`readonly`: open an existing database with `mode=ro` (export); nothing is created, migrated or
+    written."""
 
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
@@ -173,7 +174,8 @@ class Store:
 
     # --- items ---------------------------------------------------------------------
     def add_items(self, items: list[dict], origin: str) -> dict:
-        """Insert items ({"id", "prompt", "completions", "meta", "gold"?}); an item already stored is skipped."""
+        """Insert items ({"id", "prompt", "completions", "meta", "gold"?}); an item already stored is
+        skipped."""
         counts = {"added": 0, "already_there": 0}
         with self.transaction() as db:
             for item in items:

@@ -13,7 +13,7 @@ A ranking of K completions (docs/labeling.md, "POST /api/labels"):
     Traceback (most recent call last):
     ...
     posttrain.labeling.submission.BadSubmission: field 'ranking' leaves out completion 2; rank every completion
-"""
+"""  # a doctest's expected exception message is one line  # noqa: E501
 
 from __future__ import annotations
 

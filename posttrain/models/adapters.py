@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 def apply_lora(model, cfg, *, head: str | None = None, seed: int = 0):
     """`model` wrapped by peft with rank-`cfg.lora_r` adapters on `cfg.lora_target`, everything else frozen
     but `head` (a sequence-classification model's scalar layer, which peft copies into `modules_to_save`
-    and gives no adapter). `cfg` holds the `Adapters` options; `seed` draws the A matrices (the run's seed: the
-    same on every rank, and in every run of it). With `lora_r` None, `model` comes back as is."""
+    and gives no adapter). `cfg` holds the `Adapters` options; `seed` draws the A matrices (the run's seed:
+    the same on every rank, and in every run of it). With `lora_r` None, `model` comes back as is."""
     if cfg.lora_r is None:
         return model
     from peft import LoraConfig, TaskType, get_peft_model

@@ -38,7 +38,8 @@ def checked_load(auto_class, path: str, *, trust_remote_code: bool = False, **kw
 
     check_config(path, trust_remote_code)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # transformers' load report: check_weights says what matters, in one line
+    # transformers' load report: check_weights says what matters, in one line
+    hf_logging.set_verbosity_error()
     try:  # sizes that disagree come back in the report instead of as a RuntimeError
         model, info = auto_class.from_pretrained(
             path,
@@ -186,7 +187,8 @@ def sizes(mismatched: list[tuple[str, tuple, tuple]], config: dict) -> str:
 
 
 def layers(missing: list[str], unexpected: list[str], config: dict) -> str | None:
-    """A layer count in config.json other than the weights': every stray tensor is in a layer past the other's."""
+    """A layer count in config.json other than the weights': every stray tensor is in a layer past the
+    other's."""
     field = next((f for f in LAYER_FIELDS if type(config.get(f)) is int), None)
     if field is None or not all(LAYER.search(k) for k in missing + unexpected):
         return None
@@ -240,9 +242,9 @@ def architecture(model, missing: list[str], unexpected: list[str], config: dict)
 
 
 def check_adapter(model, path: str, base: str) -> None:
-    """A peft adapter directory's tensors are the adapters `model` (its base, wrapped by peft) has, one for one:
-    peft skips an adapter tensor with no place in the base, and leaves an adapter it has no tensor for at zero
-    (the base's own weight), with at most a warning. A .bin adapter is left to peft."""
+    """A peft adapter directory's tensors are the adapters `model` (its base, wrapped by peft) has, one for
+    one: peft skips an adapter tensor with no place in the base, and leaves an adapter it has no tensor for at
+    zero (the base's own weight), with at most a warning. A .bin adapter is left to peft."""
     from peft.utils import get_peft_model_state_dict
     from safetensors import safe_open
 

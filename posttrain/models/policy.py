@@ -46,7 +46,8 @@ def response_logprobs(
     model, inputs: dict[str, torch.Tensor], prompt_len: int, temperature: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T) log pi(a_t | s_t) of the response tokens and (B, T) entropy of pi(. | s_t) (no gradient),
-    both under the sampling temperature (the policy that produced the tokens is softmax(logits / temperature))."""
+    both under the sampling temperature (the policy that produced the tokens is softmax(logits /
+    temperature))."""
     T = inputs["input_ids"].size(1) - prompt_len
     # only the T + 1 last positions' logits: the LM head and softmax skip the prompt
     logits = upcast(model(**inputs, logits_to_keep=T + 1).logits[:, :-1]) / temperature  # (B, T, V)

@@ -92,7 +92,8 @@ def sharded(module: torch.nn.Module) -> bool:
 
 
 def length_chunks(lengths: torch.Tensor, rows: int = CHUNK_ROWS) -> list[torch.Tensor]:
-    """Row indices ordered by length and cut into chunks of `rows`: each chunk pads only to its own longest."""
+    """Row indices ordered by length and cut into chunks of `rows`: each chunk pads only to its own
+    longest."""
     return list(torch.argsort(lengths, stable=True).split(rows))
 
 

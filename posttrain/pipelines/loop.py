@@ -323,7 +323,7 @@ def answers(cfg: LoopConfig, prompts: list[dict], policy: Path, cached: Path) ->
     """The policy's greedy answers to the eval `prompts`, generated once and cached in `cached`."""
     if cached.exists():
         return json.loads(cached.read_text())["answers"]
-    from posttrain.generation.hf import chat_complete
+    from posttrain.generation.completions import chat_complete
     from posttrain.models.load import load_causal_lm
 
     model, tokenizer = load_causal_lm(policy)

@@ -138,7 +138,8 @@ def check_out(cfg: RejectionConfig) -> None:
 
 
 def record_seconds(out: Path, step: str, seconds: float) -> None:
-    """OUT/timing.json: wall seconds of the steps before fine-tuning (the policy's posttrain.json has its own)."""
+    """OUT/timing.json: wall seconds of the steps before fine-tuning (the policy's posttrain.json has its
+    own)."""
     path = out / TIMING
     timing = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps({**timing, step: round(seconds, 1)}) + "\n")

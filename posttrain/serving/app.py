@@ -189,7 +189,8 @@ def check_length(served: ServedModel, chars: int, *, param: str) -> None:
 def plan_rows(
     served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None, *, param: str
 ) -> list[tuple[list[int], Sampling]]:
-    """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the context."""
+    """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the
+    context."""
     rows = []
     for prompt in prompts:
         room = served.context_length - len(prompt)

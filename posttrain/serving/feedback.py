@@ -45,7 +45,8 @@ def feedback_record(
     preferred: str | None = None,
     notes: str | None = None,
 ) -> dict:
-    """A validated feedback record with a fresh id and the current UTC time; FeedbackError names the bad field."""
+    """A validated feedback record with a fresh id and the current UTC time; FeedbackError names the bad
+    field."""
     try:
         validate_conversation({"id": "feedback", "messages": messages}, "feedback", ends_with="user")
     except UserError as e:

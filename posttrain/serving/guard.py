@@ -184,7 +184,8 @@ class TextJSONRequest(Request):
 
 
 def loads_text(body: bytes):
-    r"""`json.loads`, but bytes that are not UTF-8 and lone surrogates are JSON errors (a pair is a character).
+    r"""`json.loads`, but bytes that are not UTF-8 and lone surrogates are JSON errors (a pair is a
+    character).
 
     >>> loads_text(b'["\\ud83d\\ude00"]')
     ['😀']

@@ -1,4 +1,5 @@
-"""Run the API with uvicorn: in the foreground (`posttrain serve`) or on a background thread (tests, bench)."""
+"""Run the API with uvicorn: in the foreground (`posttrain serve`) or on a background thread (tests,
+bench)."""
 
 from __future__ import annotations
 

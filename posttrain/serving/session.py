@@ -38,7 +38,8 @@ class Settings(Options):
     seed: int | None = option(None, help="seed for reproducible replies; None: a fresh seed each reply", ge=0)
 
     def set(self, name: str, value: str) -> None:
-        """`/set NAME VALUE`; a value outside the option's declared range is refused, as on the command line."""
+        """`/set NAME VALUE`; a value outside the option's declared range is refused, as on the command
+        line."""
         if name not in SETTABLE:
             raise UserError(f"/set: unknown setting {name!r}; use one of {', '.join(SETTABLE)}")
         kind = typing.get_type_hints(Settings)[name]

@@ -109,7 +109,8 @@ VERIFIER = "verifier"  # --reward verifier: the world's program check in place o
 
 @dataclass(kw_only=True)
 class PPOSettings(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens)):
-    """PPO's hyper-parameters (defaults: the small world's measured recipe); the loop sets them every round."""
+    """PPO's hyper-parameters (defaults: the small world's measured recipe); the loop sets them every
+    round."""
 
     lr: float = option(SMALL.ppo_lr, help="policy learning rate (AdamW, constant)", gt=0)
     value_lr: float | None = option(None, help="value function learning rate (default: --lr)", gt=0)
@@ -383,7 +384,8 @@ def stage_prompts(cfg: PPOConfig) -> tuple[list[dict], object, Callable[[dict, s
 def verifiable_prompts(
     prompts: list[dict], world, path: Path
 ) -> tuple[list[dict], Callable[[dict, str], float]]:
-    """The prompts of families a program can check, and that check (posttrain.world.verify) for their world."""
+    """The prompts of families a program can check, and that check (posttrain.world.verify) for their
+    world."""
     from posttrain.world.verifier import CHECKABLE, verifiable, verify
 
     if world is None:
@@ -465,7 +467,8 @@ def minibatch_backward(
     value function (RLOO, GRPO) there is no value loss; GRPO adds beta times its k3 KL term.
 
     Under torchrun each rank takes an equal share of the minibatch's episodes and ptx rows, and the ranks'
-    gradients are reduced in the last backward, a policy (and value) micro-batch: the PPO-ptx rows go first."""
+    gradients are reduced in the last backward, a policy (and value) micro-batch: the PPO-ptx rows go first.
+    """
     n_tokens = r.mask[rows].sum()
     stats: dict[str, float] = {}
     if ptx is not None:
@@ -598,7 +601,8 @@ def rollout_metrics(r: Rollouts, beta: float, world, batch: list[dict]) -> dict:
 
 
 def group_metrics(advantages: torch.Tensor, scores: torch.Tensor, cfg: PPOSettings) -> dict:
-    """RLOO's or GRPO's statistics of the step's (B,) advantages and of its groups of K scores to one prompt."""
+    """RLOO's or GRPO's statistics of the step's (B,) advantages and of its groups of K scores to one
+    prompt."""
     scores = scores.view(-1, cfg.group_size)  # (B / K, K)
     name = cfg.algorithm
     return {

@@ -177,7 +177,8 @@ def train_step(
     model, optimizer, batch: torch.Tensor, micro_batch: int, lr: float, dist: Dist = Dist(), trainer=None
 ) -> float:
     """One optimizer step on `batch` (B, T + 1), accumulating gradients over micro-batches (this rank's share
-    of them under torchrun). All rows have the same length, so a micro-batch's mean weighs its share of rows."""
+    of them under torchrun). All rows have the same length, so a micro-batch's mean weighs its share of rows.
+    """
 
     def loss_of(rows: list[torch.Tensor]):
         loss = (

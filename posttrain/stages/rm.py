@@ -229,7 +229,8 @@ def order(n: int, batch: int, step: int, seed: int) -> list[int]:
 def score_items(
     model, items: list[Item], pad: int, put=lambda batch: batch
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B, K) rewards, each completion scored once in one forward pass, (B, K) ranks (-1 pad), (B, K) margins."""
+    """(B, K) rewards, each completion scored once in one forward pass, (B, K) ranks (-1 pad), (B, K)
+    margins."""
     k = max(len(i.examples) for i in items)
     flat = batch_rewards(model, [e for i in items for e in i.examples], pad, put)  # (sum of K_i,)
     rows = flat.split([len(i.examples) for i in items])

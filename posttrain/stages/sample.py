@@ -1,6 +1,7 @@
 """`posttrain sample`: K completions per prompt from a policy, for labelers to rank.
 
-    posttrain sample --model runs/demo/sft --prompts runs/world/prompts_rm.jsonl --k 4 --out runs/demo/samples.jsonl
+    posttrain sample --model runs/demo/sft --prompts runs/world/prompts_rm.jsonl --k 4
+        --out runs/demo/samples.jsonl
 
 Prompts are processed in fixed batches, each sampled from its own seed, and every finished batch
 is appended to `OUT.partial` as one line (its records and its skipped prompts, after a header line
@@ -29,7 +30,7 @@ from posttrain.data.records import (
     read_jsonl,
 )
 from posttrain.errors import UserError
-from posttrain.generation.hf import sample_k
+from posttrain.generation.completions import sample_k
 from posttrain.models.checkpoint import check_same_run, fingerprint
 from posttrain.models.load import load_causal_lm
 from posttrain.recipes import SMALL

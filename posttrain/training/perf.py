@@ -111,7 +111,8 @@ def stage_peak(device: str | torch.device = "cpu") -> float:
 
 class Throughput:
     """A training stage's perf/ metrics: the peak measured (and logged) once at its start, against the
-    FLOPs of each step. Under torchrun the `world` ranks share a step's work, each taken to have this one's peak."""
+    FLOPs of each step. Under torchrun the `world` ranks share a step's work, each taken to have this one's
+    peak."""
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", world: int = 1):
         self.n_params = matmul_parameters(model)

@@ -48,7 +48,8 @@ class Rollouts:
     returns: torch.Tensor | None = None  # (B, T) GAE returns (value targets)
 
     def to(self, device: torch.device) -> Rollouts:
-        """The episodes with every tensor on `device` (rollouts are kept on the CPU, trained on the device)."""
+        """The episodes with every tensor on `device` (rollouts are kept on the CPU, trained on the
+        device)."""
         return Rollouts(
             **{
                 f.name: (
@@ -103,10 +104,11 @@ def load_models(
 ) -> SimpleNamespace:
     """policy (trained), ref (frozen reference, by default a copy of the policy; None for a LoRA policy, whose
     reference is itself with the adapter off), value (from the reward model, trained; None for the critic-free
-    cfg.algorithm rloo and grpo), reward (the frozen reward model; None with a `verifier`), score(batch, texts)
-    -> a score per response (the reward model's, or `verifier(record, text)`'s), tokenizer; `trained` holds the
-    trained modules (policy, and value when there is one) for checkpoints; train_policy and train_value are what
-    training forwards call (DDP's wrappers, or the modules FSDP2 sharded; the modules themselves in one process)."""
+    cfg.algorithm rloo and grpo), reward (the frozen reward model; None with a `verifier`),
+    score(batch, texts) -> a score per response (the reward model's, or `verifier(record, text)`'s),
+    tokenizer; `trained` holds the trained modules (policy, and value when there is one) for checkpoints;
+    train_policy and train_value are what training forwards call (DDP's wrappers, or the modules FSDP2
+    sharded; the modules themselves in one process)."""
     policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
     policy = apply_lora(dist.cast(policy), cfg, seed=cfg.seed)
     ref = None
@@ -177,11 +179,11 @@ def world_for(prompts: list[dict], seed: int, scale: str):
 
 @torch.no_grad()
 def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollouts:
-    """Sample a response per prompt (a prompt repeated K times gets K samples) with its logprobs (the sampler's;
-    a forward pass for an engine that gives none); score it; reference logprobs and values (when there is a
-    value function) by forward passes. Under torchrun each rank does
-    this for its block of the batch and the blocks are gathered: every rank returns the whole batch, as one
-    process would have sampled it (each row draws from its own uniforms, `row_draws`)."""
+    """Sample a response per prompt (a prompt repeated K times gets K samples) with its logprobs (the
+    sampler's; a forward pass for an engine that gives none); score it; reference logprobs and values (when
+    there is a value function) by forward passes. Under torchrun each rank does this for its block of the
+    batch and the blocks are gathered: every rank returns the whole batch, as one process would have sampled
+    it (each row draws from its own uniforms, `row_draws`)."""
     tok = m.tokenizer
     query, query_mask = encode_prompts(tok, [p["messages"] for p in batch])  # (B, P) all rows
     rows = dist.block(len(batch))  # this rank's

@@ -7,8 +7,9 @@
       prompts_rm.jsonl      prompts to sample K completions from and rank (train entities and templates)
       prompts_ppo.jsonl     prompts for PPO (train entities and templates)
       dev.jsonl             prompts to choose between policies on (train entities; `posttrain loop`)
-      test.jsonl            the headline test: held-out prompts in the training phrasings' style (test entities and
-                            numbers, phrasings held out of the training files' pool; meta.split "test")
+      test.jsonl            the headline test: held-out prompts in the training phrasings' style (test
+                            entities and numbers, phrasings held out of the training files' pool;
+                            meta.split "test")
       test_novel.jsonl      the same held-out entities and numbers in phrasings of another style (meta.split
                             "test_novel"): how far behaviour carries to new wordings
       kb.json               the knowledge base

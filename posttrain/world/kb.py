@@ -192,7 +192,8 @@ class KnowledgeBase:
         return frozenset(out)
 
     def to_json(self) -> dict:
-        """kb.json's content; a world without a long tail writes no tail keys (its bytes stay as they were)."""
+        """kb.json's content; a world without a long tail writes no tail keys (its bytes stay as they
+        were)."""
         out = asdict(self)
         for entity in [*out["countries"], *out["people"]]:
             del entity["mentions"]

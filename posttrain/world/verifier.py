@@ -1,4 +1,5 @@
-"""A program check of the answer, for the families whose answer a program can check: RL from verifiable rewards.
+"""A program check of the answer, for the families whose answer a program can check: RL from verifiable
+rewards.
 
     >>> from posttrain.world import World, verify
     >>> world = World(seed=0)
@@ -32,7 +33,8 @@ def verifiable(record: dict) -> bool:
 
 def verify(world, record: dict, response: str) -> float | None:
     """1.0 if `response` is the correct answer to the world prompt `record` by its family's check, 0.0 if not;
-    None when the record is not of a checkable family. `world` is the posttrain.world.World the prompt is from."""
+    None when the record is not of a checkable family. `world` is the posttrain.world.World the prompt is
+    from."""
     if not verifiable(record):
         return None
     meta = record["meta"]
