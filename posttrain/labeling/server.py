@@ -4,7 +4,7 @@
 
 `/` and `/static/*` are the page shell (plain HTML, JS and CSS from posttrain/labeling/static);
 every other route needs `Authorization: Bearer <token>` (docs/labeling.md lists them), checked
-before the body is read (posttrain/serving/guard.py: also the body limit and the Host allow-list).
+before the body is read (posttrain/web/guard.py: also the body limit and the Host allow-list).
 A labeler labels or skips only items the server showed them, and a submission is answered only
 after its transaction is committed. Model output reaches the page as JSON and is put on screen with
 `textContent`; the Content-Security-Policy header forbids inline scripts as a second line of defence.
@@ -31,7 +31,7 @@ from posttrain.labeling.dbfile import Busy
 from posttrain.labeling.quality import admin_stats
 from posttrain.labeling.store import Conflict, Labeler, Store
 from posttrain.labeling.submission import BadSubmission, check_ids, check_label, check_skip
-from posttrain.serving.guard import Guard, Refusal, TextJSONRoute, bearer_token
+from posttrain.web.guard import Guard, Refusal, TextJSONRoute, bearer_token
 
 log = logging.getLogger(__name__)
 

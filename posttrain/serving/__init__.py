@@ -4,13 +4,12 @@
     textstream.py  token ids to text deltas, holding back stop-sequence prefixes
     engine.py      one generation worker thread fed by a queue; requests join and leave one running batch
     protocol.py    OpenAI request schemas, response and stream-chunk bodies, API errors
-    guard.py       the checks before a route (both apps): Host allow-list, auth before the body, body
-                   limits counted as bytes arrive and timed, JSON that is text
     connection.py  uvicorn's HTTP connection with a deadline for the request head
     app.py         the FastAPI app: routes, API key, errors, server-sent events
     feedback.py    feedback records (ratings, flags, preferred answers), appended and fsync'd
     session.py     a chat session's state and its slash commands
     repl.py        the terminal loop: input, streaming output, Ctrl-C
 
-Serving never imports training code (docs/design.md, "Layout").
+The checks before a route, which the labeling app shares, are posttrain/web/guard.py. Serving never
+imports training code, nor the labeling app (docs/design.md, "Layout").
 """

@@ -7,9 +7,9 @@
     POST /v1/feedback            store a rating, flags or a preferred answer (feedback.py's format)
 
 Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
-Before a route sees a request, `Guard` (guard.py) checks its Host header against `hosts`, its
-`Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY) and pace
-(BODY_TIMEOUT), reading no body byte for a refusal. Text too long for the context by its length
+Before a route sees a request, `Guard` (posttrain/web/guard.py) checks its Host header against
+`hosts`, its `Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY) and
+pace (BODY_TIMEOUT), reading no body byte for a refusal. Text too long for the context by its length
 alone is refused untokenised, and tokenising runs on a worker thread, so a huge prompt does not
 stall the others.
 """
@@ -32,7 +32,6 @@ from posttrain.errors import UserError
 from posttrain.generation.streaming import Sampling
 from posttrain.serving.engine import Busy, Engine, Event, Job
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
-from posttrain.serving.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 from posttrain.serving.model import ServedModel
 from posttrain.serving.protocol import (
     APIError,
@@ -44,6 +43,7 @@ from posttrain.serving.protocol import (
     SamplingRequest,
     usage,
 )
+from posttrain.web.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ requests (`timeout_keep_alive`), but not the time a client takes to send its req
 headers: a connection that opens and sends nothing, or trickles a header byte now and then
 (slowloris), is kept open for ever. `HeadTimedH11` closes a connection whose head is not complete
 `head_timeout` seconds after it opened, or after the previous response ended. The body's pace is
-the ASGI guard's business (guard.py), where the route's error format is at hand.
+the ASGI guard's business (posttrain/web/guard.py), where the route's error format is at hand.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ class ServedModel:
         return chat_ids(self.tokenizer, messages, add_generation_prompt=True)
 
     def text_prompt(self, prompt: str) -> list[int]:
-        """Token ids of a plain-text prompt (no chat template), as `posttrain.generation.completions.complete` encodes
-        them."""
+        """Token ids of a plain-text prompt (no chat template), as
+        `posttrain.generation.completions.complete` encodes them."""
         return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
