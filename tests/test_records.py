@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from posttrain.data.records import dumps, read_conversations, read_jsonl, write_jsonl
+from posttrain.data.jsonline import dumps
+from posttrain.data.records import read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
 
 

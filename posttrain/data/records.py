@@ -19,26 +19,18 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import json
 import logging
-import math
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from posttrain.data.jsonline import dumps, parse_line
 from posttrain.errors import UserError
 
 log = logging.getLogger(__name__)
 ROLES = ("system", "user", "assistant")
-# Bounds on what one line may hold, so hostile input is an error naming the line, never a RecursionError
-# or int()'s 4300-digit ValueError: posttrain's records nest 6 levels at most, and no count or id they
-# hold needs 100 characters (a float's repr is at most 24).
-MAX_DEPTH = 100
-MAX_NUMBER_CHARS = 100
 PROGRESS_EVERY = 100_000  # lines between progress log lines while reading a big file
-_STRUCTURE = re.compile(r'[\[\]{}"\\]')  # the characters that open, close or escape
 
 
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[str, dict]]:
@@ -80,116 +72,6 @@ def read_text(path: Path) -> str:
         raise UserError(
             f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
         ) from None
-
-
-def parse_line(raw: bytes, where: str) -> dict:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-            "save the file as UTF-8"
-        ) from None
-    check_depth(line, where)
-    try:
-        record = json.loads(line, parse_int=_int, parse_float=_float, parse_constant=_constant)
-    except json.JSONDecodeError as e:
-        raise UserError(
-            f"{where}: malformed JSON ({e.msg} at column {e.colno}); "
-            "each line must be one complete JSON object"
-        ) from None
-    except _LongNumber as e:
-        raise UserError(
-            f"{where}: a number {len(e.text)} characters long (column {line.find(e.text) + 1}); "
-            f"numbers may be at most {MAX_NUMBER_CHARS} characters: write it as a string, or "
-            "drop it"
-        ) from None
-    except _NonFinite:  # parse again, keeping NaN and infinity, to name the field that holds one
-        record = json.loads(line, parse_int=len)  # ints do not matter here, and a long one must not raise
-        field, value = non_finite(record) or ("?", math.nan)
-        raise UserError(
-            f"{where}: field '{field}' is not a finite number ({value}); JSON has no NaN or "
-            "infinity: write null or a finite number"
-        ) from None
-    if not isinstance(record, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    if "\\ud" in line.lower():  # an escaped surrogate: legal JSON, but a lone one is not text
-        try:
-            dumps(record).encode("utf-8")
-        except UnicodeEncodeError:
-            raise UserError(
-                f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "
-                "pair), which is not text; fix or drop that character"
-            ) from None
-    return record
-
-
-class _LongNumber(Exception):
-    def __init__(self, text: str):
-        self.text = text
-
-
-class _NonFinite(Exception):
-    pass
-
-
-def _int(text: str) -> int:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise _LongNumber(text)
-    return int(text)
-
-
-def _float(text: str) -> float:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise _LongNumber(text)
-    value = float(text)
-    if not math.isfinite(value):  # 1e999
-        raise _NonFinite
-    return value
-
-
-def _constant(text: str) -> float:  # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
-    raise _NonFinite
-
-
-def check_depth(line: str, where: str) -> None:
-    """Arrays and objects nested more than MAX_DEPTH deep are a UserError (json.loads would recurse)."""
-    if line.count("[") + line.count("{") <= MAX_DEPTH:  # the common case: too few to nest that deep
-        return
-    depth, in_string, escaped = 0, False, -1
-    for m in _STRUCTURE.finditer(line):  # brackets inside strings do not count
-        i, c = m.start(), m.group()
-        if in_string:
-            if i == escaped:
-                continue
-            if c == "\\":
-                escaped = i + 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise UserError(
-                    f"{where}: nested more than {MAX_DEPTH} levels deep (column {i + 1}); "
-                    "records nest a few levels: flatten that field or drop the line"
-                )
-        elif c in "]}":
-            depth -= 1
-
-
-def non_finite(value, path: str = "") -> tuple[str, float] | None:
-    """(field path, value) of the first NaN or infinity in `value`: ("meta.score[1]", inf)."""
-    if isinstance(value, float):
-        return (path, value) if not math.isfinite(value) else None
-    if isinstance(value, dict):
-        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
-    elif isinstance(value, list):
-        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
-    else:
-        return None
-    return next((found for p, v in items if (found := non_finite(v, p))), None)
 
 
 def check_unique_ids(pairs: Iterable[tuple[str, dict]]) -> None:
@@ -251,19 +133,6 @@ def read_conversations(
     """Validated conversation records; with `with_location`, ("file:line", record) pairs."""
     pairs = [(where, validate_conversation(r, where, ends_with=ends_with)) for where, r in read_jsonl(path)]
     return pairs if with_location else [r for _, r in pairs]
-
-
-def dumps(record: dict) -> str:
-    """One JSONL line; the same record always gives the same bytes. NaN and infinity, which JSON
-    cannot hold, are a UserError naming the field."""
-    try:
-        return json.dumps(record, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
-    except ValueError:
-        field, value = non_finite(record) or ("?", math.nan)
-        raise UserError(
-            f"field '{field}' is {value}, which JSON cannot hold; "
-            "check what computed it (a finite number or null)"
-        ) from None
 
 
 def check_output(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from posttrain.config import Options, check_ranges, option, range_text
 from posttrain.data.chat import chat_ids
-from posttrain.data.records import dumps, read_conversations
+from posttrain.data.jsonline import dumps
+from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
 from posttrain.generation.streaming import Decoder, Sampling
 from posttrain.serving.feedback import FeedbackLog, feedback_record

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import Options, RemoteCode, Resumable, Sampling, option, tuned
+from posttrain.data.jsonline import dumps
 from posttrain.data.records import (
     atomic_path,
     check_output,
     check_unique_ids,
-    dumps,
     read_conversations,
     read_jsonl,
 )
