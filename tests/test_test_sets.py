@@ -8,8 +8,9 @@ import pytest
 
 from posttrain.world import World
 from posttrain.world.families import FAMILY_NAMES
+from posttrain.world.families.arithmetic import operand_key
 from posttrain.world.families.base import HELD_OUT, SPLITS, in_split, phrasing_words
-from posttrain.world.families.compute import items_key, operand_key
+from posttrain.world.families.list_ops import items_key
 from posttrain.world.rng import derive
 
 TEST_SETS = ("test", "test_novel")
@@ -60,7 +61,7 @@ def test_each_kind_splits_its_phrasings_at_random_and_keeps_the_novel_apart(worl
             assert train and test and novel, (family, kind)
             assert not train & test and not (train | test) & novel, (family, kind)
             assert len(test) == max(1, round((len(train) + len(test)) * HELD_OUT)), (family, kind)
-    from posttrain.world.families.safety import LOOKALIKE_FRAMES
+    from posttrain.world.families.benign import LOOKALIKE_FRAMES
 
     train, test, novel = (set(LOOKALIKE_FRAMES[s]) for s in SPLITS)
     assert (
@@ -177,11 +178,11 @@ def test_paraphrase_stays_in_its_test_set(world, prompts):
 
 
 def test_the_corpus_reads_the_first_worlds_benign_topics_and_bios_unchanged():
-    """corpus.py writes how-to and FAQ pages from safety.BENIGN and bios from the passage sentences; the
+    """corpus.py writes how-to and FAQ pages from benign.BENIGN and bios from the passage sentences; the
     shipped base model hashes that corpus (tests/test_base_checkpoint.py), so new phrasings live elsewhere."""
     from posttrain.world import corpus
+    from posttrain.world.families.benign import BENIGN
     from posttrain.world.families.passage import ATTRIBUTES
-    from posttrain.world.families.safety import BENIGN
 
     assert corpus.BENIGN is BENIGN and len(BENIGN) == 16
     assert hashlib.sha256(repr(BENIGN).encode()).hexdigest()[:16] == "92e16b2257669a52"

@@ -15,8 +15,8 @@ import sys
 
 from posttrain.world import lexicon
 from posttrain.world.families.base import pick
+from posttrain.world.families.benign import BENIGN
 from posttrain.world.families.passage import ATTRIBUTES
-from posttrain.world.families.safety import BENIGN
 from posttrain.world.kb import PROFESSIONS, NameMaker
 from posttrain.world.rng import derive
 

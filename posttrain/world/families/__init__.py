@@ -1,12 +1,15 @@
 """The task families of docs/design.md's table, in the order the spec and the count tables list them."""
 
+from posttrain.world.families.arithmetic import Arithmetic
 from posttrain.world.families.base import FLAGS, Family, Outcome
-from posttrain.world.families.compute import Arithmetic, ListOps
+from posttrain.world.families.benign import Benign
+from posttrain.world.families.false_premise import FalsePremise
 from posttrain.world.families.fmt import Format
-from posttrain.world.families.knowledge import FalsePremise, Knowledge
+from posttrain.world.families.harmful import Harmful
+from posttrain.world.families.knowledge import Knowledge
+from posttrain.world.families.list_ops import ListOps
 from posttrain.world.families.multiturn import MultiTurn
 from posttrain.world.families.passage import PassageQA
-from posttrain.world.families.safety import Benign, Harmful
 
 FAMILY_CLASSES: tuple[type[Family], ...] = (
     Arithmetic,

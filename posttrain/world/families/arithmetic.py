@@ -8,7 +8,6 @@ from collections import Counter
 from posttrain.world import text
 from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, draw, pick, split_phrasings
 
-
 OPS = {"add": ("+", lambda a, b: a + b), "sub": ("-", lambda a, b: a - b), "mul": ("*", lambda a, b: a * b)}
 
 
@@ -20,7 +19,6 @@ def operand_key(task: dict) -> tuple:
     """What holds a sum out of training (base.in_split): 3 + 5 and 5 + 3 together, 9 - 4 alone."""
     a, b = (task["a"], task["b"]) if task["kind"] == "sub" else sorted((task["a"], task["b"]))
     return task["kind"], a, b
-
 
 
 def check_number(response: str, answer: int, operands: list[int]) -> str:

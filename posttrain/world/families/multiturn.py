@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from posttrain.world.families.arithmetic import Arithmetic, arithmetic_answer, check_number, operand_key
 from posttrain.world.families.base import (
     NO_ANSWER,
     REFUSED,
@@ -14,17 +15,8 @@ from posttrain.world.families.base import (
     pick,
     split_phrasings,
 )
-from posttrain.world.families.compute import (
-    Arithmetic,
-    ListOps,
-    arithmetic_answer,
-    check_number,
-    check_sequence,
-    items_key,
-    list_answer,
-    operand_key,
-)
 from posttrain.world.families.knowledge import SAY, Knowledge, check_fact, fact
+from posttrain.world.families.list_ops import ListOps, check_sequence, items_key, list_answer
 from posttrain.world.rng import derive
 
 # kind -> the follow-up's operation -> (training-style phrasings, the first world's first; novel phrasings)
