@@ -4,20 +4,29 @@ of its random streams from the run seed."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 
 from posttrain import distributed
 from posttrain.distributed import Dist
+from posttrain.errors import UserError
 from posttrain.models.checkpoint import RunDir
 
 
 def open_stage(cfg, *, join: bool = True) -> tuple[Dist, RunDir]:
     """Check `cfg`, set torch's CPU threads (`--threads`), join the torchrun job (`--fsdp`, `--dtype`)
     and open the run folder (`--out`, `--resume`, `--force`). `join=False` keeps the stage in one
-    process (a stage that has no distributed path says why where it passes it)."""
+    process (a stage that has no distributed path says why where it passes it) and refuses a torchrun
+    launch of several processes."""
     cfg.check()
+    if not join and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        stage = type(cfg).__name__.removesuffix("Config").lower()  # DPOConfig: dpo
+        raise UserError(
+            f"posttrain {stage} runs in one process: under torchrun every process would train on "
+            "all the data and write the same --out; run it without torchrun"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     d = distributed.setup(cfg) if join else Dist()
@@ -43,6 +52,12 @@ class Cadence:
         if step == self.total:
             return self.at_end
         return step % self.every == 0
+
+
+def cadences(cfg, total: int) -> tuple[Cadence, Cadence]:
+    """A stage's held-out evaluations (`--eval-every`, and on the last step) and resumable checkpoints
+    (`--save-every`, not on the last step: the final save replaces it) over `total` steps."""
+    return Cadence(cfg.eval_every, total, at_end=True), Cadence(cfg.save_every, total, at_end=False)
 
 
 # Each random stream of a run has its own multiplier, so that two purposes never draw the same seed
