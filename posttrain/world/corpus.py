@@ -17,7 +17,8 @@ from posttrain.world import lexicon
 from posttrain.world.families.base import pick
 from posttrain.world.families.benign import BENIGN
 from posttrain.world.families.passage import ATTRIBUTES
-from posttrain.world.kb import PROFESSIONS, NameMaker
+from posttrain.world.kb import PROFESSIONS
+from posttrain.world.names import NameMaker
 from posttrain.world.rng import derive
 
 KINDS = {

@@ -28,7 +28,8 @@ import random
 from posttrain.world import corpus, lexicon
 from posttrain.world.families.base import pick
 from posttrain.world.families.passage import ATTRIBUTES
-from posttrain.world.kb import PROFESSIONS, NameMaker
+from posttrain.world.kb import PROFESSIONS
+from posttrain.world.names import NameMaker
 from posttrain.world.rng import derive
 
 CHARS_PER_TOKEN = 3.9  # measured: the small world's corpus is 1.40M characters in 357,230 tokens

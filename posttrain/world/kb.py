@@ -18,40 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-ONSETS = (
-    "b",
-    "br",
-    "d",
-    "dr",
-    "f",
-    "g",
-    "gr",
-    "h",
-    "k",
-    "kr",
-    "l",
-    "m",
-    "n",
-    "p",
-    "r",
-    "s",
-    "sk",
-    "st",
-    "t",
-    "th",
-    "v",
-    "z",
-    "ar",
-    "el",
-    "or",
-    "ul",
-    "is",
-    "en",
-)
-VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "y")
-CODAS = ("", "n", "r", "l", "s", "th", "rn", "sk", "nd", "m", "x", "v")
-COUNTRY_SUFFIXES = ("ia", "ora", "land", "mar", "esh", "avia", "oth", "und", "ica", "ara")
-LANGUAGE_SUFFIXES = ("ic", "ish", "ese", "an", "i")
+from posttrain.world.names import COUNTRY_SUFFIXES, LANGUAGE_SUFFIXES, NameMaker
 
 ANIMALS = (
     "heron",
@@ -202,63 +169,18 @@ class KnowledgeBase:
         return out
 
 
-class NameMaker:
-    """Pronounceable, unique, capitalised names: "Veloria", "Tarn", "Mira Dovan"."""
-
-    def __init__(self, rng: random.Random, avoid: set[str] = frozenset()):
-        self.rng = rng
-        self.used: set[str] = {a.lower() for a in avoid}
-
-    def _root(self, syllables: int) -> str:
-        r = self.rng
-        s = "".join(r.choice(ONSETS) + r.choice(VOWELS) for _ in range(syllables))
-        return s + r.choice(CODAS)
-
-    def make(self, syllables: tuple[int, int] = (1, 2), suffix: tuple[str, ...] = ("",)) -> str:
-        while True:
-            name = (self._root(self.rng.randint(*syllables)) + self.rng.choice(suffix)).capitalize()
-            if 3 <= len(name) <= 11 and name.lower() not in self.used:
-                self.used.add(name.lower())
-                return name
-
-    def person(self) -> str:
-        return f"{self.make((1, 2), ('a', 'o', 'en', '', 'is'))} {self.make((2, 2))}"
-
-
 def build_kb(
     rng: random.Random, n_countries: int, n_people: int, n_recipes: int, test_share: float, avoid: set[str]
 ) -> KnowledgeBase:
     names = NameMaker(rng, avoid)
     n_test = max(2, round(n_countries * test_share))
-    founders = [names.person() for _ in range(n_countries)]
-    countries = []
-    for i in range(n_countries):
-        countries.append(
-            Country(
-                name=names.make((1, 2), COUNTRY_SUFFIXES),
-                capital=names.make((1, 2)),
-                cities=(names.make((1, 2)), names.make((1, 2))),
-                language=names.make((1, 2), LANGUAGE_SUFFIXES),
-                currency=names.make((1, 1)).lower(),
-                river=names.make((2, 2)),
-                animal=rng.choice(ANIMALS),
-                founder=founders[i],
-                split="test" if i >= n_countries - n_test else "train",
-            )
-        )
-    people = []
-    n_people_test = max(2, round(n_people * test_share))
-    for i in range(n_people):
-        home = rng.choice(countries)
-        people.append(
-            Person(
-                name=names.person(),
-                profession=rng.choice(PROFESSIONS),
-                birthplace=rng.choice(home.cities),
-                country=home.name,
-                split="test" if i >= n_people - n_people_test else "train",
-            )
-        )
+    founders = [names.person() for _ in range(n_countries)]  # drawn before the countries, as they always were
+    countries = [
+        new_country(names, rng, split_of(i, n_countries, n_test), founder=founders[i])
+        for i in range(n_countries)
+    ]
+    n_test = max(2, round(n_people * test_share))
+    people = [new_person(names, rng, countries, split_of(i, n_people, n_test)) for i in range(n_people)]
     recipes = build_recipes(rng, names, n_recipes, test_share)
     ghosts_c = [names.make((1, 2), COUNTRY_SUFFIXES) for _ in range(n_countries)]
     ghosts_p = [names.person() for _ in range(n_people)]
@@ -274,39 +196,60 @@ def add_tail(
     """`kb` with a long tail of `n_countries` countries and `n_people` people, drawn from their own
     stream (`rng`) so the head, its prompts and its corpus are those of the same world without one."""
     names = NameMaker(rng, avoid | set(kb.names()) | {p.name.split()[0] for p in kb.people})
-    countries = []
     n_test = round(n_countries * test_share)
-    for i in range(n_countries):
-        countries.append(
-            Country(
-                name=names.make((1, 2), COUNTRY_SUFFIXES),
-                capital=names.make((1, 2)),
-                cities=(names.make((1, 2)), names.make((1, 2))),
-                language=names.make((1, 2), LANGUAGE_SUFFIXES),
-                currency=names.make((1, 1)).lower(),
-                river=names.make((2, 2)),
-                animal=rng.choice(ANIMALS),
-                founder=names.person(),
-                split="test" if i >= n_countries - n_test else "train",
-                mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)],
-            )
+    countries = [
+        new_country(
+            names, rng, split_of(i, n_countries, n_test), mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)]
         )
-    people = []
+        for i in range(n_countries)
+    ]
     n_test = round(n_people * test_share)
-    for i in range(n_people):
-        home = rng.choice(kb.countries)
-        people.append(
-            Person(
-                name=names.person(),
-                profession=rng.choice(PROFESSIONS),
-                birthplace=rng.choice(home.cities),
-                country=home.name,
-                split="test" if i >= n_people - n_test else "train",
-                mentions=TAIL_MENTIONS[i % len(TAIL_MENTIONS)],
-            )
+    people = [
+        new_person(
+            names, rng, kb.countries, split_of(i, n_people, n_test), TAIL_MENTIONS[i % len(TAIL_MENTIONS)]
         )
+        for i in range(n_people)
+    ]
     return KnowledgeBase(
         kb.countries, kb.people, kb.recipes, kb.ghost_countries, kb.ghost_people, countries, people
+    )
+
+
+def split_of(i: int, n: int, n_test: int) -> str:
+    """The split of the `i`-th of `n` entities: the last `n_test` are test entities."""
+    return "test" if i >= n - n_test else "train"
+
+
+def new_country(
+    names: NameMaker, rng: random.Random, split: str, founder: str | None = None, mentions: int = 0
+) -> Country:
+    """A country of fresh names; its founder is drawn after its animal unless given."""
+    return Country(
+        name=names.make((1, 2), COUNTRY_SUFFIXES),
+        capital=names.make((1, 2)),
+        cities=(names.make((1, 2)), names.make((1, 2))),
+        language=names.make((1, 2), LANGUAGE_SUFFIXES),
+        currency=names.make((1, 1)).lower(),
+        river=names.make((2, 2)),
+        animal=rng.choice(ANIMALS),
+        founder=founder or names.person(),
+        split=split,
+        mentions=mentions,
+    )
+
+
+def new_person(
+    names: NameMaker, rng: random.Random, homes: list[Country], split: str, mentions: int = 0
+) -> Person:
+    """A person of a fresh name, born in a city of one of `homes`."""
+    home = rng.choice(homes)
+    return Person(
+        name=names.person(),
+        profession=rng.choice(PROFESSIONS),
+        birthplace=rng.choice(home.cities),
+        country=home.name,
+        split=split,
+        mentions=mentions,
     )
 
 
@@ -333,7 +276,7 @@ def build_recipes(rng: random.Random, names: NameMaker, n: int, test_share: floa
                 kind=kind,
                 ingredients=ingredients,
                 steps=steps,
-                split="test" if i >= n - n_test else "train",
+                split=split_of(i, n, n_test),
             )
         )
     return recipes

@@ -6,7 +6,8 @@ import random
 
 from posttrain.world import lexicon, text
 from posttrain.world.families.base import NO_ANSWER, REFUSED, Family, Outcome, pick, split_phrasings
-from posttrain.world.kb import PROFESSIONS, NameMaker
+from posttrain.world.kb import PROFESSIONS
+from posttrain.world.names import NameMaker
 
 # attribute -> (sentence templates, (training-style questions, the first world's first; novel questions)).
 # The corpus writes its bios from the sentence templates (corpus.py, corpus_scaled.py): they must not change.
