@@ -3,9 +3,9 @@
 import pytest
 
 from posttrain.world import World
-from posttrain.world.core import styled
 from posttrain.world.families import FAMILY_NAMES
 from posttrain.world.rng import derive
+from posttrain.world.styles import styled
 
 
 @pytest.fixture(scope="module")

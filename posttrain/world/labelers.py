@@ -26,6 +26,7 @@ from posttrain.world import lexicon, text
 from posttrain.world.families.base import pick
 from posttrain.world.rng import derive, unit
 from posttrain.world.scorer import Judgement
+from posttrain.world.styles import add_typos, pad
 
 DEFAULT_NOISE = 0.32
 TIE_MARGIN = 0.02
@@ -190,8 +191,6 @@ def model_like_answers(world, record: dict, k: int, rng: random.Random) -> list[
     Drawn from the demonstrator's answers, the same with typos or padding, and the family's
     bad answers; used to measure labeler agreement and to test reward models without a model.
     """
-    from posttrain.world.core import add_typos, pad
-
     bad = list(world.wrong_answers(record, rng).values())
     out = []
     for _ in range(k):
