@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from posttrain.evaluation import scaling
-from posttrain.evaluation.control_study import (
-    demos_for_budget,
-    extra_demonstrations,
-    prompt_key,
-    ranking_minutes,
-)
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.winrate import (
     bootstrap_interval,
     length_controlled_win_rate,
     pairwise_outcome,
     win_rate,
+)
+from posttrain.pipelines.control_study import (
+    demos_for_budget,
+    extra_demonstrations,
+    prompt_key,
+    ranking_minutes,
 )
 from posttrain.world import World
 

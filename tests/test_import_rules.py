@@ -1,7 +1,10 @@
 """DESIGN.md's import rules, enforced on the source: every import counts, lazy ones inside functions too.
 
 algorithms/                imports only torch and the standard library
-serving/, labeling/        never import training code (stages, training, pipelines)
+serving/, labeling/        never import training code (stages, training, pipelines), nor each other: what both
+                           HTTP apps share lives in web/
+web/                       imports neither app, nor training code
+evaluation/                never imports a stage or a pipeline (a study that trains is a pipeline)
 stages/                    never import another stage, a pipeline or the command line
 training/                  never imports a stage, a pipeline or the command line
 the whole package          no import circle
@@ -79,6 +82,21 @@ def test_serving_and_labeling_never_import_training_code():
     bad = edges("serving", "stages", "training", "pipelines") + edges(
         "labeling", "stages", "training", "pipelines"
     )
+    assert not bad, bad
+
+
+def test_serving_and_labeling_never_import_each_other():
+    bad = edges("serving", "labeling") + edges("labeling", "serving") + edges("web", "serving", "labeling")
+    assert not bad, bad
+
+
+def test_web_never_imports_training_code():
+    bad = edges("web", "stages", "training", "pipelines")
+    assert not bad, bad
+
+
+def test_evaluation_never_imports_stages_or_pipelines():
+    bad = edges("evaluation", "stages", "pipelines")
     assert not bad, bad
 
 

@@ -14,8 +14,8 @@ from posttrain.commands.progress import StepBar
 from posttrain.data.records import check_output
 from posttrain.errors import UserError
 from posttrain.evaluation.compare import EvalConfig
-from posttrain.evaluation.control_study import ControlConfig
 from posttrain.evaluation.overoptimization import OveroptConfig
+from posttrain.pipelines.control_study import ControlConfig
 
 
 def read_world_prompts(path: Path, world_seed: int, scale: str):
@@ -168,8 +168,8 @@ def control_study(cfg: ControlConfig) -> int:
     --rlhf runs/demo/ppo --method dpo=runs/demo/dpo --demos runs/demo/world/demos.jsonl
     --rankings runs/demo/rankings.jsonl --out runs/demo/control
     """
-    from posttrain.evaluation.control_study import control_study as run
     from posttrain.evaluation.report import write_report
+    from posttrain.pipelines.control_study import control_study as run
 
     with StepBar("sft (more demos)", {"loss": "sft/loss"}) as bar:
         summary = run(cfg, on_step=bar)

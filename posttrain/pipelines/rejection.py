@@ -13,7 +13,8 @@ with the same arguments to continue):
     OUT/picks.jsonl      one conversation per prompt: the prompt and its best completion by the RM,
                          with every completion's score in `meta.rm_scores`
     OUT/policy/          the policy fine-tuned on the picks (`posttrain sft`, from --model)
-    OUT/timing.json      wall seconds of sampling and picking
+    OUT/timing.json      wall seconds of sampling and picking, also written into the policy's
+                         posttrain.json as `before_seconds` (where the control study reads a run's cost)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.data.rankings import read_samples
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
+from posttrain.models.checkpoint import read_manifest, write_manifest
 from posttrain.models.load import loading
 from posttrain.recipes import SMALL
 from posttrain.stages.sample import SampleConfig, sample
@@ -118,6 +120,7 @@ def rejection_sampling(
             ),
             on_step=on_step,
         )
+    record_in_manifest(out, policy)
     return {**stats, "policy": str(policy)}
 
 
@@ -143,6 +146,16 @@ def record_seconds(out: Path, step: str, seconds: float) -> None:
     path = out / TIMING
     timing = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps({**timing, step: round(seconds, 1)}) + "\n")
+
+
+def record_in_manifest(out: Path, policy: Path) -> None:
+    """OUT/timing.json's seconds as `before_seconds` in the policy's posttrain.json: a run's manifest holds
+    its whole cost, so a reader of the policy needs no knowledge of this pipeline's files."""
+    path = out / TIMING
+    timing = json.loads(path.read_text()) if path.is_file() else {}
+    manifest = read_manifest(policy)
+    if timing and manifest.get("before_seconds") != timing:
+        write_manifest(policy, {**manifest, "before_seconds": timing})
 
 
 def best_of_k(records: list[dict], reward: Path) -> list[dict]:

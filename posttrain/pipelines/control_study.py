@@ -1,5 +1,8 @@
 """`posttrain eval control-study`: is RLHF worth its labels? RLHF against SFT on more demonstrations.
 
+A pipeline, not an evaluation module: it trains an SFT model before it compares (evaluation/ never
+imports a stage).
+
 The control the seed papers ask for: spend the labeler time that bought the rankings on more
 demonstrations instead, fine-tune the base model on the original plus the extra demonstrations
 with the original SFT run's settings, and compare both the RLHF policy and this SFT model with
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(kw_only=True)
 class ControlConfig(Options, WorldRef):
+    """Its --force is its own, not `Overwrite`'s: OUT may exist (demos_plus.jsonl and the report are
+    rewritten); --force replaces only the SFT run in OUT/sft-more-demos, finished or not."""
+
     base: str = option(help="the base model the SFT model was fine-tuned from", required=True)
     sft: str = option(
         help="the original SFT run directory (its posttrain.json gives the settings)", required=True
@@ -191,13 +197,12 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
 
 
 def wall_seconds(policy: Path) -> float | None:
-    """The wall time of the run that made `policy` (its posttrain.json), plus the steps before it that a
-    pipeline recorded beside it (rejection sampling's sampling and picking); None when not recorded."""
-    from posttrain.pipelines.rejection import TIMING
-
-    manifest = policy / "posttrain.json"
-    seconds = json.loads(manifest.read_text()).get("wall_seconds") if manifest.is_file() else None
-    before = policy.parent / TIMING
-    if seconds is not None and before.is_file():
-        seconds += sum(json.loads(before.read_text()).values())
+    """The wall time of the run that made `policy`, from its posttrain.json: the run's own `wall_seconds`
+    plus the `before_seconds` a pipeline recorded there for its steps before it (rejection sampling's
+    sampling and picking); None when not recorded."""
+    path = policy / "posttrain.json"
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    seconds = manifest.get("wall_seconds")
+    if seconds is not None and manifest.get("before_seconds"):
+        seconds += sum(manifest["before_seconds"].values())
     return seconds
