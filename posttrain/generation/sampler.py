@@ -11,7 +11,7 @@ distribution (softmax of logits / temperature, top-p), by inverting the CDF rath
 no logits processors or stopping criteria, no `prepare_inputs_for_generation`, no per-step mask
 and position bookkeeping. One prefill, then a tight loop calling the model's
 forward with an explicit `position_ids`, a slice of one preallocated attention mask, a KV cache
-whose storage is allocated once (`preallocated_cache`: no `torch.cat` of the whole cache per
+whose storage is allocated once (`kv_cache.preallocated_cache`: no `torch.cat` of the whole cache per
 token) and `logits_to_keep=1` (only the last position's logits are computed), under
 `torch.inference_mode`.
 
@@ -29,6 +29,7 @@ from typing import NamedTuple
 import torch
 
 from posttrain.data.chat import chat_ids
+from posttrain.generation.kv_cache import preallocated_cache
 from posttrain.generation.streaming import probabilities
 from posttrain.models.policy import response_mask, upcast
 
@@ -172,12 +173,7 @@ def decode(
     draws=None,
     with_logprobs=False,
 ) -> Sampled:
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if not 0 <= temperature < math.inf:
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    check_settings(max_new_tokens, temperature, top_p)
     B, P = input_ids.shape
     device = input_ids.device
     tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)  # (B, T)
@@ -192,14 +188,7 @@ def decode(
     next_position = positions[:, -1:] + 1  # (B, 1)
 
     cache = preallocated_cache(model.config, P + max_new_tokens)
-    logits = model(
-        input_ids=input_ids,
-        attention_mask=mask[:, :P],
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1]  # (B, V)
+    logits = last_logits(model, input_ids, mask[:, :P], positions, cache)  # (B, V)
     rows = torch.arange(B, device=device)  # output row of each row still in the batch
     done = torch.zeros(B, dtype=torch.bool, device=device)  # (b,)
     steps = 0
@@ -211,9 +200,7 @@ def decode(
             if logprobs is None:
                 logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)  # (B, T)
                 entropy = torch.zeros_like(logprobs)
-            logp = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
-            logprobs[rows, t] = logp.gather(1, next_tokens.unsqueeze(1)).squeeze(1)
-            entropy[rows, t] = -(logp.exp() * logp).sum(-1)
+            record_logprobs(logprobs, entropy, (rows, t), logits, next_tokens, temperature)
         steps = t + 1
         done = done | (next_tokens == eos_token_id)
         n_done = int(done.sum())
@@ -222,21 +209,10 @@ def decode(
         if n_done >= COMPACT_SHARE * len(rows):
             keep = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            rows, mask, next_position, next_tokens = (
-                rows[keep],
-                mask[keep],
-                next_position[keep],
-                next_tokens[keep],
+            rows, mask, next_position, next_tokens, done = (
+                x[keep] for x in (rows, mask, next_position, next_tokens, done)
             )
-            done = done[keep]
-        logits = model(
-            input_ids=next_tokens[:, None],
-            attention_mask=mask[:, : P + t + 1],
-            position_ids=next_position + t,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1]  # (b, V)
+        logits = last_logits(model, next_tokens[:, None], mask[:, : P + t + 1], next_position + t, cache)
     tokens = trim(tokens[:, :steps], eos_token_id, pad_token_id)
     if not with_logprobs:
         return Sampled(tokens, None, None)
@@ -247,41 +223,33 @@ def decode(
     )
 
 
-def preallocated_cache(config, capacity: int):
-    """A `DynamicCache` whose full-attention layers write into storage allocated once for the whole
-    run, instead of growing by `torch.cat` at every step (a copy of the whole cache per token).
-    Sliding-window and other special layers are left as transformers builds them."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
+def check_settings(max_new_tokens: int, temperature: float, top_p: float) -> None:
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not 0 <= temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
 
-    class PreallocatedLayer(DynamicLayer):
-        def lazy_initialization(self, key_states, value_states):
-            super().lazy_initialization(key_states, value_states)
-            B, H, _, D = key_states.shape  # (B, H, P, D)
-            self.key_store = key_states.new_empty(B, H, capacity, D)
-            self.value_store = value_states.new_empty(B, H, capacity, value_states.shape[-1])
-            self.length = 0
 
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            end = self.length + key_states.shape[-2]
-            self.key_store[:, :, self.length : end] = key_states
-            self.value_store[:, :, self.length : end] = value_states
-            self.length = end
-            self.keys, self.values = self.key_store[:, :, :end], self.value_store[:, :, :end]
-            return self.keys, self.values
+def last_logits(model, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
+    """(b, V) logits at the last position of `input_ids` (b, n), its keys and values added to `cache`."""
+    return model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]
 
-        def batch_select_indices(self, indices):
-            self.key_store, self.value_store = self.key_store[indices], self.value_store[indices]
-            self.keys, self.values = (
-                self.key_store[:, :, : self.length],
-                self.value_store[:, :, : self.length],
-            )
 
-    cache = DynamicCache(config=config)
-    cache.layers = [PreallocatedLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+def record_logprobs(logprobs, entropy, at, logits, next_tokens, temperature: float) -> None:
+    """Write, at `at` ((rows, t)) of the (B, T) `logprobs` and `entropy`, the sampled tokens' log-probability
+    and the entropy of softmax(logits / temperature) (the policy before any top-p cut)."""
+    logp = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
+    logprobs[at] = logp.gather(1, next_tokens.unsqueeze(1)).squeeze(1)
+    entropy[at] = -(logp.exp() * logp).sum(-1)
 
 
 def pick(
