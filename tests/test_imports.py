@@ -184,7 +184,7 @@ def test_trl_and_hh_pairs_import_as_rankings_and_export_back(tmp_path):
 
 
 def test_a_k_way_ranking_exports_every_ordered_pair_and_reads_back_unchanged(tmp_path):
-    from posttrain.data.imports import ExportConfig, export_pairs
+    from posttrain.data.imports import DataExportConfig, export_pairs
     from posttrain.data.rankings import read_rankings
     from posttrain.data.records import write_jsonl
 
@@ -201,7 +201,7 @@ def test_a_k_way_ranking_exports_every_ordered_pair_and_reads_back_unchanged(tmp
     write_jsonl(tmp_path / "r.jsonl", [record])
     assert [r for _, r in read_rankings(tmp_path / "r.jsonl")] == [record]  # written and read back unchanged
     assert (
-        export_pairs(ExportConfig(data=tmp_path / "r.jsonl", out=tmp_path / "p.jsonl")) == 5
+        export_pairs(DataExportConfig(data=tmp_path / "r.jsonl", out=tmp_path / "p.jsonl")) == 5
     )  # 6 pairs, 1 tie
 
 
@@ -318,7 +318,7 @@ def test_export_streams_record_by_record(tmp_path):
     """Peak memory does not grow with the file: 10x the rankings, about the same peak."""
     import tracemalloc
 
-    from posttrain.data.imports import ExportConfig, export_pairs
+    from posttrain.data.imports import DataExportConfig, export_pairs
     from posttrain.data.records import write_jsonl
 
     record = {
@@ -333,7 +333,8 @@ def test_export_streams_record_by_record(tmp_path):
         write_jsonl(tmp_path / f"r{n}.jsonl", ({**record, "id": f"r{i}"} for i in range(n)))
         tracemalloc.start()
         assert (
-            export_pairs(ExportConfig(data=tmp_path / f"r{n}.jsonl", out=tmp_path / f"p{n}.jsonl")) == 5 * n
+            export_pairs(DataExportConfig(data=tmp_path / f"r{n}.jsonl", out=tmp_path / f"p{n}.jsonl"))
+            == 5 * n
         )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()

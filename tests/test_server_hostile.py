@@ -23,7 +23,7 @@ import pytest
 
 from posttrain.cli import build_parser
 from posttrain.config import from_namespace
-from posttrain.labeling.configs import ServeConfig as LabelServeConfig
+from posttrain.labeling.configs import LabelServeConfig
 from posttrain.labeling.server import create_app as labeling_app
 from posttrain.labeling.store import Store
 from posttrain.serving.app import create_app as serving_app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from posttrain.commands import command, group
-from posttrain.data.imports import ExportConfig, ImportConfig
+from posttrain.data.imports import DataExportConfig, ImportConfig
 
 group(
     "data",
@@ -27,8 +27,8 @@ def data_import(cfg: ImportConfig) -> int:
     return 0
 
 
-@command("data export", ExportConfig)
-def data_export(cfg: ExportConfig) -> int:
+@command("data export", DataExportConfig)
+def data_export(cfg: DataExportConfig) -> int:
     """rankings to TRL or HH-style preference pairs
 
     Write every strictly ordered pair of each ranking as a preference row.

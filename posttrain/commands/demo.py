@@ -391,12 +391,12 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     config (`stage_configs`) through the same command function as the command line."""
     from posttrain.commands import labeling, rlhf, training
     from posttrain.commands import world as world_cmd
-    from posttrain.world.export import ExportConfig
+    from posttrain.world.export import WorldExportConfig
 
     o, w, c = cfg.out, cfg.out / "world", stage_configs(cfg, p)
 
     def world() -> None:
-        world_cmd.world_export(ExportConfig(out=w, scale="small", seed=cfg.world_seed, force=True))
+        world_cmd.world_export(WorldExportConfig(out=w, scale="small", seed=cfg.world_seed, force=True))
         trims = [
             ("demos.jsonl", p.sft_demos),
             ("prompts_rm.jsonl", p.rm_prompts),

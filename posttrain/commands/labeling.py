@@ -7,7 +7,7 @@ from pathlib import Path
 
 from posttrain.commands import command, group
 from posttrain.errors import UserError
-from posttrain.labeling.configs import AddLabelerConfig, AddSamplesConfig, LabelExportConfig, ServeConfig
+from posttrain.labeling.configs import AddLabelerConfig, AddSamplesConfig, LabelExportConfig, LabelServeConfig
 from posttrain.labeling.simulated import LabelSimConfig, RankingsAgreementConfig
 
 group(
@@ -50,8 +50,8 @@ def label_agreement(cfg: RankingsAgreementConfig) -> int:
     return 0
 
 
-@command("label serve", ServeConfig)
-def label_serve(cfg: ServeConfig) -> int:
+@command("label serve", LabelServeConfig)
+def label_serve(cfg: LabelServeConfig) -> int:
     """the labeling web app: people rank K answers in a browser
 
     Serve the labeling page and its JSON API (docs/labeling.md) over a SQLite database; --samples /

@@ -9,7 +9,7 @@ import sys
 from posttrain.commands import command, group
 from posttrain.evaluation.headroom import HeadroomConfig
 from posttrain.evaluation.probes import ProbeConfig
-from posttrain.world.export import ExportConfig
+from posttrain.world.export import WorldExportConfig
 from posttrain.world.labelers import AgreementConfig
 from posttrain.world.spec import SpecConfig
 
@@ -20,8 +20,8 @@ group(
 )
 
 
-@command("world export", ExportConfig)
-def world_export(cfg: ExportConfig) -> int:
+@command("world export", WorldExportConfig)
+def world_export(cfg: WorldExportConfig) -> int:
     """write corpus, demonstrations, prompt splits, KB and spec
 
     Write the world's files (docs/design.md formats) and print counts per family.

@@ -129,7 +129,7 @@ def import_dataset(cfg: ImportConfig) -> int:
 
 
 @dataclass(kw_only=True)
-class ExportConfig(Options, Overwrite):
+class DataExportConfig(Options, Overwrite):
     data: Path = option(help="rankings JSONL", required=True)
     out: Path = option(
         help="preference pairs JSONL to write, one row per strictly ordered pair", required=True
@@ -141,7 +141,7 @@ class ExportConfig(Options, Overwrite):
     )
 
 
-def export_pairs(cfg: ExportConfig) -> int:
+def export_pairs(cfg: DataExportConfig) -> int:
     """Read a ranking, write its pairs, read the next: memory stays flat however big the file (the output
     appears only once every ranking is valid)."""
     check_output(cfg.out, force=cfg.force, inputs=[cfg.data])

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from posttrain.config import Options, Sampling, WorldRef, option
+from posttrain.config import Options, Overwrite, Sampling, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.scaling import best_of_n_expectations
 from posttrain.evaluation.winrate import pairwise_outcome
@@ -42,7 +42,7 @@ ROWS_PER_BATCH = 64  # sequences per `sample` call: prompts x K for samples, pro
 
 
 @dataclass(kw_only=True)
-class HeadroomConfig(Options, Sampling, WorldRef):
+class HeadroomConfig(Options, Overwrite, Sampling, WorldRef):
     model: str = option(
         help="policy whose greedy answer and samples are compared (the SFT model)", required=True
     )
@@ -55,7 +55,6 @@ class HeadroomConfig(Options, Sampling, WorldRef):
     )
     reward: str | None = option(None, help="reward model directory (posttrain rm): also report the RM's pick")
     seed: int = option(0, help="sampling seed", ge=0)
-    force: bool = option(False, help="replace a non-empty OUT")
 
 
 # --- math: per prompt, pure ------------------------------------------------------------

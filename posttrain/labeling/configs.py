@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, WorldRef, option
+from posttrain.config import Options, Overwrite, WorldRef, option
 
 
 @dataclass(kw_only=True)
@@ -25,7 +25,7 @@ class AddSamplesConfig(Options, WorldRef):
 
 
 @dataclass(kw_only=True)
-class ServeConfig(AddSamplesConfig):
+class LabelServeConfig(AddSamplesConfig):
     host: str = option(
         "127.0.0.1",
         help="address to listen on; keep the loopback default unless a proxy with TLS stands in front",
@@ -50,10 +50,9 @@ class ServeConfig(AddSamplesConfig):
 
 
 @dataclass(kw_only=True)
-class LabelExportConfig(Options):
+class LabelExportConfig(Options, Overwrite):
     db: Path = option(help="labeling database written by `posttrain label serve`", required=True)
     out: Path = option(help="rankings JSONL to write", required=True)
-    force: bool = option(False, help="overwrite OUT if it exists")
 
 
 @dataclass(kw_only=True)

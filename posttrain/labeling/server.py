@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from posttrain.errors import UserError
 from posttrain.labeling import queue
-from posttrain.labeling.configs import ServeConfig
+from posttrain.labeling.configs import LabelServeConfig
 from posttrain.labeling.dbfile import Busy
 from posttrain.labeling.quality import admin_stats
 from posttrain.labeling.store import Conflict, Labeler, Store
@@ -182,7 +182,7 @@ def _add_api(app: FastAPI, store: Store, labelers_per_item: int, gold_rate: floa
         return admin_stats(store.items(), store.labels(), labelers_per_item)
 
 
-def serve(store: Store, cfg: ServeConfig) -> None:
+def serve(store: Store, cfg: LabelServeConfig) -> None:
     import uvicorn
 
     app = create_app(store, cfg.labelers_per_item, cfg.gold_rate, hosts=cfg.hosts())

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, WorldRef, option
+from posttrain.config import Options, Overwrite, WorldRef, option
 from posttrain.data.rankings import read_rankings, read_samples
 from posttrain.data.records import check_output, check_unique_ids, write_jsonl
 from posttrain.errors import UserError
@@ -24,7 +24,7 @@ from posttrain.world.labelers import DEFAULT_NOISE, AgreementTally, LabelerPool
 
 
 @dataclass(kw_only=True)
-class LabelSimConfig(Options, WorldRef):
+class LabelSimConfig(Options, Overwrite, WorldRef):
     samples: Path = option(
         help="samples JSONL from `posttrain sample` (prompts made by the world)", required=True
     )
@@ -39,7 +39,6 @@ class LabelSimConfig(Options, WorldRef):
         "they miss); default: the world seed. A run seed of `posttrain demo`",
         ge=0,
     )
-    force: bool = option(False, help="overwrite OUT if it exists")
 
 
 @dataclass(kw_only=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain import __version__
-from posttrain.config import Options, WorldPick, option
+from posttrain.config import Options, Overwrite, WorldPick, option
 from posttrain.data.records import umask, write_jsonl
 from posttrain.errors import UserError
 from posttrain.world import corpus, corpus_scaled
@@ -41,11 +41,10 @@ from posttrain.world.spec import render_spec
 
 
 @dataclass(kw_only=True)
-class ExportConfig(Options, WorldPick):
+class WorldExportConfig(Options, Overwrite, WorldPick):
     out: Path = option(
         help="directory to write the world to (created; must be new or empty unless --force)", required=True
     )
-    force: bool = option(False, help="replace --out if it already holds files")
     knob: list[str] = option(
         [],
         nargs="+",
