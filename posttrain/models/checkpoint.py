@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -31,11 +30,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from posttrain import __version__
-from posttrain.data.corpus import file_sha256
 from posttrain.data.outputs import check_not_input, files_under, input_paths, named
 from posttrain.data.records import check_writable
 from posttrain.distributed import Dist
 from posttrain.errors import UserError
+from posttrain.models.fingerprint import check_same_run, fingerprint
 
 log = logging.getLogger(__name__)
 KEEP_CHECKPOINTS = 2
@@ -70,9 +69,8 @@ class RunDir:
         check_replaceable(self.out, self.partial, discard=not resume)
         check_writable(self.out)
         recorded = self.partial / RUN_FILE
-        was = (
-            json.loads(recorded.read_text()) if resume and recorded.is_file() else {}
-        )  # {}: made with no config
+        # {}: a run made with no config
+        was = json.loads(recorded.read_text()) if resume and recorded.is_file() else {}
         if resume and self.fingerprint is not None and was:
             check_same_run(was, self.fingerprint, self.partial)
         elif resume and self.partial.exists() and not recorded.is_file():
@@ -84,10 +82,8 @@ class RunDir:
             )
 
     def begin(self) -> None:
-        self.began, self.wall_before = (
-            time.monotonic(),
-            0.0,
-        )  # wall time: this process's, plus a resumed run's
+        # wall time: this process's, plus a resumed run's
+        self.began, self.wall_before = time.monotonic(), 0.0
         self.dist.barrier()  # every rank has made its checks before rank 0 changes anything
         if self.dist.main:
             self._set_up()
@@ -238,11 +234,7 @@ def check_replaceable(out: Path, partial: Path, *, discard: bool) -> None:
     if out.exists():
         try:
             listed = json.loads((out / MANIFEST).read_text()).get("files")
-        except (
-            OSError,
-            ValueError,
-            AttributeError,
-        ):  # a file, a folder without a manifest, a manifest not ours
+        except (OSError, ValueError, AttributeError):  # a file, a folder without a manifest, not ours
             raise UserError(
                 f"--out {out} exists and is not a posttrain run (no {MANIFEST}); --force replaces "
                 f"only a run posttrain finished: {fix}"
@@ -285,51 +277,6 @@ def is_positional(optimizer_state: dict) -> bool:
 
 MANIFEST = "posttrain.json"  # in a finished run: stage, parent, config, inputs, metrics, its files
 RUN_FILE = "run.json"  # in OUT.partial: the options and input digests the run was started with
-NOT_COMPARED = {"resume", "force", "threads", "out", "fsdp"}  # may differ between a run and its resumption
-# (as may the world size)
-
-
-def fingerprint(config) -> dict:
-    """A stage config's options (but NOT_COMPARED) and a digest of each input they name."""
-    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
-    inputs = {
-        k: digest(Path(v))
-        for k, v in options.items()
-        if isinstance(v, (str, Path)) and v and Path(v).exists()
-    }
-    return json.loads(json.dumps({"options": options, "inputs": inputs}, default=str))
-
-
-def digest(path: Path) -> str:
-    """sha256 of a file's bytes (the value the manifests' `data` hashes hold); of a folder, of its file
-    names and sizes and its JSON files' bytes (a retrained model's posttrain.json and config differ)."""
-    if path.is_file():
-        return file_sha256(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and ".partial" not in p.parts):
-        h.update(f"{f.relative_to(path)}:{f.stat().st_size}\n".encode())
-        if f.suffix == ".json":
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def check_same_run(was: dict, now: dict, where: Path) -> None:
-    """Refuse to resume the run at `where` when its options or inputs differ from the ones it began with."""
-    changes = [
-        f"--{k.replace('_', '-')} was {was['options'].get(k)!r}, now {v!r}"
-        for k, v in now["options"].items()
-        if was["options"].get(k) != v
-    ]
-    changes += [
-        f"--{k.replace('_', '-')} {now['options'][k]}: its contents changed since the run started"
-        for k, d in now["inputs"].items()
-        if k in was["inputs"] and was["inputs"][k] != d and was["options"].get(k) == now["options"][k]
-    ]
-    if changes:
-        raise UserError(
-            f"cannot resume {where}: it was started differently ({'; '.join(changes)}); "
-            "resume with the same options and data, or pass --force to start over"
-        )
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:

@@ -31,7 +31,7 @@ from posttrain.data.records import (
 )
 from posttrain.errors import UserError
 from posttrain.generation.completions import sample_k
-from posttrain.models.checkpoint import check_same_run, fingerprint
+from posttrain.models.fingerprint import check_same_run, fingerprint
 from posttrain.models.load import load_causal_lm
 from posttrain.recipes import SMALL
 from posttrain.world.rng import derive
