@@ -14,7 +14,7 @@ from pathlib import Path
 
 from posttrain.config import Generation, Options, WorldPick, option
 from posttrain.generation.completions import chat_complete, complete
-from posttrain.world.corpus import FACTS, PERSON_FACTS
+from posttrain.world.corpus_phrases import FACTS, PERSON_FACTS
 from posttrain.world.families import FAMILY_NAMES
 
 

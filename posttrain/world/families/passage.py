@@ -10,7 +10,8 @@ from posttrain.world.kb import PROFESSIONS
 from posttrain.world.names import NameMaker
 
 # attribute -> (sentence templates, (training-style questions, the first world's first; novel questions)).
-# The corpus writes its bios from the sentence templates (corpus.py, corpus_scaled.py): they must not change.
+# The corpora write their bios from the sentence templates (corpus.py, corpus_scaled_writers.py): they must
+# not change.
 _ATTRIBUTES = {
     "town": (
         ("{n} lives in the town of {v}.", "{n} has a small house in {v}."),
