@@ -28,22 +28,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from posttrain.world.corpus_scaled_phrases import (
-    ARITH_LINES,
-    ARITH_TITLES,
-    ASKS,
-    CHAIN_STEPS,
-    FORM_LINES,
-    FORM_TITLES,
-    LIST_LINES,
-    LIST_TITLES,
-    MORE_FACTS,
-    MORE_PERSON,
-    NOT_SAID,
-    READ_ASKS,
-    READING_FRAMES,
-    REL_WORDS,
-)
+from posttrain.world import corpus_scaled_phrases
 from posttrain.world.corpus_scaled_writers import WRITERS, tail_pages
 from posttrain.world.rng import derive
 
@@ -108,21 +93,13 @@ class Zipf:
 
 
 def phrases() -> list[str]:
-    """Every fixed string the scaled corpus writes documents from (for the world's vocabulary): the
-    tables' values, then the words its writers write inline (_chain, _form)."""
+    """Every fixed string the scaled corpus writes documents from (for the world's vocabulary): the values
+    of corpus_scaled_phrases' tables, then the words its writers write inline (_chain, _form)."""
     out: list[str] = []
-    for table in (MORE_FACTS, ASKS, ARITH_LINES, LIST_LINES, FORM_LINES, READ_ASKS, CHAIN_STEPS):
-        for value in table.values():
+    tables = [getattr(corpus_scaled_phrases, name) for name in dir(corpus_scaled_phrases) if name.isupper()]
+    for table in tables:
+        for value in table.values() if isinstance(table, dict) else table:
             out += [value] if isinstance(value, str) else list(value)
-    out += [
-        *MORE_PERSON,
-        *ARITH_TITLES,
-        *LIST_TITLES,
-        *FORM_TITLES,
-        *READING_FRAMES,
-        *NOT_SAID,
-        *REL_WORDS.values(),
-    ]
     out += [
         "Number chain",
         "List chain",
