@@ -117,11 +117,11 @@ def test_the_run_seed_seeds_the_evaluation_and_each_test_set_is_evaluated(tmp_pa
         write_jsonl(world / f"{split}.jsonl", World(seed=0).prompts(split, 3, split))
     write_jsonl(world / "corpus_heldout.jsonl", [{"text": "A held-out page."}])
     calls = []
-    monkeypatch.setattr(compare, "evaluate", lambda *a, **k: calls.append((a, k)) or {"config": {}})
+    monkeypatch.setattr(compare, "compare_models", lambda *a, **k: calls.append((a, k)) or {"config": {}})
     monkeypatch.setattr(report, "write_report", lambda summary, out: calls.append((summary, out)))
     cfg = DemoConfig(out=tmp_path, seed=5)
     for test_set in demo.TEST_SETS:
-        demo.evaluate(cfg, test_set)
+        demo.evaluate_test_set(cfg, test_set)
     (args, kw), (summary, out), (novel_args, novel_kw), (novel_summary, novel_out) = calls
     assert kw["seed"] == novel_kw["seed"] == 5 and args[3].seed == novel_args[3].seed == 0
     assert kw["temperatures"] == (0.0, 1.0) and kw["kl_samples"] == 1 and kw["heldout_documents"]

@@ -35,7 +35,7 @@ def rates(
 
 
 def summary(win: float = 0.72, win_t1: float = 0.65, hallucination: float | None = 0.02) -> dict:
-    """An eval of ppo-ptx against SFT, greedy and at T = 1, shaped as compare.evaluate writes it."""
+    """An eval of ppo-ptx against SFT, greedy and at T = 1, shaped as compare.compare_models writes it."""
     sft, sft_t1 = rates(0.24, 0.6, 0.3, 1.0, 0.82, 16.1), rates(0.2, 0.7, 0.4, 0.9, 0.8, 18.0)
     ppo, ppo_t1 = rates(0.27, 0.5, hallucination, 0.22, 0.02, 10.8), rates(0.25, 0.55, 0.1, 0.3, 0.05, 11.5)
     counts = {"wins": 300, "ties": 50, "losses": 100, "win_rate_judge": "gold"}

@@ -426,7 +426,11 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
         ("reward model", o / "rm", step(training.rm, c["rm"])),
         ("PPO-ptx", o / "ppo-ptx", step(rlhf.ppo, c["ppo"])),
         *(
-            (f"eval and report: {t.file}", o / t.report / "summary.json", lambda t=t: evaluate(cfg, t))
+            (
+                f"eval and report: {t.file}",
+                o / t.report / "summary.json",
+                lambda t=t: evaluate_test_set(cfg, t),
+            )
             for t in tests
         ),
     ]
@@ -490,18 +494,18 @@ def resume(out: Path) -> bool:
     return out.with_name(out.name + ".partial").exists()
 
 
-def evaluate(cfg: DemoConfig, test_set: TestSet) -> None:
+def evaluate_test_set(cfg: DemoConfig, test_set: TestSet) -> None:
     """PPO-ptx against SFT on one test set, gold judge. The headline set (test.jsonl) also measures the
     alignment tax and KL; they do not depend on the prompts' phrasing, so test_novel.jsonl skips them."""
     from posttrain.data.corpus import read_documents
     from posttrain.data.records import read_conversations
-    from posttrain.evaluation.compare import evaluate as compare
+    from posttrain.evaluation.compare import compare_models
     from posttrain.evaluation.report import write_report
     from posttrain.world import World
 
     o, w, headline = cfg.out, cfg.out / "world", test_set is TEST_SETS[0]
     records = read_conversations(w / test_set.file, ends_with="user")
-    summary = compare(
+    summary = compare_models(
         {"ppo-ptx": str(o / "ppo-ptx")},
         str(o / "sft"),
         records,

@@ -46,7 +46,7 @@ def evaluate(cfg: EvalConfig) -> int:
     --prompts runs/demo/world/test.jsonl --judge gold --out runs/demo/report
     """
     from posttrain.data.corpus import read_documents
-    from posttrain.evaluation.compare import evaluate, model_names
+    from posttrain.evaluation.compare import compare_models, model_names
     from posttrain.evaluation.report import write_report
 
     models = model_names(cfg.model)
@@ -54,7 +54,7 @@ def evaluate(cfg: EvalConfig) -> int:
     records, world = read_world_prompts(cfg.prompts, cfg.world_seed, cfg.scale)
     heldout = cfg.heldout_corpus or cfg.prompts.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
-    summary = evaluate(
+    summary = compare_models(
         models,
         cfg.baseline,
         records,

@@ -1,7 +1,7 @@
 """What RLHF changed, per axis: the headline table of `posttrain demo` and the report, and its mean and
 spread over run seeds (`posttrain demo --seeds`).
 
-`axis_table(summary)` reads a `posttrain eval` summary (`compare.evaluate`): one row per axis (win rate,
+`axis_table(summary)` reads a `posttrain eval` summary (`compare.compare_models`): one row per axis (win rate,
 gold score, task success, helpful, honest, harmless, passage-QA hallucination, harmful requests refused,
 over-refusal, mean words, KL), one column per system (the baseline, then each model) at each measured
 temperature, each row with its n, the prompts it is a figure over. Every number comes from the summary's

@@ -1,6 +1,6 @@
 """`posttrain eval`: models against a baseline on held-out prompts, the numbers of InstructGPT's section 4.
 
-    summary = evaluate({"ppo": "runs/ppo"}, "runs/sft", records, world, judge="gold")
+    summary = compare_models({"ppo": "runs/ppo"}, "runs/sft", records, world, judge="gold")
     write_report(summary, "runs/report")          # posttrain.evaluation.report
 
 For the baseline and each model: greedy answers (batched), gold judgements and the helpful /
@@ -21,18 +21,17 @@ from tqdm import tqdm
 
 from posttrain.config import Generation, Options, Overwrite, WorldRef, option
 from posttrain.errors import UserError
+from posttrain.evaluation.answers import answer_rows, pick_samples
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
+from posttrain.evaluation.pairwise import judged, with_rates
 from posttrain.evaluation.temperature import (
     parse_temperatures,
     sampled_answers,
     stream_seed,
-    temperature_entry,
 )
-from posttrain.evaluation.winrate import bootstrap_interval, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
-SAMPLES_PER_FAMILY = 2
 
 
 @dataclass(kw_only=True)
@@ -104,7 +103,7 @@ def world_records(records: list[dict]) -> bool:
     )
 
 
-def evaluate(
+def compare_models(
     models: dict[str, str],
     baseline: str,
     records: list[dict],
@@ -129,16 +128,8 @@ def evaluate(
     """
     from posttrain.models.load import load_causal_lm
 
-    if not records or not models:
-        raise UserError("nothing to evaluate: give at least one prompt and one model")
-    if world is not None and not world_records(records):
-        raise UserError(
-            "these prompts were not made by the built-in world (no meta.family / meta.task); "
-            "use --judge rm with a reward model"
-        )
-    chosen = make_judge(judge, world, reward)
-    gold = GoldJudge(world) if world is not None else None
-    judges = [gold or chosen] + ([chosen] if gold is not None and chosen.name != "gold" else [])
+    check_inputs(models, records, world)
+    judges = judges_for(judge, world, reward)
     temperatures = sorted({0.0, *temperatures})
     bar = tqdm(total=1 + len(models), desc="eval baseline", unit="model", disable=None)
     base_model, tokenizer = load_causal_lm(baseline)
@@ -146,53 +137,84 @@ def evaluate(
     base_runs = answers_at(
         base_model, tokenizer, records, world, base, temperatures, max_new_tokens, seed, "baseline"
     )
-    summary = {
-        "baseline": {"path": str(baseline), **base["rates"]},
-        "models": {},
-        "config": {
-            "judge": judge,
-            "reward": reward,
-            "prompts": len(records),
-            "kl_samples": kl_samples,
-            "max_new_tokens": max_new_tokens,
-            "bootstrap": bootstrap,
-            "seed": seed,
-            "temperatures": temperatures,
-        },
+    settings = {
+        "judge": judge,
+        "reward": reward,
+        "prompts": len(records),
+        "kl_samples": kl_samples,
+        "max_new_tokens": max_new_tokens,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "temperatures": temperatures,
     }
+    summary = {"baseline": {"path": str(baseline), **base["rates"]}, "models": {}, "config": settings}
     runs = {"baseline": base_runs}
     for name, path in models.items():
         bar.update(1)
         bar.set_description(f"eval {name}")
         log.info("evaluating %s (%s)", name, path)
-        model, tok = load_causal_lm(path)
-        m = measure(model, tok, records, world, heldout_documents, max_new_tokens, knowledge)
-        runs[name] = answers_at(model, tok, records, world, m, temperatures, max_new_tokens, seed, "model")
-        row = {
-            "path": str(path),
-            **m["rates"],
-            **judged(judges, records, runs[name], base_runs, bootstrap, seed),
-        }
-        row["by_temperature"] = with_rates(row["by_temperature"], runs[name], base_runs)
-        if kl_samples:
-            from posttrain.evaluation.likelihood import kl_to_reference
-
-            row["kl_to_sft"] = kl_to_reference(
-                model,
-                base_model,
-                tok,
-                [r["messages"] for r in records],
-                samples=kl_samples,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-            )
-        summary["models"][name] = row
-        del model
+        summary["models"][name], runs[name] = model_row(
+            path, (base_model, base_runs), records, world, judges, settings, heldout_documents, knowledge
+        )
     bar.update(1)
     bar.close()
     summary["answers"] = answer_rows(records, runs)
     summary["samples"] = pick_samples(summary["answers"])
     return summary
+
+
+def check_inputs(models: dict[str, str], records: list[dict], world) -> None:
+    if not records or not models:
+        raise UserError("nothing to evaluate: give at least one prompt and one model")
+    if world is not None and not world_records(records):
+        raise UserError(
+            "these prompts were not made by the built-in world (no meta.family / meta.task); "
+            "use --judge rm with a reward model"
+        )
+
+
+def judges_for(judge: str, world, reward: str | None) -> list:
+    """The judges of the win rates: gold first on world prompts, then the chosen one when it is another."""
+    chosen = make_judge(judge, world, reward)
+    gold = GoldJudge(world) if world is not None else None
+    return [gold or chosen] + ([chosen] if gold is not None and chosen.name != "gold" else [])
+
+
+def model_row(
+    path: str,
+    base: tuple,
+    records: list[dict],
+    world,
+    judges: list,
+    config: dict,
+    heldout_documents: list[str] | None,
+    knowledge: bool,
+) -> tuple[dict, dict[float, dict]]:
+    """One model's row of the summary (its rates, its win rates against the baseline, KL to it) and its
+    answers at each temperature (`answers_at`). `base`: the baseline model and its answers; `config`: the
+    settings as the summary records them (temperatures, max_new_tokens, seed, bootstrap, kl_samples)."""
+    from posttrain.models.load import load_causal_lm
+
+    (base_model, base_runs), max_new_tokens, seed = base, config["max_new_tokens"], config["seed"]
+    temperatures, bootstrap, kl_samples = config["temperatures"], config["bootstrap"], config["kl_samples"]
+    model, tok = load_causal_lm(path)
+    m = measure(model, tok, records, world, heldout_documents, max_new_tokens, knowledge)
+    run = answers_at(model, tok, records, world, m, temperatures, max_new_tokens, seed, "model")
+    row = {"path": str(path), **m["rates"], **judged(judges, records, run, base_runs, bootstrap, seed)}
+    row["by_temperature"] = with_rates(row["by_temperature"], run, base_runs)
+    if kl_samples:
+        from posttrain.evaluation.likelihood import kl_to_reference
+
+        row["kl_to_sft"] = kl_to_reference(
+            model,
+            base_model,
+            tok,
+            [r["messages"] for r in records],
+            samples=kl_samples,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+        )
+    return row, run
 
 
 def measure(
@@ -244,110 +266,3 @@ def answers_at(
             scores, rates = judge_answers(records, texts, world)
             out[t] = {"answers": texts, "scores": scores, "rates": rates}
     return out
-
-
-GREEDY_ONLY = ("by_family", "knowledge_accuracy", "heldout_loss")  # not repeated in `by_temperature` entries
-
-
-def with_rates(
-    entries: list[dict], model_runs: dict[float, dict], base_runs: dict[float, dict]
-) -> list[dict]:
-    """`by_temperature` entries with the model's and the baseline's rates at that temperature (`rates`,
-    `baseline_rates`: helpful, honest, harmless, task failures, refusals, words..., each with its n)."""
-    pick = lambda rates: {k: v for k, v in rates.items() if k not in GREEDY_ONLY}  # noqa: E731
-    return [
-        {
-            **e,
-            "rates": pick(model_runs[e["temperature"]]["rates"]),
-            "baseline_rates": pick(base_runs[e["temperature"]]["rates"]),
-        }
-        for e in entries
-    ]
-
-
-def judged(
-    judges, records, model_runs: dict[float, dict], base_runs: dict[float, dict], bootstrap: int, seed: int
-) -> dict:
-    """The headline win rates (greedy) by the first judge, the second one's under `judge`, and
-    `by_temperature`: both judges' win rates and the gold scores at every temperature."""
-    outcomes = {
-        t: [j.outcomes(list(zip(records, run["answers"], base_runs[t]["answers"]))) for j in judges]
-        for t, run in model_runs.items()
-    }  # per temperature, per judge
-    lengths = [
-        len(a.split()) - len(b.split()) for a, b in zip(model_runs[0.0]["answers"], base_runs[0.0]["answers"])
-    ]
-    out = win_rates(judges[0].name, outcomes[0.0][0], records, lengths, bootstrap, seed)
-    if len(judges) > 1:
-        out["judge"] = {
-            "name": judges[1].name,
-            **win_rates(judges[1].name, outcomes[0.0][1], records, lengths, bootstrap, seed),
-        }
-    out["by_temperature"] = [
-        temperature_entry(
-            t,
-            [(j.name, o) for j, o in zip(judges, outcomes[t])],
-            model_runs[t]["scores"],
-            base_runs[t]["scores"],
-            bootstrap=bootstrap,
-            seed=seed,
-        )
-        for t in model_runs
-    ]
-    return out
-
-
-def win_rates(judge_name: str, outcomes: list[float], records, lengths, bootstrap: int, seed: int) -> dict:
-    """Win rate, interval, LC rate and tie rate of a judge's per-prompt outcomes (greedy answers);
-    also the win rate per family when the records are the world's."""
-    low, high = bootstrap_interval(outcomes, resamples=bootstrap, seed=seed)
-    by_family: dict[str, list[float]] = {}
-    for record, o in zip(records, outcomes):
-        by_family.setdefault((record.get("meta") or {}).get("family"), []).append(o)
-    out = {
-        "win_rate": win_rate(outcomes),
-        "win_rate_ci_low": low,
-        "win_rate_ci_high": high,
-        "lc_win_rate": length_controlled_win_rate(outcomes, lengths),
-        "tie_rate": sum(o == 0.5 for o in outcomes) / len(outcomes),
-        "win_rate_judge": judge_name,
-    }
-    if None not in by_family:
-        out["win_rate_by_family"] = {f: win_rate(os) for f, os in by_family.items()}
-    return out
-
-
-def answer_rows(records, runs: dict[str, dict[float, dict]]) -> list[dict]:
-    """One row per prompt: its family, messages and every system's greedy answer and gold score;
-    under `sampled`, keyed by temperature ("1" for T = 1), the sampled ones."""
-    rows = []
-    temperatures = [t for t in next(iter(runs.values())) if t > 0]
-    for i, r in enumerate(records):
-        at = lambda t: {
-            name: {"text": run[t]["answers"][i], "gold_score": run[t]["scores"][i]}  # noqa: E731
-            for name, run in runs.items()
-        }
-        row = {
-            "id": r["id"],
-            "family": (r.get("meta") or {}).get("family"),
-            "messages": r["messages"],
-            "answers": at(0.0),
-        }
-        if temperatures:
-            row["sampled"] = {f"{t:g}": at(t) for t in temperatures}
-        rows.append(row)
-    return rows
-
-
-def pick_samples(rows: list[dict], per_family: int = SAMPLES_PER_FAMILY) -> list[dict]:
-    """The first few prompts of each family (in file order), families in the world's order."""
-    from posttrain.world.families import FAMILY_NAMES
-
-    seen: dict = {}
-    out = []
-    for row in rows:
-        if seen.get(row["family"], 0) < per_family:
-            seen[row["family"]] = seen.get(row["family"], 0) + 1
-            out.append(row)
-    order = {f: i for i, f in enumerate(FAMILY_NAMES)}
-    return sorted(out, key=lambda r: order.get(r["family"], len(order)))

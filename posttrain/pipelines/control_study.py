@@ -143,7 +143,7 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     from posttrain.data.corpus import read_documents
     from posttrain.data.rankings import read_rankings
     from posttrain.data.records import read_conversations, write_jsonl
-    from posttrain.evaluation.compare import evaluate, model_names
+    from posttrain.evaluation.compare import compare_models, model_names
     from posttrain.stages.sft import SFTConfig, sft
     from posttrain.world import World
 
@@ -173,7 +173,7 @@ def control_study(cfg: ControlConfig, on_step=lambda *a: None) -> dict:
     heldout = cfg.heldout_corpus or cfg.demos.with_name("corpus_heldout.jsonl")
     documents = read_documents(heldout) if cfg.heldout_corpus or heldout.is_file() else None
     policies = {"rlhf": cfg.rlhf, **methods, "sft-more-demos": str(more)}
-    summary = evaluate(
+    summary = compare_models(
         policies,
         cfg.sft,
         records,
