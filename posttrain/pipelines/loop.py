@@ -35,12 +35,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from posttrain.config import Options, WorldRef, option
-from posttrain.data.outputs import foreign_entries, named
 from posttrain.data.records import atomic_path, read_conversations, read_jsonl, write_jsonl
 from posttrain.errors import UserError
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.evaluation.winrate import win_rate
-from posttrain.models.checkpoint import NOT_COMPARED, fingerprint
+from posttrain.models.fingerprint import fingerprint
+from posttrain.pipelines.loop_state import check_out, continued_state, write_state
 from posttrain.recipes import SMALL
 from posttrain.stages.ppo import PPOSettings
 from posttrain.stages.rm import RMSettings
@@ -155,32 +155,10 @@ def gold_score(world, prompts: list[dict], texts: list[str]) -> float:
     return sum(world.judge(p, t).score for p, t in zip(prompts, texts)) / len(prompts)
 
 
-def check_out(out: Path) -> None:
-    """A loop continues only in a folder a loop wrote (loop.json, sft_eval.json, round-N): never one holding
-    other files (another run's, or the inputs') that its rounds would mix with."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; name a folder for the loop")
-    if out.is_dir() and not (out / "loop.json").is_file():
-        rounds = [p.name for p in out.glob("round-*") if p.name[len("round-") :].isdigit()]
-        other = foreign_entries(out, ["loop.json", "sft_eval.json", *rounds])
-        if other:
-            raise UserError(
-                f"--out {out} holds files that are not a loop's ({named(other)}); choose another --out"
-            )
-
-
 def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
     path = cfg.out / "loop.json"
     if path.exists():
-        state = json.loads(path.read_text())
-        if "sft_score" in state:
-            raise UserError(
-                f"{path} was written by an older posttrain loop that kept the best by gold score; "
-                "start the loop again with another --out"
-            )
-        check_same_loop(state, cfg, path)
-        state["config"]["rounds"] = cfg.rounds
-        return state
+        return continued_state(path, cfg)
     sft = {"policy": cfg.sft}
     if world is not None:
         sft["monitor/gold_score"] = gold_score(
@@ -193,42 +171,6 @@ def read_state(cfg: LoopConfig, prompts: list[dict], world) -> dict:
         "rounds": [],
         "best": {"policy": cfg.sft, "round": 0},
     }
-
-
-def check_same_loop(state: dict, cfg: LoopConfig, path: Path) -> None:
-    """Refuse to continue the loop of `path` with another option (more --rounds aside) or changed input:
-    the next round would use them while loop.json describes the old ones."""
-    was, now = flat(state["config"]), flat(json.loads(json.dumps(asdict(cfg), default=str)))
-    changes = [
-        f"--{k.replace('_', '-')} was {was[k]!r}, now {v!r}"
-        for k, v in now.items()
-        if k in was and k not in NOT_COMPARED | {"rounds"} and was[k] != v
-    ]
-    recorded, digests = state.get("inputs", {}), fingerprint(cfg)["inputs"]
-    changes += [
-        f"--{k.replace('_', '-')} {now[k]}: its contents changed since the loop started"
-        for k, d in digests.items()
-        if k in recorded and recorded[k] != d and was.get(k) == now[k]
-    ]
-    if changes:
-        raise UserError(
-            f"cannot continue the loop in {path.parent}: it was started differently "
-            f"({'; '.join(changes)}); continue it with the same options and data (more --rounds "
-            "are fine), or start a new loop with another --out"
-        )
-
-
-def flat(options: dict, prefix: str = "") -> dict:
-    """Nested settings as their command-line names: {"rm": {"lr": 1}} -> {"rm_lr": 1}."""
-    out = {}
-    for k, v in options.items():
-        out.update(flat(v, f"{prefix}{k}_") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def write_state(cfg: LoopConfig, state: dict) -> None:
-    with atomic_path(cfg.out / "loop.json") as tmp:
-        tmp.write_text(json.dumps(state, indent=1, default=str) + "\n")
 
 
 def slice_file(source: Path, dest: Path, round_: int, n: int) -> None:
