@@ -216,6 +216,7 @@ def run_side(args) -> dict:
     from posttrain.errors import UserError
     from posttrain.generation import backend as backends
     from posttrain.stages import ppo as stage
+    from posttrain.training.ppo_config import PPOConfig
 
     name, dtype = args.side.split(":")
     work = Path(args.work)
@@ -238,7 +239,7 @@ def run_side(args) -> dict:
     backends.BACKENDS[name] = Timed
     stage.rollout, stage.ppo_epochs = timed(stage.rollout, "rollout"), timed(stage.ppo_epochs, "update")
     steps: list[dict] = []
-    cfg = stage.PPOConfig(
+    cfg = PPOConfig(
         policy=models["policy"],
         reward=models["reward"],
         prompts=work / "prompts.jsonl",

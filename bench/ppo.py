@@ -160,9 +160,10 @@ def posttrain_side(
     policy_dir, reward_dir, prompts_file, work, steps: int, warm: int, per_step: float
 ) -> Side:
     from posttrain.stages import ppo as ppo_stage
+    from posttrain.training.ppo_config import PPOConfig
 
     def run():
-        cfg = ppo_stage.PPOConfig(
+        cfg = PPOConfig(
             policy=policy_dir,
             reward=Path(reward_dir),
             prompts=prompts_file,

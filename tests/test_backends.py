@@ -20,6 +20,7 @@ from posttrain.generation.backend import SamplerBackend, check_backend
 from posttrain.generation.sampler import Sampled, encode_prompts, row_draws, sample
 from posttrain.stages import ppo as ppo_stage
 from posttrain.training.metrics import read_metrics
+from posttrain.training.ppo_config import PPOConfig
 
 BASE = "assets/base-small-seed0"
 PAD, EOS = 0, 1
@@ -84,7 +85,7 @@ def test_ppo_rolls_out_through_the_registered_backend_and_loads_weights_after_ea
 ):
     monkeypatch.setitem(backends.BACKENDS, "fake", FakeBackend)
     FAKES.clear()
-    cfg = ppo_stage.PPOConfig(
+    cfg = PPOConfig(
         policy=str(setup / "sft"),
         reward=str(setup / "rm"),
         prompts=setup / "prompts.jsonl",

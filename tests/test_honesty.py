@@ -20,10 +20,11 @@ from test_sft import demos  # noqa: F401
 
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.pipelines.loop import judge_round
-from posttrain.stages.ppo import PPOConfig, ppo
+from posttrain.stages.ppo import ppo
 from posttrain.stages.rm import RMConfig, rm
 from posttrain.stages.sft import SFTConfig, sft
 from posttrain.training.metrics import read_metrics
+from posttrain.training.ppo_config import PPOConfig
 from posttrain.world import World
 from posttrain.world.families import FLAGS
 from posttrain.world.labelers import model_like_answers

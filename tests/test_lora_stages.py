@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-import posttrain.training.rollout as rollout
+import posttrain.training.policy_models as policy_models
 from posttrain.cli import main
 from posttrain.models.load import load_causal_lm
 from posttrain.models.reward import RewardScorer
@@ -80,9 +80,9 @@ def test_lora_rm_trains_its_head_and_scores(stage_inputs, tmp_path):
 
 def test_lora_ppo_loads_no_reference_copy(stage_inputs, tmp_path, monkeypatch):
     loaded = []
-    real = rollout.load_causal_lm
+    real = policy_models.load_causal_lm
     monkeypatch.setattr(
-        rollout, "load_causal_lm", lambda spec, **k: loaded.append(str(spec)) or real(spec, **k)
+        policy_models, "load_causal_lm", lambda spec, **k: loaded.append(str(spec)) or real(spec, **k)
     )
     out = tmp_path / "ppo"
     assert (

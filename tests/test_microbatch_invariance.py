@@ -5,7 +5,6 @@ episodes, rankings and conversations differ in length, so a per-micro-batch mean
 
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +13,10 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForS
 from posttrain.data.chat import encode_chat
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.models.reward import encode_response
-from posttrain.stages import ppo, rm, sft
+from posttrain.stages import rm, sft
+from posttrain.training.policy_models import PolicyModels
+from posttrain.training.ppo_config import PPOSettings
+from posttrain.training.ppo_update import minibatch_backward
 from posttrain.training.rollout import Rollouts
 from posttrain.world import World
 
@@ -54,6 +56,21 @@ def gradient(*models) -> torch.Tensor:
 def assert_same_gradient(split: torch.Tensor, whole: torch.Tensor):
     assert whole.norm() > 0
     assert (split - whole).norm() <= 1e-6 * whole.norm(), (split - whole).norm() / whole.norm()
+
+
+def trained(policy, value=None) -> PolicyModels:
+    """The models of a minibatch update in one process: the policy and value function train themselves."""
+    return PolicyModels(
+        policy=policy,
+        ref=None,
+        value=value,
+        reward=None,
+        score=None,
+        tokenizer=None,
+        train_policy=policy,
+        train_value=value,
+        backend=None,
+    )
 
 
 def fake_rollouts(policy, value, tokenizer) -> Rollouts:
@@ -98,11 +115,11 @@ def test_ppo_minibatch_gradient_does_not_depend_on_micro_batch(tokenizer):
     rows = torch.randperm(
         B, generator=torch.Generator().manual_seed(2)
     )  # a shuffled minibatch, as in ppo_epochs
-    cfg = ppo.PPOSettings(rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, ptx_coef=0.5)
+    cfg = PPOSettings(rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, ptx_coef=0.5)
     found = {}
     for micro in (B, 1):
-        stats = ppo.minibatch_backward(
-            SimpleNamespace(policy=policy, value=value, train_policy=policy, train_value=value),
+        stats = minibatch_backward(
+            trained(policy, value),
             r,
             rows,
             ptx,

@@ -102,9 +102,11 @@ def test_force_never_replaces_the_input_model(stage, runs, tmp_path, capsys, mon
 @pytest.mark.parametrize("stage", ["ppo reward", "ppo reference", "ppo ptx folder", "dpo"])
 def test_force_never_replaces_what_ppo_or_dpo_reads(stage, runs, tmp_path, capsys, monkeypatch):
     import posttrain.stages.dpo as dpo
-    import posttrain.stages.ppo as ppo
+    import posttrain.training.rl_stage as rl_stage
 
-    monkeypatch.setattr(ppo, "load_models", lambda *a, **k: pytest.fail("the models loaded before the check"))
+    monkeypatch.setattr(
+        rl_stage, "load_models", lambda *a, **k: pytest.fail("the models loaded before the check")
+    )
     monkeypatch.setattr(
         dpo, "load_causal_lm", lambda *a, **k: pytest.fail("the model loaded before the check")
     )

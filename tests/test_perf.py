@@ -125,6 +125,7 @@ def test_a_ppo_ptx_steps_flop_count_is_what_its_matmuls_do(stage_inputs, tmp_pat
     from torch.utils.flop_counter import FlopCounterMode
 
     import posttrain.stages.ppo as stage
+    import posttrain.training.rl_stage as rl_stage
     from posttrain.cli import main
 
     counted, measured = [], []
@@ -140,8 +141,8 @@ def test_a_ppo_ptx_steps_flop_count_is_what_its_matmuls_do(stage_inputs, tmp_pat
 
     monkeypatch.setattr(stage, "rollout", counting(stage.rollout))
     monkeypatch.setattr(stage, "ppo_epochs", counting(stage.ppo_epochs))
-    real = stage.step_flops
-    monkeypatch.setattr(stage, "step_flops", lambda *a: counted.append(real(*a)) or counted[-1])
+    real = rl_stage.step_flops
+    monkeypatch.setattr(rl_stage, "step_flops", lambda *a: counted.append(real(*a)) or counted[-1])
     d = stage_inputs
     assert (
         main(

@@ -7,8 +7,8 @@ from posttrain.commands.demo import PRESETS, DemoConfig, stage_configs
 from posttrain.config import SCALE_NAMES
 from posttrain.pipelines.loop import LoopConfig
 from posttrain.recipes import RECIPES, SMALL
-from posttrain.stages.ppo import PPOConfig, PPOSettings
 from posttrain.stages.rm import RMConfig, RMSettings
+from posttrain.training.ppo_config import PPOConfig, PPOSettings
 from posttrain.world.core import SCALES
 
 

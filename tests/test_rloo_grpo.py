@@ -6,20 +6,29 @@ import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_microbatch_invariance import B, assert_same_gradient, fake_rollouts, gradient, tiny, tokenizer  # noqa: F401
+from test_microbatch_invariance import (  # noqa: F401
+    B,
+    assert_same_gradient,
+    fake_rollouts,
+    gradient,
+    tiny,
+    tokenizer,
+    trained,
+)
 from test_ppo import ppo_args, setup  # noqa: F401  (fixtures: a tiny policy, a reward model, world prompts)
 from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
 from posttrain.algorithms import grpo_advantages, rloo_advantages, sequence_kl_rewards
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
-from posttrain.stages import ppo
+from posttrain.stages import critic_free as stage
 from posttrain.training.metrics import read_metrics
+from posttrain.training.ppo_config import PPOConfig, PPOSettings
+from posttrain.training.ppo_update import minibatch_backward
 from posttrain.world import World, verify
 from posttrain.world.scorer import GoldScorer
 
@@ -100,13 +109,13 @@ def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_th
         r.ref_logprobs + 0.5 * torch.randn(r.mask.shape, generator=g, dtype=torch.float64)
     ) * r.mask
     rows = torch.randperm(B, generator=torch.Generator().manual_seed(2))
-    cfg = ppo.PPOSettings(
+    cfg = PPOSettings(
         rollout_batch=B, minibatches=1, micro_batch=B, temperature=0.7, algorithm="grpo", group_size=4
     )
-    m = SimpleNamespace(policy=policy, value=None, train_policy=policy, train_value=None)
+    m = trained(policy)
     found = {}
     for micro in (B, 1):
-        stats = ppo.minibatch_backward(m, r, rows, None, replace(cfg, micro_batch=micro), beta=0.3)
+        stats = minibatch_backward(m, r, rows, None, replace(cfg, micro_batch=micro), beta=0.3)
         found[micro] = stats, gradient(policy)
     (whole, g_whole), (split, g_split) = found[B], found[1]
     assert_same_gradient(g_split, g_whole)
@@ -126,7 +135,7 @@ def test_grpo_kl_term_is_the_k3_token_mean_and_micro_batching_does_not_change_th
     ]
     assert whole["grpo/kl"] == pytest.approx(float(sum(terms) / len(terms)), rel=1e-9)
     # and the term is in the loss: beta 0 gives another gradient
-    ppo.minibatch_backward(m, r, rows, None, cfg, beta=0.0)
+    minibatch_backward(m, r, rows, None, cfg, beta=0.0)
     assert (gradient(policy) - g_whole).norm() > 1e-6 * g_whole.norm()
 
 
@@ -173,7 +182,7 @@ def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_sa
         if step == 2:
             raise KeyboardInterrupt
 
-    cfg = ppo.PPOConfig(
+    cfg = PPOConfig(
         policy=str(setup / "sft"),
         reward=str(setup / "rm"),
         prompts=setup / "prompts.jsonl",
@@ -192,9 +201,9 @@ def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_sa
         sample_every=1,
     )
     with pytest.raises(KeyboardInterrupt):
-        ppo.ppo(cfg, on_step=stop)
+        stage.critic_free(cfg, on_step=stop)
     policy_only(setup / "rloo-cut.partial" / "checkpoints" / "step-000001")
-    ppo.ppo(dataclasses.replace(cfg, resume=True))
+    stage.critic_free(dataclasses.replace(cfg, resume=True))
     resumed = read_metrics(setup / "rloo-cut" / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [1, 2]
     for a, b in zip(resumed, rows):

@@ -440,10 +440,10 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
     """Every stage's config: the stages' defaults (the recipe, posttrain/recipes.py), the preset's sizes, the
     run seed and the world seed."""
     from posttrain.labeling.simulated import LabelSimConfig
-    from posttrain.stages.ppo import PPOConfig
     from posttrain.stages.rm import RMConfig
     from posttrain.stages.sample import SampleConfig
     from posttrain.stages.sft import SFTConfig
+    from posttrain.training.ppo_config import PPOConfig
 
     o = cfg.out or default_out(cfg)
     w, seed, world = o / "world", cfg.seed, cfg.world_seed

@@ -9,7 +9,7 @@ from posttrain.commands import command
 from posttrain.commands.progress import StepBar
 from posttrain.pipelines.loop import LoopConfig
 from posttrain.pipelines.rejection import RejectionConfig
-from posttrain.stages.ppo import PPOConfig
+from posttrain.training.ppo_config import PPOConfig
 
 
 @command("ppo", PPOConfig)
@@ -27,7 +27,10 @@ def ppo(cfg: PPOConfig) -> int:
     example: posttrain ppo --policy runs/demo/sft --reward runs/demo/rm
     --prompts runs/demo/world/prompts_ppo.jsonl --out runs/demo/ppo --ptx runs/demo/world/corpus.jsonl
     """
-    from posttrain.stages.ppo import ppo as run
+    from posttrain.stages.critic_free import critic_free
+    from posttrain.stages.ppo import ppo
+
+    run = critic_free if cfg.critic_free else ppo  # RLOO and GRPO have a stage of their own
 
     shown = {
         "score": "objective/score",

@@ -42,8 +42,8 @@ from posttrain.evaluation.winrate import win_rate
 from posttrain.models.fingerprint import fingerprint
 from posttrain.pipelines.loop_state import check_out, continued_state, write_state
 from posttrain.recipes import SMALL
-from posttrain.stages.ppo import PPOSettings
 from posttrain.stages.rm import RMSettings
+from posttrain.training.ppo_config import PPOSettings
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +227,13 @@ def train_rm(cfg: LoopConfig, d: Path) -> None:
 
 
 def run_ppo(cfg: LoopConfig, policy: str, d: Path) -> None:
-    from posttrain.stages.ppo import PPOConfig, ppo
+    from posttrain.stages.critic_free import critic_free
+    from posttrain.stages.ppo import ppo
+    from posttrain.training.ppo_config import PPOConfig
 
+    run = critic_free if cfg.ppo.critic_free else ppo  # --ppo-algorithm rloo|grpo: their own stage
     if not (d / "ppo").exists():
-        ppo(
+        run(
             PPOConfig(
                 policy=policy,
                 reference=cfg.sft,

@@ -1,29 +1,20 @@
-"""What PPO (and the critic-free RLOO and GRPO) do besides the update: models, prompts and corpora, rollouts,
-and sample tables."""
+"""One batch of episodes (`Rollouts`): how a policy-optimisation step samples and scores it
+(`rollout`), and, under torchrun, how the ranks' blocks are gathered into the whole batch."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from posttrain.data.corpus import pack, read_documents
-from posttrain.data.records import read_conversations
-from posttrain.distributed import Dist, transformer_layers
-from posttrain.errors import UserError
-from posttrain.generation.backend import make_backend
+from posttrain.distributed import Dist
 from posttrain.generation.sampler import decode_responses, encode_prompts, row_draws
-from posttrain.models.adapters import adapter_off, apply_lora, is_lora
-from posttrain.models.load import load_causal_lm, loading
+from posttrain.models.adapters import adapter_off
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask, token_values
-from posttrain.models.reward import RewardScorer, Scores, reward_from_pretrained
+from posttrain.training.policy_models import PolicyModels
 
-__all__ = ["Rollouts", "load_models", "load_prompts", "load_ptx", "rollout", "sample_table", "world_for"]
+__all__ = ["Rollouts", "gather_rollouts", "rollout"]
 
 
 @dataclass
@@ -92,93 +83,8 @@ class Rollouts:
         return Rollouts(**picked)
 
 
-def load_prompts(path: Path) -> list[dict]:
-    prompts = read_conversations(path, ends_with="user")
-    if not prompts:
-        raise UserError(f"{path}: no prompts")
-    return prompts
-
-
-def load_models(
-    cfg, verifier: Callable[[dict, str], float] | None = None, dist: Dist = Dist()
-) -> SimpleNamespace:
-    """policy (trained), ref (frozen reference, by default a copy of the policy; None for a LoRA policy, whose
-    reference is itself with the adapter off), value (from the reward model, trained; None for the critic-free
-    cfg.algorithm rloo and grpo), reward (the frozen reward model; None with a `verifier`),
-    score(batch, texts) -> a score per response (the reward model's, or `verifier(record, text)`'s),
-    tokenizer; `trained` holds the trained modules (policy, and value when there is one) for checkpoints;
-    train_policy and train_value are what training forwards call (DDP's wrappers, or the modules FSDP2
-    sharded; the modules themselves in one process)."""
-    policy, tokenizer = load_causal_lm(cfg.policy, trust_remote_code=cfg.trust_remote_code)
-    policy = apply_lora(dist.cast(policy), cfg, seed=cfg.seed)
-    ref = None
-    if not is_lora(policy) or cfg.reference is not None:
-        ref, ref_tokenizer = load_causal_lm(
-            cfg.reference or cfg.policy, trust_remote_code=cfg.trust_remote_code
-        )
-        if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise UserError(
-                f"--reference {cfg.reference} has another tokenizer than --policy {cfg.policy}; "
-                "the KL penalty compares their logprobs token by token, so they must share one"
-            )
-        ref = dist.cast(ref).requires_grad_(False)
-    reward, value = None, None
-    if verifier is not None:
-        score = lambda batch, texts: [verifier(p, t) for p, t in zip(batch, texts)]
-    else:
-        with loading(cfg.reward):
-            reward = RewardScorer(str(cfg.reward), put=dist.put)
-        reward.model = dist.cast(reward.model).requires_grad_(False)
-        score = lambda batch, texts: reward.score([(p["messages"], t) for p, t in zip(batch, texts)])
-    if cfg.algorithm == "ppo":
-        if reward.tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise UserError(
-                f"{cfg.reward} was trained with another tokenizer than {cfg.policy}; the value "
-                "function is initialised from the reward model, so train the reward model from this "
-                "policy's SFT run"
-            )
-        with loading(cfg.reward):
-            value = reward_from_pretrained(
-                str(cfg.reward), tokenizer, trust_remote_code=cfg.trust_remote_code
-            )
-        with torch.no_grad():
-            value.score.weight.mul_(reward.gain)  # the value head starts on the normalised reward scale
-        value = apply_lora(dist.cast(value), cfg, head="score", seed=cfg.seed + 1)
-    trained = {"policy": policy} if value is None else {"policy": policy, "value": value}
-    train_policy = dist.wrap(policy)
-    train_value = None if value is None else dist.wrap(Scores(value), layers=transformer_layers(value))
-    return SimpleNamespace(
-        policy=policy,
-        ref=ref,
-        value=value,
-        reward=reward,
-        score=score,
-        tokenizer=tokenizer,
-        trained=torch.nn.ModuleDict(trained),
-        train_policy=train_policy,
-        train_value=train_value,
-        backend=make_backend(cfg.generation_backend, policy, tokenizer),
-    )
-
-
-def load_ptx(path: Path, tokenizer, seq_len: int, limit: int | None = None) -> torch.Tensor:
-    """(N, seq_len + 1) packed rows of a pretraining corpus (the first `limit` rows)."""
-    return pack(read_documents(path), tokenizer, seq_len)[:limit]
-
-
-def world_for(prompts: list[dict], seed: int, scale: str):
-    """The built-in world, when the prompts are its own (they carry a task): rollouts get a gold score."""
-    if not all("task" in (p.get("meta") or {}) for p in prompts):
-        return None
-    from posttrain.world import World
-
-    world = World(seed=seed, scale=scale)
-    world.check_tasks(prompts)
-    return world
-
-
 @torch.no_grad()
-def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollouts:
+def rollout(m: PolicyModels, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollouts:
     """Sample a response per prompt (a prompt repeated K times gets K samples) with its logprobs (the
     sampler's; a forward pass for an engine that gives none); score it; reference logprobs and values (when
     there is a value function) by forward passes. Under torchrun each rank does this for its block of the
@@ -221,20 +127,12 @@ def rollout(m, batch: list[dict], cfg, seed: int, dist: Dist = Dist()) -> Rollou
     if m.value is not None:
         with dist.gathered(m.train_value):
             values = token_values(dist.local(m.train_value), inputs, P)
-    z = lambda x: None if x is None else (x * mask).cpu()  # zero on padding
-    local = Rollouts(
-        query.cpu(),
-        query_mask.cpu(),
-        response.cpu(),
-        mask.cpu(),
-        ended.cpu(),
-        z(logprobs),
-        z(ref_logprobs),
-        z(entropy),
-        z(values),
-        scores,
-        decoded,
-    )
+
+    def z(x: torch.Tensor | None) -> torch.Tensor | None:  # zero on padding
+        return None if x is None else (x * mask).cpu()
+
+    on_cpu = [x.cpu() for x in (query, query_mask, response, mask, ended)]
+    local = Rollouts(*on_cpu, *map(z, (logprobs, ref_logprobs, entropy, values)), scores, decoded)
     return gather_rollouts(local, dist, tok.pad_token_id)
 
 
@@ -256,21 +154,3 @@ def gather_rollouts(r: Rollouts, dist: Dist, pad: int) -> Rollouts:
             x = [t for part in dist.gather_objects(x) for t in part]
         out[f.name] = x
     return Rollouts(**out)
-
-
-def sample_table(r: Rollouts, batch: list[dict], world, path: Path, step: int, n: int = 4) -> list[dict]:
-    """A few episodes of this step, appended to `samples.jsonl`."""
-    rows = []
-    for i in range(min(n, len(batch))):
-        row = {
-            "step": step,
-            "prompt": batch[i]["messages"][-1]["content"],
-            "response": r.texts[i],
-            "score": round(float(r.scores[i]), 3),
-        }
-        if world is not None:
-            row["gold"] = round(world.judge(batch[i], r.texts[i]).score, 3)
-        rows.append(row)
-    with path.open("a", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-    return rows

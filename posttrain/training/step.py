@@ -21,6 +21,13 @@ def optimizer_step(model, optimizer, lr: float, accumulate: Callable[[], Measure
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = lr
+    return clipped_step(model, optimizer, accumulate)
+
+
+def clipped_step(model, optimizer, accumulate: Callable[[], Measured]) -> Measured:
+    """Zero .grad, `accumulate()`, clip the gradient to norm 1, step: `optimizer_step` without its
+    train mode and single learning rate (PPO's update keeps dropout off, and its policy and value
+    function have rates of their own)."""
     optimizer.zero_grad(set_to_none=True)
     measured = accumulate()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
