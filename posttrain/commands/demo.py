@@ -220,7 +220,7 @@ def run_steps(cfg: DemoConfig) -> list[tuple[str, Path, float | None]]:
 def demo_seeds(cfg: DemoConfig) -> int:
     """--seeds: a whole demo per run seed in OUT/seed-S (each continues as a demo does), then every final
     table's figures as their mean and min..max over the seeds, printed and written to OUT/seeds.json."""
-    from posttrain.evaluation.report import write_json
+    from posttrain.evaluation.pages import write_json
 
     out = cfg.out or default_out(cfg, seeds=True)
     runs = {s: replace(cfg, seeds=None, seed=s, out=out / f"seed-{s}") for s in cfg.seed_list()}

@@ -197,18 +197,18 @@ def study(cfg: OveroptConfig, records: list[dict] | None = None, world=None) -> 
 
 def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
     """index.html (gold and proxy against sqrt(KL), with fits) and overoptimization.json."""
-    from posttrain.evaluation import plots, report
+    from posttrain.evaluation import pages, plots
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report.write_json(out_dir, "overoptimization.json", result)
+    pages.write_json(out_dir, "overoptimization.json", result)
     panels = [
         {"title": f"{which} reward", "ylabel": f"{which} score", "lines": lines_for(result, which)}
         for which in ("gold", "proxy")
     ]
     figure = plots.curves_figure(panels, xlabel="sqrt(KL) to the policy (nats^0.5)")
     fit_rows = [
-        [report.esc(k), f"{v['alpha']:.4f}", f"{v['beta']:.4f}", f"{v['origin']:.4f}"]
+        [pages.esc(k), f"{v['alpha']:.4f}", f"{v['beta']:.4f}", f"{v['origin']:.4f}"]
         for k, v in result["fits"].items()
     ]
     body = [
@@ -218,9 +218,9 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
         "R(d) = d(alpha - beta log d) for RL, on scores minus the initial policy's. Best-of-n is measured on "
         "--prompts, PPO on its rollouts' training prompts: compare the shapes of the curves, not their "
         "levels.</p>",
-        report.image(figure, "gold and proxy against sqrt KL"),
+        pages.image(figure, "gold and proxy against sqrt KL"),
         "<h2>Fits</h2>",
-        report.table(["curve", "alpha", "beta", "R(0)"], fit_rows),
+        pages.table(["curve", "alpha", "beta", "R(0)"], fit_rows),
     ]
     bon = result["best_of_n"]
     if bon:
@@ -229,11 +229,11 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
             for n in bon["n"]
             if n & (n - 1) == 0
         ]  # powers of two
-        body += ["<h2>Best-of-n</h2>", report.table(["n", "KL (nats)", "proxy", "gold"], rows)]
+        body += ["<h2>Best-of-n</h2>", pages.table(["n", "KL (nats)", "proxy", "gold"], rows)]
     if result["ppo"]:
         rows = [
             [
-                report.esc(r["path"]),
+                pages.esc(r["path"]),
                 f"{r['beta']:g}",
                 str(len(r["steps"])),
                 f"{r['kl'][-1]:.3f}",
@@ -244,9 +244,9 @@ def write_overoptimization(result: dict, out_dir: str | Path) -> Path:
         ]
         body += [
             "<h2>PPO runs (last step)</h2>",
-            report.table(["run", "beta", "points", "KL (nats)", "proxy", "gold"], rows),
+            pages.table(["run", "beta", "points", "KL (nats)", "proxy", "gold"], rows),
         ]
-    return report.write_page(out_dir, "index.html", report.page("Reward model over-optimisation", body))
+    return pages.write_page(out_dir, "index.html", pages.page("Reward model over-optimisation", body))
 
 
 def lines_for(result: dict, which: str) -> list[dict]:

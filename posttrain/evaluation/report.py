@@ -7,26 +7,12 @@ is untrusted.
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from pathlib import Path
 
-from posttrain.data.records import atomic_path, write_jsonl
+from posttrain.data.records import write_jsonl
 from posttrain.evaluation import axes, plots
-
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; \
-color: #222; padding: 0 1em; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; text-align: left; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; \
-white-space: nowrap; }
-.answers td { max-width: 330px; white-space: pre-wrap; word-break: break-word; }
-.score { color: #666; font-size: 12px; } .note { color: #555; font-size: 13px; max-width: 900px; }
-img { max-width: 100%; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
-"""
+from posttrain.evaluation.pages import esc, fmt, image, page, table, write_json, write_page
+from posttrain.evaluation.report_temperature import temperature_section
 
 # summary field -> (column title, format); rates print as percentages
 HEADLINE = (
@@ -43,53 +29,6 @@ HEADLINE = (
     ("knowledge_accuracy", "knowledge", "pct"),
     ("mean_words", "words", "f1"),
 )
-
-
-NUMBER = re.compile(r"^(–|-?[\d.,]+%?( – -?[\d.,]+%?)?)$")  # a formatted number or interval: right-aligned
-
-
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def fmt(value, kind: str) -> str:
-    if value is None:
-        return "–"
-    return {"pct": f"{value:.1%}", "f3": f"{value:.3f}", "f2": f"{value:.2f}", "f1": f"{value:.1f}"}[kind]
-
-
-def table(headers: list[str], rows: list[list[str]], css_class: str = "") -> str:
-    """`rows` hold HTML already escaped by the caller."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(rows_cell(c) for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css_class}"><tr>{head}</tr>{body}</table>'
-
-
-def rows_cell(cell: str) -> str:
-    numeric = NUMBER.match(cell) is not None
-    return f'<td class="num">{cell}</td>' if numeric else f"<td>{cell}</td>"
-
-
-def image(uri: str, alt: str) -> str:
-    return f'<img src="{uri}" alt="{esc(alt)}">'
-
-
-def page(title: str, body: list[str]) -> str:
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
-def write_page(out_dir: str | Path, name: str, text: str) -> Path:
-    path = Path(out_dir) / name
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def write_json(out_dir: str | Path, name: str, data: dict) -> Path:
-    return write_page(out_dir, name, json.dumps(data, indent=1, default=str) + "\n")
 
 
 def write_report(summary: dict, out_dir: str | Path) -> Path:
@@ -109,7 +48,7 @@ def render(summary: dict) -> str:
     judged = next(iter(summary["models"].values()), {}).get("win_rate_judge", cfg["judge"])
     intro = (
         f'<p class="note">{len(names)} model(s) against the baseline <code>{esc(summary["baseline"]["path"])}'
-        f"</code> on {cfg['prompts']} prompts{test_set_note(cfg)}; greedy answers of at most "
+        f"</code> on {cfg['prompts']} prompts{prompts_note(cfg)}; greedy answers of at most "
         f"{cfg['max_new_tokens']} tokens"
         f"{sampled_note(cfg)}. "
         f"Win rates are judged by the <b>{esc(judged)}</b> judge (ties count half) with a 95% bootstrap "
@@ -176,7 +115,7 @@ def axes_section(summary: dict) -> list[str]:
     ]
 
 
-def test_set_note(cfg: dict) -> str:
+def prompts_note(cfg: dict) -> str:
     return f" of <code>{esc(cfg['test_set'])}</code>" if cfg.get("test_set") else ""
 
 
@@ -236,83 +175,6 @@ def headline_table(summary: dict) -> str:
                 cells.append(fmt(r.get(key), kind))
         rows.append(cells)
     return table(["system"] + [title for _, title, _ in HEADLINE], rows)
-
-
-def temperature_section(summary: dict) -> list[str]:
-    """Win rate and gold scores at each sampling temperature; with three or more temperatures, also
-    the curve of win rate against temperature (the shape of DPO's figure 2, TL;DR; Rafailov et al. 2023)."""
-    entries = {n: r["by_temperature"] for n, r in summary["models"].items() if r.get("by_temperature")}
-    temperatures = sorted({e["temperature"] for es in entries.values() for e in es})
-    if len(temperatures) < 2:
-        return []
-    judge = next((e["judge"]["name"] for es in entries.values() for e in es if "judge" in e), None)
-    ci = lambda e: f"{fmt(e['ci_low'], 'pct')} – {fmt(e['ci_high'], 'pct')}"  # noqa: E731
-    rows = []
-    for name, es in entries.items():
-        for e in es:
-            cells = [
-                esc(name),
-                esc(f"{e['temperature']:g}"),
-                fmt(e["win_rate"], "pct"),
-                ci(e),
-                esc(f"{e['wins']} / {e['ties']} / {e['losses']}"),
-                fmt(e.get("gold_score"), "f3"),
-                fmt(e.get("baseline_gold_score"), "f3"),
-            ]
-            if judge:
-                cells += [fmt(e["judge"]["win_rate"], "pct"), ci(e["judge"])] if "judge" in e else ["–", "–"]
-            rows.append(cells)
-    first = next(iter(entries.values()))[0]["win_rate_judge"]
-    headers = [
-        "model",
-        "temperature",
-        f"win rate ({first})",
-        "95% CI",
-        "wins / ties / losses",
-        "gold: model",
-        "gold: baseline",
-        *([f"win rate ({judge})", "95% CI"] if judge else []),
-    ]
-    out = [
-        "<h2>Win rate by sampling temperature</h2>",
-        '<p class="note">Temperature 0 is the greedy headline; at each T &gt; 0 the model and the baseline '
-        "each answer every prompt once, sampled from the full softmax at that temperature.</p>",
-        table(headers, rows),
-    ]
-    if len(temperatures) >= 3:
-        out.append(image(temperature_curves(entries), "win rate against sampling temperature"))
-    return out
-
-
-def temperature_curves(entries: dict[str, list[dict]]) -> str:
-    """Win rate (and, on world prompts, gold score) against temperature, one line per model."""
-    xs = lambda es: [e["temperature"] for e in es]  # noqa: E731
-    lines = [{"x": xs(es), "y": [e["win_rate"] for e in es], "label": n} for n, es in entries.items()]
-    every = sorted({t for es in entries.values() for t in xs(es)})
-    lines.append(
-        {
-            "x": every,
-            "y": [0.5] * len(every),
-            "label": "tie with the baseline",
-            "style": "--",
-            "color": "black",
-        }
-    )
-    panels = [{"title": "win rate against the baseline", "ylabel": "win rate", "lines": lines}]
-    if all("gold_score" in e for es in entries.values() for e in es):
-        gold = [{"x": xs(es), "y": [e["gold_score"] for e in es], "label": n} for n, es in entries.items()]
-        es = next(iter(entries.values()))
-        gold.append(
-            {
-                "x": xs(es),
-                "y": [e["baseline_gold_score"] for e in es],
-                "label": "baseline",
-                "style": "--o",
-                "color": "black",
-            }
-        )
-        panels.append({"title": "gold score", "ylabel": "mean gold score", "lines": gold})
-    return plots.curves_figure(panels, xlabel="sampling temperature")
 
 
 def hhh_sections(summary: dict) -> list[str]:
