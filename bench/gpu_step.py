@@ -196,7 +196,10 @@ def row(side: str, r: dict, batch: int) -> list[str]:
     backend, dtype = side.split(":")
     if "error" in r:
         return [backend, dtype, *["n/a"] * 8]  # why: printed above the table
-    f = lambda key: f"{r[key]:.3f}" if r.get(key) is not None else "-"
+
+    def f(key: str) -> str:
+        return f"{r[key]:.3f}" if r.get(key) is not None else "-"
+
     return [
         backend,
         dtype,
@@ -222,7 +225,10 @@ def run_side(args) -> dict:
     work = Path(args.work)
     models = json.loads((work / "models.json").read_text())
     laps: dict[str, list[float]] = {}
-    timed = lambda fn, key: lambda *a, **k: lap(laps, key, fn, *a, **k)
+
+    def timed(fn, key: str):
+        return lambda *a, **k: lap(laps, key, fn, *a, **k)
+
     engine = backends.BACKENDS[name]
     options = {"dtype": DTYPES[dtype]} if name == "vllm" else {}
 
@@ -266,7 +272,10 @@ def run_side(args) -> dict:
     except UserError as e:
         return {"error": f"unavailable: {e}"}
     timed_steps = steps[args.warm_steps :]
-    median = lambda key: statistics.median(laps[key][args.warm_steps :]) if key in laps else None
+
+    def median(key: str) -> float | None:
+        return statistics.median(laps[key][args.warm_steps :]) if key in laps else None
+
     return {
         "start": laps.get("start", [None])[0],
         "rollout": median("rollout"),

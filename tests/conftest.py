@@ -94,3 +94,73 @@ def no_steps(monkeypatch):
 
     monkeypatch.setattr(demo, "plan", plan)
     return seen
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny random policy, a reward model trained from it for a few steps, world prompts and corpus
+    (PPO's tests and those that run PPO on them; a module's own `setup` fixture takes its place)."""
+    root = tmp_path_factory.mktemp("ppo")
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    torch.manual_seed(0)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    ).save_pretrained(root / "sft")
+    tokenizer.save_pretrained(root / "sft")
+    world, rng = World(seed=0), derive(0, "ppo-test")
+    pool = LabelerPool(world)
+    rankings = []
+    for p in world.prompts("ppo-test-rm", 24, "train"):
+        texts = list(dict.fromkeys(model_like_answers(world, p, 4, rng)))
+        lab = pool.pick_labelers(p["id"], 1)[0]
+        rankings.append(
+            {
+                "id": p["id"],
+                "prompt": p["messages"],
+                "completions": [{"text": t, "source": "model:t"} for t in texts],
+                "ranking": pool.rank(lab, p, texts)["ranking"],
+                "labeler": lab.id,
+                "meta": p["meta"],
+            }
+        )
+    write_jsonl(root / "rankings.jsonl", rankings)
+    assert (
+        main(
+            [
+                "rm",
+                "--model",
+                str(root / "sft"),
+                "--data",
+                str(root / "rankings.jsonl"),
+                "--out",
+                str(root / "rm"),
+                "--max-steps",
+                "2",
+                "--micro-batch",
+                "4",
+            ]
+        )
+        == 0
+    )
+    write_jsonl(root / "prompts.jsonl", world.prompts("ppo-test", 16, "train"))
+    write_jsonl(
+        root / "corpus.jsonl",
+        [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)],
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    """40 demonstrations of the built-in world (seed 0)."""
+    path = tmp_path_factory.mktemp("demos") / "demos.jsonl"
+    write_jsonl(path, World(seed=0).demonstrations(40))
+    return path

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from test_ppo import ppo_args, setup  # noqa: F401  (fixtures: a tiny policy, its reward model, world prompts)
+from test_ppo import ppo_args
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from posttrain.cli import main
@@ -80,7 +80,7 @@ def checksum(model: torch.nn.Module) -> float:
 
 def test_ppo_rolls_out_through_the_registered_backend_and_loads_weights_after_each_step(
     setup,
-    tmp_path,  # noqa: F811
+    tmp_path,
     monkeypatch,
 ):
     monkeypatch.setitem(backends.BACKENDS, "fake", FakeBackend)
@@ -337,7 +337,7 @@ def test_the_vllm_backend_keeps_the_contract_matches_greedy_sampling_and_follows
         torch.cuda.empty_cache()
 
 
-def test_asking_for_vllm_where_it_cannot_run_is_a_clear_error_before_any_rollout(setup, capsys, monkeypatch):  # noqa: F811
+def test_asking_for_vllm_where_it_cannot_run_is_a_clear_error_before_any_rollout(setup, capsys, monkeypatch):
     if vllm_missing() is None:
         pytest.skip("vllm and a CUDA GPU are both here: there is no missing-vllm error to show")
     with pytest.raises(UserError, match=r"posttrain\[vllm\]"):

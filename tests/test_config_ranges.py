@@ -164,7 +164,7 @@ def test_every_command_parser_refuses_its_numeric_options_out_of_range(value):
 
     parser, tried = build_parser(), 0
     for c in COMMANDS:
-        for path, fl, f in numeric_fields(c.config):
+        for _path, fl, f in numeric_fields(c.config):
             args = parser.parse_args([*command_argv(c), fl, value])
             cfg = from_namespace(c.config, args)
             tried += 1

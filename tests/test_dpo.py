@@ -31,7 +31,10 @@ from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive
 
 BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
-t = lambda *xs: torch.tensor(xs, dtype=torch.float64)
+
+
+def t(*xs: float) -> torch.Tensor:
+    return torch.tensor(xs, dtype=torch.float64)
 
 
 # --- the math, by hand ---------------------------------------------------------------------
@@ -93,7 +96,10 @@ def test_the_gradient_by_hand(loss, d_chosen):
 @pytest.mark.parametrize("loss", ["sigmoid", "ipo"])
 def test_raising_the_chosen_log_prob_lowers_the_loss_and_raising_the_rejected_raises_it(loss):
     g = torch.Generator().manual_seed(0)
-    rand = lambda: torch.rand(16, generator=g, dtype=torch.float64)
+
+    def rand() -> torch.Tensor:
+        return torch.rand(16, generator=g, dtype=torch.float64)
+
     ref_w, ref_l = -20 * rand(), -20 * rand()
     # the policy a little away from the reference: h stays below IPO's target 1/(2 beta) = 5
     chosen, rejected = (ref_w + rand()).requires_grad_(), (ref_l + rand()).requires_grad_()
@@ -322,9 +328,10 @@ def test_an_interrupted_run_resumes_to_the_same_curve(tiny, rankings, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         dpo(DPOConfig(out=tmp_path / "run", **cfg), on_step=crash)
     resumed = dpo(DPOConfig(out=tmp_path / "run", resume=True, **cfg))
-    curve = lambda d: [
-        (m["step"], m["dpo/loss"], m["dpo/reward_margin"]) for m in read_metrics(d / "metrics.jsonl")
-    ]
+
+    def curve(d: Path) -> list[tuple]:
+        return [(m["step"], m["dpo/loss"], m["dpo/reward_margin"]) for m in read_metrics(d / "metrics.jsonl")]
+
     assert curve(tmp_path / "run") == curve(tmp_path / "ref") and len(curve(tmp_path / "ref")) == 6
     assert resumed["dpo/eval_loss"] == reference["dpo/eval_loss"]
 

@@ -114,10 +114,13 @@ def test_sampled_answers_are_recorded_scored_and_drawn_independently_for_model_a
     rows = run["answers"]
     assert all(set(r["sampled"]) == {"0.5", "1"} for r in rows)
     by_t = {e["temperature"]: e for e in run["summary"]["models"]["other"]["by_temperature"]}
+
+    def mean(key: str, name: str) -> float:
+        return sum(r["sampled"][key][name]["gold_score"] for r in rows) / len(rows)
+
     for key, t in (("0.5", 0.5), ("1", 1.0)):
-        mean = lambda name: sum(r["sampled"][key][name]["gold_score"] for r in rows) / len(rows)  # noqa: E731
-        assert by_t[t]["gold_score"] == pytest.approx(mean("other"))
-        assert by_t[t]["baseline_gold_score"] == pytest.approx(mean("baseline"))
+        assert by_t[t]["gold_score"] == pytest.approx(mean(key, "other"))
+        assert by_t[t]["baseline_gold_score"] == pytest.approx(mean(key, "baseline"))
     # at T = 1 the samples are not the greedy answers, and a model sampled against itself is not
     # handed the baseline's own draws (which would tie every prompt)
     assert any(r["sampled"]["1"]["other"]["text"] != r["answers"]["other"]["text"] for r in rows)
@@ -129,14 +132,10 @@ def test_sampling_is_reproducible_from_its_seed(run):
 
     model, tokenizer = load_causal_lm(str(run["root"] / "alpha"))
     conversations = [r["messages"] for r in run["answers"]]
-    draw = lambda seed: sampled_answers(
-        model,
-        tokenizer,
-        conversations,
-        temperature=1.0,  # noqa: E731
-        max_new_tokens=6,
-        seed=seed,
-    )
+
+    def draw(seed: int) -> list[str]:
+        return sampled_answers(model, tokenizer, conversations, temperature=1.0, max_new_tokens=6, seed=seed)
+
     first = draw(stream_seed(0, "model", 1.0))
     assert first == [r["sampled"]["1"]["same"]["text"] for r in run["answers"]]  # what the eval drew
     assert first == draw(stream_seed(0, "model", 1.0))

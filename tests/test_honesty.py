@@ -15,8 +15,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from test_ppo import setup  # noqa: F401  (fixtures: a tiny policy, labeler rankings, world prompts)
-from test_sft import demos  # noqa: F401
 
 from posttrain.evaluation.judges import Judge, make_judge
 from posttrain.pipelines.loop import judge_round
@@ -127,7 +125,7 @@ def manifest(run: Path, stage: str) -> dict:
 
 def test_turning_the_gold_scorer_upside_down_changes_only_the_gold_metrics(
     setup, demos, tmp_path, monkeypatch
-):  # noqa: F811
+):
     honest, patched = tmp_path / "honest", tmp_path / "upside-down"
     pipeline(setup, demos, honest)
     gold, calls = GoldScorer.judge, []

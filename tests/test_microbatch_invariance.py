@@ -88,8 +88,13 @@ def fake_rollouts(policy, value, tokenizer) -> Rollouts:
         inputs = episode_inputs(query, query_mask, response, mask)
         logprobs, entropy = response_logprobs(policy, inputs, P, 0.7)
         values = token_values(value, inputs, P)
-    noise = lambda scale: scale * torch.randn(B, T, generator=g, dtype=torch.float64)
-    z = lambda x: x * mask
+
+    def noise(scale: float) -> torch.Tensor:
+        return scale * torch.randn(B, T, generator=g, dtype=torch.float64)
+
+    def z(x: torch.Tensor) -> torch.Tensor:
+        return x * mask
+
     return Rollouts(
         query,
         query_mask,

@@ -6,7 +6,7 @@ from transformers import AutoModelForSequenceClassification, LlamaConfig, LlamaF
 
 from posttrain.training import perf
 
-H, I, LAYERS, VOCAB = 32, 64, 2, 100
+H, FFN, LAYERS, VOCAB = 32, 64, 2, 100
 
 
 def llama(tied: bool) -> LlamaForCausalLM:
@@ -14,7 +14,7 @@ def llama(tied: bool) -> LlamaForCausalLM:
         LlamaConfig(
             vocab_size=VOCAB,
             hidden_size=H,
-            intermediate_size=I,
+            intermediate_size=FFN,
             num_hidden_layers=LAYERS,
             num_attention_heads=2,
             num_key_value_heads=2,
@@ -26,7 +26,7 @@ def llama(tied: bool) -> LlamaForCausalLM:
 def blocks() -> int:
     """The decoder layers' matmul weights (q, k, v, o; gate, up, down), their two RMSNorms each, the final
     one."""
-    return LAYERS * (4 * H * H + 3 * H * I + 2 * H) + H
+    return LAYERS * (4 * H * H + 3 * H * FFN + 2 * H) + H
 
 
 def test_untied_llama_counts_the_lm_head_and_not_the_input_embedding():

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
@@ -19,10 +18,7 @@ from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
 from posttrain.training.metrics import read_metrics
 from posttrain.world import World
-from posttrain.world.labelers import LabelerPool, model_like_answers
-from posttrain.world.rng import derive
 
-BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
 PPO_METRICS = (
     "objective/score",
     "objective/kl",
@@ -41,67 +37,6 @@ PPO_METRICS = (
     "world/gold_score",
     "time/seconds_per_step",
 )
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A tiny random policy, a reward model trained from it for a few steps, world prompts and corpus."""
-    root = tmp_path_factory.mktemp("ppo")
-    tokenizer = AutoTokenizer.from_pretrained(BASE)
-    torch.manual_seed(0)
-    LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-        )
-    ).save_pretrained(root / "sft")
-    tokenizer.save_pretrained(root / "sft")
-    world, rng = World(seed=0), derive(0, "ppo-test")
-    pool = LabelerPool(world)
-    rankings = []
-    for p in world.prompts("ppo-test-rm", 24, "train"):
-        texts = list(dict.fromkeys(model_like_answers(world, p, 4, rng)))
-        lab = pool.pick_labelers(p["id"], 1)[0]
-        rankings.append(
-            {
-                "id": p["id"],
-                "prompt": p["messages"],
-                "completions": [{"text": t, "source": "model:t"} for t in texts],
-                "ranking": pool.rank(lab, p, texts)["ranking"],
-                "labeler": lab.id,
-                "meta": p["meta"],
-            }
-        )
-    write_jsonl(root / "rankings.jsonl", rankings)
-    assert (
-        main(
-            [
-                "rm",
-                "--model",
-                str(root / "sft"),
-                "--data",
-                str(root / "rankings.jsonl"),
-                "--out",
-                str(root / "rm"),
-                "--max-steps",
-                "2",
-                "--micro-batch",
-                "4",
-            ]
-        )
-        == 0
-    )
-    write_jsonl(root / "prompts.jsonl", world.prompts("ppo-test", 16, "train"))
-    write_jsonl(
-        root / "corpus.jsonl",
-        [{"text": f"The capital of Veloria is Tarn. Fact number {i}."} for i in range(40)],
-    )
-    return root
 
 
 def ppo_args(root: Path, out: str, *extra: str) -> list[str]:

@@ -19,7 +19,7 @@ from test_microbatch_invariance import (  # noqa: F401
     tokenizer,
     trained,
 )
-from test_ppo import ppo_args, setup  # noqa: F401  (fixtures: a tiny policy, a reward model, world prompts)
+from test_ppo import ppo_args
 from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
 from posttrain.algorithms import grpo_advantages, rloo_advantages, sequence_kl_rewards
@@ -155,7 +155,7 @@ def policy_only(checkpoint: Path) -> None:
     assert len(torch.load(checkpoint / "state.pt", weights_only=True)["optimizer"]["param_groups"]) == 1
 
 
-def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_same_result(setup):  # noqa: F811
+def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_same_result(setup):
     assert main(critic_free(setup, "rloo", "rloo", "--save-every", "1", "--sample-every", "1")) == 0
     rows = read_metrics(setup / "rloo" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
@@ -211,14 +211,14 @@ def test_rloo_runs_groups_prompts_without_a_value_function_and_resumes_to_the_sa
             assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (a["step"], name)
 
 
-def test_grpo_runs_with_its_kl_in_the_loss(setup):  # noqa: F811
+def test_grpo_runs_with_its_kl_in_the_loss(setup):
     assert main(critic_free(setup, "grpo", "grpo", "--kl-target", "1.0")) == 0
     row = read_metrics(setup / "grpo" / "metrics.jsonl")[-1]
     assert row["grpo/kl"] >= 0 and "grpo/group/score_std" in row and "ppo/value/explained_var" not in row
     assert 0 < row["objective/kl_coef"] != 0.2  # --kl-target adapts beta for GRPO too
 
 
-def test_the_first_critic_free_update_starts_from_ratio_one(setup):  # noqa: F811
+def test_the_first_critic_free_update_starts_from_ratio_one(setup):
     assert (
         main(
             critic_free(
@@ -252,7 +252,7 @@ def test_the_first_critic_free_update_starts_from_ratio_one(setup):  # noqa: F81
         (["--algorithm", "grpo", "--group-size", "1"], "--group-size must be >= 2"),
     ],
 )
-def test_bad_critic_free_options_are_clear_errors_before_anything_loads(setup, capsys, extra, said):  # noqa: F811
+def test_bad_critic_free_options_are_clear_errors_before_anything_loads(setup, capsys, extra, said):
     assert main([*ppo_args(setup, "bad-options"), *extra]) == 2  # the last --reward counts
     assert said in capsys.readouterr().err
     assert not (setup / "bad-options").exists() and not (setup / "bad-options.partial").exists()
@@ -304,7 +304,7 @@ def weights(run: Path) -> dict[str, bytes]:
     return {k: t.numpy().tobytes() for k, t in load_file(run / "model.safetensors").items()}
 
 
-def test_rloo_on_the_verifier_trains_on_its_checks_and_gold_changes_nothing(setup, caplog, monkeypatch):  # noqa: F811
+def test_rloo_on_the_verifier_trains_on_its_checks_and_gold_changes_nothing(setup, caplog, monkeypatch):
     prompts = verifier_prompts(setup)
 
     def run(out: str) -> list[dict]:
@@ -344,7 +344,7 @@ def test_rloo_on_the_verifier_trains_on_its_checks_and_gold_changes_nothing(setu
     ]  # the patch reached it
 
 
-def test_the_verifier_refuses_prompts_it_cannot_check(setup, capsys):  # noqa: F811
+def test_the_verifier_refuses_prompts_it_cannot_check(setup, capsys):
     world = World(seed=0)
     write_jsonl(
         setup / "knowledge_only.jsonl",

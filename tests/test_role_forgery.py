@@ -101,9 +101,11 @@ def test_ordinary_conversations_encode_as_before(tok):
     """The world's demonstrations and prompts: the ids of the rendered text, and labels on exactly each
     assistant turn's content and its EOS, so SFT, RM and PPO see what they always saw."""
     world = World(seed=0)
-    rendered = lambda messages, gen: tok(
-        tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen), add_special_tokens=False
-    )["input_ids"]
+
+    def rendered(messages: list[dict], gen: bool) -> list[int]:
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
     for record in world.demonstrations(300):
         messages = record["messages"]
         ex = encode_chat(tok, messages)

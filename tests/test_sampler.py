@@ -200,17 +200,20 @@ def test_the_sampled_tokens_logprobs_equal_a_recomputation_by_a_full_forward(tin
     from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
 
     ids, mask = left_padded([3, 8, 6, 2, 5, 4, 7, 1, 6, 2, 8, 3], tiny.config.vocab_size, seed=2)
-    run = lambda eos, **kw: sample(
-        tiny,
-        ids,
-        mask,
-        max_new_tokens=40,
-        temperature=temperature,
-        eos_token_id=eos,
-        pad_token_id=PAD,
-        generator=torch.Generator().manual_seed(0),
-        **kw,
-    )
+
+    def run(eos: int, **kw):
+        return sample(
+            tiny,
+            ids,
+            mask,
+            max_new_tokens=40,
+            temperature=temperature,
+            eos_token_id=eos,
+            pad_token_id=PAD,
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        )
+
     free = run(-1)
     eos = int(torch.bincount(free.flatten()).argmax())  # this random model's commonest token: rows stop at it
     out = run(eos, with_logprobs=True)

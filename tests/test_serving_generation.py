@@ -96,7 +96,7 @@ def test_rows_that_join_a_running_batch_decode_as_if_alone(served):
             batch.add(joins[step], prompts[joins[step]], greedy)
         if step == 5:
             batch.finish(0, "stop")  # leaves before its 6th token; its columns are trimmed away
-        for key, token, reason in batch.step():
+        for key, token, _reason in batch.step():
             got[key] += [token] if token is not None else []
         if step > 9 and len(batch) == 0:
             break
@@ -164,7 +164,10 @@ def test_text_stream_holds_back_split_characters_and_stop_prefixes(served):
 
 def test_the_queue_refuses_work_beyond_its_limit(served):
     engine = Engine(served, max_batch=4, max_queue=2)  # not started: nothing drains the queue
-    job = lambda: Job([([1, 2], Sampling())], [], emit=lambda event: None)
+
+    def job() -> Job:
+        return Job([([1, 2], Sampling())], [], emit=lambda event: None)
+
     engine.submit(job())
     engine.submit(job())
     with pytest.raises(Busy):

@@ -44,13 +44,6 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(BASE)
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demos") / "demos.jsonl"
-    write_jsonl(path, World(seed=0).demonstrations(40))
-    return path
-
-
 def tiny_model(directory: Path, arch: str, tokenizer, chat_template: bool = True) -> Path:
     from transformers import AutoModelForCausalLM
 
@@ -238,7 +231,10 @@ def test_an_interrupted_run_resumes_to_the_same_curve(demos, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         sft(SFTConfig(out=tmp_path / "run", **cfg), on_step=crash)
     resumed = sft(SFTConfig(out=tmp_path / "run", resume=True, **cfg))
-    curve = lambda d: [(m["step"], m["sft/loss"]) for m in read_metrics(d / "metrics.jsonl")]
+
+    def curve(d: Path) -> list[tuple]:
+        return [(m["step"], m["sft/loss"]) for m in read_metrics(d / "metrics.jsonl")]
+
     assert curve(tmp_path / "run") == curve(tmp_path / "ref")
     assert resumed["sft/eval_loss"] == reference["sft/eval_loss"]
 

@@ -153,7 +153,7 @@ def test_every_template_is_judged_alike_and_its_demonstration_scores_one(world, 
             answers = {"demo": world.demonstrate(record, rng), **world.wrong_answers(record, rng)}
             first = {name: world.judge(record, a) for name, a in answers.items()}
             assert first["demo"].score == 1.0, (record["messages"], answers["demo"], first["demo"])
-            for name, answer in answers.items():
+            for name in answers:
                 assert first[name].outcome == (name if name != "demo" else first["demo"].outcome)
             for template in range(world.families[family].n_templates(task, split)):
                 other = world.prompt_for(family, task, split, template)

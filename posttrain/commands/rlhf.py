@@ -70,7 +70,10 @@ def loop(cfg: LoopConfig) -> int:
     state = run(
         cfg, on_stage=lambda r, stage: print(f"round {r}/{cfg.rounds}: {stage}", file=sys.stderr, flush=True)
     )
-    gold = lambda row: f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
+
+    def gold(row: dict) -> str:
+        return f"{row['monitor/gold_score']:.4f}" if "monitor/gold_score" in row else "-"
+
     print(
         f"{'round':>5}  {'judge':>5}  {'win vs best':>11}  {'kept':>4}  {'gold (monitoring only)':>22}  "
         "policy"
@@ -115,7 +118,10 @@ def rejection_sampling(cfg: RejectionConfig) -> int:
 
 def samples_table(step: int, rows: list[dict]) -> str:
     """A few rollouts of a PPO step as aligned text lines (prompt and response cut to fit)."""
-    cut = lambda s, n: (s if len(s) <= n else s[: n - 1] + "~").replace("\n", " ")
+
+    def cut(s: str, n: int) -> str:
+        return (s if len(s) <= n else s[: n - 1] + "~").replace("\n", " ")
+
     head = f"step {step}: " + ("score   gold  " if rows and "gold" in rows[0] else "score  ")
     lines = [head + "prompt -> response"]
     for r in rows:

@@ -192,8 +192,10 @@ def plain_table(table: dict) -> str:
     """The table as aligned text, for the terminal."""
     headers, rows = text_cells(table)
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda cells: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-        for i, (c, w) in enumerate(zip(cells, widths))
-    ).rstrip()
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
     return "\n".join([line(headers), "-" * len(line(headers)), *map(line, rows)])

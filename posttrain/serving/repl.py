@@ -55,7 +55,9 @@ def read_message(read: Callable[[str], str]) -> str:
 
 
 def run_repl(session: Session, *, read: Callable[[str], str] = input, out: TextIO = sys.stdout) -> int:
-    say = lambda text="": print(text, file=out, flush=True)
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
     say(
         f"chatting with {session.served.name} (context {session.served.context_length} tokens); "
         f"/help for commands, /exit or Ctrl-D to leave"

@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -147,7 +148,7 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
         batch = [train[i] for i in batch_indices(len(train), size, step - 1, cfg.seed).tolist()]
         # 2. every strict pair's loss, each completion scored once, every ranking weighing the same
         lr = cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio)
-        measured = optimizer_step(model, optimizer, lr, lambda: accumulate_gradients(model, batch, cfg, pad))
+        measured = optimizer_step(model, optimizer, lr, partial(accumulate_gradients, model, batch, cfg, pad))
         # 3. log, evaluate, checkpoint
         seconds = time.monotonic() - began
         tokens = sum(len(e.input_ids) for item in batch for e in item.examples)
