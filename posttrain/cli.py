@@ -16,8 +16,8 @@ import sys
 import textwrap
 
 from posttrain import __version__
+from posttrain.arguments import add_arguments, from_namespace
 from posttrain.commands import COMMANDS, GROUPS, Command
-from posttrain.config import add_arguments, from_namespace
 from posttrain.errors import UserError
 
 

@@ -1,11 +1,13 @@
 """Entry-point configs are dataclasses; each field's `help` is its `--help` text, written once.
 
     @dataclass(kw_only=True)
-    class ExportConfig(Options):
+    class ExampleConfig(Options, Overwrite):
         out: Path = option(help="directory to write", required=True)
         seed: int = option(0, help="world seed", ge=0)
 
-    add_arguments(parser, ExportConfig); cfg = from_namespace(ExportConfig, parser.parse_args()); cfg.check()
+    cfg = ExampleConfig(out=Path("w")); cfg.check()
+
+posttrain/arguments.py makes a config's command-line options (`add_arguments`, `from_namespace`).
 
 Settings that several entry points share are declared once, in the pieces below (`Threads`,
 `Resumable`, `WorldRef`, `Schedule`, `Batching`, `Cadence`, ...), and a config inherits them;
@@ -17,22 +19,16 @@ finiteness) before any model loads, and a config's own `check()` adds its cross-
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
 import typing
 from pathlib import Path
 from typing import Any
 
-from posttrain.errors import UserError
+from posttrain.arguments import BOUNDS, check_ranges
 
 _MISSING = dataclasses.MISSING
 SCALE_NAMES = ("small", "paper", "small2")  # posttrain.world.core.SCALES' keys (a test keeps them equal)
-BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-# torch's CPU generator (mt19937) keeps only a seed's low 32 bits, so --seed 4294967303 (2**32 + 7) would
-# sample exactly as --seed 7: every seed option (`seed`, `*_seed`) stops at 2**32 - 1 instead.
-SEED_MAX = 2**32 - 1
 
 
 def option(
@@ -70,62 +66,11 @@ def option(
     return dataclasses.field(default=None if default is _MISSING else default, metadata=meta)
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 class Options:
     """Base of every config: `check()` enforces each field's declared range; override to add rules."""
 
     def check(self) -> None:
         check_ranges(self)
-
-
-def check_ranges(cfg, prefix: str = "") -> None:
-    """A UserError naming the first option outside its range, or a float that is not finite."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            check_ranges(value, f"{prefix}{f.name}_")
-            continue
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            name = flag(prefix + f.name)
-            if not math.isfinite(v):
-                raise UserError(f"{name} must be a finite number, got {v}")
-            for bound, limit in bounds(f).items():
-                if not {"ge": v >= limit, "gt": v > limit, "le": v <= limit, "lt": v < limit}[bound]:
-                    raise UserError(f"{name} must be {range_text(f)}, got {v}")
-
-
-def bounds(f: dataclasses.Field) -> dict:
-    """A field's declared range ({"ge": 0, "le": 9}); a seed option's also stops at SEED_MAX."""
-    b = f.metadata.get("bounds", {})
-    if (f.name == "seed" or f.name.endswith("_seed")) and not {"le", "lt"} & set(b):
-        return {**b, "le": SEED_MAX}
-    return b
-
-
-def range_text(f: dataclasses.Field) -> str:
-    """`>= 1`, `between 2 and 9`, `in [0, 1)`: a field's declared range, as the error and the help say it."""
-    b = {k: number_text(v) for k, v in bounds(f).items()}
-    low, high = (
-        next((k for k in ("ge", "gt") if k in b), None),
-        next((k for k in ("le", "lt") if k in b), None),
-    )
-    if low and high:
-        return (
-            f"between {b[low]} and {b[high]}"
-            if (low, high) == ("ge", "le")
-            else f"in {'[' if low == 'ge' else '('}{b[low]}, {b[high]}{']' if high == 'le' else ')'}"
-        )
-    return " and ".join(f"{BOUNDS[k]} {limit}" for k, limit in b.items())
-
-
-def number_text(x: float) -> str:
-    """1e+06 for a million, but 4294967295 in full: a bound is never shown rounded."""
-    return f"{x:g}" if float(f"{x:g}") == x else str(x)
 
 
 def tuned(cls: type, **defaults: Any) -> type:
@@ -148,113 +93,6 @@ def tuned(cls: type, **defaults: Any) -> type:
         bases=(cls,),
         kw_only=True,
         namespace={"__module__": cls.__module__},
-    )
-
-
-def _scalar(tp) -> type:
-    """int for `int`, `int | None` and `list[int]`."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return _scalar(args[0]) if args else tp
-
-
-def ordered_fields(cls: type) -> list[dataclasses.Field]:
-    """The config's own fields first, then those of each piece it inherits, in the order of its bases."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    names = dict.fromkeys(
-        n for k in cls.__mro__ for n in k.__dict__.get("__annotations__", {}) if n in fields
-    )
-    return [fields[n] for n in names]
-
-
-class Once(argparse.Action):
-    """Mixed into an option's action: given twice on one command line (`--k 4 --k 8`), it says so on stderr,
-    naming both values, where argparse keeps the last one silently. A warning, not an error: appending an
-    override to a list of defaults (`posttrain sft $DEFAULTS --lr 1e-3`) is how wrappers and this project's
-    tests reuse a command line, and the last value still counts. Options meant to repeat use `append`."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        shown = (
-            option_string
-            if isinstance(self, argparse.BooleanOptionalAction)
-            else " ".join(map(str, values))
-            if isinstance(values, list)
-            else str(values)
-        )
-        given = namespace.__dict__.setdefault("_given_once", {})
-        if self.dest in given:
-            print(
-                f"{parser.prog}: warning: {self.option_strings[0]} given twice ({given[self.dest]} and "
-                f"{shown}); the last counts: give it once",
-                file=sys.stderr,
-            )
-        given[self.dest] = shown
-        super().__call__(parser, namespace, values, option_string)
-
-
-class StoreOnce(Once, argparse._StoreAction):
-    pass
-
-
-class FlagOnce(Once, argparse.BooleanOptionalAction):
-    pass
-
-
-def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    hints = typing.get_type_hints(cls)
-    for f in ordered_fields(cls):
-        meta, tp, name = f.metadata, hints[f.name], prefix + f.name
-        if dataclasses.is_dataclass(tp):
-            add_arguments(
-                parser.add_argument_group(f"{flag(name)}-* options", meta["help"]), tp, prefix=name + "_"
-            )
-            continue
-        if tp is bool:
-            parser.add_argument(flag(name), dest=name, action=FlagOnce, default=f.default, help=meta["help"])
-            continue
-        if meta.get("positional"):
-            parser.add_argument(name, metavar=name.upper(), type=_scalar(tp), help=meta["help"])
-            continue
-        if meta.get("repeat"):
-            parser.add_argument(
-                flag(name),
-                dest=name,
-                action="append",
-                type=_scalar(tp),
-                required=meta["required"],
-                metavar=name.upper(),
-                help=meta["help"] + " (repeat the option for several)",
-            )
-            continue
-        default = f.default_factory() if f.default_factory is not _MISSING else f.default
-        bounds = f" ({range_text(f)})" if meta.get("bounds") else ""
-        shown = (
-            ""
-            if meta["required"]
-            else f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
-        )
-        parser.add_argument(
-            flag(name),
-            dest=name,
-            action=StoreOnce,
-            type=_scalar(tp),
-            default=default,
-            required=meta["required"],
-            choices=meta["choices"],
-            nargs=meta["nargs"],
-            help=meta["help"] + bounds + shown,
-            metavar=None if meta["choices"] else name.upper(),
-        )
-
-
-def from_namespace(cls: type, ns: argparse.Namespace, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    return cls(
-        **{
-            f.name: from_namespace(hints[f.name], ns, prefix + f.name + "_")
-            if dataclasses.is_dataclass(hints[f.name])
-            else getattr(ns, prefix + f.name)
-            for f in dataclasses.fields(cls)
-        }
     )
 
 
@@ -319,12 +157,16 @@ class Adapters:
 
 @dataclasses.dataclass(kw_only=True)
 class Resumable:
+    """--resume and --force of a stage that checkpoints as it goes (OUT.partial until it is done)."""
+
     resume: bool = option(False, help="continue the unfinished run in OUT.partial")
     force: bool = option(False, help="replace a finished OUT, or discard an unfinished one")
 
 
 @dataclasses.dataclass(kw_only=True)
 class Overwrite:
+    """--force of a command that writes its output in one go: OUT is replaced, never one of its inputs."""
+
     force: bool = option(False, help="replace OUT if it exists (never an input)")
 
 
@@ -393,7 +235,7 @@ class Generation:
 
 
 @dataclasses.dataclass(kw_only=True)
-class Sampling(Generation):
+class SamplingOptions(Generation):
     temperature: float = option(
         1.0,
         help="sampling temperature (log-probs divide by it: below 0.01 it is greedy "
@@ -425,14 +267,11 @@ __all__ = [
     "Path",
     "RemoteCode",
     "Resumable",
-    "Sampling",
+    "SamplingOptions",
     "Schedule",
     "Threads",
     "WorldPick",
     "WorldRef",
-    "add_arguments",
-    "check_ranges",
-    "from_namespace",
     "option",
     "tuned",
 ]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from posttrain.arguments import _scalar, flag
 from posttrain.cli import build_parser, main
 from posttrain.commands import COMMANDS, GROUPS
-from posttrain.config import _scalar, flag
 from posttrain.errors import UserError
 
 build_parser()
@@ -160,7 +160,7 @@ def command_argv(c) -> list[str]:
 
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_every_command_parser_refuses_its_numeric_options_out_of_range(value):
-    from posttrain.config import from_namespace
+    from posttrain.arguments import from_namespace
 
     parser, tried = build_parser(), 0
     for c in COMMANDS:
@@ -199,6 +199,6 @@ def test_every_seed_option_says_its_range_in_help():
     seeds = [(cls, fl, f) for cls, _, fl, f in CASES if fl == "--seed" or fl.endswith("-seed")]
     assert len(seeds) >= 10
     for cls, fl, f in seeds:
-        from posttrain.config import range_text
+        from posttrain.arguments import range_text
 
         assert range_text(f) == "between 0 and 4294967295", (cls.__name__, fl)

@@ -288,7 +288,7 @@ def command_of(words: list[str]) -> str | None:
 def check_posttrain(words: list[str], where: str) -> None:
     """Parse as `posttrain.cli.main` does, then build the config and run its checks (ranges, cross-field
     rules)."""
-    from posttrain.config import from_namespace
+    from posttrain.arguments import from_namespace
     from posttrain.errors import UserError
 
     parser, _, commands, groups = cli()

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from posttrain.arguments import from_namespace
 from posttrain.cli import build_parser
-from posttrain.config import from_namespace
 from posttrain.labeling.configs import LabelServeConfig
 from posttrain.labeling.server import create_app as labeling_app
 from posttrain.labeling.store import Store

@@ -38,8 +38,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from posttrain.arguments import SEED_MAX
 from posttrain.commands import command
-from posttrain.config import SEED_MAX, Options, option
+from posttrain.config import Options, option
 from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.errors import UserError
 from posttrain.recipes import SMALL

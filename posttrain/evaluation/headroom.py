@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from posttrain.config import Options, Overwrite, Sampling, WorldRef, option
+from posttrain.config import Options, Overwrite, SamplingOptions, WorldRef, option
 from posttrain.errors import UserError
 from posttrain.evaluation.scaling import best_of_n_expectations
 from posttrain.evaluation.winrate import pairwise_outcome
@@ -42,7 +42,7 @@ ROWS_PER_BATCH = 64  # sequences per `sample` call: prompts x K for samples, pro
 
 
 @dataclass(kw_only=True)
-class HeadroomConfig(Options, Overwrite, Sampling, WorldRef):
+class HeadroomConfig(Options, Overwrite, SamplingOptions, WorldRef):
     model: str = option(
         help="policy whose greedy answer and samples are compared (the SFT model)", required=True
     )

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import ModelOptions, Options, Sampling, option, tuned
+from posttrain.config import ModelOptions, Options, SamplingOptions, option, tuned
 from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.data.rankings import read_samples
 from posttrain.data.records import write_jsonl
@@ -42,7 +42,7 @@ TIMING = "timing.json"
 
 
 @dataclass(kw_only=True)
-class RejectionConfig(Options, tuned(Sampling, max_new_tokens=SMALL.max_new_tokens), ModelOptions):
+class RejectionConfig(Options, tuned(SamplingOptions, max_new_tokens=SMALL.max_new_tokens), ModelOptions):
     model: str = option(help="the policy to sample from and fine-tune (the SFT model)", required=True)
     reward: Path = option(
         help="reward model run directory (posttrain rm) that picks the best of K", required=True

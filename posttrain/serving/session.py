@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 
-from posttrain.config import Options, check_ranges, option, range_text
+from posttrain.arguments import check_ranges, range_text
+from posttrain.config import Options, option
 from posttrain.data.chat import chat_ids
 from posttrain.data.jsonline import dumps
 from posttrain.data.records import read_conversations

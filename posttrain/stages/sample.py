@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import Options, RemoteCode, Resumable, Sampling, option, tuned
+from posttrain.config import Options, RemoteCode, Resumable, SamplingOptions, option, tuned
 from posttrain.data.jsonline import dumps
 from posttrain.data.records import (
     atomic_path,
@@ -41,7 +41,7 @@ COUNTS = ("prompts", "skipped", "empty_dropped", "truncated")  # per batch, summ
 
 
 @dataclass(kw_only=True)
-class SampleConfig(Options, tuned(Sampling, max_new_tokens=64), RemoteCode, Resumable):
+class SampleConfig(Options, tuned(SamplingOptions, max_new_tokens=64), RemoteCode, Resumable):
     model: str = option(
         help="policy to sample from: a model directory, a .gguf file, smollm2-135m, or a hub id",
         required=True,
