@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from posttrain.labeling.store import HOLD_SECONDS, Labeler, Store, item_from_row
+from posttrain.labeling.schema import item_from_row
+from posttrain.labeling.store import HOLD_SECONDS, Labeler, Store
 
 RANKED = "(SELECT COUNT(*) FROM labels WHERE labels.item_id = items.id AND labels.kind = 'ranked')"
 OPEN_FOR_ME = f"""

@@ -28,49 +28,19 @@ from pathlib import Path
 
 from posttrain.errors import UserError
 from posttrain.labeling.dbfile import connect
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS labelers (
-    id INTEGER PRIMARY KEY,
-    name TEXT UNIQUE NOT NULL,
-    token_sha256 TEXT UNIQUE NOT NULL,
-    admin INTEGER NOT NULL DEFAULT 0,
-    created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    prompt TEXT NOT NULL,           -- JSON: chat messages ending with a user turn
-    completions TEXT NOT NULL,      -- JSON: [{"text", "source", ...}]
-    meta TEXT NOT NULL,             -- JSON object
-    origin TEXT NOT NULL,           -- the file the item came from
-    gold TEXT,                      -- JSON ranking when the correct order is known (a gold item)
-    added TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS served (
-    labeler_id INTEGER NOT NULL REFERENCES labelers(id),
-    item_id TEXT NOT NULL REFERENCES items(id),
-    served TEXT NOT NULL,
-    PRIMARY KEY (labeler_id, item_id));
-"""
-LABELS = """
-CREATE TABLE IF NOT EXISTS labels (
-    id INTEGER PRIMARY KEY,
-    submission TEXT NOT NULL,         -- the client's id for this submission: a retry is not a second label
-    item_id TEXT NOT NULL REFERENCES items(id),
-    labeler_id INTEGER NOT NULL REFERENCES labelers(id),
-    kind TEXT NOT NULL CHECK (kind IN ('ranked', 'skipped')),
-    body TEXT NOT NULL,               -- JSON: ranking, likert, flags, ... or the skip reason
-    seconds REAL,                     -- from serving the item to the submission
-    submitted TEXT NOT NULL,
-    UNIQUE (item_id, labeler_id),
-    UNIQUE (labeler_id, submission)); -- each labeler's own ids: one never collides with another's
-"""
-SCHEMA += LABELS
-# Databases made before submission ids were scoped per labeler hold them unique across labelers.
-GLOBAL_SUBMISSION = "submission TEXT UNIQUE NOT NULL"
+from posttrain.labeling.schema import (
+    SCHEMA,
+    Transaction,
+    check_tables,
+    item_from_row,
+    label_from_row,
+    migrate_submission_ids,
+    seconds_between,
+    to_json,
+)
 
 # A served item no one submitted is held for its labeler this long before others may get it.
 HOLD_SECONDS = 3600
-TABLES = ("labelers", "items", "served", "labels")
 
 
 def now() -> str:
@@ -103,30 +73,12 @@ class Store:
         self._local = threading.local()
         try:
             if readonly:
-                self._check_tables()
+                check_tables(self.db)
             else:
                 self.db.executescript(SCHEMA)
-                self._migrate_submission_ids()
+                migrate_submission_ids(self.db)
         except sqlite3.DatabaseError as e:
             raise UserError(f"{self.path}: not a labeling database ({e}); choose another --db") from None
-
-    def _check_tables(self) -> None:
-        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = [t for t in TABLES if t not in names]
-        if missing:
-            raise sqlite3.DatabaseError(f"no table {', '.join(missing)}")
-
-    def _migrate_submission_ids(self) -> None:
-        """Rebuild an older database's labels table with submission ids unique per labeler (SQLite cannot
-        drop a column's UNIQUE in place)."""
-        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = 'labels'").fetchone()[0]
-        if GLOBAL_SUBMISSION not in sql:
-            return
-        with self.transaction() as db:
-            db.execute("ALTER TABLE labels RENAME TO labels_unscoped")
-            db.execute(LABELS)
-            db.execute("INSERT INTO labels SELECT * FROM labels_unscoped")
-            db.execute("DROP TABLE labels_unscoped")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -142,7 +94,7 @@ class Store:
             return db.execute(sql, params)
 
     def transaction(self):
-        return _Transaction(self.db)
+        return Transaction(self.db)
 
     # --- labelers ------------------------------------------------------------------
     def add_labeler(self, name: str, admin: bool = False) -> str:
@@ -188,11 +140,11 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         item_id,
-                        _json(item["prompt"]),
-                        _json(item["completions"]),
-                        _json(item.get("meta") or {}),
+                        to_json(item["prompt"]),
+                        to_json(item["completions"]),
+                        to_json(item.get("meta") or {}),
                         origin,
-                        _json(item["gold"]) if item.get("gold") else None,
+                        to_json(item["gold"]) if item.get("gold") else None,
                         now(),
                     ),
                 )
@@ -203,13 +155,13 @@ class Store:
     def _free_id(db: sqlite3.Connection, item: dict) -> str | None:
         """The item's id; None when the same item is stored; a suffixed id when another item has that id
         (a later `posttrain sample` round reuses prompt ids with new completions)."""
-        content = _json([item["prompt"], item["completions"]])
+        content = to_json([item["prompt"], item["completions"]])
         suffix = hashlib.sha256(content.encode()).hexdigest()[:8]
         for candidate in (item["id"], f"{item['id']}#{suffix}"):
             row = db.execute("SELECT prompt, completions FROM items WHERE id = ?", (candidate,)).fetchone()
             if row is None:
                 return candidate
-            if _json([json.loads(row["prompt"]), json.loads(row["completions"])]) == content:
+            if to_json([json.loads(row["prompt"]), json.loads(row["completions"])]) == content:
                 return None
         raise UserError(f"item id {item['id']!r} is taken by two different items already; rename the record")
 
@@ -260,7 +212,7 @@ class Store:
                         f"submission id {submission!r} was already used for another label (yours, of "
                         f"item {done['item_id']!r}); send a fresh id per submission"
                     )
-                return _label(done, labeler.name)
+                return label_from_row(done, labeler.name)
             if db.execute(
                 "SELECT 1 FROM labels WHERE item_id = ? AND labeler_id = ?", (item_id, labeler.id)
             ).fetchone():
@@ -271,14 +223,14 @@ class Store:
                 "SELECT served FROM served WHERE labeler_id = ? AND item_id = ?", (labeler.id, item_id)
             ).fetchone()
             stamp = now()
-            seconds = _seconds(served["served"], stamp) if served else None
+            seconds = seconds_between(served["served"], stamp) if served else None
             cur = db.execute(
                 "INSERT INTO labels (submission, item_id, labeler_id, kind, body, seconds, submitted) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (submission, item_id, labeler.id, kind, _json(body), seconds, stamp),
+                (submission, item_id, labeler.id, kind, to_json(body), seconds, stamp),
             )
             row = db.execute("SELECT * FROM labels WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return _label(row, labeler.name)
+        return label_from_row(row, labeler.name)
 
     def labels(self, labeler: Labeler | None = None, kind: str | None = None) -> list[dict]:
         """Labels, oldest first: one labeler's, or everyone's (admin view, export)."""
@@ -293,7 +245,9 @@ class Store:
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
-        return [_label(r, r["labeler_name"]) for r in self.db.execute(sql + " ORDER BY labels.id", params)]
+        return [
+            label_from_row(r, r["labeler_name"]) for r in self.db.execute(sql + " ORDER BY labels.id", params)
+        ]
 
     def counts(self, labeler: Labeler) -> dict[str, int]:
         """How many items the labeler ranked and skipped."""
@@ -307,25 +261,11 @@ class Store:
         row = self.db.execute(
             "SELECT * FROM labels WHERE id = ? AND labeler_id = ?", (label_id, labeler.id)
         ).fetchone()
-        return _label(row, labeler.name) if row else None
+        return label_from_row(row, labeler.name) if row else None
 
 
 class Conflict(UserError):
     """The request clashes with what is stored (HTTP 409)."""
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue instead of failing mid-way."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _check_room(db: sqlite3.Connection, item_id: str, labelers_per_item: int) -> None:
@@ -342,36 +282,3 @@ def _check_room(db: sqlite3.Connection, item_id: str, labelers_per_item: int) ->
             "it while it stayed open here past the hour it is held for you); your label was not "
             "stored: GET /api/next gives you another item"
         )
-
-
-def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def _seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def item_from_row(row: sqlite3.Row) -> dict:
-    return {
-        "seq": row["seq"],
-        "id": row["id"],
-        "prompt": json.loads(row["prompt"]),
-        "completions": json.loads(row["completions"]),
-        "meta": json.loads(row["meta"]),
-        "origin": row["origin"],
-        "gold": json.loads(row["gold"]) if row["gold"] else None,
-    }
-
-
-def _label(row: sqlite3.Row, labeler_name: str) -> dict:
-    return {
-        "id": row["id"],
-        "submission": row["submission"],
-        "item_id": row["item_id"],
-        "labeler": labeler_name,
-        "kind": row["kind"],
-        **json.loads(row["body"]),
-        "seconds": row["seconds"],
-        "submitted": row["submitted"],
-    }
