@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 import posttrain.commands.demo as demo
+import posttrain.commands.demo_presets as presets
+import posttrain.commands.demo_steps as steps
 from posttrain.cli import main
-from posttrain.commands.demo import PRESETS, DemoConfig, differences, fingerprint, phase_table, stage_configs
+from posttrain.commands.demo import DemoConfig
+from posttrain.commands.demo_folder import differences, fingerprint
+from posttrain.commands.demo_presets import PRESETS
+from posttrain.commands.demo_steps import stage_configs
+from posttrain.commands.demo_tables import phase_table
 from posttrain.data.records import write_jsonl
 from posttrain.world import World
 
@@ -102,7 +108,7 @@ def test_the_run_seed_reaches_every_stage_and_the_world_stays_seed_0(tmp_path):
         "ppo": 7,
     }
     assert c["label"].world_seed == c["rm"].world_seed == c["ppo"].world_seed == 0
-    assert c["sft"].model == str(demo.BASE)
+    assert c["sft"].model == str(presets.BASE)
     # run seed 0 is what the demo ran before the run seed: the stages' default seeds, the labelers' world seed
     c0 = stage_configs(DemoConfig(out=tmp_path), PRESETS["tiny"])
     assert {cfg.seed for cfg in c0.values()} == {0} and c0["label"].world_seed == 0
@@ -120,8 +126,8 @@ def test_the_run_seed_seeds_the_evaluation_and_each_test_set_is_evaluated(tmp_pa
     monkeypatch.setattr(compare, "compare_models", lambda *a, **k: calls.append((a, k)) or {"config": {}})
     monkeypatch.setattr(report, "write_report", lambda summary, out: calls.append((summary, out)))
     cfg = DemoConfig(out=tmp_path, seed=5)
-    for test_set in demo.TEST_SETS:
-        demo.evaluate_test_set(cfg, test_set)
+    for test_set in presets.TEST_SETS:
+        steps.evaluate_test_set(cfg, test_set)
     (args, kw), (summary, out), (novel_args, novel_kw), (novel_summary, novel_out) = calls
     assert kw["seed"] == novel_kw["seed"] == 5 and args[3].seed == novel_args[3].seed == 0
     assert kw["temperatures"] == (0.0, 1.0) and kw["kl_samples"] == 1 and kw["heldout_documents"]
@@ -168,7 +174,9 @@ def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_ste
     }
     assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2
     assert "--seed was 2, now 0" in capsys.readouterr().err and len(no_steps) == 1
-    assert main(["demo", "--preset", "tiny", "--seed", "2", "--base", str(demo.BASE), "--out", str(out)]) == 2
+    assert (
+        main(["demo", "--preset", "tiny", "--seed", "2", "--base", str(presets.BASE), "--out", str(out)]) == 2
+    )
     assert "--base was None, now" in capsys.readouterr().err and len(no_steps) == 1
 
 

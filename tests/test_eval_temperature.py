@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from posttrain.cli import main
-from posttrain.commands.demo import final_table
+from posttrain.commands.demo_tables import final_table
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
 from posttrain.evaluation.report import render

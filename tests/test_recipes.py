@@ -3,7 +3,9 @@ recipe."""
 
 import dataclasses
 
-from posttrain.commands.demo import PRESETS, DemoConfig, stage_configs
+from posttrain.commands.demo import DemoConfig
+from posttrain.commands.demo_presets import PRESETS
+from posttrain.commands.demo_steps import stage_configs
 from posttrain.config import SCALE_NAMES
 from posttrain.pipelines.loop import LoopConfig
 from posttrain.recipes import RECIPES, SMALL
