@@ -16,21 +16,19 @@ stall the others.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Collection
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from posttrain.errors import UserError
 from posttrain.generation.streaming import Sampling
-from posttrain.serving.engine import Busy, Engine, Event, Job
+from posttrain.serving.engine import Engine
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
 from posttrain.serving.model import ServedModel
 from posttrain.serving.protocol import (
@@ -41,8 +39,8 @@ from posttrain.serving.protocol import (
     CompletionRequest,
     FeedbackRequest,
     SamplingRequest,
-    usage,
 )
+from posttrain.serving.responses import respond
 from posttrain.web.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 
 log = logging.getLogger(__name__)
@@ -70,6 +68,14 @@ def create_app(
         body_timeout=body_timeout,
     )
     add_error_handlers(app)
+    add_model_routes(app, served, engine)
+    add_generation_routes(app, served, engine)
+    add_feedback_route(app, served, feedback)
+    return app
+
+
+def add_model_routes(app: FastAPI, served: ServedModel, engine: Engine) -> None:
+    """GET /health, /v1/models and /v1/models/{id}."""
 
     @app.get("/health")
     async def health():
@@ -83,6 +89,11 @@ def create_app(
     async def model(model_id: str):
         check_model(served, model_id)
         return model_card(served)
+
+
+def add_generation_routes(app: FastAPI, served: ServedModel, engine: Engine) -> None:
+    """POST /v1/chat/completions and /v1/completions: checked, tokenised on a worker thread, then answered by
+    `responses.respond`."""
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
@@ -115,6 +126,10 @@ def create_app(
             engine, req, rows, sum(map(len, prompts)), CompletionFormat(served.name, req.include_usage)
         )
 
+
+def add_feedback_route(app: FastAPI, served: ServedModel, feedback: FeedbackLog) -> None:
+    """POST /v1/feedback: one record appended to the feedback log."""
+
     @app.post("/v1/feedback")
     def store_feedback(req: FeedbackRequest):  # sync: the fsync runs in FastAPI's thread pool
         try:
@@ -133,8 +148,6 @@ def create_app(
             return feedback.append(record)
         except UserError as e:  # the file cannot be written: the server's problem, not the request's
             raise APIError(500, str(e), type="server_error", code="feedback_not_stored") from None
-
-    return app
 
 
 MAX_BODY = 8 * 2**20  # bytes; far more than any context holds, little enough to refuse junk early
@@ -216,82 +229,6 @@ def plan_rows(
                 )
             )
     return rows
-
-
-async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
-    if len(rows) > engine.max_batch:
-        raise APIError(
-            400,
-            f"the request asks for {len(rows)} sequences (prompts x n); this server decodes at most "
-            f"{engine.max_batch} at once (--max-batch); lower n",
-            param="n",
-        )
-    loop, events = asyncio.get_running_loop(), asyncio.Queue()
-    job = Job(rows, req.stop or [], emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
-    try:
-        engine.submit(job)
-    except Busy as e:
-        raise APIError(
-            503, f"the server is busy: {e}", type="server_error", code="server_overloaded"
-        ) from None
-    if req.stream:
-        return StreamingResponse(
-            stream(job, events, len(rows), prompt_tokens, fmt, req.include_usage),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
-    texts, reasons, completion_tokens = await collect(job, events, len(rows))
-    return fmt.body(texts, reasons, usage(prompt_tokens, completion_tokens))
-
-
-async def collect(job: Job, events: asyncio.Queue, n: int) -> tuple[list[str], list[str], int]:
-    """A whole response: each choice's text and finish reason, and the tokens generated."""
-    texts, reasons = [""] * n, [""] * n
-    try:
-        while (ev := await events.get()).kind != "done":
-            if ev.kind == "error":
-                raise APIError(500, ev.text, type="server_error", code="generation_failed")
-            if ev.kind == "delta":
-                texts[ev.index] += ev.text
-            elif ev.kind == "finish":
-                reasons[ev.index] = ev.finish_reason
-    except BaseException:
-        job.cancelled = True  # the client went away or the batch failed: stop generating its rows
-        raise
-    return texts, reasons, sum(ev.completion_tokens)
-
-
-async def stream(
-    job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fmt: ChatFormat, include_usage: bool
-):
-    """Server-sent events: role chunks, content chunks, a finish chunk per choice, usage if asked, [DONE]."""
-    done = False
-    try:
-        for i in range(n):
-            if (chunk := fmt.role_chunk(i)) is not None:
-                yield sse(chunk)
-        while True:
-            ev: Event = await events.get()
-            if ev.kind == "delta":
-                yield sse(fmt.text_chunk(ev.index, ev.text))
-            elif ev.kind == "finish":
-                yield sse(fmt.finish_chunk(ev.index, ev.finish_reason))
-            elif ev.kind == "error":
-                yield sse(APIError(500, ev.text, type="server_error", code="generation_failed").body())
-                done = True
-                return
-            elif ev.kind == "done":
-                if include_usage:
-                    yield sse(fmt.usage_chunk(usage(prompt_tokens, sum(ev.completion_tokens))))
-                yield "data: [DONE]\n\n"
-                done = True
-                return
-    finally:
-        job.cancelled = not done  # the client went away: stop generating its rows
-
-
-def sse(data: dict) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def add_error_handlers(app: FastAPI) -> None:
