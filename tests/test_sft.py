@@ -8,10 +8,10 @@ import torch
 from transformers import AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
 
 from posttrain.cli import main
-from posttrain.data.chat import IGNORE, encode_chat
+from posttrain.data.chat import IGNORE, encode_chat, right_pad
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import DEFAULT_CHAT_TEMPLATE, load_causal_lm
-from posttrain.stages.sft import SFTConfig, collate, sft, train_step
+from posttrain.stages.sft import SFTConfig, sft, train_step
 from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 
@@ -253,7 +253,7 @@ def test_micro_batches_with_accumulation_equal_one_batch(tokenizer):
         train_step(model, optimizer, batch, micro, tokenizer.pad_token_id, lr=1.0)
         updated.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(updated[0], updated[1], atol=1e-5)
-    padded = collate(batch[:2], tokenizer.pad_token_id)
+    padded = right_pad(batch[:2], tokenizer.pad_token_id)
     assert padded["labels"][padded["attention_mask"] == 0].eq(IGNORE).all()
 
 
@@ -272,7 +272,7 @@ def test_the_head_on_labelled_positions_only_gives_the_full_logits_loss_and_grad
     model = AutoModelForCausalLM.from_config(CONFIGS[arch](len(tokenizer))).double().eval()  # no dropout
     if lora:
         model = apply_lora(model, Adapters(lora_r=4), seed=0)
-    batch = collate(
+    batch = right_pad(
         [encode_chat(tokenizer, r["messages"]) for r in World(seed=0).demonstrations(4)],
         tokenizer.pad_token_id,
     )

@@ -1,4 +1,5 @@
-"""Conversations to token ids, and to training rows with labels only on assistant turns (and their EOS).
+"""Conversations to token ids, and to training rows with labels only on assistant turns (and their EOS),
+right-padded into batches (`right_pad`).
 
 `chat_ids` is the one place a conversation becomes token ids (SFT, reward scoring, rollouts,
 serving, chat). The tokenizer's chat template renders it, and message content is always text:
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from posttrain.errors import UserError
 
 IGNORE = -100
@@ -35,6 +38,23 @@ class Example:
     @property
     def n_labeled(self) -> int:
         return sum(label != IGNORE for label in self.labels)
+
+
+def right_pad(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
+    """Right-padded (B, T) input_ids (`pad` after each row), attention_mask and labels (IGNORE on padding).
+
+    >>> batch = right_pad([Example([5, 6, 7], [IGNORE, 6, 7]), Example([8], [8])], pad=0)
+    >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist(), batch["labels"].tolist()
+    ([[5, 6, 7], [8, 0, 0]], [[1, 1, 1], [1, 0, 0]], [[-100, 6, 7], [8, -100, -100]])
+    """
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = False) -> list[int]:

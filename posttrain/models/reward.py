@@ -13,7 +13,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from posttrain.data.chat import Example, chat_ids
+from posttrain.data.chat import Example, chat_ids, right_pad
 from posttrain.errors import UserError
 
 
@@ -137,13 +137,8 @@ def encode_response(tokenizer, prompt: list[dict], response: str, max_len: int) 
 def batch_rewards(model, examples: list[Example], pad: int, put=lambda batch: batch) -> torch.Tensor:
     """(N,) raw rewards of encoded conversations, one forward pass for all of them (`put` moves the batch
     to the model's device)."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[row, : len(e.input_ids)] = 1
-    batch = put({"input_ids": ids, "attention_mask": mask})
+    padded = right_pad(examples, pad)
+    batch = put({"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"]})
     return rewards(model, batch["input_ids"], batch["attention_mask"])
 
 

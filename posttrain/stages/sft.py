@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from posttrain import distributed
 from posttrain.config import (
     Adapters,
     Batching,
@@ -33,18 +32,18 @@ from posttrain.config import (
     option,
     tuned,
 )
-from posttrain.data.chat import IGNORE, OVERLONG, Example, check_sft_record, encode_chat, fit
+from posttrain.data.chat import OVERLONG, Example, check_sft_record, encode_chat, fit, right_pad
 from posttrain.data.corpus import file_sha256
 from posttrain.data.records import read_conversations
 from posttrain.distributed import Dist, transformer_layers
 from posttrain.errors import UserError
 from posttrain.models.adapters import apply_lora, final_model
-from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm
 from posttrain.recipes import SMALL
 from posttrain.training.lm import LabelledLoss, labelled_loss
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
+from posttrain.training.stage import cadences, derive_seed, open_stage
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -88,12 +87,8 @@ class SFTConfig(
 
 def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
     """Fine-tune; returns the final metrics. `on_step(step, total, metrics)` reports progress."""
-    cfg.check()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    d = distributed.setup(cfg)
+    d, run = open_stage(cfg)
     on_step = only_main(d, on_step)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     records = load_demonstrations(cfg.data)
     eval_records = load_demonstrations(cfg.eval_data) if cfg.eval_data else None
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
@@ -106,6 +101,7 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     plan = LengthGroupedPlan([len(e.input_ids) for e in train], cfg.batch, cfg.seed)
     total = cfg.total_steps(plan.steps_per_epoch)
     pad = tokenizer.pad_token_id
+    evals, saves = cadences(cfg, total)
     perf = Throughput(model, d.device, d.world)
     log.info("SFT on %d conversations (%d held out) for %d steps", len(train), len(held), total)
 
@@ -126,11 +122,11 @@ def sft(cfg: SFTConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             "sft/tokens_per_s": tokens / max(1e-9, seconds),
             **perf.step(tokens, seconds),
         }
-        if held and (step % cfg.eval_every == 0 or step == total):
+        if held and evals.due(step):
             last["sft/eval_loss"] = eval_loss(trainer, held, cfg.micro_batch, pad, d)
         metrics.log(step, last)
         on_step(step, total, last)
-        if step % cfg.save_every == 0 and step < total:
+        if saves.due(step):
             run.save(step, model, optimizer)
     metrics.close()
     summary = {**last, "steps": step, "train_examples": len(train), "eval_examples": len(held)}
@@ -215,7 +211,7 @@ class LengthGroupedPlan:
         return self._batches[index]
 
     def _plan(self, epoch: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(derive_seed(self.seed, "data_order", epoch))
         perm = torch.randperm(len(self.lengths), generator=g).tolist()
         mega = self.batch_size * 50
         batches = []
@@ -223,18 +219,6 @@ class LengthGroupedPlan:
             chunk = sorted(perm[i : i + mega], key=lambda j: self.lengths[j])
             batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
         return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-
-
-def collate(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
-    """Right-padded (B, T) input_ids, attention_mask and labels (IGNORE on padding)."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def assistant_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -267,7 +251,7 @@ def accumulate_gradients(
     n_tokens = sum(e.n_labeled for e in batch)  # every micro-batch divides by the whole batch's count
 
     def loss_of(chunk):
-        loss_sum, _ = assistant_loss_sum(model, dist.put(collate(chunk, pad)))
+        loss_sum, _ = assistant_loss_sum(model, dist.put(right_pad(chunk, pad)))
         return loss_sum / n_tokens, {"loss": loss_sum.item()}
 
     return accumulate_shares(dist, model, batch, micro_batch, loss_of)["loss"] / n_tokens, n_tokens
@@ -284,7 +268,7 @@ def eval_loss(trainer, held: list[Example], micro_batch: int, pad: int, dist: Di
         for i in range(0, len(ordered), micro_batch):
             with dist.autocast():
                 loss_sum, n = assistant_loss_sum(
-                    dist.local(trainer), dist.put(collate(ordered[i : i + micro_batch], pad))
+                    dist.local(trainer), dist.put(right_pad(ordered[i : i + micro_batch], pad))
                 )
             total, count = total + loss_sum.item(), count + n
     found = dist.sum({"total": total, "count": count})
