@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from posttrain.data.chat import IGNORE
 from posttrain.models.reward import causal_only
+from posttrain.training.stage import derive_seed
 
 # Config fields of architectures whose logits are more than the output layer of the last hidden state
 # (a soft cap, a scale): `LabelledLoss` leaves their forward to the model.
@@ -74,7 +75,9 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
     positions = torch.arange(step * batch, (step + 1) * batch)
     out = torch.empty(batch, dtype=torch.long)
     for epoch in positions.div(n, rounding_mode="floor").unique().tolist():
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        perm = torch.randperm(
+            n, generator=torch.Generator().manual_seed(derive_seed(seed, "data_order", epoch))
+        )
         mask = positions.div(n, rounding_mode="floor") == epoch
         out[mask] = perm[positions[mask] % n]
     return out
