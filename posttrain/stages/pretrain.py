@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from posttrain import distributed
 from posttrain.config import Batching, Cadence, Options, Resumable, Scaling, Schedule, Threads, option, tuned
 from posttrain.data.corpus import file_sha256, pack, read_documents
 from posttrain.distributed import Dist
@@ -30,6 +29,7 @@ from posttrain.training.lm import batch_indices, heldout_loss, lm_loss
 from posttrain.training.metrics import resume_point
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
+from posttrain.training.stage import cadences, open_stage
 from posttrain.training.step import accumulate_shares, adamw, only_main, optimizer_step
 
 log = logging.getLogger(__name__)
@@ -74,41 +74,24 @@ class PretrainConfig(
 
 def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
     """Train a base model; returns the final metrics. `on_step(step, total, metrics)` reports progress."""
-    cfg.check()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    d = distributed.setup(cfg)
+    d, run = open_stage(cfg)
     on_step = only_main(d, on_step)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     docs = read_documents(cfg.data)  # bad input fails before anything is written
     heldout_path = _heldout_path(cfg)
     heldout_docs = read_documents(heldout_path) if heldout_path else None
     run.begin()
-    if d.main:  # rank 0 trains (or finds) the tokenizer; the others read what it saved
-        tokenizer = _tokenizer(cfg, run, docs)
-    d.barrier()
-    if not d.main:
-        tokenizer = _tokenizer(cfg, run, docs)
-    blocks = pack(docs, tokenizer, cfg.seq_len)  # (N, seq_len + 1)
-    if heldout_docs is None:
-        n_held = max(1, len(blocks) // 50)
-        blocks, held = blocks[n_held:], blocks[:n_held]
-    else:
-        held = pack(heldout_docs, tokenizer, cfg.seq_len)
+    tokenizer = _shared_tokenizer(cfg, run, docs, d)
+    blocks, held = _blocks(docs, heldout_docs, tokenizer, cfg.seq_len)  # (N, seq_len + 1), (M, seq_len + 1)
     del docs, heldout_docs  # the blocks hold what training needs; a scaled corpus's text is GBs
     model = d.cast(new_llama(SIZES[cfg.size], tokenizer, cfg.seed))
     trainer = d.wrap(model)
     optimizer = adamw(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or max(1, int(cfg.epochs * len(blocks) / cfg.batch))
     start, metrics = resume_point(run, cfg.resume, model, optimizer)
+    evals, saves = cadences(cfg, total)
     perf = Throughput(model, d.device, d.world)
-    log.info(
-        "pretraining %d params on %d blocks of %d tokens for %d steps",
-        n_params(model),
-        len(blocks),
-        cfg.seq_len,
-        total,
-    )
+    shape = f"{n_params(model)} params on {len(blocks)} blocks of {cfg.seq_len} tokens"
+    log.info("pretraining %s for %d steps", shape, total)
 
     began, step, last = time.monotonic(), start, {}
     for step in range(start + 1, total + 1):
@@ -127,21 +110,14 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
             "pretrain/tokens_per_s": tokens_per_s,
             **perf.step(cfg.batch * cfg.seq_len, now - stepped),
         }
-        if step % cfg.eval_every == 0 or step == total:
+        if evals.due(step):
             with d.gathered(model):
                 last["pretrain/heldout_loss"] = heldout_loss(model, held)
         metrics.log(step, last)
         on_step(step, total, last)
-        if step % cfg.save_every == 0 and step < total:
+        if saves.due(step):
             run.save(step, model, optimizer)
-        over = bool(cfg.time_budget) and time.monotonic() - began > cfg.time_budget
-        if d.sum({"over": float(over)})["over"]:  # every rank stops at the same step
-            log.warning(
-                "time budget of %.0f s reached at step %d of %d; finishing early",
-                cfg.time_budget,
-                step,
-                total,
-            )
+        if _out_of_time(cfg.time_budget, began, step, total, d):
             break
     if "pretrain/heldout_loss" not in last:
         with d.gathered(model):
@@ -154,23 +130,52 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, int, dict], None] = la
         "params": n_params(model),
         "train_tokens": step * cfg.batch * cfg.seq_len,
     }
-    run.finish(
-        model,
-        tokenizer,
-        {
-            "stage": "pretrain",
-            "parent": None,
-            "config": asdict(cfg),
-            "data": {
-                "corpus": str(cfg.data),
-                "corpus_sha256": file_sha256(cfg.data),
-                "heldout": str(heldout_path or "2% of the corpus blocks"),
-                "tokens_per_epoch": int(blocks.numel()),
-            },
-            "metrics": summary,
-        },
-    )
+    run.finish(model, tokenizer, _manifest(cfg, heldout_path, blocks, summary))
     return summary
+
+
+def _shared_tokenizer(cfg: PretrainConfig, run: RunDir, docs: list[str], d: Dist):
+    """Rank 0 trains (or finds) the tokenizer; the other ranks read what it saved."""
+    if d.main:
+        tokenizer = _tokenizer(cfg, run, docs)
+    d.barrier()
+    if not d.main:
+        tokenizer = _tokenizer(cfg, run, docs)
+    return tokenizer
+
+
+def _blocks(docs: list[str], heldout_docs: list[str] | None, tokenizer, seq_len: int):
+    """The training and held-out blocks (rows of seq_len + 1 tokens): the held-out corpus packed, or
+    without one, the first 2% of the corpus's blocks."""
+    blocks = pack(docs, tokenizer, seq_len)  # (N, seq_len + 1)
+    if heldout_docs is None:
+        n_held = max(1, len(blocks) // 50)
+        return blocks[n_held:], blocks[:n_held]
+    return blocks, pack(heldout_docs, tokenizer, seq_len)
+
+
+def _out_of_time(budget: float | None, began: float, step: int, total: int, d: Dist) -> bool:
+    """Whether --time-budget has run out; every rank stops at the same step."""
+    over = bool(budget) and time.monotonic() - began > budget
+    if d.sum({"over": float(over)})["over"]:
+        log.warning("time budget of %.0f s reached at step %d of %d; finishing early", budget, step, total)
+        return True
+    return False
+
+
+def _manifest(cfg: PretrainConfig, heldout_path: Path | None, blocks: torch.Tensor, summary: dict) -> dict:
+    return {
+        "stage": "pretrain",
+        "parent": None,
+        "config": asdict(cfg),
+        "data": {
+            "corpus": str(cfg.data),
+            "corpus_sha256": file_sha256(cfg.data),
+            "heldout": str(heldout_path or "2% of the corpus blocks"),
+            "tokens_per_epoch": int(blocks.numel()),
+        },
+        "metrics": summary,
+    }
 
 
 def train_step(
