@@ -14,6 +14,7 @@ from posttrain.data.chat import encode_chat
 from posttrain.models.policy import episode_inputs, response_logprobs, token_values
 from posttrain.models.reward import encode_response
 from posttrain.stages import rm, sft
+from posttrain.training import rm_data
 from posttrain.training.policy_models import PolicyModels
 from posttrain.training.ppo_config import PPOSettings
 from posttrain.training.ppo_update import minibatch_backward
@@ -137,7 +138,7 @@ def test_ppo_minibatch_gradient_does_not_depend_on_micro_batch(tokenizer):
     assert split == pytest.approx(whole, rel=1e-9, abs=1e-12)  # the logged metrics too
 
 
-def rankings(tokenizer) -> list[rm.Item]:
+def rankings(tokenizer) -> list[rm_data.Item]:
     """B rankings of K = 2..5 completions of different lengths, with ties, a left-out completion,
     Likert margins, and one ranking that is all ties (no pair: it must not count)."""
     ranks = [
@@ -158,7 +159,7 @@ def rankings(tokenizer) -> list[rm.Item]:
             for j in range(len(r))
         ]
         items.append(
-            rm.Item(
+            rm_data.Item(
                 examples,
                 r,
                 [0.1 * ((i + j) % 4) for j in range(len(r))],

@@ -14,8 +14,9 @@ from posttrain.data.rankings import read_rankings
 from posttrain.data.records import write_jsonl
 from posttrain.models.load import load_tokenizer
 from posttrain.models.reward import CHUNK_ROWS, batch_rewards, reward_from_pretrained
-from posttrain.stages.rm import RMConfig, encode_items, score_items, train_step
+from posttrain.stages.rm import RMConfig, score_items, train_step
 from posttrain.training.metrics import read_metrics
+from posttrain.training.rm_data import encode_items
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive

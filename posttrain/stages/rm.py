@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from posttrain import distributed
 from posttrain.algorithms import ranking_loss
 from posttrain.config import (
     Adapters,
@@ -39,16 +38,16 @@ from posttrain.config import (
     tuned,
 )
 from posttrain.data.corpus import file_sha256
-from posttrain.data.rankings import rank_of, read_rankings
-from posttrain.distributed import Dist
-from posttrain.errors import UserError
+from posttrain.data.rankings import read_rankings
+from posttrain.distributed import Dist, transformer_layers
 from posttrain.models.adapters import apply_lora, final_model
-from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_tokenizer, loading, resolve
-from posttrain.models.reward import Scores, batch_rewards, encode_response, reward_from_pretrained
+from posttrain.models.reward import Scores, batch_rewards, reward_from_pretrained
 from posttrain.recipes import SMALL
 from posttrain.training.perf import Throughput
+from posttrain.training.rm_data import Item, encode_items, order, split
 from posttrain.training.schedule import cosine_lr
+from posttrain.training.stage import cadences, open_stage
 from posttrain.training.step import accumulate_shares, only_main, optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -89,26 +88,9 @@ class RMConfig(
     )
 
 
-@dataclass
-class Item:
-    """One ranking, encoded: K conversations and their ranks (-1: left out)."""
-
-    examples: list
-    ranks: list[int]
-    margins: list[float]  # likert_margin x the labeler's Likert rating (zeros without one)
-    from_model: list[bool]
-    family: str | None
-    gold: list[float] | None
-    key: str
-
-
 def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
-    cfg.check()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    d = distributed.setup(cfg)
+    d, run = open_stage(cfg)
     on_step = only_main(d, on_step)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg, dist=d)
     rankings = read_rankings(cfg.data)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     with torch.random.fork_rng():
@@ -119,12 +101,11 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
             )
     model = apply_lora(d.cast(model), cfg, head="score", seed=cfg.seed)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
-    trainer = d.wrap(
-        Scores(model), layers=distributed.transformer_layers(model)
-    )  # what training forwards call
+    trainer = d.wrap(Scores(model), layers=transformer_layers(model))  # what training forwards call
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     pad = tokenizer.pad_token_id
+    evals, saves = cadences(cfg, total)
     perf = Throughput(model, d.device, d.world)
     log.info("reward model on %d rankings (%d held out) for %d steps", len(train), len(held), total)
 
@@ -146,14 +127,14 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
             "rm/seconds_per_step": seconds,
             **perf.step(tokens, seconds),
         }
-        if held and (step % cfg.eval_every == 0 or step == total):
-            last.update(prefixed(evaluate(d.local(trainer), held, pad, cfg.micro_batch, d)))
+        if held and evals.due(step):
+            last.update(prefixed(heldout_accuracy(d.local(trainer), held, pad, cfg.micro_batch, d)))
         metrics.log(step, last)
         on_step(step, total, last)
-        if step % cfg.save_every == 0 and step < total:
+        if saves.due(step):
             run.save(step, model, optimizer)
     metrics.close()
-    report = evaluate(d.local(trainer), held, pad, cfg.micro_batch, d) if held else {}
+    report = heldout_accuracy(d.local(trainer), held, pad, cfg.micro_batch, d) if held else {}
     gain, bias = normalisation(d.local(trainer), train, pad, cfg.micro_batch, d)
     summary = {**last, "steps": step, "train_rankings": len(train), "eval_rankings": len(held), **report}
     run.finish(
@@ -169,61 +150,6 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
         },
     )
     return summary
-
-
-def encode_items(rankings, tokenizer, cfg: RMConfig) -> list[Item]:
-    from posttrain.world import World
-
-    world = None
-    items = []
-    for _, r in rankings:
-        ranks_by_index = rank_of(r["ranking"])
-        human = [c["source"].startswith("human") for c in r["completions"]]
-        ranks = [
-            -1 if (h and cfg.human_completions == "exclude") else ranks_by_index[i]
-            for i, h in enumerate(human)
-        ]
-        if len({x for x in ranks if x >= 0}) < 2:
-            continue  # no strict pair left: nothing to learn from
-        meta = r.get("meta") or {}
-        gold = None
-        if "task" in meta and "family" in meta:
-            world = world or World(seed=cfg.world_seed, scale=cfg.scale)
-            prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
-            gold = [world.judge(prompt, c["text"]).score for c in r["completions"]]
-        examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
-        likert = r.get("likert") or [0] * len(examples)
-        margins = [cfg.likert_margin * float(x) for x in likert]
-        items.append(
-            Item(
-                examples,
-                ranks,
-                margins,
-                [not h for h in human],
-                meta.get("family"),
-                gold,
-                meta.get("item", r["id"]),
-            )
-        )
-    if not items:
-        raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
-    return items
-
-
-def split(items: list[Item], cfg: RMConfig) -> tuple[list[Item], list[Item]]:
-    """Hold out whole items (every labeler's ranking of a prompt stays on one side)."""
-    keys = sorted({i.key for i in items})
-    order_ = torch.randperm(len(keys), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    held_keys = {keys[i] for i in order_[: int(len(keys) * cfg.eval_fraction)]}
-    return [i for i in items if i.key not in held_keys], [i for i in items if i.key in held_keys]
-
-
-def order(n: int, batch: int, step: int, seed: int) -> list[int]:
-    """Items of a step: consecutive slices of a fresh seeded permutation per epoch."""
-    per_epoch = math.ceil(n / batch)
-    epoch, index = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-    return perm[index * batch : (index + 1) * batch]
 
 
 def score_items(
@@ -285,7 +211,7 @@ def accumulate_gradients(
 
 
 @torch.no_grad()
-def evaluate(model, held: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()) -> dict:
+def heldout_accuracy(model, held: list[Item], pad: int, micro_batch: int, dist: Dist = Dist()) -> dict:
     """Accuracy on held-out labelers' pairs, and against the gold order, overall and per family (each rank
     scores its share of the items)."""
     model.eval()
