@@ -16,15 +16,8 @@ from posttrain.data.rankings import read_rankings
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
 from posttrain.recipes import SMALL
-from posttrain.stages.dpo import (
-    DPOConfig,
-    accumulate_gradients,
-    dpo,
-    encode_completion,
-    encode_items,
-    reference_logprobs,
-    sequence_logprobs,
-)
+from posttrain.stages.dpo import DPOConfig, accumulate_gradients, dpo, reference_logprobs, sequence_logprobs
+from posttrain.training.dpo_data import encode_completion, encode_items
 from posttrain.training.metrics import read_metrics
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
@@ -253,6 +246,14 @@ def test_rankings_without_a_strict_pair_are_one_clear_error(tmp_path, capsys):
     args = ["dpo", "--model", str(BASE), "--data", str(tmp_path / "ties.jsonl"), "--out", str(tmp_path / "o")]
     assert main(args) == 2
     assert "ties.jsonl: no ranking has two completions ranked apart" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+
+
+def test_a_torchrun_launch_is_one_clear_error(rankings, tmp_path, capsys, monkeypatch):
+    # DPO's update has no distributed path: every rank would train on all the rankings into the same --out
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["dpo", "--model", str(BASE), "--data", str(rankings), "--out", str(tmp_path / "o")]) == 2
+    assert "posttrain dpo runs in one process" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
 
 

@@ -22,7 +22,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -41,17 +41,18 @@ from posttrain.config import (
     option,
     tuned,
 )
-from posttrain.data.chat import IGNORE, Example, assistant_spans, chat_ids
+from posttrain.data.chat import IGNORE, Example, right_pad
 from posttrain.data.corpus import file_sha256
-from posttrain.data.rankings import rank_of, read_rankings
+from posttrain.data.rankings import read_rankings
 from posttrain.errors import UserError
-from posttrain.models.checkpoint import RunDir
 from posttrain.models.load import load_causal_lm
 from posttrain.models.policy import upcast
 from posttrain.recipes import SMALL
+from posttrain.training.dpo_data import Item, encode_items, split
 from posttrain.training.lm import batch_indices
 from posttrain.training.perf import Throughput
 from posttrain.training.schedule import cosine_lr
+from posttrain.training.stage import cadences, open_stage
 from posttrain.training.step import optimizer_step, start_run
 
 log = logging.getLogger(__name__)
@@ -103,26 +104,11 @@ class DPOConfig(
     seed: int = option(0, help="seed for the eval split and data order", ge=0)
 
 
-@dataclass
-class Item:
-    """One ranking, encoded: its ranked completions and every strictly ordered pair of them."""
-
-    examples: list[Example]  # labels on each completion's own tokens only
-    pairs: list[tuple[int, int]]  # (better, worse) indices into examples
-    family: str | None
-    gold: list[float] | None  # gold score per example (world prompts; monitoring only)
-    key: str  # the prompt: every labeler's ranking of it stays on one side of the split
-    ref_logprobs: list[float] = field(
-        default_factory=list
-    )  # log pi_ref per example, set once before training
-
-
 def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: None) -> dict:
     """Train the policy on the rankings' pairs; returns the final metrics. `on_step(step, total, metrics)`."""
-    cfg.check()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out, resume=cfg.resume, force=cfg.force, config=cfg)
+    # One process: the update below accumulates and steps without DDP or FSDP (no `Dist`), so under
+    # torchrun every rank would train on all the rankings and write the same --out; open_stage refuses it.
+    _, run = open_stage(cfg, join=False)
     rankings = read_rankings(cfg.data)
     model, tokenizer = load_causal_lm(cfg.model, trust_remote_code=cfg.trust_remote_code)
     train, held = split(encode_items(rankings, tokenizer, cfg), cfg.eval_fraction, cfg.seed)
@@ -132,14 +118,11 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))
     size = min(cfg.batch, len(train))
+    evals, saves = cadences(cfg, total)
     perf = Throughput(model)  # a step trains the policy only: pi_ref's log-probs were computed above
-    log.info(
-        "DPO on %d rankings, %d pairs (%d rankings held out) for %d steps",
-        len(train),
-        sum(len(i.pairs) for i in train),
-        len(held),
-        total,
-    )
+    pairs = sum(len(i.pairs) for i in train)
+    shape = f"{len(train)} rankings, {pairs} pairs ({len(held)} rankings held out)"
+    log.info("DPO on %s for %d steps", shape, total)
 
     step, last, report = start, {}, {}
     for step in range(start + 1, total + 1):
@@ -160,106 +143,44 @@ def dpo(cfg: DPOConfig, on_step: Callable[[int, int, dict], None] = lambda *a: N
             "dpo/seconds_per_step": seconds,
             **perf.step(tokens, seconds),
         }
-        if held and (step % cfg.eval_every == 0 or step == total):
-            report = evaluate(model, held, cfg, pad)
+        if held and evals.due(step):
+            report = heldout_implicit_reward(model, held, cfg, pad)
             last.update({f"dpo/eval_{k}": v for k, v in report.items() if "/" not in k})
         metrics.log(step, last)
         on_step(step, total, last)
-        if step % cfg.save_every == 0 and step < total:
+        if saves.due(step):
             run.save(step, model, optimizer)
     metrics.close()
     summary = {
         **last,
         "steps": step,
         "train_rankings": len(train),
-        "train_pairs": sum(len(i.pairs) for i in train),
+        "train_pairs": pairs,
         "eval_rankings": len(held),
         **{f"eval_{k}": v for k, v in report.items() if "/" in k},
     }
-    run.finish(
-        model,
-        tokenizer,
-        {
-            "stage": "dpo",
-            "parent": str(cfg.model),
-            "config": asdict(cfg),
-            "reference": str(cfg.reference or cfg.model),
-            "metrics": summary,
-            "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
-        },
-    )
+    run.finish(model, tokenizer, manifest(cfg, summary))
     return summary
 
 
-# --- data --------------------------------------------------------------------------------
-def encode_completion(tokenizer, prompt: list[dict], response: str, max_len: int) -> Example:
-    """The conversation with `response` as its final assistant turn, labels on that turn's tokens
-    (and its EOS) only; cut to `max_len` tokens from the left, as the reward model's
-    `encode_response` is, so the response survives a long prompt."""
-    messages = [*prompt, {"role": "assistant", "content": response}]
-    ids = chat_ids(tokenizer, messages)
-    start, end = assistant_spans(tokenizer, messages, ids)[-1]
-    labels = [IGNORE] * start + ids[start:end] + [IGNORE] * (len(ids) - end)
-    return Example(ids[-max_len:], labels[-max_len:])
-
-
-def encode_items(rankings, tokenizer, cfg: DPOConfig) -> list[Item]:
-    """The rankings with at least one strict pair among the completions kept (--human-completions)."""
-    from posttrain.world import World
-
-    world, items = None, []
-    for _, r in rankings:
-        rank = rank_of(r["ranking"])
-        kept = [
-            i
-            for i, c in enumerate(r["completions"])
-            if cfg.human_completions == "keep" or not c["source"].startswith("human")
-        ]
-        pairs = [(a, b) for a, i in enumerate(kept) for b, j in enumerate(kept) if rank[i] < rank[j]]
-        if not pairs:
-            continue  # ties only: nothing to learn from
-        texts = [r["completions"][i]["text"] for i in kept]
-        meta = r.get("meta") or {}
-        gold = None
-        if "task" in meta and "family" in meta:
-            world = world or World(seed=cfg.world_seed, scale=cfg.scale)
-            prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
-            gold = [world.judge(prompt, t).score for t in texts]
-        items.append(
-            Item(
-                [encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts],
-                pairs,
-                meta.get("family"),
-                gold,
-                meta.get("item", r["id"]),
-            )
-        )
-    if not items:
-        raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
-    return items
-
-
-def split(items: list[Item], eval_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """Hold out whole prompts (every labeler's ranking of one stays on one side), as `posttrain rm` does."""
-    keys = sorted({i.key for i in items})
-    perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
-    held_keys = {keys[i] for i in perm[: int(len(keys) * eval_fraction)]}
-    train = [i for i in items if i.key not in held_keys]
-    if not train:
-        raise UserError(f"--eval-fraction {eval_fraction} holds out every prompt; lower it")
-    return train, [i for i in items if i.key in held_keys]
+def manifest(cfg: DPOConfig, summary: dict) -> dict:
+    """What posttrain.json records of a DPO run."""
+    return {
+        "stage": "dpo",
+        "parent": str(cfg.model),
+        "config": asdict(cfg),
+        "reference": str(cfg.reference or cfg.model),
+        "metrics": summary,
+        "data": {"rankings": str(cfg.data), "rankings_sha256": file_sha256(cfg.data)},
+    }
 
 
 # --- log-probs and the loss -----------------------------------------------------------------
 def sequence_logprobs(model, examples: list[Example], pad: int) -> torch.Tensor:
     """(N,) log pi(y | x) of each example's labelled tokens, summed; one right-padded forward pass."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
+    padded = right_pad(examples, pad)
+    ids, mask, labels = padded["input_ids"], padded["attention_mask"], padded["labels"]  # (N, W) each
+    width = ids.size(1)
     # logits only from the position before the first labelled token on: the LM head skips the prompts
     first = max(1, int((labels != IGNORE).int().argmax(1).min()))
     logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=width - first + 1).logits[:, :-1]
@@ -333,7 +254,7 @@ def reference_logprobs(cfg: DPOConfig, policy, tokenizer, items: list[Item]) -> 
 
 
 @torch.no_grad()
-def evaluate(model, held: list[Item], cfg: DPOConfig, pad: int) -> dict[str, float]:
+def heldout_implicit_reward(model, held: list[Item], cfg: DPOConfig, pad: int) -> dict[str, float]:
     """On held-out rankings: the loss and the implicit reward's margin and accuracy (mean over rankings,
     as in training), and on world prompts its accuracy on the pairs the gold scorer orders strictly,
     overall and per family (`gold_accuracy/<family>`)."""
