@@ -10,7 +10,7 @@ import posttrain.commands.demo as demo
 import posttrain.commands.demo_presets as presets
 import posttrain.commands.demo_steps as steps
 from posttrain.cli import main
-from posttrain.commands.demo import DemoConfig
+from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_folder import differences, fingerprint
 from posttrain.commands.demo_presets import PRESETS
 from posttrain.commands.demo_steps import stage_configs

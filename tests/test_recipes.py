@@ -3,11 +3,11 @@ recipe."""
 
 import dataclasses
 
-from posttrain.commands.demo import DemoConfig
+from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_presets import PRESETS
 from posttrain.commands.demo_steps import stage_configs
 from posttrain.config import SCALE_NAMES
-from posttrain.pipelines.loop import LoopConfig
+from posttrain.pipelines.loop_config import LoopConfig
 from posttrain.recipes import RECIPES, SMALL
 from posttrain.stages.rm import RMConfig, RMSettings
 from posttrain.training.ppo_config import PPOConfig, PPOSettings

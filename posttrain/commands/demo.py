@@ -33,13 +33,13 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from posttrain.arguments import SEED_MAX
 from posttrain.commands import command
+from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_folder import base_model, check_folder, default_out, start
-from posttrain.commands.demo_presets import BASE, BASE_WORLD, PRESETS, TEST_SETS
+from posttrain.commands.demo_presets import PRESETS, TEST_SETS
 from posttrain.commands.demo_steps import plan
 from posttrain.commands.demo_tables import (
     final_table,
@@ -50,81 +50,8 @@ from posttrain.commands.demo_tables import (
     set_title,
     summaries,
 )
-from posttrain.config import Options, option
 from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.errors import UserError
-
-
-@dataclass(kw_only=True)
-class DemoConfig(Options):
-    """`posttrain demo`'s options. Its --force is not config.Overwrite's (replace an output written in one
-    go) nor Resumable's (replace or discard one stage's run): a demo continues what it finds in OUT, step
-    by step, and --force starts it over, deleting OUT first (only a folder holding nothing but a demo's
-    steps)."""
-
-    out: Path | None = option(
-        None,
-        help="run directory (world, every stage, report); by default runs/demo, "
-        "runs/demo-PRESET for another preset, with -seedS for run seed S",
-    )
-    preset: str = option(
-        "small", help="small (the measured demo) or tiny (a quick smoke run)", choices=tuple(PRESETS)
-    )
-    seed: int = option(
-        0,
-        help="run seed: SFT's, sampling's, the simulated labelers', the reward model's, PPO's and "
-        "the evaluation's samples' (the world is --world-seed's)",
-        ge=0,
-    )
-    seeds: str | None = option(
-        None,
-        help="comma list of run seeds, e.g. 0,1,2: a demo per seed in OUT/seed-S (by "
-        "default OUT is runs/demo-seeds), then the final tables as mean and "
-        "min..max over the seeds, also in OUT/seeds.json",
-    )
-    world_seed: int = option(
-        BASE_WORLD,
-        help="world seed; the shipped base model was pretrained on world 0's "
-        "corpus, so another world needs its own base model (--base)",
-        ge=0,
-    )
-    base: str | None = option(
-        None,
-        help="base model to fine-tune (default: the shipped assets/base-small-seed0, "
-        "pretrained on world 0); for another --world-seed, one pretrained on "
-        "that world's corpus.jsonl with `posttrain pretrain`",
-    )
-    force: bool = option(False, help="start over: delete OUT first (only a demo's folder)")
-
-    def check(self) -> None:
-        super().check()
-        if self.world_seed != BASE_WORLD and self.base is None:
-            w = self.world_seed
-            raise UserError(
-                f"--world-seed {w}: the shipped base model ({BASE.name}) was pretrained on world "
-                f"{BASE_WORLD}'s corpus and never saw world {w}'s facts; another world needs its own base "
-                f"model: `posttrain world export --seed {w} --out W`, `posttrain pretrain --data "
-                f"W/corpus.jsonl --out B`, then `posttrain demo --world-seed {w} --base B`. To vary "
-                "the training randomness on the shipped world, use --seed (the run seed)"
-            )
-        if self.seeds is not None:
-            self.seed_list()
-            if self.seed != 0:
-                raise UserError(
-                    f"--seed {self.seed} and --seeds {self.seeds}: give the run seeds in one of them"
-                )
-
-    def seed_list(self) -> list[int]:
-        """The run seeds of --seeds, in the order given."""
-        items = [x.strip() for x in str(self.seeds).split(",")]
-        if not all(re.fullmatch(r"\d+", x) and int(x) <= SEED_MAX for x in items) or len(set(items)) != len(
-            items
-        ):
-            raise UserError(
-                f"--seeds {self.seeds!r}: give distinct run seeds 0..{SEED_MAX} as a comma list, "
-                "e.g. --seeds 0,1,2"
-            )
-        return [int(x) for x in items]
 
 
 @command("demo", DemoConfig)

@@ -8,14 +8,11 @@ import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_presets import BASE, BASE_WORLD, PRESETS, TEST_SETS
 from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.errors import UserError
-
-if TYPE_CHECKING:
-    from posttrain.commands.demo import DemoConfig
 
 
 def default_out(cfg: DemoConfig, seeds: bool = False) -> Path:

@@ -5,14 +5,11 @@ the evaluation and report of each test set."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_folder import base_model, default_out
 from posttrain.commands.demo_presets import TEST_SETS, Preset, TestSet
 from posttrain.recipes import SMALL
-
-if TYPE_CHECKING:
-    from posttrain.commands.demo import DemoConfig
 
 
 def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:

@@ -7,7 +7,7 @@ import sys
 
 from posttrain.commands import command
 from posttrain.commands.progress import StepBar
-from posttrain.pipelines.loop import LoopConfig
+from posttrain.pipelines.loop_config import LoopConfig
 from posttrain.pipelines.rejection import RejectionConfig
 from posttrain.training.ppo_config import PPOConfig
 

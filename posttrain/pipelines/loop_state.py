@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from posttrain.data.outputs import foreign_entries, named
 from posttrain.data.records import atomic_path
 from posttrain.errors import UserError
 from posttrain.models.fingerprint import NOT_COMPARED, fingerprint
-
-if TYPE_CHECKING:
-    from posttrain.pipelines.loop import LoopConfig
+from posttrain.pipelines.loop_config import LoopConfig
 
 
 def check_out(out: Path) -> None:
