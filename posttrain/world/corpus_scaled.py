@@ -5,7 +5,7 @@ heart and little else: it saw each worksheet a few times, so its SFT model answe
 with one number. This corpus is written for a compute-optimal budget (Hoffmann et al. 2022:
 about 20 tokens per parameter, ~90M for the base) and differs in three ways:
 
-- **Many phrasings per fact**, and entities drawn with Zipf-like frequency (`ZIPF`), so the
+- **Many phrasings per fact**, and entities drawn with Zipf-like frequency (`zipf.ZIPF`), so the
   head's facts come in many wordings and contexts rather than one page seen a hundred times.
 - **A long tail** (Kandpal et al. 2023): each tail entity's facts are stated in exactly
   `mentions` documents (1, 2, 4, 8 or 16; `kb.add_tail`), so the base knows head facts and not
@@ -25,15 +25,12 @@ from the sentences of corpus_scaled_phrases.py.
 
 from __future__ import annotations
 
-import itertools
-import random
-
 from posttrain.world import corpus_scaled_phrases
 from posttrain.world.corpus_scaled_writers import WRITERS, tail_pages
 from posttrain.world.rng import derive
+from posttrain.world.zipf import Zipf
 
 CHARS_PER_TOKEN = 3.9  # measured: the small world's corpus is 1.40M characters in 357,230 tokens
-ZIPF = 1.0  # head entity of rank r (from 1) is drawn with weight r^-ZIPF
 
 KINDS = {
     "encyclopedia": 0.11,
@@ -70,26 +67,6 @@ def documents(world, stream: str, *, tokens: int | None = None, n: int | None = 
         chars += len(text)
     rng.shuffle(out)
     return [{"id": f"{stream}-{i:07d}", "text": d["text"], "kind": d["kind"]} for i, d in enumerate(out)]
-
-
-class Zipf:
-    """Head countries and people drawn with weight rank^-ZIPF, ranks in a seeded order that mixes
-    train and test entities, so some test entities are famous and some are not."""
-
-    def __init__(self, world, rng: random.Random):
-        order = derive(world.seed, "corpus-scaled", "ranks")
-        self.countries = order.sample(world.kb.countries, len(world.kb.countries))
-        self.people = order.sample(world.kb.people, len(world.kb.people))
-        self.rng = rng
-        # cumulative weights once: `choices` would sum them again on each of the corpus's millions of draws
-        self._country_cum = list(itertools.accumulate((r + 1) ** -ZIPF for r in range(len(self.countries))))
-        self._person_cum = list(itertools.accumulate((r + 1) ** -ZIPF for r in range(len(self.people))))
-
-    def country(self):
-        return self.rng.choices(self.countries, cum_weights=self._country_cum)[0]
-
-    def person(self):
-        return self.rng.choices(self.people, cum_weights=self._person_cum)[0]
 
 
 def phrases() -> list[str]:

@@ -1,11 +1,10 @@
 """The scaled corpus's document kinds: one writer a kind (WRITERS), each fed head entities drawn by
-Zipf (corpus_scaled.Zipf), and the long tail's pages (tail_pages), a page for each of a tail entity's
+Zipf (zipf.Zipf), and the long tail's pages (tail_pages), a page for each of a tail entity's
 `mentions`. Kinds the small world's corpus also writes reuse its writers (corpus.WRITERS)."""
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 from posttrain.world import corpus, corpus_phrases, lexicon
 from posttrain.world.corpus_scaled_phrases import (
@@ -28,9 +27,7 @@ from posttrain.world.families.base import pick
 from posttrain.world.families.passage import ATTRIBUTES
 from posttrain.world.kb import PROFESSIONS
 from posttrain.world.names import NameMaker
-
-if TYPE_CHECKING:
-    from posttrain.world.corpus_scaled import Zipf
+from posttrain.world.zipf import Zipf
 
 
 class _ZipfKB:
