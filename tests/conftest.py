@@ -1,18 +1,21 @@
 """Fixtures several test files share."""
 
-from pathlib import Path
-
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive
+from tests.tiny import BASE, llama_config
 
-BASE = Path(__file__).resolve().parent.parent / "assets" / "base-small-seed0"
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The shipped base model's tokenizer (a fresh one per module: tests may set its fields)."""
+    return AutoTokenizer.from_pretrained(BASE)
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +24,7 @@ def stage_inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("stage-inputs")
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
-    LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-        )
-    ).save_pretrained(d / "model")
+    LlamaForCausalLM(llama_config(len(tokenizer))).save_pretrained(d / "model")
     tokenizer.save_pretrained(d / "model")
     w = World(seed=0)
     write_jsonl(d / "demos.jsonl", w.demonstrations(27))
@@ -82,7 +75,7 @@ def stage_inputs(tmp_path_factory):
 @pytest.fixture
 def no_steps(monkeypatch):
     """`posttrain demo` with its steps replaced by one that records the config and stops: what the demo's
-    checks let through, and with which config (tests/test_demo.py, tests/test_outputs_safety.py)."""
+    checks let through, and with which config (tests/cli/test_demo.py, tests/data/test_outputs_safety.py)."""
     import posttrain.commands.demo as demo
     from posttrain.errors import UserError
 
@@ -103,17 +96,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ppo")
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     torch.manual_seed(0)
-    LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-        )
-    ).save_pretrained(root / "sft")
+    LlamaForCausalLM(llama_config(len(tokenizer))).save_pretrained(root / "sft")
     tokenizer.save_pretrained(root / "sft")
     world, rng = World(seed=0), derive(0, "ppo-test")
     pool = LabelerPool(world)
