@@ -185,7 +185,13 @@ def test_bad_arguments_are_refused(tiny):
 def test_the_tokens_can_enter_a_training_forward(tiny):
     ids, mask = left_padded([3, 5], tiny.config.vocab_size)
     out = sample(tiny, ids, mask, max_new_tokens=4, temperature=0, eos_token_id=EOS, pad_token_id=PAD)
-    tiny.model.embed_tokens(out).sum().backward()  # inference tensors cannot be saved for backward
+    assert not out.is_inference()  # an inference tensor cannot be saved for backward
+    tiny.zero_grad()
+    tiny.model.embed_tokens(out).sum().backward()
+    grad = tiny.model.embed_tokens.weight.grad
+    used = torch.zeros(tiny.config.vocab_size, dtype=torch.bool)
+    used[out.flatten()] = True  # every sampled token's row gets a gradient, no other row
+    assert grad[used].abs().sum(-1).gt(0).all() and not grad[~used].any()
     tiny.zero_grad()
 
 

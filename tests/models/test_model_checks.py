@@ -29,9 +29,8 @@ from tests.tiny import BASE
 
 
 def llama_config(vocab: int, **changes) -> LlamaConfig:
-    return tiny.llama_config(
-        vocab, intermediate_size=48, num_hidden_layers=3, max_position_embeddings=64, **changes
-    )
+    sizes = dict(intermediate_size=48, num_hidden_layers=3, max_position_embeddings=64)
+    return tiny.llama_config(vocab, **{**sizes, **changes})
 
 
 def save(model, directory: Path, tokenizer) -> Path:

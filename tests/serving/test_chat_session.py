@@ -1,4 +1,5 @@
-"""A chat session's commands and the REPL loop in-process (the terminal itself: tests/serving/test_chat.py)."""
+"""A chat session's commands and the REPL loop in-process (the terminal itself:
+tests/serving/test_chat.py)."""
 
 import io
 import json

@@ -15,7 +15,6 @@ from posttrain.data.chat import IGNORE
 from posttrain.data.rankings import read_rankings
 from posttrain.data.records import write_jsonl
 from posttrain.errors import UserError
-from posttrain.recipes import SMALL
 from posttrain.stages.dpo import DPOConfig, accumulate_gradients, dpo, reference_logprobs, sequence_logprobs
 from posttrain.training.dpo_data import encode_completion, encode_items
 from posttrain.training.metrics import read_metrics
@@ -348,13 +347,3 @@ def test_micro_batches_give_the_batch_gradient_and_every_ranking_weighs_the_same
             h = [(logp[a] - item.ref_logprobs[a]) - (logp[b] - item.ref_logprobs[b]) for a, b in item.pairs]
             per_ranking.append(sum(math.log1p(math.exp(-0.5 * x)) for x in h) / len(h))
     assert whole["loss"] == pytest.approx(sum(per_ranking) / len(per_ranking), rel=1e-7)
-
-
-def test_the_defaults_are_the_recipe():
-    cfg = DPOConfig(model="m", data=Path("d"), out=Path("o"))
-    assert (cfg.lr, cfg.beta, cfg.epochs, cfg.loss) == (
-        SMALL.dpo_lr,
-        SMALL.dpo_beta,
-        SMALL.dpo_epochs,
-        "sigmoid",
-    )

@@ -179,7 +179,8 @@ def test_paraphrase_stays_in_its_test_set(world, prompts):
 
 def test_the_corpus_reads_the_first_worlds_benign_topics_and_bios_unchanged():
     """corpus.py writes how-to and FAQ pages from benign.BENIGN and bios from the passage sentences; the
-    shipped base model hashes that corpus (tests/models/test_base_checkpoint.py), so new phrasings live elsewhere."""
+    shipped base model hashes that corpus (tests/models/test_base_checkpoint.py), so new phrasings live
+    elsewhere."""
     from posttrain.world import corpus
     from posttrain.world.families.benign import BENIGN
     from posttrain.world.families.passage import ATTRIBUTES
