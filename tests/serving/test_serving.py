@@ -13,6 +13,7 @@ import time
 import httpx
 import openai
 import pytest
+import torch
 
 from posttrain.labeling.intake import items_from_feedback
 from posttrain.serving.app import create_app
@@ -24,8 +25,6 @@ from tests.tiny import BASE
 
 KEY = "test-key-123"
 HI = [{"role": "user", "content": "Hi"}]
-# the base model's greedy answer to "Hi" starts with this line, then "\nA: Wash the skin..."
-HI_FIRST_LINE = "Q: What should I do after touching poison ivy?"
 
 
 class Faulty:
@@ -47,6 +46,25 @@ class Faulty:
 def served():
     loaded = load_served(str(BASE))
     return ServedModel(Faulty(loaded.model), loaded.tokenizer, loaded.name, loaded.context_length)
+
+
+@pytest.fixture(scope="module")
+def greedy(served):
+    """The model's own greedy answer to HI in 30 tokens, by transformers' `generate` (no server, no engine):
+    what every greedy request below must get, whatever the weights say."""
+    ids = torch.tensor([served.chat_prompt(HI)])
+    with torch.no_grad():
+        out = served.model.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=30,
+            eos_token_id=None,
+            pad_token_id=served.tokenizer.pad_token_id,
+        )
+    text = served.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    assert len(text) > 40  # long enough for the stop sequences below
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +94,11 @@ def test_models_and_health(client, server):
     assert health["status"] == "ok" and health["model"] == "base-small-seed0"
 
 
-def test_a_plain_chat_completion(client, served):
+def test_a_plain_chat_completion_is_the_models_greedy_answer(client, served, greedy):
     r = chat(client)
     assert r.object == "chat.completion" and len(r.choices) == 1
     assert r.choices[0].message.role == "assistant"
-    assert r.choices[0].message.content.startswith(HI_FIRST_LINE + "\nA: Wash the skin")
+    assert r.choices[0].message.content == greedy
     assert r.choices[0].finish_reason == "length"
     assert r.usage.prompt_tokens == len(served.chat_prompt(HI))
     assert r.usage.completion_tokens == 30 and r.usage.total_tokens == r.usage.prompt_tokens + 30
@@ -127,18 +145,23 @@ def test_n_choices_with_a_seed_are_reproducible(client):
     assert [streamed[i] for i in range(3)] == texts
 
 
-def test_stop_sequences_cut_before_the_stop(client):
-    r = chat(client, stop=["\nA:"], max_tokens=60)
-    assert r.choices[0].message.content == HI_FIRST_LINE and r.choices[0].finish_reason == "stop"
-    pieces = [c.choices[0].delta.content or "" for c in chat(client, stop="ivy?", stream=True, max_tokens=60)]
-    assert "".join(pieces) == "Q: What should I do after touching poison "
+def test_stop_sequences_cut_before_the_stop(client, greedy):
+    stop = greedy[12:16]  # four characters inside the answer: it ends before their first occurrence
+    r = chat(client, stop=[stop, "never in the text"])
+    assert (
+        r.choices[0].message.content == greedy[: greedy.index(stop)] and r.choices[0].finish_reason == "stop"
+    )
+    stop = greedy[30:33]
+    pieces = [c.choices[0].delta.content or "" for c in chat(client, stop=stop, stream=True)]
+    assert "".join(pieces) == greedy[: greedy.index(stop)]
 
 
 def test_completions_plain_and_batched(client):
     r = client.completions.create(
         model="base-small-seed0", prompt="The capital of Keia is", temperature=0, max_tokens=3
     )
-    assert r.object == "text_completion" and r.choices[0].text.startswith(" Nir")
+    plain = r.choices[0].text
+    assert r.object == "text_completion" and plain.strip()
     r = client.completions.create(
         model="base-small-seed0",
         prompt=["The capital of Keia is", "Once upon a"],
@@ -148,6 +171,7 @@ def test_completions_plain_and_batched(client):
     )
     assert [c.index for c in r.choices] == [0, 1, 2, 3]
     assert r.choices[0].text == r.choices[1].text != r.choices[2].text == r.choices[3].text
+    assert r.choices[0].text.startswith(plain)  # greedy: 4 tokens go on from the same 3
     pieces = [
         c.choices[0].text
         for c in client.completions.create(
@@ -158,7 +182,7 @@ def test_completions_plain_and_batched(client):
             stream=True,
         )
     ]
-    assert "".join(pieces).startswith(" Nir")
+    assert "".join(pieces) == plain
 
 
 @pytest.mark.parametrize(
@@ -246,7 +270,7 @@ def test_the_openai_client_with_a_wrong_key_gets_an_authentication_error(server)
         chat(bad)
 
 
-def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, served):
+def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, served, greedy):
     served.model.fail_after = 3
     stream = chat(client, stream=True, max_tokens=20)
     received = []
@@ -258,10 +282,10 @@ def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, s
     with pytest.raises(openai.InternalServerError) as e:
         chat(client)
     assert e.value.body["type"] == "server_error"
-    assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
+    assert chat(client).choices[0].message.content == greedy
 
 
-def test_a_client_that_leaves_mid_stream_does_not_hurt_the_server(server, client):
+def test_a_client_that_leaves_mid_stream_does_not_hurt_the_server(server, client, greedy):
     body = {
         "model": "base-small-seed0",
         "messages": HI,
@@ -278,7 +302,7 @@ def test_a_client_that_leaves_mid_stream_does_not_hurt_the_server(server, client
     ) as r:
         first = next(r.iter_lines())
     assert first.startswith("data: ")  # left after the first event
-    assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
+    assert chat(client).choices[0].message.content == greedy
 
 
 def test_feedback_is_appended_in_the_documented_format(server):
@@ -374,7 +398,9 @@ def test_the_serve_command_takes_its_key_from_the_environment_and_stops_on_ctrl_
         assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed within 60 s"
         assert httpx.get(url + "/health", timeout=30).status_code == 401
         client = openai.OpenAI(base_url=url + "/v1", api_key="env-key", max_retries=0, timeout=60)
-        assert chat(client).choices[0].message.content.startswith(HI_FIRST_LINE)
+        # the shipped model, loaded by `posttrain serve` in a process of its own, answers
+        r = chat(client)
+        assert r.choices[0].message.content.strip() and r.usage.completion_tokens == 30
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
