@@ -272,13 +272,13 @@ def test_malformed_rankings_name_file_line_and_field(change, message, tmp_path, 
 def test_records_with_an_unknown_world_task_are_refused_before_generation(
     meta, message, tmp_path, capsys, monkeypatch
 ):
-    import posttrain.evaluation.compare as compare
+    import posttrain.models.load
 
+    # compare_models imports load_causal_lm inside its body, so the module it comes from is patched
     monkeypatch.setattr(
-        compare,
+        posttrain.models.load,
         "load_causal_lm",
         lambda *a, **k: pytest.fail("a model loaded before the check"),
-        raising=False,
     )
     prompts = tmp_path / "p.jsonl"
     write_jsonl(prompts, [{"id": "p1", "messages": [{"role": "user", "content": "hi"}], "meta": meta}])
