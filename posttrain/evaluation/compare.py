@@ -25,11 +25,7 @@ from posttrain.evaluation.answers import answer_rows, pick_samples
 from posttrain.evaluation.hhh import hhh_rates
 from posttrain.evaluation.judges import JUDGES, GoldJudge, make_judge
 from posttrain.evaluation.pairwise import judged, with_rates
-from posttrain.evaluation.temperature import (
-    parse_temperatures,
-    sampled_answers,
-    stream_seed,
-)
+from posttrain.evaluation.temperature import parse_temperatures, stream_seed
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +248,12 @@ def answers_at(
 ) -> dict[float, dict]:
     """{temperature: {"answers", "scores", "rates"}}: the greedy `measure` result at 0, one sample per prompt
     above (its rates from the same judgements as its scores)."""
+    from posttrain.generation.completions import chat_complete
+
     out = {0.0: greedy}
     for t in temperatures:
         if t > 0:
-            texts = sampled_answers(
+            texts = chat_complete(
                 model,
                 tokenizer,
                 [r["messages"] for r in records],

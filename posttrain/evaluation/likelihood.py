@@ -38,7 +38,7 @@ def kl_to_reference(
 
     Sampling and log-probs are PPO's own (posttrain.generation.sampler, posttrain.models.policy),
     so this is the quantity `objective/kl` logs during training."""
-    from posttrain.generation.sampler import encode_prompts, sample
+    from posttrain.generation.sampler import sample_chats
     from posttrain.models.policy import episode_inputs, response_logprobs, response_mask
 
     check_same_vocabulary(model, reference)
@@ -47,17 +47,10 @@ def kl_to_reference(
     totals: list[float] = []
     batches = [(s, i) for s in range(samples) for i in range(0, len(conversations), batch_size)]
     for s, i in tqdm(batches, desc="kl to baseline", unit="batch", disable=None, leave=False):
-        query, query_mask = encode_prompts(tokenizer, conversations[i : i + batch_size])  # (B, P)
-        response = sample(
-            model,
-            query,
-            query_mask,
-            max_new_tokens=max_new_tokens,
-            temperature=1.0,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            generator=torch.Generator().manual_seed(seed + 1000 * s + i),
-        )  # (B, T)
+        generator = torch.Generator().manual_seed(seed + 1000 * s + i)
+        query, query_mask, response = sample_chats(
+            model, tokenizer, conversations[i : i + batch_size], 1.0, max_new_tokens, generator
+        )  # (B, P), (B, P), (B, T)
         mask = response_mask(response, tokenizer.eos_token_id)
         inputs = episode_inputs(query, query_mask, response, mask)
         logp, _ = response_logprobs(model, inputs, query.size(1), 1.0)  # (B, T)

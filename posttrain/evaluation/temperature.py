@@ -3,8 +3,9 @@
 A greedy win rate says how the most likely answers compare; a deployed model is often sampled.
 Rafailov et al. 2023 (DPO, figure 2 right, TL;DR) plot the win rate against sampling
 temperature for that reason. For each T > 0 in `--temperatures` the model and the baseline each
-answer every prompt once at temperature T (posttrain's own sampler, full softmax, no top-p); the
-judges compare the two answers as they compare greedy ones, ties counting half.
+answer every prompt once at temperature T (`generation.completions.chat_complete`: posttrain's own
+sampler, full softmax, no top-p); the judges compare the two answers as they compare greedy ones,
+ties counting half.
 
 The model and the baseline draw from different seeded streams (`stream_seed`): sharing one would
 couple their samples token by token (a model against itself would tie everywhere), and the win
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-
-import torch
 
 from posttrain.errors import UserError
 from posttrain.evaluation.winrate import bootstrap_interval, win_rate
@@ -47,30 +46,6 @@ def stream_seed(seed: int, role: str, temperature: float) -> int:
     """A 63-bit generator seed for one system ("model" or "baseline") at one temperature."""
     digest = hashlib.sha256(f"eval-sample/{seed}/{role}/{temperature!r}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def sampled_answers(
-    model,
-    tokenizer,
-    conversations: list[list[dict]],
-    *,
-    temperature: float,
-    max_new_tokens: int,
-    seed: int,
-    batch_size: int = 32,
-) -> list[str]:
-    """One assistant turn per conversation sampled at `temperature`, reproducible from `seed`."""
-    from posttrain.generation.sampler import sample_texts
-
-    return sample_texts(
-        model,
-        tokenizer,
-        conversations,
-        temperature=temperature,
-        max_new_tokens=max_new_tokens,
-        generator=torch.Generator().manual_seed(seed),
-        batch_size=batch_size,
-    )
 
 
 def outcome_stats(outcomes: list[float], *, bootstrap: int, seed: int) -> dict:

@@ -71,20 +71,36 @@ def sample_texts(
     per `sample` call; `on_batch(rows)` after each call (a progress bar)."""
     out: list[str] = []
     for i in range(0, len(conversations), batch_size):
-        input_ids, attention_mask = encode_prompts(tokenizer, conversations[i : i + batch_size])  # (B, P)
-        tokens = sample(
-            model,
-            input_ids,
-            attention_mask,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            generator=generator,
+        _, _, tokens = sample_chats(
+            model, tokenizer, conversations[i : i + batch_size], temperature, max_new_tokens, generator
         )  # (B, T)
         out += decode_responses(tokenizer, tokens)
         on_batch(len(tokens))
     return out
+
+
+def sample_chats(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    temperature: float,
+    max_new_tokens: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One `sample` call on chat prompts: (B, P) prompt ids and attention mask (`encode_prompts`), and
+    (B, T) response tokens."""
+    input_ids, attention_mask = encode_prompts(tokenizer, conversations)  # (B, P)
+    tokens = sample(
+        model,
+        input_ids,
+        attention_mask,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        generator=generator,
+    )  # (B, T)
+    return input_ids, attention_mask, tokens
 
 
 class Sampled(NamedTuple):
@@ -125,27 +141,37 @@ def sample(
     over prompt + response to float rounding (tests/test_sampler.py), so PPO's rollout skips that forward.
     The results are ordinary tensors (not inference-mode ones), so a training forward can take them
     as input and save them for backward."""
-    if draws is not None and tuple(draws.shape) != (input_ids.size(0), max_new_tokens):
-        raise ValueError(
-            f"draws must be (B, max_new_tokens) = ({input_ids.size(0)}, {max_new_tokens}), "
-            f"got {tuple(draws.shape)}"
-        )
-    if with_logprobs and temperature == 0:
-        raise ValueError("with_logprobs needs temperature > 0: greedy decoding has no sampling distribution")
+    B, device = input_ids.size(0), input_ids.device
+    check_settings(B, max_new_tokens, temperature, top_p, draws, with_logprobs)
     with torch.inference_mode():
-        out = decode(
-            model,
-            input_ids,
-            attention_mask,
-            max_new_tokens,
-            temperature,
-            top_p,
-            eos_token_id,
-            pad_token_id,
-            generator,
-            draws,
-            with_logprobs,
-        )
+        tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)  # (B, T)
+        logprobs = entropy = None
+        mask, next_position, cache, logits = prefill(model, input_ids, attention_mask, max_new_tokens)
+        rows = torch.arange(B, device=device)  # output row of each row still in the batch
+        done = torch.zeros(B, dtype=torch.bool, device=device)  # (b,)
+        steps, P = 0, input_ids.size(1)
+        for t in range(max_new_tokens):
+            u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)  # (b, 1)
+            next_tokens = pick(logits, temperature, top_p, generator, u)  # (b,)
+            tokens[rows, t] = next_tokens  # a finished row's later tokens are padded by `trim`
+            if with_logprobs:
+                if logprobs is None:
+                    logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)  # (B, T)
+                    entropy = torch.zeros_like(logprobs)
+                record_logprobs(logprobs, entropy, (rows, t), logits, next_tokens, temperature)
+            steps = t + 1
+            done = done | (next_tokens == eos_token_id)
+            n_done = int(done.sum())
+            if n_done == len(rows) or steps == max_new_tokens:
+                break
+            if n_done >= COMPACT_SHARE * len(rows):
+                keep = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                rows, mask, next_position, next_tokens, done = (
+                    x[keep] for x in (rows, mask, next_position, next_tokens, done)
+                )
+            logits = last_logits(model, next_tokens[:, None], mask[:, : P + t + 1], next_position + t, cache)
+        out = finish(tokens[:, :steps], logprobs, entropy, eos_token_id, pad_token_id)
     if not with_logprobs:
         return out.tokens.clone()
     return Sampled(*(x.clone() for x in out))
@@ -160,24 +186,10 @@ def row_draws(n_rows: int, max_new_tokens: int, seed: int, rows: torch.Tensor | 
     return draws if rows is None else draws[rows]
 
 
-def decode(
-    model,
-    input_ids,
-    attention_mask,
-    max_new_tokens,
-    temperature,
-    top_p,
-    eos_token_id,
-    pad_token_id,
-    generator,
-    draws=None,
-    with_logprobs=False,
-) -> Sampled:
-    check_settings(max_new_tokens, temperature, top_p)
+def prefill(model, input_ids, attention_mask, max_new_tokens: int):
+    """The prompt's forward pass: the run's (B, P + max_new_tokens) attention mask, the (B, 1) position of
+    the first new token, the KV cache holding the prompt, and the (B, V) logits of the first new token."""
     B, P = input_ids.shape
-    device = input_ids.device
-    tokens = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)  # (B, T)
-    logprobs = entropy = None
     # The whole run's attention mask, written once: step t reads its first P + t columns.
     mask = torch.cat(
         [attention_mask.long(), attention_mask.new_ones(B, max_new_tokens, dtype=torch.long)], dim=1
@@ -186,35 +198,16 @@ def decode(
     # (what `generate` does: cumsum of the mask minus one).
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P)
     next_position = positions[:, -1:] + 1  # (B, 1)
-
     cache = preallocated_cache(model.config, P + max_new_tokens)
     logits = last_logits(model, input_ids, mask[:, :P], positions, cache)  # (B, V)
-    rows = torch.arange(B, device=device)  # output row of each row still in the batch
-    done = torch.zeros(B, dtype=torch.bool, device=device)  # (b,)
-    steps = 0
-    for t in range(max_new_tokens):
-        u = None if draws is None else draws[rows, t].to(logits.device).unsqueeze(1)  # (b, 1)
-        next_tokens = pick(logits, temperature, top_p, generator, u)  # (b,)
-        tokens[rows, t] = next_tokens  # a finished row's later tokens are padded by `trim`
-        if with_logprobs:
-            if logprobs is None:
-                logprobs = torch.zeros(tokens.shape, dtype=upcast(logits).dtype, device=device)  # (B, T)
-                entropy = torch.zeros_like(logprobs)
-            record_logprobs(logprobs, entropy, (rows, t), logits, next_tokens, temperature)
-        steps = t + 1
-        done = done | (next_tokens == eos_token_id)
-        n_done = int(done.sum())
-        if n_done == len(rows) or steps == max_new_tokens:
-            break
-        if n_done >= COMPACT_SHARE * len(rows):
-            keep = (~done).nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
-            rows, mask, next_position, next_tokens, done = (
-                x[keep] for x in (rows, mask, next_position, next_tokens, done)
-            )
-        logits = last_logits(model, next_tokens[:, None], mask[:, : P + t + 1], next_position + t, cache)
-    tokens = trim(tokens[:, :steps], eos_token_id, pad_token_id)
-    if not with_logprobs:
+    return mask, next_position, cache, logits
+
+
+def finish(tokens, logprobs, entropy, eos_token_id: int, pad_token_id: int) -> Sampled:
+    """The decoded columns trimmed (`trim`), and the log-probs and entropy (None when not recorded) cut to
+    them and 0 after each row's EOS."""
+    tokens = trim(tokens, eos_token_id, pad_token_id)
+    if logprobs is None:
         return Sampled(tokens, None, None)
     T = tokens.size(1)
     after_eos = response_mask(tokens, eos_token_id) == 0  # a finished row's later positions
@@ -223,7 +216,16 @@ def decode(
     )
 
 
-def check_settings(max_new_tokens: int, temperature: float, top_p: float) -> None:
+def check_settings(
+    B: int, max_new_tokens: int, temperature: float, top_p: float, draws, with_logprobs
+) -> None:
+    """A ValueError naming the first of `sample`'s settings it cannot run with."""
+    if draws is not None and tuple(draws.shape) != (B, max_new_tokens):
+        raise ValueError(
+            f"draws must be (B, max_new_tokens) = ({B}, {max_new_tokens}), got {tuple(draws.shape)}"
+        )
+    if with_logprobs and temperature == 0:
+        raise ValueError("with_logprobs needs temperature > 0: greedy decoding has no sampling distribution")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not 0 < top_p <= 1:
