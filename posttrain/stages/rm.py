@@ -100,7 +100,7 @@ def rm(cfg: RMConfig, on_step: Callable[[int, int, dict], None] = lambda *a: Non
                 resolve(cfg.model), tokenizer, trust_remote_code=cfg.trust_remote_code
             )
     model = apply_lora(d.cast(model), cfg, head="score", seed=cfg.seed)
-    train, held = split(encode_items(rankings, tokenizer, cfg), cfg)
+    train, held = split(encode_items(rankings, tokenizer, cfg), cfg.eval_fraction, cfg.seed)
     trainer = d.wrap(Scores(model), layers=transformer_layers(model))  # what training forwards call
     optimizer, start, metrics = start_run(cfg, run, model)
     total = cfg.total_steps(math.ceil(len(train) / cfg.batch))

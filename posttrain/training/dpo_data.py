@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from posttrain.data.chat import IGNORE, Example, assistant_spans, chat_ids
 from posttrain.data.rankings import rank_of
 from posttrain.errors import UserError
+from posttrain.training import rm_data
+from posttrain.training.rm_data import GoldScores
 
 
 @dataclass
@@ -39,9 +39,7 @@ def encode_completion(tokenizer, prompt: list[dict], response: str, max_len: int
 def encode_items(rankings, tokenizer, cfg) -> list[Item]:
     """The rankings with at least one strict pair among the completions kept (`cfg.human_completions`),
     each encoded (`cfg.max_len`)."""
-    from posttrain.world import World
-
-    world, items = None, []
+    gold_of, items = GoldScores(cfg.world_seed, cfg.scale), []
     for _, r in rankings:
         rank = rank_of(r["ranking"])
         kept = [
@@ -53,12 +51,7 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
         if not pairs:
             continue  # ties only: nothing to learn from
         texts = [r["completions"][i]["text"] for i in kept]
-        meta = r.get("meta") or {}
-        gold = None
-        if "task" in meta and "family" in meta:
-            world = world or World(seed=cfg.world_seed, scale=cfg.scale)
-            prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
-            gold = [world.judge(prompt, t).score for t in texts]
+        meta, gold = r.get("meta") or {}, gold_of(r, texts)
         items.append(
             Item(
                 [encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts],
@@ -74,11 +67,8 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
 
 
 def split(items: list[Item], eval_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """Hold out whole prompts (every labeler's ranking of one stays on one side), as `posttrain rm` does."""
-    keys = sorted({i.key for i in items})
-    perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
-    held_keys = {keys[i] for i in perm[: int(len(keys) * eval_fraction)]}
-    train = [i for i in items if i.key not in held_keys]
+    """Hold out whole prompts, as `posttrain rm` does (`rm_data.split`); some must be left to train on."""
+    train, held = rm_data.split(items, eval_fraction, seed)
     if not train:
         raise UserError(f"--eval-fraction {eval_fraction} holds out every prompt; lower it")
-    return train, [i for i in items if i.key in held_keys]
+    return train, held

@@ -31,9 +31,7 @@ class Item:
 def encode_items(rankings, tokenizer, cfg) -> list[Item]:
     """The rankings left with a strict pair once human-written completions are left out (unless
     `cfg.human_completions` keeps them), each encoded (`cfg.max_len`, `cfg.likert_margin`)."""
-    from posttrain.world import World
-
-    world = None
+    gold_of = GoldScores(cfg.world_seed, cfg.scale)
     items = []
     for _, r in rankings:
         ranks_by_index = rank_of(r["ranking"])
@@ -45,11 +43,7 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
         if len({x for x in ranks if x >= 0}) < 2:
             continue  # no strict pair left: nothing to learn from
         meta = r.get("meta") or {}
-        gold = None
-        if "task" in meta and "family" in meta:
-            world = world or World(seed=cfg.world_seed, scale=cfg.scale)
-            prompt = {"id": r["id"], "messages": r["prompt"], "meta": meta}
-            gold = [world.judge(prompt, c["text"]).score for c in r["completions"]]
+        gold = gold_of(r, [c["text"] for c in r["completions"]])
         examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
         likert = r.get("likert") or [0] * len(examples)
         margins = [cfg.likert_margin * float(x) for x in likert]
@@ -69,11 +63,31 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
     return items
 
 
-def split(items: list[Item], cfg) -> tuple[list[Item], list[Item]]:
-    """Hold out whole items (every labeler's ranking of a prompt stays on one side)."""
+class GoldScores:
+    """The gold score of each of a ranking's completions on a world prompt (monitoring only: never trained
+    on), None off the world; the world is built at the first world prompt (RM's and DPO's items)."""
+
+    def __init__(self, world_seed: int, scale: str):
+        self.world_seed, self.scale, self.world = world_seed, scale, None
+
+    def __call__(self, record: dict, texts: list[str]) -> list[float] | None:
+        meta = record.get("meta") or {}
+        if "task" not in meta or "family" not in meta:
+            return None
+        if self.world is None:
+            from posttrain.world import World
+
+            self.world = World(seed=self.world_seed, scale=self.scale)
+        prompt = {"id": record["id"], "messages": record["prompt"], "meta": meta}
+        return [self.world.judge(prompt, t).score for t in texts]
+
+
+def split(items: list, eval_fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out whole prompts: every labeler's ranking of one (the items sharing a `key`) stays on one side
+    (RM's and DPO's items)."""
     keys = sorted({i.key for i in items})
-    order_ = torch.randperm(len(keys), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    held_keys = {keys[i] for i in order_[: int(len(keys) * cfg.eval_fraction)]}
+    order_ = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
+    held_keys = {keys[i] for i in order_[: int(len(keys) * eval_fraction)]}
     return [i for i in items if i.key not in held_keys], [i for i in items if i.key in held_keys]
 
 
