@@ -75,7 +75,7 @@ def stage_inputs(tmp_path_factory):
 @pytest.fixture
 def no_steps(monkeypatch):
     """`posttrain demo` with its steps replaced by one that records the config and stops: what the demo's
-    checks let through, and with which config (tests/cli/test_demo.py, tests/data/test_outputs_safety.py)."""
+    checks let through, and with which config (tests/cli/test_demo.py, tests/cli/test_run_folders.py)."""
     import posttrain.commands.demo as demo
     from posttrain.errors import UserError
 
