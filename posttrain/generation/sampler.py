@@ -80,12 +80,7 @@ def sample_texts(
 
 
 def sample_chats(
-    model,
-    tokenizer,
-    conversations: list[list[dict]],
-    temperature: float,
-    max_new_tokens: int,
-    generator: torch.Generator | None,
+    model, tokenizer, conversations: list[list[dict]], temperature: float, max_new_tokens: int, generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One `sample` call on chat prompts: (B, P) prompt ids and attention mask (`encode_prompts`), and
     (B, T) response tokens."""

@@ -10,7 +10,7 @@ from posttrain.data.chat import IGNORE, Example, assistant_spans, chat_ids
 from posttrain.data.rankings import rank_of
 from posttrain.errors import UserError
 from posttrain.training import rm_data
-from posttrain.training.rm_data import GoldScores
+from posttrain.training.rm_data import Origin
 
 
 @dataclass
@@ -39,7 +39,7 @@ def encode_completion(tokenizer, prompt: list[dict], response: str, max_len: int
 def encode_items(rankings, tokenizer, cfg) -> list[Item]:
     """The rankings with at least one strict pair among the completions kept (`cfg.human_completions`),
     each encoded (`cfg.max_len`)."""
-    gold_of, items = GoldScores(cfg.world_seed, cfg.scale), []
+    origin_of, items = Origin(cfg.world_seed, cfg.scale), []
     for _, r in rankings:
         rank = rank_of(r["ranking"])
         kept = [
@@ -51,16 +51,9 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
         if not pairs:
             continue  # ties only: nothing to learn from
         texts = [r["completions"][i]["text"] for i in kept]
-        meta, gold = r.get("meta") or {}, gold_of(r, texts)
-        items.append(
-            Item(
-                [encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts],
-                pairs,
-                meta.get("family"),
-                gold,
-                meta.get("item", r["id"]),
-            )
-        )
+        family, gold, key = origin_of(r, texts)
+        examples = [encode_completion(tokenizer, r["prompt"], t, cfg.max_len) for t in texts]
+        items.append(Item(examples, pairs, family, gold, key))
     if not items:
         raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
     return items

@@ -31,7 +31,7 @@ class Item:
 def encode_items(rankings, tokenizer, cfg) -> list[Item]:
     """The rankings left with a strict pair once human-written completions are left out (unless
     `cfg.human_completions` keeps them), each encoded (`cfg.max_len`, `cfg.likert_margin`)."""
-    gold_of = GoldScores(cfg.world_seed, cfg.scale)
+    origin_of = Origin(cfg.world_seed, cfg.scale)
     items = []
     for _, r in rankings:
         ranks_by_index = rank_of(r["ranking"])
@@ -42,36 +42,30 @@ def encode_items(rankings, tokenizer, cfg) -> list[Item]:
         ]
         if len({x for x in ranks if x >= 0}) < 2:
             continue  # no strict pair left: nothing to learn from
-        meta = r.get("meta") or {}
-        gold = gold_of(r, [c["text"] for c in r["completions"]])
+        family, gold, key = origin_of(r, [c["text"] for c in r["completions"]])
         examples = [encode_response(tokenizer, r["prompt"], c["text"], cfg.max_len) for c in r["completions"]]
         likert = r.get("likert") or [0] * len(examples)
         margins = [cfg.likert_margin * float(x) for x in likert]
-        items.append(
-            Item(
-                examples,
-                ranks,
-                margins,
-                [not h for h in human],
-                meta.get("family"),
-                gold,
-                meta.get("item", r["id"]),
-            )
-        )
+        items.append(Item(examples, ranks, margins, [not h for h in human], family, gold, key))
     if not items:
         raise UserError(f"{cfg.data}: no ranking has two completions ranked apart; nothing to train on")
     return items
 
 
-class GoldScores:
-    """The gold score of each of a ranking's completions on a world prompt (monitoring only: never trained
-    on), None off the world; the world is built at the first world prompt (RM's and DPO's items)."""
+class Origin:
+    """What RM's and DPO's items record of a ranking, (family, gold, key): its world family (None off the
+    world), the gold score of each of `texts` on a world prompt (monitoring only: never trained on; None
+    off the world), and the prompt it ranks (`meta.item`, else its id), which `split` keeps on one side.
+    The world is built at the first world prompt."""
 
     def __init__(self, world_seed: int, scale: str):
         self.world_seed, self.scale, self.world = world_seed, scale, None
 
-    def __call__(self, record: dict, texts: list[str]) -> list[float] | None:
+    def __call__(self, record: dict, texts: list[str]) -> tuple[str | None, list[float] | None, str]:
         meta = record.get("meta") or {}
+        return meta.get("family"), self.gold(record, meta, texts), meta.get("item", record["id"])
+
+    def gold(self, record: dict, meta: dict, texts: list[str]) -> list[float] | None:
         if "task" not in meta or "family" not in meta:
             return None
         if self.world is None:
