@@ -39,30 +39,44 @@ def validate_samples(record: dict, where: str) -> dict:
     return record
 
 
-def validate_ranking(record: dict, where: str) -> dict:
-    validate_samples(record, where)
-    k = len(record["completions"])
-    ranking = record.get("ranking")
+def ranking_fault(ranking, k: int) -> tuple[str | None, object]:
+    """The first thing wrong with `ranking` as a ranking of `k` completions (groups of indices, best
+    first, every index once), as (fault, detail): ("shape", None), ("range", index), ("twice", index),
+    ("missing", [indices]); (None, None) when it is right. Files and the labeling app word it apart.
+
+    >>> ranking_fault([[1], [0, 2]], 3), ranking_fault([[0], [0]], 2), ranking_fault([[2]], 3)
+    ((None, None), ('twice', 0), ('missing', [0, 1]))
+    """
     if not isinstance(ranking, list) or not all(isinstance(g, list) and g for g in ranking):
-        raise UserError(
-            f"{where}: field 'ranking' must be a list of non-empty groups of completion indices, best first"
-        )
+        return "shape", None
     seen: set[int] = set()
     for group in ranking:
         for i in group:
-            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < k:
-                raise UserError(
-                    f"{where}: field 'ranking' holds index {i!r}, out of range for {k} completions "
-                    f"(0..{k - 1})"
-                )
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < k:
+                return "range", i
             if i in seen:
-                raise UserError(
-                    f"{where}: field 'ranking' ranks completion {i} twice; each index appears once"
-                )
+                return "twice", i
             seen.add(i)
-    if len(seen) != k:
-        missing = sorted(set(range(k)) - seen)
-        raise UserError(f"{where}: field 'ranking' leaves out completions {missing}; rank every completion")
+    missing = sorted(set(range(k)) - seen)
+    return ("missing", missing) if missing else (None, None)
+
+
+def validate_ranking(record: dict, where: str) -> dict:
+    validate_samples(record, where)
+    k = len(record["completions"])
+    fault, detail = ranking_fault(record.get("ranking"), k)
+    if fault == "shape":
+        raise UserError(
+            f"{where}: field 'ranking' must be a list of non-empty groups of completion indices, best first"
+        )
+    if fault == "range":
+        raise UserError(
+            f"{where}: field 'ranking' holds index {detail!r}, out of range for {k} completions (0..{k - 1})"
+        )
+    if fault == "twice":
+        raise UserError(f"{where}: field 'ranking' ranks completion {detail} twice; each index appears once")
+    if fault == "missing":
+        raise UserError(f"{where}: field 'ranking' leaves out completions {detail}; rank every completion")
     if not isinstance(record.get("labeler"), str) or not record["labeler"]:
         raise UserError(f"{where}: field 'labeler' must name who ranked the completions")
     if record.get("likert") is not None:

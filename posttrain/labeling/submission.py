@@ -17,6 +17,7 @@ A ranking of K completions (docs/labeling.md, "POST /api/labels"):
 
 from __future__ import annotations
 
+from posttrain.data.rankings import ranking_fault
 from posttrain.errors import UserError
 
 FLAGS = ("fails_task", "hallucination", "harmful", "inappropriate", "over_refusal")  # the world's flag names
@@ -29,24 +30,18 @@ class BadSubmission(UserError):
 
 
 def check_ranking(ranking, k: int, field: str = "ranking") -> list[list[int]]:
-    if not isinstance(ranking, list) or not all(isinstance(g, list) and g for g in ranking):
+    fault, detail = ranking_fault(ranking, k)
+    if fault == "shape":
         raise BadSubmission(
             f"field '{field}' must be a list of non-empty groups of completion indices, best first"
         )
-    seen: set[int] = set()
-    for group in ranking:
-        for i in group:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < k:
-                raise BadSubmission(
-                    f"field '{field}' holds {i!r}; indices run 0..{k - 1} for {k} completions"
-                )
-            if i in seen:
-                raise BadSubmission(f"field '{field}' ranks completion {i} twice; each index appears once")
-            seen.add(i)
-    missing = sorted(set(range(k)) - seen)
-    if missing:
+    if fault == "range":
+        raise BadSubmission(f"field '{field}' holds {detail!r}; indices run 0..{k - 1} for {k} completions")
+    if fault == "twice":
+        raise BadSubmission(f"field '{field}' ranks completion {detail} twice; each index appears once")
+    if fault == "missing":
         raise BadSubmission(
-            f"field '{field}' leaves out completion {', '.join(map(str, missing))}; rank every completion"
+            f"field '{field}' leaves out completion {', '.join(map(str, detail))}; rank every completion"
         )
     return [list(g) for g in ranking]
 
