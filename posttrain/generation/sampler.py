@@ -133,7 +133,8 @@ def sample(
     `with_logprobs` returns a `Sampled`: the log-probability and entropy at every sampled position as
     well, from the logits each step computes anyway (temperature > 0; these are of softmax(logits /
     temperature), the policy before any top-p cut). They equal a recomputation by a full forward
-    over prompt + response to float rounding (tests/test_sampler.py), so PPO's rollout skips that forward.
+    over prompt + response to float rounding (tests/generation/test_sampler.py), so PPO's rollout
+    skips that forward.
     The results are ordinary tensors (not inference-mode ones), so a training forward can take them
     as input and save them for backward."""
     B, device = input_ids.size(0), input_ids.device

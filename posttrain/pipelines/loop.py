@@ -20,7 +20,7 @@ project would have, and it replaces the best when it wins more than half the com
 count half; `KEEP_ABOVE`). On world prompts that judge is the simulated labelers (`sim` in
 posttrain/evaluation/judges.py: one labeler per prompt, with its bias and noise); on other
 prompts it is the round's reward model. Training never reads the gold scorer (issue 14,
-tests/test_honesty.py): on world prompts the loop logs each policy's mean gold score as
+tests/project/test_honesty.py): on world prompts the loop logs each policy's mean gold score as
 `monitor/gold_score`, for monitoring only; it never chooses the best. Every step writes
 atomically, so an interrupted loop re-run with the same arguments continues where it was; loop.json,
 written before round 1, keeps the options and a digest of each input, and a re-run with another

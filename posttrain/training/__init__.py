@@ -2,5 +2,6 @@
 one optimizer step, the perf/ metrics (FLOP/s against the matmul peak), and PPO's rollout phase (which
 critic-free methods would share too).
 
-Stages import it; it never imports a stage, a pipeline or the command line (tests/test_import_rules.py).
+Stages import it; it never imports a stage, a pipeline or the command line
+(tests/project/test_import_rules.py).
 """

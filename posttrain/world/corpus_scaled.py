@@ -16,7 +16,7 @@ about 20 tokens per parameter, ~90M for the base) and differs in three ways:
   say "the text does not say" when it does not, and chained operations ("Then double it").
 
 Still no chat transcript: the base knows and computes without behaving like an assistant. No
-test template of a family appears here (`tests/test_world_scaled.py`), so the novel-phrasing
+test template of a family appears here (`tests/world/test_world_scaled.py`), so the novel-phrasing
 test set stays novel to the base as well.
 
 This module draws (`documents`, `Zipf`); corpus_scaled_writers.py writes each kind of document,

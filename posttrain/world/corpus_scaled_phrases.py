@@ -2,7 +2,8 @@
 more wordings of every fact, the corpus's own questions, worked-example lines for arithmetic, lists,
 answer forms and number chains, reading-exercise frames and page titles.
 
-None is a family's prompt template (tests/test_world_scaled.py), so the test sets stay novel to the base.
+None is a family's prompt template (tests/world/test_world_scaled.py), so the test sets stay novel to the
+base.
 The values of every upper-case table here are walked for the world's vocabulary (corpus_scaled.phrases).
 """
 

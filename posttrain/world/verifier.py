@@ -16,7 +16,7 @@ multi_turn).
 This is NOT the gold scorer's judgement. The gold score multiplies the outcome's score by style
 factors (padding, typos, hedges, rudeness: posttrain/world/scorer.py) and grades partial outcomes;
 the verifier sees none of that: a padded or rude right answer earns 1.0. It never calls the gold
-scorer, so training on it keeps the honesty rule (tests/test_honesty.py): what trains is a binary
+scorer, so training on it keeps the honesty rule (tests/project/test_honesty.py): what trains is a binary
 program check that a practitioner could write for these tasks, not the world's full judgement.
 """
 
