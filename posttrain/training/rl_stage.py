@@ -25,7 +25,7 @@ from posttrain.training.ppo_config import PPOConfig
 from posttrain.training.rl_inputs import load_ptx, stage_prompts
 from posttrain.training.rl_metrics import manifest, rollout_metrics, sample_table, step_flops
 from posttrain.training.rollout import Rollouts
-from posttrain.training.stage import Cadence, open_stage
+from posttrain.training.stage import Every, cadences, open_stage
 from posttrain.training.step import adamw, only_main
 
 __all__ = ["RLStage", "open_rl_stage"]
@@ -87,16 +87,17 @@ class RLStage:
             **perf_metrics(step_flops(m, r, cfg, self.ptx_rows is not None), seconds, self.perf.peak),
         }
         self.kl_ctl.update(last["objective/kl"], cfg.rollout_batch)
-        if self.heldout_rows is not None and Cadence(cfg.eval_every, self.total, at_end=True).due(step):
+        evals, saves = cadences(cfg, self.total)
+        if self.heldout_rows is not None and evals.due(step):
             with d.gathered(m.policy):
                 last["alignment/heldout_loss"] = heldout_loss(m.policy, self.heldout_rows)
         self.metrics.log(step, last)
         self.on_step(step, self.total, last)
-        if d.main and Cadence(cfg.sample_every, self.total, at_end=True).due(step):
+        if d.main and Every(cfg.sample_every, self.total, at_end=True).due(step):
             self.on_samples(
                 step, sample_table(r, batch, self.world, self.run.partial / "samples.jsonl", step)
             )
-        if Cadence(cfg.save_every, self.total, at_end=False).due(step):
+        if saves.due(step):
             self.run.save(step, m.trained, self.optimizer, extra={"kl_coef": self.beta})
         self.step, self.last = step, last
 

@@ -35,11 +35,12 @@ def open_stage(cfg, *, join: bool = True) -> tuple[Dist, RunDir]:
 
 
 @dataclass(frozen=True)
-class Cadence:
-    """Something a stage does every `every` steps of `total`. `at_end`: also on the last step whatever
+class Every:
+    """Something a stage does every `every` steps of `total` (named apart from config.Cadence, the
+    options that set `every`). `at_end`: also on the last step whatever
     its number (held-out evaluation, samples); a checkpoint is not (the final save replaces it).
 
-    >>> evals, saves = Cadence(10, 25, at_end=True), Cadence(10, 20, at_end=False)
+    >>> evals, saves = Every(10, 25, at_end=True), Every(10, 20, at_end=False)
     >>> [s for s in range(1, 26) if evals.due(s)], [s for s in range(1, 21) if saves.due(s)]
     ([10, 20, 25], [10])
     """
@@ -54,10 +55,10 @@ class Cadence:
         return step % self.every == 0
 
 
-def cadences(cfg, total: int) -> tuple[Cadence, Cadence]:
+def cadences(cfg, total: int) -> tuple[Every, Every]:
     """A stage's held-out evaluations (`--eval-every`, and on the last step) and resumable checkpoints
     (`--save-every`, not on the last step: the final save replaces it) over `total` steps."""
-    return Cadence(cfg.eval_every, total, at_end=True), Cadence(cfg.save_every, total, at_end=False)
+    return Every(cfg.eval_every, total, at_end=True), Every(cfg.save_every, total, at_end=False)
 
 
 # Each random stream of a run has its own multiplier, so that two purposes never draw the same seed
