@@ -30,7 +30,7 @@ import torch
 
 from posttrain.data.chat import chat_ids
 from posttrain.generation.kv_cache import preallocated_cache
-from posttrain.generation.streaming import probabilities
+from posttrain.generation.logits import probabilities
 from posttrain.models.policy import response_mask, upcast
 
 # Compact the batch once this share of the active rows has finished: each compaction copies the

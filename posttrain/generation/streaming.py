@@ -17,25 +17,41 @@ padding). `Decoder` is the fixed-batch view of it for callers with all prompts a
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-FLOAT32 = torch.finfo(torch.float32)
+from posttrain.generation.logits import Scored, biased, generator, probabilities, prompt_scored, scored
 
 
 @dataclass(frozen=True)
 class Sampling:
     """How one row samples. Temperature 0 is greedy; `top_p` keeps the smallest set of tokens
-    whose probability reaches it (nucleus sampling, Holtzman et al. 2020)."""
+    whose probability reaches it (nucleus sampling, Holtzman et al. 2020); `logit_bias` adds to a
+    token's logit before either (OpenAI's `logit_bias`). `max_tokens` 0 decodes nothing: the row only
+    scores its prompt. `logprobs` asks for each new token's log-probability with that many of the most
+    likely tokens beside it; `prompt_logprobs` the same for every prompt token (None: not computed)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 64
     seed: int | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
+
+
+class Step(NamedTuple):
+    """What one `Batch.step` says about a row."""
+
+    key: Hashable
+    token: int | None  # the new token; None when the row ended (EOS, or ended before)
+    reason: str | None  # "stop" | "length" | the caller's reason, once the row is done
+    logprobs: Scored | None = None  # the new token's, when its Sampling asks
+    prompt_logprobs: list[Scored] | None = None  # on the row's first step, when its Sampling asks
 
 
 @dataclass
@@ -45,6 +61,7 @@ class _Row:
     generator: torch.Generator
     generated: int = 0  # tokens produced, EOS not counted
     finish_reason: str | None = None  # set once the row is done
+    prompt_logprobs: list[Scored] | None = None  # computed when it joins, handed out at its first step
 
 
 class Batch:
@@ -76,8 +93,8 @@ class Batch:
                 row.finish_reason = reason
 
     @torch.no_grad()
-    def step(self) -> list[tuple[Hashable, int | None, str | None]]:
-        """(key, new token or None, finish reason or None) for every row in the batch."""
+    def step(self) -> list[Step]:
+        """A `Step` for every row in the batch: its new token, finish reason and what it asked to be told."""
         self._drop_finished()
         if self.rows and self.fed is not None:
             self._forward(self.fed)
@@ -86,14 +103,20 @@ class Batch:
         if not self.rows:
             return []
         tokens = _next_tokens(self.logits, self.rows)  # (B,)
-        out = [
-            (row.key, self._account(row, t), row.finish_reason) for row, t in zip(self.rows, tokens.tolist())
-        ]
-        self.fed = torch.tensor([[t if t is not None else self.pad_id] for _, t, _ in out])  # (B, 1)
+        logprobs = _logprobs(self.logits, tokens, self.rows)
+        out = []
+        for row, token, lp in zip(self.rows, tokens.tolist(), logprobs):
+            token = self._account(row, token)
+            prompt, row.prompt_logprobs = row.prompt_logprobs, None
+            out.append(Step(row.key, token, row.finish_reason, lp if token is not None else None, prompt))
+        self.fed = torch.tensor([[s.token if s.token is not None else self.pad_id] for s in out])  # (B, 1)
         return out
 
     def _account(self, row: _Row, token: int) -> int | None:
         if row.finish_reason is not None:
+            return None
+        if row.sampling.max_tokens == 0:  # scoring the prompt only
+            row.finish_reason = "length"
             return None
         if token in self.eos_ids:
             row.finish_reason = "stop"
@@ -127,6 +150,9 @@ class Batch:
             mask[i, width - len(prompt) :] = 1
         position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B', P)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        for i, (row, prompt) in enumerate(zip(rows, prompts)):
+            if (top := row.sampling.prompt_logprobs) is not None:  # from this one forward over the prompt
+                row.prompt_logprobs = prompt_scored(out.logits[i, width - len(prompt) :], prompt, top)
         if not self.rows:
             self.past, self.mask, self.position = out.past_key_values, mask, position[:, -1:]
             self.logits, self.rows = out.logits[:, -1], list(rows)
@@ -210,18 +236,20 @@ class Decoder:
     def __iter__(self):
         while not all(self.done):
             tokens: list[int | None] = [None] * len(self.done)
-            for row, token, reason in self.batch.step():
-                tokens[row] = token
-                self.generated[row] += token is not None
-                if reason is not None and not self.done[row]:
-                    self.done[row], self.finish_reasons[row] = True, reason
+            for step in self.batch.step():
+                tokens[step.key] = step.token
+                self.generated[step.key] += step.token is not None
+                if step.reason is not None and not self.done[step.key]:
+                    self.done[step.key], self.finish_reasons[step.key] = True, step.reason
             if all(t is None for t in tokens) and all(self.done):
                 return
             yield tokens
 
 
 def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
-    """One token per row: argmax for greedy rows, a draw from the row's own generator otherwise."""
+    """One token per row from its biased logits: argmax for greedy rows, a draw from the row's own
+    generator otherwise."""
+    logits = biased(logits, [row.sampling.logit_bias for row in rows])
     tokens = logits.argmax(dim=-1)  # (B,)
     for i, row in enumerate(rows):
         s = row.sampling
@@ -231,37 +259,14 @@ def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
     return tokens
 
 
-def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """(..., V) float32 softmax(logits / temperature) restricted to the top-p nucleus (Holtzman et al.
-    2020): what `_next_tokens` and posttrain's batched sampler draw from. For any temperature >= 0
-    and top_p in (0, 1] it is a distribution, with no mass on a token whose logit is -inf or that
-    falls outside the nucleus.
-
-    The logits are shifted so that the largest is 0 before dividing (softmax is shift-invariant), so
-    no temperature turns them into inf - inf = NaN. Below float32's smallest normal number the
-    temperature is 0 or a denormal in float32, so it gives the limit there, one-hot on the argmax;
-    above float32's largest it would be inf, and -inf / inf is NaN, so it is capped there."""
-    if temperature < FLOAT32.tiny:
-        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
-    logits = logits.float()
-    shifted = logits - logits.max(dim=-1, keepdim=True).values  # <= 0
-    return nucleus((shifted / min(temperature, FLOAT32.max)).softmax(dim=-1), top_p)
-
-
-def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """`probs` (..., V) restricted to the smallest set of top tokens whose mass reaches `top_p`,
-    renormalised. The most likely token always stays, also for a top_p that is 0 in float32."""
-    if top_p >= 1.0:
-        return probs
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the tokens ranked above already hold top_p
-    drop[..., 0] = False
-    kept = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
-    return kept / kept.sum(dim=-1, keepdim=True)
-
-
-def generator(seed: int | None) -> torch.Generator:
-    """A CPU generator seeded with `seed`, or with a fresh random seed."""
-    g = torch.Generator()
-    g.manual_seed(seed % (1 << 63) if seed is not None else secrets.randbits(63))
-    return g
+def _logprobs(logits: torch.Tensor, tokens: torch.Tensor, rows: list[_Row]) -> list[Scored | None]:
+    """The new token's `Scored` for each row whose Sampling asks for log-probabilities, None for the others;
+    computed for those rows only."""
+    asking = [i for i, row in enumerate(rows) if row.sampling.logprobs is not None]
+    out: list[Scored | None] = [None] * len(rows)
+    if asking:
+        index = torch.tensor(asking, device=logits.device)
+        top = [rows[i].sampling.logprobs for i in asking]
+        for i, s in zip(asking, scored(logits[index], tokens[index], top)):
+            out[i] = s
+    return out

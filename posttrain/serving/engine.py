@@ -1,7 +1,8 @@
 """One generation worker thread, fed by a queue: the server's requests never race for the model.
 
 A `Job` is one request: its rows (prompt ids and sampling for each choice), stop sequences, and
-an `emit` callback the worker calls with `Event`s as text appears. The worker keeps one `Batch`
+an `emit` callback the worker calls with `Event`s as text appears (with the log-probabilities of the
+tokens it came from, when a row's Sampling asks for them). The worker keeps one `Batch`
 of at most `max_batch` rows and steps it, one token per row per forward pass; requests that
 arrive meanwhile join it at the next step (continuous batching) and finished rows leave it.
 Models whose KV cache cannot be merged (sliding-window layers) take newcomers only when the
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from posttrain.generation.logits import Scored
 from posttrain.generation.streaming import Batch, Sampling
 from posttrain.serving.model import ServedModel
 from posttrain.serving.textstream import TextStream
@@ -26,11 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Event:
-    kind: str  # "delta" | "finish" | "done" | "error"
+    kind: str  # "prompt" | "delta" | "finish" | "done" | "error"
     index: int = 0  # the choice (row of the job) it belongs to
     text: str = ""  # delta text, or the error message
     finish_reason: str | None = None
     completion_tokens: list[int] | None = None  # on "done": tokens generated per row
+    # on "delta", the tokens generated since the last delta (their text may have been held back before);
+    # on "prompt" (first of its choice's events, when asked), the prompt's tokens
+    logprobs: list[Scored] | None = None
 
 
 @dataclass
@@ -51,6 +56,11 @@ class Live:
     choice: int
     stream: TextStream
     tokens: int = 0
+    logprobs: list[Scored] = field(default_factory=list)  # of tokens whose text is not out yet
+
+    def take_logprobs(self) -> list[Scored] | None:
+        taken, self.logprobs = self.logprobs, []
+        return taken or None
 
 
 class Busy(Exception):
@@ -132,28 +142,33 @@ class Engine:
 
     def _step(self, batch: Batch, live: dict) -> None:
         """One token for every row: stream its text, and announce the rows that finish."""
-        for key, token, reason in batch.step():
-            entry = live[key]
+        for step in batch.step():
+            entry, reason = live[step.key], step.reason
             if entry.job.cancelled:
-                batch.finish(key, "cancelled")
-                del live[key]
+                batch.finish(step.key, "cancelled")
+                del live[step.key]
                 continue
-            if token is not None:
+            if step.prompt_logprobs is not None:
+                _emit(entry.job, Event("prompt", entry.choice, logprobs=step.prompt_logprobs))
+            if step.token is not None:
                 entry.tokens += 1
-                if delta := entry.stream.push(token):
-                    _emit(entry.job, Event("delta", entry.choice, delta))
+                if step.logprobs is not None:
+                    entry.logprobs.append(step.logprobs)
+                if delta := entry.stream.push(step.token):
+                    _emit(entry.job, Event("delta", entry.choice, delta, logprobs=entry.take_logprobs()))
                 if entry.stream.stopped and reason is None:
-                    batch.finish(key, "stop")
+                    batch.finish(step.key, "stop")
                     reason = "stop"
             if reason is not None:
                 self._announce(entry, reason)
-                del live[key]
+                del live[step.key]
 
     def _announce(self, entry: Live, reason: str) -> None:
         """Send a finished row's tail and finish reason, and "done" once its job's rows have all finished."""
         job = entry.job
-        if tail := entry.stream.flush():
-            _emit(job, Event("delta", entry.choice, tail))
+        tail, logprobs = entry.stream.flush(), entry.take_logprobs()
+        if tail or logprobs:
+            _emit(job, Event("delta", entry.choice, tail, logprobs=logprobs))
         _emit(job, Event("finish", entry.choice, finish_reason=reason))
         job.tokens[entry.choice] = entry.tokens
         job._finished.add(entry.choice)

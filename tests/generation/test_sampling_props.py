@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from posttrain.generation.logits import FLOAT32, probabilities
 from posttrain.generation.sampler import pick
-from posttrain.generation.streaming import FLOAT32, Decoder, Sampling, probabilities
+from posttrain.generation.streaming import Decoder, Sampling
 
 EXTREMES = [5e-324, 1e-300, 1e-46, 1e-45, 1e-38, 2e-38, 1e-30]
 # Accepted anywhere: chat and serve take a temperature in [0, 2], PPO and sampling any finite one > 0;

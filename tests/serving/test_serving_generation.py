@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from posttrain.cli import main
-from posttrain.generation.streaming import Batch, Decoder, Sampling, nucleus
+from posttrain.generation.logits import nucleus
+from posttrain.generation.streaming import Batch, Decoder, Sampling
 from posttrain.serving.engine import Busy, Engine, Job
 from posttrain.serving.model import load_served
 from posttrain.serving.server import ServeConfig
@@ -93,8 +94,8 @@ def test_rows_that_join_a_running_batch_decode_as_if_alone(served):
             batch.add(joins[step], prompts[joins[step]], greedy)
         if step == 5:
             batch.finish(0, "stop")  # leaves before its 6th token; its columns are trimmed away
-        for key, token, _reason in batch.step():
-            got[key] += [token] if token is not None else []
+        for s in batch.step():
+            got[s.key] += [s.token] if s.token is not None else []
         if step > 9 and len(batch) == 0:
             break
     assert got[0] == alone[0][:5]
@@ -121,7 +122,7 @@ def test_a_sliding_window_cache_is_not_merged_but_still_decodes(served):
     prompt = served.chat_prompt([{"role": "user", "content": "Hi"}])
     batch = Batch(model, eos_ids=served.eos_ids)
     batch.add(0, prompt, Sampling(temperature=0.0, max_tokens=12))
-    tokens = [t for _ in range(12) for _, t, _ in batch.step() if t is not None]
+    tokens = [s.token for _ in range(12) for s in batch.step() if s.token is not None]
     assert not batch.can_join_running
     expected = model.generate(
         torch.tensor([prompt]),
