@@ -2,16 +2,18 @@
 
     GET  /health                 liveness, the served model, queued requests
     GET  /v1/models              the one served model
-    POST /v1/chat/completions    chat, streamed or not; n, temperature, top_p, max_tokens, stop, seed
-    POST /v1/completions         plain-text continuation of a prompt (or a list of prompts)
+    POST /v1/chat/completions    chat, streamed or not; n, temperature, top_p, max_tokens, stop, seed,
+                                 logit_bias, logprobs and top_logprobs
+    POST /v1/completions         plain-text continuation of prompts (text or token ids); echo and logprobs
+                                 score a prompt
     POST /v1/feedback            store a rating, flags or a preferred answer (feedback.py's format)
 
 Every error, also one that happens mid-stream, is `{"error": {"message", "type", "param", "code"}}`.
 Before a route sees a request, `Guard` (posttrain/web/guard.py) checks its Host header against
 `hosts`, its `Authorization: Bearer KEY` when an API key is set, and its body size (MAX_BODY) and
-pace (BODY_TIMEOUT), reading no body byte for a refusal. Text too long for the context by its length
-alone is refused untokenised, and tokenising runs on a worker thread, so a huge prompt does not
-stall the others.
+pace (BODY_TIMEOUT), reading no body byte for a refusal. A field the server does not implement is a
+400 naming it (protocol.py). Text too long for the context by its length alone is refused untokenised,
+and tokenising runs on a worker thread, so a huge prompt does not stall the others (prompts.py).
 """
 
 from __future__ import annotations
@@ -23,23 +25,15 @@ from collections.abc import Collection
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from posttrain.errors import UserError
-from posttrain.generation.streaming import Sampling
 from posttrain.serving.engine import Engine
 from posttrain.serving.feedback import FeedbackError, FeedbackLog, feedback_record
+from posttrain.serving.formats import ChatFormat, CompletionFormat, TokenText
 from posttrain.serving.model import ServedModel
-from posttrain.serving.protocol import (
-    APIError,
-    ChatFormat,
-    ChatRequest,
-    CompletionFormat,
-    CompletionRequest,
-    FeedbackRequest,
-    SamplingRequest,
-)
+from posttrain.serving.prompts import chat_rows, check_model, completion_rows
+from posttrain.serving.protocol import APIError, ChatRequest, CompletionRequest, FeedbackRequest
 from posttrain.serving.responses import respond
 from posttrain.web.guard import BODY_TIMEOUT, Guard, Refusal, TextJSONRoute, bearer_token
 
@@ -92,39 +86,22 @@ def add_model_routes(app: FastAPI, served: ServedModel, engine: Engine) -> None:
 
 
 def add_generation_routes(app: FastAPI, served: ServedModel, engine: Engine) -> None:
-    """POST /v1/chat/completions and /v1/completions: checked, tokenised on a worker thread, then answered by
+    """POST /v1/chat/completions and /v1/completions: planned into rows (`prompts.py`), then answered by
     `responses.respond`."""
+    names = TokenText(served.tokenizer)
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
-        check_model(served, req.model)
-        if len(req.messages) > served.context_length:  # each is a token at least: refuse before rendering
-            raise APIError(
-                400,
-                f"the conversation has {len(req.messages)} messages, but this model's context is "
-                f"{served.context_length} tokens; shorten the messages",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        messages = [m.plain() for m in req.messages]
-        check_length(served, sum(len(m["content"]) for m in messages), param="messages")
-        prompt = await run_in_threadpool(served.chat_prompt, messages)
-        limit = req.max_completion_tokens or req.max_tokens
-        rows = plan_rows(served, req, [prompt], limit, param="messages")
-        return await respond(engine, req, rows, len(prompt), ChatFormat(served.name, req.include_usage))
+        plan = await chat_rows(served, req)
+        top = (req.top_logprobs or 0) if req.logprobs else None
+        fmt = ChatFormat(served.name, req.include_usage, names, top)
+        return await respond(engine, req, plan.rows, plan.prompt_tokens, fmt)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
-        check_model(served, req.model)
-        for p in req.prompt:
-            check_length(served, len(p), param="prompt")
-        prompts = await run_in_threadpool(lambda: [served.text_prompt(p) for p in req.prompt])
-        if any(not p for p in prompts):
-            raise APIError(400, "prompt: an empty prompt gives the model nothing to continue", param="prompt")
-        rows = plan_rows(served, req, prompts, req.max_tokens, param="prompt")
-        return await respond(
-            engine, req, rows, sum(map(len, prompts)), CompletionFormat(served.name, req.include_usage)
-        )
+        plan = await completion_rows(served, req)
+        fmt = CompletionFormat(served.name, req.include_usage, names, req.logprobs, plan.echo)
+        return await respond(engine, req, plan.rows, plan.prompt_tokens, fmt)
 
 
 def add_feedback_route(app: FastAPI, served: ServedModel, feedback: FeedbackLog) -> None:
@@ -150,6 +127,10 @@ def add_feedback_route(app: FastAPI, served: ServedModel, feedback: FeedbackLog)
             raise APIError(500, str(e), type="server_error", code="feedback_not_stored") from None
 
 
+ROUTES = (
+    "the routes are GET /health, GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, "
+    "POST /v1/completions and POST /v1/feedback"
+)
 MAX_BODY = 8 * 2**20  # bytes; far more than any context holds, little enough to refuse junk early
 
 
@@ -177,60 +158,6 @@ def model_card(served: ServedModel) -> dict:
     }
 
 
-def check_model(served: ServedModel, name: str) -> None:
-    if name != served.name:
-        raise APIError(
-            404,
-            f"the model {name!r} does not exist; this server serves {served.name!r}",
-            param="model",
-            code="model_not_found",
-        )
-
-
-def check_length(served: ServedModel, chars: int, *, param: str) -> None:
-    """Refuse text too long for the context by its length alone, before it is tokenised."""
-    if served.max_prompt_chars is not None and chars > served.max_prompt_chars:
-        raise APIError(
-            400,
-            f"the {param} text is {chars} characters; this model's context of {served.context_length} "
-            f"tokens holds at most {served.max_prompt_chars}; shorten the {param}",
-            param=param,
-            code="context_length_exceeded",
-        )
-
-
-def plan_rows(
-    served: ServedModel, req: SamplingRequest, prompts: list[list[int]], max_tokens: int | None, *, param: str
-) -> list[tuple[list[int], Sampling]]:
-    """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the
-    context."""
-    rows = []
-    for prompt in prompts:
-        room = served.context_length - len(prompt)
-        if room < 1:
-            raise APIError(
-                400,
-                f"the prompt is {len(prompt)} tokens, but this model's context is "
-                f"{served.context_length} tokens; shorten the {param}",
-                param=param,
-                code="context_length_exceeded",
-            )
-        for i in range(req.n):
-            seed = None if req.seed is None else req.seed + i
-            rows.append(
-                (
-                    prompt,
-                    Sampling(
-                        temperature=1.0 if req.temperature is None else req.temperature,
-                        top_p=1.0 if req.top_p is None else req.top_p,
-                        max_tokens=min(max_tokens or room, room),
-                        seed=seed,
-                    ),
-                )
-            )
-    return rows
-
-
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, e: APIError):
@@ -242,11 +169,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
-        kind = "not_found" if e.status_code == 404 else "invalid_request_error"
-        return JSONResponse(
-            APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}", type=kind).body(),
-            status_code=e.status_code,
-        )
+        where = f"{request.method} {request.url.path}"
+        message = f"Invalid URL ({where}); {ROUTES}" if e.status_code == 404 else f"{where}: {e.detail}"
+        return JSONResponse(APIError(e.status_code, message).body(), status_code=e.status_code)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, e: Exception):
@@ -267,5 +192,7 @@ def validation_error(e: RequestValidationError) -> APIError:
     # a union field (str | list) reports which branch failed; the field's name is what a person needs
     param = loc[0] if loc else None
     detail = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        detail = "unknown field; the server does not implement it (docs/serving.md lists the fields it takes)"
     where = ".".join(loc)
     return APIError(400, f"{where}: {detail}" if where else detail, param=param, code="invalid_value")

@@ -26,6 +26,12 @@ class ServedModel:
         return {self.tokenizer.eos_token_id, *extra}
 
     @cached_property
+    def vocab_size(self) -> int:
+        """Token ids a request may name: the tokenizer's, and no more than the model's embedding has rows."""
+        rows = getattr(getattr(self.model, "config", None), "vocab_size", None)
+        return min(len(self.tokenizer), rows) if rows else len(self.tokenizer)
+
+    @cached_property
     def max_prompt_chars(self) -> int | None:
         """Characters of text that cannot fit the context whatever their tokens, so they are refused before
         tokenising (seconds of CPU for megabytes): no token covers more characters than its vocabulary entry

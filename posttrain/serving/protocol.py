@@ -1,16 +1,19 @@
-"""The OpenAI wire format: request schemas, response and stream-chunk bodies, and API errors.
+"""The OpenAI wire format of requests, and API errors.
 
-Only what posttrain implements is accepted with meaning; unknown fields are ignored, as
-OpenAI-compatible servers commonly do, so clients that send extra options keep working.
+No field is ignored in silence: a field posttrain implements is taken with its meaning; one that cannot
+change the answer (`user`, `metadata`, `store`, ...) is accepted; one of OpenAI's it does not implement
+is accepted only with a value that asks for nothing (no penalty, no tools) and is a 400 naming it
+otherwise (unsupported.py); any other field is a 400 too, so a client that sends an option learns it was
+not applied rather than getting an answer without it. docs/serving.md lists them all.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from posttrain.serving.unsupported import CHAT_UNSUPPORTED, MESSAGE_UNSUPPORTED, asks_nothing
 
 MAX_N = 16
 MAX_STOPS = 4  # OpenAI's limit
@@ -23,6 +26,10 @@ MAX_STOP_CHARS = 256
 # made other clients' 16-token requests up to 28 times slower. Every message is at least one token, and
 # 4096 is more turns than any context we serve holds.
 MAX_MESSAGES = 4096
+MAX_TOP_LOGPROBS = 20  # chat's top_logprobs, OpenAI's limit
+MAX_COMPLETION_LOGPROBS = 5  # completions' logprobs, OpenAI's limit
+# logit_bias entries are added to a row's logits at every step on the one generation thread
+MAX_LOGIT_BIAS = 1024
 
 
 class APIError(Exception):
@@ -45,18 +52,53 @@ class APIError(Exception):
 
 
 class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     type: Literal["text"]
     text: str
 
 
 class Message(BaseModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
     content: str | list[TextPart]
+    name: Any = None
+    tool_calls: Any = None
+    tool_call_id: Any = None
+    refusal: Any = None
+    # what an answer's message carries when a client sends it back as history, empty
+    annotations: Any = None
+    audio: Any = None
+    function_call: Any = None
+
+    _unsupported = field_validator(*MESSAGE_UNSUPPORTED)(asks_nothing)
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v):
+        if v not in ("system", "developer", "user", "assistant"):
+            raise ValueError(
+                f"role {v!r} is not supported (tool and function results are not); "
+                "roles are system, developer, user, assistant"
+            )
+        return v
 
     @field_validator("content", mode="before")
     @classmethod
-    def _not_too_many_parts(cls, v):
-        return at_most(v, MAX_MESSAGES, "text parts")
+    def _text_only(cls, v):
+        if v is None:
+            raise ValueError("content is null; give the message's text (tool calls are not supported)")
+        if isinstance(v, list):
+            at_most(v, MAX_MESSAGES, "text parts")
+            for i, part in enumerate(v):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind != "text":
+                    raise ValueError(
+                        f"part {i} is of type {kind!r}; only text parts ({{'type': 'text', 'text': ...}}) "
+                        "are supported"
+                    )
+        return v
 
     def plain(self) -> dict:
         """{"role", "content"} with text parts joined; "developer" is OpenAI's newer name for system."""
@@ -65,11 +107,16 @@ class Message(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     include_usage: bool = False
+    include_obfuscation: bool = True  # no effect: its padding guards against side channels on the network
 
 
 class SamplingRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """The fields chat and completions share."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str
     n: int = Field(1, ge=1, le=MAX_N)
@@ -80,6 +127,12 @@ class SamplingRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    logit_bias: dict[int, float] | None = None
+    user: Any = None
+    frequency_penalty: Any = None
+    presence_penalty: Any = None
+
+    _unsupported = field_validator("frequency_penalty", "presence_penalty")(asks_nothing)
 
     @field_validator("stop")
     @classmethod
@@ -93,6 +146,20 @@ class SamplingRequest(BaseModel):
             raise ValueError(f"a stop sequence may be at most {MAX_STOP_CHARS} characters; one is {longest}")
         return stops
 
+    @field_validator("logit_bias", mode="before")
+    @classmethod
+    def _bias_size(cls, v):
+        if isinstance(v, dict) and len(v) > MAX_LOGIT_BIAS:
+            raise ValueError(f"at most {MAX_LOGIT_BIAS} tokens may be biased; this request has {len(v)}")
+        return v
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_range(cls, v):
+        if v and (bad := next((t for t, b in v.items() if not -100 <= b <= 100), None)) is not None:
+            raise ValueError(f"token {bad}'s bias is {v[bad]}; a bias is from -100 to 100")
+        return v
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
@@ -101,6 +168,27 @@ class SamplingRequest(BaseModel):
 class ChatRequest(SamplingRequest):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    metadata: Any = None
+    store: Any = None
+    service_tier: Any = None
+    safety_identifier: Any = None
+    prompt_cache_key: Any = None
+    parallel_tool_calls: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+    modalities: Any = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    reasoning_effort: Any = None
+    verbosity: Any = None
+
+    _chat_unsupported = field_validator(*CHAT_UNSUPPORTED)(asks_nothing)
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -114,18 +202,33 @@ class ChatRequest(SamplingRequest):
             raise ValueError("the last message must be a user turn; the model answers it")
         return v
 
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_needs_logprobs(cls, v, info: ValidationInfo):
+        if v is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
+        return v
+
 
 class CompletionRequest(SamplingRequest):
-    prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
+    # a string, a list of token ids, or a list of up to MAX_N of either (what evaluation harnesses send)
+    prompt: list[str | list[int]]
+    max_tokens: int | None = Field(16, ge=0)  # OpenAI's default for /v1/completions; 0 with echo scores
+    logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
+    echo: bool = False
+    suffix: Any = None
+    best_of: Any = None
 
-    @field_validator("prompt")
+    _completion_unsupported = field_validator("suffix", "best_of")(asks_nothing)
+
+    @field_validator("prompt", mode="before")
     @classmethod
     def _prompts(cls, v):
-        prompts = [v] if isinstance(v, str) else v
-        if not prompts or len(prompts) > MAX_N:
-            raise ValueError(f"give 1 to {MAX_N} prompts")
-        return prompts
+        if isinstance(v, str) or (isinstance(v, list) and v and all(type(t) is int for t in v)):
+            v = [v]
+        if not isinstance(v, list) or not v or len(v) > MAX_N:
+            raise ValueError(f"give a string, a list of token ids, or a list of 1 to {MAX_N} of either")
+        return v
 
 
 class FeedbackRequest(BaseModel):
@@ -151,85 +254,3 @@ def at_most(value, limit: int, what: str):
     if isinstance(value, list) and len(value) > limit:
         raise ValueError(f"at most {limit} {what} are taken; this request has {len(value)}")
     return value
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-class ChatFormat:
-    """Bodies and stream chunks of `POST /v1/chat/completions`."""
-
-    object, chunk_object, id_prefix = "chat.completion", "chat.completion.chunk", "chatcmpl"
-
-    def __init__(self, model: str, with_usage: bool = False):
-        self.id, self.model, self.with_usage, self.created = (
-            new_id(self.id_prefix),
-            model,
-            with_usage,
-            int(time.time()),
-        )
-
-    def body(self, texts: list[str], reasons: list[str], use: dict) -> dict:
-        choices = [
-            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r, "logprobs": None}
-            for i, (t, r) in enumerate(zip(texts, reasons))
-        ]
-        return self._envelope(self.object, choices) | {"usage": use}
-
-    def role_chunk(self, index: int) -> dict | None:
-        return self._chunk(index, {"delta": {"role": "assistant", "content": ""}})
-
-    def text_chunk(self, index: int, text: str) -> dict:
-        return self._chunk(index, {"delta": {"content": text}})
-
-    def finish_chunk(self, index: int, reason: str) -> dict:
-        return self._chunk(index, {"delta": {}}, reason)
-
-    def usage_chunk(self, use: dict) -> dict:
-        return self._envelope(self.chunk_object, []) | {"usage": use}
-
-    def _chunk(self, index: int, fields: dict, reason: str | None = None) -> dict:
-        choice = {"index": index, **fields, "finish_reason": reason, "logprobs": None}
-        chunk = self._envelope(self.chunk_object, [choice])
-        return chunk | {"usage": None} if self.with_usage else chunk
-
-    def _envelope(self, obj: str, choices: list) -> dict:
-        return {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            "system_fingerprint": None,
-        }
-
-
-class CompletionFormat(ChatFormat):
-    """Bodies and stream chunks of `POST /v1/completions` (legacy text completions)."""
-
-    object, chunk_object, id_prefix = "text_completion", "text_completion", "cmpl"
-
-    def body(self, texts: list[str], reasons: list[str], use: dict) -> dict:
-        choices = [
-            {"index": i, "text": t, "finish_reason": r, "logprobs": None}
-            for i, (t, r) in enumerate(zip(texts, reasons))
-        ]
-        return self._envelope(self.object, choices) | {"usage": use}
-
-    def role_chunk(self, index: int) -> dict | None:
-        return None
-
-    def text_chunk(self, index: int, text: str) -> dict:
-        return self._chunk(index, {"text": text})
-
-    def finish_chunk(self, index: int, reason: str) -> dict:
-        return self._chunk(index, {"text": ""}, reason)

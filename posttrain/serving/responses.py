@@ -11,7 +11,8 @@ import json
 from fastapi.responses import StreamingResponse
 
 from posttrain.serving.engine import Busy, Engine, Event, Job
-from posttrain.serving.protocol import APIError, ChatFormat, SamplingRequest, usage
+from posttrain.serving.formats import ChatFormat, Choice, usage
+from posttrain.serving.protocol import APIError, SamplingRequest
 
 
 async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
@@ -36,40 +37,48 @@ async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    texts, reasons, completion_tokens = await collect(job, events, len(rows))
-    return fmt.body(texts, reasons, usage(prompt_tokens, completion_tokens))
+    choices, completion_tokens = await collect(job, events, len(rows))
+    return fmt.body(choices, usage(prompt_tokens, completion_tokens))
 
 
-async def collect(job: Job, events: asyncio.Queue, n: int) -> tuple[list[str], list[str], int]:
-    """A whole response: each choice's text and finish reason, and the tokens generated."""
-    texts, reasons = [""] * n, [""] * n
+async def collect(job: Job, events: asyncio.Queue, n: int) -> tuple[list[Choice], int]:
+    """A whole response: each choice's text, finish reason and log-probabilities, and the tokens
+    generated."""
+    choices = [Choice() for _ in range(n)]
     try:
         while (ev := await events.get()).kind != "done":
+            choice = choices[ev.index]
             if ev.kind == "error":
                 raise APIError(500, ev.text, type="server_error", code="generation_failed")
             if ev.kind == "delta":
-                texts[ev.index] += ev.text
+                choice.text += ev.text
+                choice.logprobs += ev.logprobs or []
+            elif ev.kind == "prompt":
+                choice.prompt_logprobs = ev.logprobs
             elif ev.kind == "finish":
-                reasons[ev.index] = ev.finish_reason
+                choice.reason = ev.finish_reason
     except BaseException:
         job.cancelled = True  # the client went away or the batch failed: stop generating its rows
         raise
-    return texts, reasons, sum(ev.completion_tokens)
+    return choices, sum(ev.completion_tokens)
 
 
 async def stream(
     job: Job, events: asyncio.Queue, n: int, prompt_tokens: int, fmt: ChatFormat, include_usage: bool
 ):
-    """Server-sent events: role chunks, content chunks, a finish chunk per choice, usage if asked, [DONE]."""
+    """Server-sent events: role (or echoed prompt) chunks, content chunks, a finish chunk per choice, usage
+    if asked, [DONE]."""
     done = False
     try:
         for i in range(n):
-            if (chunk := fmt.role_chunk(i)) is not None:
+            if (chunk := fmt.start_chunk(i)) is not None:
                 yield sse(chunk)
         while True:
             ev: Event = await events.get()
-            if ev.kind == "delta":
-                yield sse(fmt.text_chunk(ev.index, ev.text))
+            if ev.kind == "prompt" and (chunk := fmt.prompt_chunk(ev.index, ev.logprobs)) is not None:
+                yield sse(chunk)
+            elif ev.kind == "delta":
+                yield sse(fmt.text_chunk(ev.index, ev.text, ev.logprobs))
             elif ev.kind == "finish":
                 yield sse(fmt.finish_chunk(ev.index, ev.finish_reason))
             elif ev.kind == "error":
