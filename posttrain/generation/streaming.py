@@ -50,7 +50,7 @@ class Step(NamedTuple):
     key: Hashable
     token: int | None  # the new token; None when the row ended (EOS, or ended before)
     reason: str | None  # "stop" | "length" | the caller's reason, once the row is done
-    logprobs: Scored | None = None  # the new token's, when its Sampling asks
+    logprobs: Scored | None = None  # the sampled token's, when its Sampling asks; an EOS's too (token None)
     prompt_logprobs: list[Scored] | None = None  # on the row's first step, when its Sampling asks
 
 
@@ -106,9 +106,10 @@ class Batch:
         logprobs = _logprobs(self.logits, tokens, self.rows)
         out = []
         for row, token, lp in zip(self.rows, tokens.tolist(), logprobs):
+            decoding = row.finish_reason is None and row.sampling.max_tokens > 0
             token = self._account(row, token)
             prompt, row.prompt_logprobs = row.prompt_logprobs, None
-            out.append(Step(row.key, token, row.finish_reason, lp if token is not None else None, prompt))
+            out.append(Step(row.key, token, row.finish_reason, lp if decoding else None, prompt))
         self.fed = torch.tensor([[s.token if s.token is not None else self.pad_id] for s in out])  # (B, 1)
         return out
 

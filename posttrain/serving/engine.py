@@ -44,6 +44,9 @@ class Job:
     stops: list[str]
     emit: Callable[[Event], None]  # called from the worker thread
     cancelled: bool = False  # set by the caller (client went away); the worker drops its rows
+    # list the end-of-sequence token among the log-probabilities, as vLLM's completions do: a client that
+    # cuts the generated entry off the end (lm-eval's local-completions) then cuts the right one
+    eos_logprobs: bool = False
     tokens: list[int] = field(default_factory=list)  # tokens generated per choice, filled as they finish
     _finished: set[int] = field(default_factory=set)
 
@@ -150,10 +153,10 @@ class Engine:
                 continue
             if step.prompt_logprobs is not None:
                 _emit(entry.job, Event("prompt", entry.choice, logprobs=step.prompt_logprobs))
+            if step.logprobs is not None and (step.token is not None or entry.job.eos_logprobs):
+                entry.logprobs.append(step.logprobs)
             if step.token is not None:
                 entry.tokens += 1
-                if step.logprobs is not None:
-                    entry.logprobs.append(step.logprobs)
                 if delta := entry.stream.push(step.token):
                     _emit(entry.job, Event("delta", entry.choice, delta, logprobs=entry.take_logprobs()))
                 if entry.stream.stopped and reason is None:

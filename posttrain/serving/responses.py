@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from posttrain.serving.engine import Busy, Engine, Event, Job
 from posttrain.serving.formats import ChatFormat, Choice, usage
-from posttrain.serving.protocol import APIError, SamplingRequest
+from posttrain.serving.protocol import APIError, CompletionRequest, SamplingRequest
 
 
 async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int, fmt: ChatFormat):
@@ -24,7 +24,12 @@ async def respond(engine: Engine, req: SamplingRequest, rows, prompt_tokens: int
             param="n",
         )
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
-    job = Job(rows, req.stop or [], emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
+    job = Job(
+        rows,
+        req.stop or [],
+        emit=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev),
+        eos_logprobs=isinstance(req, CompletionRequest),
+    )
     try:
         engine.submit(job)
     except Busy as e:

@@ -160,3 +160,19 @@ def test_logit_bias_steers_the_sampler(server, served):
         server, "chat/completions", messages=hi, max_tokens=6, temperature=0, logit_bias=banned, logprobs=True
     )
     assert other.json()["choices"][0]["logprobs"]["content"][0]["token"] != first
+
+
+def test_completions_list_the_end_of_sequence_token_and_chat_does_not(server, served):
+    """lm-eval's local-completions scores with max_tokens 1 and cuts the last entry off as the generated
+    one: an EOS generated there must be listed, or the prompt's last token would be cut instead."""
+    eos = served.tokenizer.eos_token_id
+    ids = served.text_prompt("The capital of Veloria is")
+    body = dict(echo=True, logprobs=1, max_tokens=1, temperature=0, logit_bias={eos: 100})
+    choice = post(server, "completions", prompt=ids, **body).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["text"] == served.tokenizer.decode(ids)
+    assert len(choice["logprobs"]["tokens"]) == len(ids) + 1
+    assert choice["logprobs"]["tokens"][-1] == served.tokenizer.eos_token
+    assert abs(choice["logprobs"]["token_logprobs"][-1] - float(direct(served, ids)[-1, eos])) < TOL
+    hi = [{"role": "user", "content": "Hi"}]
+    chat = post(server, "chat/completions", messages=hi, logprobs=True, max_tokens=3, logit_bias={eos: 100})
+    assert chat.json()["choices"][0]["logprobs"]["content"] == []
