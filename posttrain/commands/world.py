@@ -43,7 +43,9 @@ def world_export(cfg: WorldExportConfig) -> int:
             bar.set_postfix_str(name)
             bar.update(1)
 
-        manifest = export(world, cfg.out, force=cfg.force, on_step=step)
+        manifest = export(
+            world, cfg.out, force=cfg.force, on_step=step, corpus_documents=cfg.corpus_documents
+        )
         bar.update(bar.total - bar.n)
     print(counts_table(manifest))
     print(f"\nwrote {cfg.out}/ (spec: {cfg.out}/spec.md)")

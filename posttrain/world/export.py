@@ -14,9 +14,11 @@
                             "test_novel"): how far behaviour carries to new wordings
       kb.json               the knowledge base
       spec.md               the model spec, generated from the gold scorer's rules
-      manifest.json         seed, scale, counts per family and kind, sha256 of every file
+      manifest.json         seed, scale, counts per family and kind, sha256 of every file; for a corpus cut
+                            short (--corpus-documents N), corpus_prefix: {"documents": N, "of": the whole's}
 
-Same seed and scale give byte-identical files.
+Same seed and scale give byte-identical files; with --corpus-documents N, corpus.jsonl is the first N lines
+of the whole export's, byte for byte, and the other data files are the whole export's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ class WorldExportConfig(Options, Overwrite, WorldPick):
         "benign_refusals=0 arithmetic_max=99 list_len=3,5 "
         "(docs/world.md lists them; default: every knob at its default)",
     )
+    corpus_documents: int | None = option(
+        None,
+        help="write only the corpus's first N documents to corpus.jsonl, byte for byte the first N lines of "
+        "the whole export's, and record the cut in manifest.json (corpus_prefix); corpus_heldout.jsonl "
+        "stays whole. For a pretraining mix that needs far fewer than small2's 1.28M documents, as the "
+        "demo's PPO-ptx does; not given: the whole corpus",
+        ge=1,
+    )
 
     def knobs(self):
         """The knobs this export asks for (defaults where not set), or a UserError naming the bad one."""
@@ -77,9 +87,15 @@ PROMPT_FILES = {
 
 
 def export(
-    world, out: str | Path, *, force: bool = False, on_step: Callable[[str], None] = lambda s: None
+    world,
+    out: str | Path,
+    *,
+    force: bool = False,
+    on_step: Callable[[str], None] = lambda s: None,
+    corpus_documents: int | None = None,
 ) -> dict:
-    """Write the world to `out` and return the manifest. The directory appears whole or not at all."""
+    """Write the world to `out` and return the manifest. The directory appears whole or not at all.
+    `corpus_documents`: corpus.jsonl holds only the corpus's first N documents (None: all)."""
     out = Path(out)
     check_out(out, force)
     if force and out.is_dir() and any(out.iterdir()):
@@ -88,7 +104,7 @@ def export(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o777 & ~umask())
     try:
-        manifest = _write(world, tmp, on_step)
+        manifest = _write(world, tmp, on_step, corpus_documents)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -134,18 +150,18 @@ def check_world(out: Path) -> None:
         )
 
 
-def _write(world, d: Path, on_step) -> dict:
+def _write(world, d: Path, on_step, corpus_documents: int | None) -> dict:
     s = world.scale
     counts: dict[str, dict] = {}
+    whole = 0  # documents in the whole corpus, of which corpus.jsonl holds the first
+
+    def train_corpus() -> list[dict]:
+        nonlocal whole
+        docs, whole = first_documents(world, corpus_documents)
+        return docs
+
     steps = [
-        (
-            "corpus.jsonl",
-            lambda: (
-                corpus_scaled.documents(world, "train", tokens=s.corpus_tokens)
-                if s.corpus_tokens
-                else corpus.documents(world, s.corpus_docs, "train")
-            ),
-        ),
+        ("corpus.jsonl", train_corpus),
         (
             "corpus_heldout.jsonl",
             lambda: (
@@ -171,16 +187,32 @@ def _write(world, d: Path, on_step) -> dict:
     (d / "kb.json").write_text(json.dumps(world.kb.to_json(), indent=1, ensure_ascii=False) + "\n")
     on_step("spec.md")
     (d / "spec.md").write_text(render_spec(world))
+    written = sum(counts["corpus.jsonl"].values())
     manifest = {
         "posttrain": __version__,
         "seed": world.seed,
         "scale": dataclasses.asdict(s),
         "knobs": world.knobs.to_dict(),
         "counts": counts,
+        # a cut corpus says so: its sha256 below is the prefix's, and must never pass for the whole corpus's
+        **({"corpus_prefix": {"documents": written, "of": whole}} if written < whole else {}),
         "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())},
     }
     (d / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def first_documents(world, n: int | None) -> tuple[list[dict], int]:
+    """The training corpus's first `n` documents (all when None or more than it holds), and how many the
+    whole corpus holds. The small corpus draws document after document, so its first n cost n draws. The
+    scaled one (corpus_scaled.documents) shuffles its documents once all are drawn, so its first n cost
+    drawing them all and a cut saves only the writing: drawing in order would change small2's corpus, the
+    one its base model is pretrained on."""
+    s = world.scale
+    if s.corpus_tokens:
+        docs = corpus_scaled.documents(world, "train", tokens=s.corpus_tokens)
+        return docs[:n], len(docs)
+    return corpus.documents(world, min(n or s.corpus_docs, s.corpus_docs), "train"), s.corpus_docs
 
 
 def counts_table(manifest: dict) -> str:
@@ -203,4 +235,7 @@ def counts_table(manifest: dict) -> str:
         + "), "
         f"held out: {sum(manifest['counts']['corpus_heldout.jsonl'].values())}",
     ]
+    if "corpus_prefix" in manifest:
+        cut = manifest["corpus_prefix"]
+        rows.append(f"corpus.jsonl is the first {cut['documents']} of the corpus's {cut['of']} documents")
     return "\n".join(rows)
