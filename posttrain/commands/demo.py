@@ -2,7 +2,7 @@
 
 The whole recipe on the built-in world, with a final table of measured results:
 
-    posttrain demo                  # small world, the checked-in base model, in runs/demo (what `make demo` runs)
+    posttrain demo                  # the built-in world, its shipped base model, in runs/demo (what `make demo` runs)
     posttrain demo --preset tiny    # the same chain in a few minutes, on far less data, in runs/demo-tiny
     posttrain demo --seed 1         # another run seed on the same world and base, in runs/demo-seed1
     posttrain demo --seeds 0,1,2    # a demo per run seed (runs/demo-seeds/seed-S), then their mean and range

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.arguments import SEED_MAX
-from posttrain.commands.demo_presets import BASE, BASE_WORLD, PRESETS
+from posttrain.commands.demo_presets import BASE_WORLD, PRESETS, demo_world
 from posttrain.config import Options, option
 from posttrain.errors import UserError
 
@@ -42,28 +42,36 @@ class DemoConfig(Options):
     )
     world_seed: int = option(
         BASE_WORLD,
-        help="world seed; the shipped base model was pretrained on world 0's "
-        "corpus, so another world needs its own base model (--base)",
+        help=f"seed of the demo's world (scale {demo_world().scale}); the shipped base model was pretrained "
+        "on world 0's corpus, so another world needs its own base model (--base)",
         ge=0,
     )
     base: str | None = option(
         None,
-        help="base model to fine-tune (default: the shipped assets/base-small-seed0, "
-        "pretrained on world 0); for another --world-seed, one pretrained on "
-        "that world's corpus.jsonl with `posttrain pretrain`",
+        help=f"base model to fine-tune (default: the shipped assets/{demo_world().base.name}, "
+        f"pretrained on world 0's corpus at scale {demo_world().scale}); for another --world-seed, one "
+        "pretrained on that world's corpus.jsonl with `posttrain pretrain`",
     )
     force: bool = option(False, help="start over: delete OUT first (only a demo's folder)")
 
     def check(self) -> None:
         super().check()
+        shipped = demo_world()
         if self.world_seed != BASE_WORLD and self.base is None:
             w = self.world_seed
             raise UserError(
-                f"--world-seed {w}: the shipped base model ({BASE.name}) was pretrained on world "
+                f"--world-seed {w}: the shipped base model ({shipped.base.name}) was pretrained on world "
                 f"{BASE_WORLD}'s corpus and never saw world {w}'s facts; another world needs its own base "
-                f"model: `posttrain world export --seed {w} --out W`, `posttrain pretrain --data "
-                f"W/corpus.jsonl --out B`, then `posttrain demo --world-seed {w} --base B`. To vary "
-                "the training randomness on the shipped world, use --seed (the run seed)"
+                f"model: `posttrain world export --scale {shipped.scale} --seed {w} --out W`, `posttrain "
+                f"pretrain --data W/corpus.jsonl --out B`, then `posttrain demo --world-seed {w} --base B`. "
+                "To vary the training randomness on the shipped world, use --seed (the run seed)"
+            )
+        if self.base is None and not (shipped.base / "config.json").is_file():
+            raise UserError(
+                f"the demo runs on the {shipped.scale} world, and its base model {shipped.base} is missing "
+                f"(posttrain ships it once pretrained); make one with `posttrain world export --scale "
+                f"{shipped.scale} --seed {BASE_WORLD} --out W` and `posttrain pretrain --data W/corpus.jsonl "
+                f"--out B` (its options: {shipped.made}), then run `posttrain demo --base B`"
             )
         if self.seeds is not None:
             self.seed_list()

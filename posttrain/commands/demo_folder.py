@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from posttrain.commands.demo_config import DemoConfig
-from posttrain.commands.demo_presets import BASE, BASE_WORLD, PRESETS, TEST_SETS
+from posttrain.commands.demo_presets import BASE_WORLD, PRESETS, TEST_SETS, demo_world
 from posttrain.data.outputs import check_not_input, foreign_entries, named
 from posttrain.errors import UserError
 
@@ -23,7 +23,7 @@ def default_out(cfg: DemoConfig, seeds: bool = False) -> Path:
     return Path(name + ("-seeds" if seeds else f"-seed{cfg.seed}" if cfg.seed else ""))
 
 
-DEMO_FILE = "demo.json"  # in OUT: the preset, run seed, world seed and base model the demo was started with
+DEMO_FILE = "demo.json"  # in OUT: what the demo began with: preset, run seed, world seed and scale, base
 
 
 WRITES = (
@@ -42,7 +42,7 @@ OPTIONS = {"preset": "--preset", "seed": "--seed", "world_seed": "--world-seed",
 
 
 def base_model(cfg: DemoConfig) -> str:
-    return cfg.base or str(BASE)
+    return cfg.base or str(demo_world().base)
 
 
 def start(cfg: DemoConfig) -> None:
@@ -83,6 +83,7 @@ def fingerprint(cfg: DemoConfig) -> dict:
         "preset": cfg.preset,
         "seed": cfg.seed,
         "world_seed": cfg.world_seed,
+        "scale": demo_world().scale,
         "base": cfg.base,
         "sizes": asdict(PRESETS[cfg.preset]),
     }
@@ -96,6 +97,8 @@ def differences(was: dict, now: dict) -> list[str]:
         for k, flag in OPTIONS.items()
         if k in was and was[k] != now[k]
     ]
+    if "scale" in was and was["scale"] != now["scale"]:  # a newer posttrain's demo runs on another world
+        changes.append(f"the world's scale was {was['scale']!r}, now {now['scale']!r}")
     if not changes and "sizes" in was:  # the same preset, redefined by a newer posttrain
         changes = [
             f"the {now['preset']} preset's {k} was {was['sizes'].get(k)!r}, now {v!r}"
@@ -108,10 +111,13 @@ def differences(was: dict, now: dict) -> list[str]:
 def upgraded(was: dict) -> dict:
     """A record of an older posttrain in today's terms. Its one `seed` was the world seed, and its stages ran
     with their default seeds (0; the labelers and the evaluation drew from the world seed): every demo it ran
-    used seed 0 for both, which today is world seed 0 and run seed 0 on the shipped base model."""
-    if not was or "world_seed" in was:
+    used seed 0 for both, which today is world seed 0 and run seed 0 on the shipped base model. A record
+    without a scale is of a demo on the small world, the only one the demo ran on then."""
+    if not was:
         return was
-    return {**was, "seed": 0, "world_seed": was.get("seed", BASE_WORLD), "base": None}
+    if "world_seed" not in was:
+        was = {**was, "seed": 0, "world_seed": was.get("seed", BASE_WORLD), "base": None}
+    return {"scale": "small", **was}
 
 
 def recorded(out: Path) -> dict:

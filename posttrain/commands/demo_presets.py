@@ -1,5 +1,5 @@
-"""What `posttrain demo` runs on: the shipped base model and its world, the presets' sizes, and the two
-test sets it evaluates (`posttrain/commands/demo.py`)."""
+"""What `posttrain demo` runs on: the world scale and its shipped base model, the presets' sizes, and the
+two test sets it evaluates (`posttrain/commands/demo.py`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,50 @@ from pathlib import Path
 
 from posttrain.recipes import SMALL
 
-BASE = Path(__file__).resolve().parent.parent.parent / "assets" / "base-small-seed0"
-BASE_WORLD = 0  # the world whose corpus the shipped base model was pretrained on
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+BASE_WORLD = 0  # the world seed whose corpus each shipped base model was pretrained on
+
+# small2's corpus is 1.28M documents (373 MB), and the demo reads it only as PPO-ptx's pretraining mix: each
+# PPO step draws --ptx-batch 8 rows of 128 tokens for each of its 4 epochs x 4 minibatches (recipes.SMALL),
+# 2,048 rows over the small preset's 16 steps. 40,000 documents are about 2.8M tokens (small2's average
+# is 71 tokens a document), about 22,000 rows: ten times the rows drawn, so that few are drawn twice
+# (the small world's whole corpus is 2,770 rows). The prefix of a shuffled corpus is a fair sample of it.
+PTX_DOCUMENTS = 40_000
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """A world scale the demo can run on: its base model as posttrain ships it (pretrained on that scale's
+    world BASE_WORLD) and how much of the world's corpus the demo exports."""
+
+    scale: str
+    base: Path
+    made: str  # where the commands that make the base are written
+    corpus_documents: int | None  # the first N documents of corpus.jsonl (world export --corpus-documents)
+
+
+WORLDS = {
+    w.scale: w
+    for w in (
+        DemoWorld(
+            "small", ASSETS / "base-small-seed0", "assets/base-small-seed0/README.md", corpus_documents=None
+        ),
+        DemoWorld(
+            "small2",
+            ASSETS / "base-small2-seed0",
+            'docs/world.md, "The second small world"',
+            corpus_documents=PTX_DOCUMENTS,
+        ),
+    )
+}
+SCALE = (
+    "small"  # the world scale the demo runs on; small2 once assets/base-small2-seed0 ships (docs/world.md)
+)
+
+
+def demo_world() -> DemoWorld:
+    """The world the demo runs on (WORLDS[SCALE]): its scale, shipped base and corpus cut."""
+    return WORLDS[SCALE]
 
 
 @dataclass(frozen=True)

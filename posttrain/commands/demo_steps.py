@@ -8,7 +8,7 @@ from pathlib import Path
 
 from posttrain.commands.demo_config import DemoConfig
 from posttrain.commands.demo_folder import base_model, default_out
-from posttrain.commands.demo_presets import TEST_SETS, Preset, TestSet
+from posttrain.commands.demo_presets import TEST_SETS, Preset, TestSet, demo_world
 from posttrain.recipes import SMALL
 
 
@@ -22,7 +22,13 @@ def plan(cfg: DemoConfig, p: Preset) -> list[tuple[str, Path, callable]]:
     o, w, c = cfg.out, cfg.out / "world", stage_configs(cfg, p)
 
     def world() -> None:
-        world_cmd.world_export(WorldExportConfig(out=w, scale="small", seed=cfg.world_seed, force=True))
+        # the world of the shipped base's scale; of small2's 1.28M corpus documents only those PPO-ptx needs
+        d = demo_world()
+        world_cmd.world_export(
+            WorldExportConfig(
+                out=w, scale=d.scale, seed=cfg.world_seed, corpus_documents=d.corpus_documents, force=True
+            )
+        )
         trims = [
             ("demos.jsonl", p.sft_demos),
             ("prompts_rm.jsonl", p.rm_prompts),
@@ -72,7 +78,7 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
     from posttrain.training.ppo_config import PPOConfig
 
     o = cfg.out or default_out(cfg)
-    w, seed, world = o / "world", cfg.seed, cfg.world_seed
+    w, seed, world, scale = o / "world", cfg.seed, cfg.world_seed, demo_world().scale
     return {
         "sft": SFTConfig(
             model=base_model(cfg), data=w / "demos.jsonl", out=o / "sft", epochs=p.sft_epochs, seed=seed
@@ -89,6 +95,7 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
             out=o / "rankings.jsonl",
             labelers_per_item=SMALL.labelers_per_item,
             world_seed=world,
+            scale=scale,
             seed=seed,
         ),
         "rm": RMConfig(
@@ -97,6 +104,7 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
             out=o / "rm",
             epochs=p.rm_epochs,
             world_seed=world,
+            scale=scale,
             seed=seed,
         ),
         "ppo": PPOConfig(
@@ -110,6 +118,7 @@ def stage_configs(cfg: DemoConfig, p: Preset) -> dict:
             rollout_batch=p.rollout_batch,
             micro_batch=p.micro_batch,
             world_seed=world,
+            scale=scale,
             seed=seed,
         ),
     }
@@ -135,7 +144,7 @@ def evaluate_test_set(cfg: DemoConfig, test_set: TestSet) -> None:
         {"ppo-ptx": str(o / "ppo-ptx")},
         str(o / "sft"),
         records,
-        World(seed=cfg.world_seed),
+        World(seed=cfg.world_seed, scale=demo_world().scale),
         judge="gold",
         heldout_documents=read_documents(w / "corpus_heldout.jsonl") if headline else None,
         kl_samples=1 if headline else 0,

@@ -108,7 +108,7 @@ def test_the_run_seed_reaches_every_stage_and_the_world_stays_seed_0(tmp_path):
         "ppo": 7,
     }
     assert c["label"].world_seed == c["rm"].world_seed == c["ppo"].world_seed == 0
-    assert c["sft"].model == str(presets.BASE)
+    assert c["sft"].model == str(presets.demo_world().base)
     # run seed 0 is what the demo ran before the run seed: the stages' default seeds, the labelers' world seed
     c0 = stage_configs(DemoConfig(out=tmp_path), PRESETS["tiny"])
     assert {cfg.seed for cfg in c0.values()} == {0} and c0["label"].world_seed == 0
@@ -169,14 +169,14 @@ def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_ste
         "preset": "tiny",
         "seed": 2,
         "world_seed": 0,
+        "scale": "small",
         "base": None,
         "sizes": vars(PRESETS["tiny"]),
     }
     assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2
     assert "--seed was 2, now 0" in capsys.readouterr().err and len(no_steps) == 1
-    assert (
-        main(["demo", "--preset", "tiny", "--seed", "2", "--base", str(presets.BASE), "--out", str(out)]) == 2
-    )
+    base = str(presets.demo_world().base)
+    assert main(["demo", "--preset", "tiny", "--seed", "2", "--base", base, "--out", str(out)]) == 2
     assert "--base was None, now" in capsys.readouterr().err and len(no_steps) == 1
 
 
