@@ -28,15 +28,17 @@ class Scored:
     top: tuple[tuple[int, float], ...] = ()
 
 
-def biased(logits: torch.Tensor, biases: list[dict[int, float] | None]) -> torch.Tensor:
-    """(B, V) `logits` with each row's bias (token id -> value) added, as OpenAI's `logit_bias` is; the
-    input itself when no row has one."""
-    if not any(biases):
-        return logits
+def adjusted(
+    logits: torch.Tensor, bias: dict[int, float] | None, allowed: torch.Tensor | None
+) -> torch.Tensor:
+    """One row's (V,) `logits` with its bias (token id -> value) added, as OpenAI's `logit_bias` is, and -inf
+    wherever `allowed` (V,) is False (a grammar's constraint); a new tensor, the input is kept. Done row by
+    row, so a batch pays for the rows that ask and for no others."""
     out = logits.clone()
-    for i, bias in enumerate(biases):
-        if bias:
-            out[i, list(bias)] += torch.tensor(list(bias.values()), dtype=out.dtype, device=out.device)
+    if bias:
+        out[list(bias)] += torch.tensor(list(bias.values()), dtype=out.dtype, device=out.device)
+    if allowed is not None:
+        out.masked_fill_(~allowed.to(out.device), float("-inf"))
     return out
 
 

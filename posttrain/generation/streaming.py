@@ -24,16 +24,26 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from posttrain.generation.logits import Scored, biased, generator, probabilities, prompt_scored, scored
+from posttrain.generation.grammar import Grammar, Matcher
+from posttrain.generation.logits import (
+    Scored,
+    adjusted,
+    generator,
+    probabilities,
+    prompt_scored,
+    scored,
+)
 
 
 @dataclass(frozen=True)
 class Sampling:
     """How one row samples. Temperature 0 is greedy; `top_p` keeps the smallest set of tokens
     whose probability reaches it (nucleus sampling, Holtzman et al. 2020); `logit_bias` adds to a
-    token's logit before either (OpenAI's `logit_bias`). `max_tokens` 0 decodes nothing: the row only
-    scores its prompt. `logprobs` asks for each new token's log-probability with that many of the most
-    likely tokens beside it; `prompt_logprobs` the same for every prompt token (None: not computed)."""
+    token's logit before either (OpenAI's `logit_bias`), and a `grammar` allows only the tokens that
+    keep the text in it (structured output; each row follows it from its own `Matcher`). `max_tokens` 0
+    decodes nothing: the row only scores its prompt. `logprobs` asks for each new token's log-probability
+    with that many of the most likely tokens beside it; `prompt_logprobs` the same for every prompt token
+    (None: not computed)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
@@ -42,6 +52,7 @@ class Sampling:
     logit_bias: dict[int, float] = field(default_factory=dict)
     logprobs: int | None = None
     prompt_logprobs: int | None = None
+    grammar: Grammar | None = None
 
 
 class Step(NamedTuple):
@@ -62,6 +73,7 @@ class _Row:
     generated: int = 0  # tokens produced, EOS not counted
     finish_reason: str | None = None  # set once the row is done
     prompt_logprobs: list[Scored] | None = None  # computed when it joins, handed out at its first step
+    matcher: Matcher | None = None  # its place in its Sampling's grammar
 
 
 class Batch:
@@ -84,7 +96,8 @@ class Batch:
     def add(self, key: Hashable, prompt: list[int], sampling: Sampling) -> None:
         if not prompt:
             raise ValueError("every prompt needs at least one token")
-        self.joining.append((_Row(key, sampling, generator(sampling.seed)), prompt))
+        matcher = sampling.grammar.start() if sampling.grammar is not None else None
+        self.joining.append((_Row(key, sampling, generator(sampling.seed), matcher=matcher), prompt))
 
     def finish(self, key: Hashable, reason: str = "stop") -> None:
         """End a row early; it leaves the batch at the next step."""
@@ -123,6 +136,8 @@ class Batch:
             row.finish_reason = "stop"
             return None
         row.generated += 1
+        if row.matcher is not None:
+            row.matcher.take(token)
         if row.generated >= row.sampling.max_tokens:
             row.finish_reason = "length"
         return token
@@ -248,14 +263,18 @@ class Decoder:
 
 
 def _next_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
-    """One token per row from its biased logits: argmax for greedy rows, a draw from the row's own
-    generator otherwise."""
-    logits = biased(logits, [row.sampling.logit_bias for row in rows])
+    """One token per row from its logits, biased and restricted to what its grammar allows when it asks:
+    argmax for greedy rows, a draw from the row's own generator otherwise."""
     tokens = logits.argmax(dim=-1)  # (B,)
     for i, row in enumerate(rows):
-        s = row.sampling
-        if s.temperature > 0 and row.finish_reason is None:
-            probs = probabilities(logits[i], s.temperature, s.top_p)  # (V,)
+        s, row_logits = row.sampling, logits[i]  # (V,)
+        if row.finish_reason is not None:
+            continue
+        if s.logit_bias or row.matcher is not None:
+            row_logits = adjusted(row_logits, s.logit_bias, row.matcher and row.matcher.allowed())
+            tokens[i] = row_logits.argmax()
+        if s.temperature > 0:
+            probs = probabilities(row_logits, s.temperature, s.top_p)  # (V,)
             tokens[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
     return tokens
 

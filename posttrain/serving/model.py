@@ -43,6 +43,15 @@ class ServedModel:
             return None
         return self.context_length * longest * 4
 
+    @cached_property
+    def grammars(self):
+        """JSON grammars over this model's vocabulary (`posttrain.generation.grammar`), built at the first
+        request for structured output."""
+        from posttrain.generation.grammar import Grammars
+
+        width = getattr(getattr(self.model, "config", None), "vocab_size", None) or len(self.tokenizer)
+        return Grammars(self.tokenizer, vocab=width, eos=self.tokenizer.eos_token_id)
+
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         """Token ids of `messages` rendered by the chat template, ready for the assistant's turn; message
         content is text, so control tokens written in it cannot forge a turn (`chat_ids`)."""

@@ -10,9 +10,16 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from posttrain.generation.grammar import Grammar, GrammarError
 from posttrain.generation.streaming import Sampling
 from posttrain.serving.model import ServedModel
-from posttrain.serving.protocol import APIError, ChatRequest, CompletionRequest, SamplingRequest
+from posttrain.serving.protocol import (
+    APIError,
+    ChatRequest,
+    CompletionRequest,
+    ResponseFormat,
+    SamplingRequest,
+)
 
 
 @dataclass
@@ -35,9 +42,22 @@ async def chat_rows(served: ServedModel, req: ChatRequest) -> Planned:
     messages = [m.plain() for m in req.messages]
     check_length(served, sum(len(m["content"]) for m in messages), param="messages")
     prompt = await run_in_threadpool(served.chat_prompt, messages)
+    grammar = await run_in_threadpool(response_grammar, served, req.response_format)
     top = (req.top_logprobs or 0) if req.logprobs else None
-    rows = plan_rows(served, req, [prompt], req.max_completion_tokens or req.max_tokens, logprobs=top)
-    return Planned(rows, len(prompt))
+    limit = req.max_completion_tokens or req.max_tokens
+    return Planned(plan_rows(served, req, [prompt], limit, logprobs=top, grammar=grammar), len(prompt))
+
+
+def response_grammar(served: ServedModel, fmt: ResponseFormat | None) -> Grammar | None:
+    """The grammar a chat answer must follow: JSON for `json_object` and `json_schema` (compiled here, on a
+    worker thread, as a large schema takes up to a second), none for text."""
+    if fmt is None or fmt.type == "text":
+        return None
+    spec = fmt.json_schema
+    try:
+        return served.grammars.json(spec.schema_ if spec else None, strict=bool(spec and spec.strict))
+    except GrammarError as e:
+        raise APIError(400, f"response_format: {e}", param="response_format") from None
 
 
 async def completion_rows(served: ServedModel, req: CompletionRequest) -> Planned:
@@ -82,6 +102,7 @@ def plan_rows(
     *,
     logprobs: int | None,
     prompt_logprobs: int | None = None,
+    grammar: Grammar | None = None,
 ) -> list[tuple[list[int], Sampling]]:
     """One row per (prompt, choice); max_tokens defaults to, and is capped by, the room left in the
     context (a prompt that fills it is taken only to score it, with max_tokens 0)."""
@@ -107,6 +128,7 @@ def plan_rows(
                 logit_bias=bias,
                 logprobs=logprobs,
                 prompt_logprobs=prompt_logprobs,
+                grammar=grammar,
             )
             rows.append((prompt, sampling))
     return rows

@@ -113,6 +113,31 @@ class StreamOptions(BaseModel):
     include_obfuscation: bool = True  # no effect: its padding guards against side channels on the network
 
 
+class JSONSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")  # OpenAI's rule for the name
+    description: str | None = None
+    schema_: dict | None = Field(None, alias="schema")  # None: any JSON object
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """`{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "json_schema": {...}}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchema | None = Field(None, validate_default=True)
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_with_its_type(cls, v, info: ValidationInfo):
+        if (v is None) != (info.data.get("type") != "json_schema"):
+            raise ValueError("json_schema goes with type 'json_schema', and only with it")
+        return v
+
+
 class SamplingRequest(BaseModel):
     """The fields chat and completions share."""
 
@@ -180,7 +205,7 @@ class ChatRequest(SamplingRequest):
     tool_choice: Any = None
     functions: Any = None
     function_call: Any = None
-    response_format: Any = None
+    response_format: ResponseFormat | None = None
     modalities: Any = None
     audio: Any = None
     prediction: Any = None

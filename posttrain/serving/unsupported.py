@@ -25,7 +25,6 @@ UNSUPPORTED: dict[str, tuple[tuple, str]] = {
     "tool_choice": (("none", "auto"), "tool calls are not supported; leave tool_choice out"),
     "functions": (([],), "function calls are not supported; leave functions out"),
     "function_call": (("none", "auto"), "function calls are not supported; leave function_call out"),
-    "response_format": (({"type": "text"},), "structured output is not supported; only {'type': 'text'}"),
     "modalities": ((["text"],), "only text output is supported: modalities ['text']"),
     "audio": ((), "audio output is not supported; leave audio out"),
     "prediction": ((), "predicted outputs are not supported; leave prediction out"),
@@ -51,7 +50,7 @@ MESSAGE_UNSUPPORTED = (
     "function_call",
 )
 CHAT_UNSUPPORTED = (
-    *("tools", "tool_choice", "functions", "function_call", "response_format", "modalities", "audio"),
+    *("tools", "tool_choice", "functions", "function_call", "modalities", "audio"),
     *("prediction", "web_search_options", "reasoning_effort", "verbosity"),
 )
 

@@ -4,14 +4,14 @@ import math
 
 import torch
 
-from posttrain.generation.logits import Scored, biased, prompt_scored, scored
+from posttrain.generation.logits import Scored, adjusted, prompt_scored, scored
 
 
-def test_a_bias_is_added_to_its_rows_tokens_only_and_the_input_is_kept():
-    logits = torch.zeros(2, 4)
-    out = biased(logits, [{1: 2.0, 3: -100.0}, None])
-    assert out.tolist() == [[0.0, 2.0, 0.0, -100.0], [0.0, 0.0, 0.0, 0.0]]
-    assert logits.abs().sum() == 0 and biased(logits, [None, {}]) is logits
+def test_a_bias_is_added_and_disallowed_tokens_get_minus_infinity_on_a_copy():
+    logits = torch.zeros(4)
+    out = adjusted(logits, {1: 2.0, 3: -100.0}, torch.tensor([True, True, False, True]))
+    assert out.tolist() == [0.0, 2.0, -math.inf, -100.0] and logits.abs().sum() == 0
+    assert torch.equal(adjusted(logits, {}, None), logits)
 
 
 def test_scored_gives_the_tokens_log_probability_and_the_top_ones_best_first():

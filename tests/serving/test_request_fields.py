@@ -20,7 +20,6 @@ ASKING = {
     "tool_choice": "required",
     "functions": [{"name": "add"}],
     "function_call": {"name": "add"},
-    "response_format": {"type": "json_object"},
     "modalities": ["text", "audio"],
     "audio": {"voice": "alloy", "format": "wav"},
     "prediction": {"type": "content", "content": "x"},
