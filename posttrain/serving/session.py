@@ -6,6 +6,7 @@ yields the assistant's text as it is generated, so both can be tested without a 
 
 from __future__ import annotations
 
+import json
 import shlex
 import typing
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from posttrain.data.chat import chat_ids
 from posttrain.data.jsonline import dumps
 from posttrain.data.records import read_conversations
 from posttrain.errors import UserError
+from posttrain.generation.grammar import Grammar, GrammarError
 from posttrain.generation.streaming import Decoder, Sampling
 from posttrain.serving.feedback import FeedbackLog, feedback_record
 from posttrain.serving.model import ServedModel
@@ -74,6 +76,7 @@ HELP = f"""commands:
   /save! FILE          the same, replacing FILE if it exists
   /load FILE           continue a conversation saved with /save (first record of a JSONL file);
                        one that ends with your message gets its reply
+  /json [FILE|object|-] replies as JSON following the schema in FILE, or any JSON object; - ends it
   /set [NAME VALUE]    change a setting; no arguments: show them
                        {", ".join(f"{name} {range_text(declared(name))}" for name in SETTABLE)}
   /good [NOTE]         rate the last reply up        /bad [NOTE]    rate it down
@@ -101,6 +104,7 @@ class Session:
     system: str | None = None
     messages: list[dict] = field(default_factory=list)  # user and assistant turns, alternating
     replies: int = 0  # replies generated, to vary a fixed seed
+    json: tuple[str, Grammar] | None = None  # /json: what replies follow, and its grammar
 
     def conversation(self) -> list[dict]:
         head = [{"role": "system", "content": self.system}] if self.system else []
@@ -126,9 +130,8 @@ class Session:
             )
         seed = None if self.settings.seed is None else self.settings.seed + self.replies
         self.replies += 1
-        sampling = Sampling(
-            self.settings.temperature, self.settings.top_p, min(self.settings.max_tokens, room), seed
-        )
+        cfg, grammar = self.settings, self.json and self.json[1]
+        sampling = Sampling(cfg.temperature, cfg.top_p, min(cfg.max_tokens, room), seed, grammar=grammar)
         tokenizer = self.served.tokenizer
         decoder = Decoder(
             self.served.model,
@@ -227,6 +230,21 @@ def _undo(s: Session, rest: str) -> Outcome:
     return Outcome(f"removed the last exchange ({len(s.messages)} messages left)")
 
 
+def _json(s: Session, rest: str) -> Outcome:
+    """Constrain replies to JSON (the server's response_format, strict), or end that with `-`."""
+    if rest in ("", "-"):
+        s.json = None if rest else s.json
+        return Outcome(f"replies follow {s.json[0]}" if s.json else "replies are free text")
+    try:
+        schema = None if rest == "object" else json.loads(Path(rest).expanduser().read_text(encoding="utf-8"))
+        s.json = (rest, s.served.grammars.json(schema, strict=True))
+    except OSError as e:
+        raise UserError(f"/json: cannot read {rest} ({e.strerror})") from None
+    except (ValueError, GrammarError) as e:  # not JSON, or a schema the grammar cannot enforce
+        raise UserError(f"/json: {rest}: {e}") from None
+    return Outcome(f"replies follow {rest}")
+
+
 def _set(s: Session, rest: str) -> Outcome:
     if not rest:
         return Outcome(s.settings.show())
@@ -267,6 +285,7 @@ COMMANDS = {
         s.load(rest), generate=s.messages[-1:] != [] and s.messages[-1]["role"] == "user"
     ),
     "/set": _set,
+    "/json": _json,
     "/good": lambda s, rest: Outcome(s.give_feedback(rating="up", notes=rest or None)),
     "/bad": lambda s, rest: Outcome(s.give_feedback(rating="down", notes=rest or None)),
     "/flag": _flag,

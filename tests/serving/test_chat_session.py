@@ -119,3 +119,32 @@ def test_multi_line_input_and_terminal_escapes():
     assert read_message(scripted(['"""', "a", "", "b", '"""'])) == "a\n\nb"
     assert read_message(scripted(["one \\", "two"])) == "one \ntwo"
     assert printable("ok\x1b[2J\x07 done\n\tx") == "ok[2J done\n\tx"
+
+
+def test_json_makes_replies_follow_a_schema_until_it_is_ended(tiny_served, tmp_path):
+    """/json is the server's strict response_format in the REPL: even a random model's reply follows it."""
+    session = Session(
+        tiny_served, FeedbackLog(tmp_path / "fb.jsonl"), Settings(temperature=1.0, max_tokens=60)
+    )
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer", "minimum": 0, "maximum": 99}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    (tmp_path / "answer.json").write_text(json.dumps(schema))
+    assert session.command(f"/json {tmp_path / 'answer.json'}").message.startswith("replies follow")
+    session.add_user("What is 2 + 2?")
+    for _ in range(3):
+        reply = json.loads("".join(session.reply()))
+        assert set(reply) == {"answer"} and 0 <= reply["answer"] <= 99
+    assert session.command("/json -").message == "replies are free text" and session.json is None
+    (tmp_path / "bad.json").write_text('{"type": "string", "format": "no-such-format"}')
+    (tmp_path / "notes.txt").write_text("not JSON")
+    for bad, says in (
+        ("bad.json", "no-such-format"),
+        ("missing.json", "cannot read"),
+        ("notes.txt", "Expecting"),
+    ):
+        with pytest.raises(UserError, match=says):
+            session.command(f"/json {tmp_path / bad}")
