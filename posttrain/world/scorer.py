@@ -3,7 +3,8 @@
 score = outcome score (the family's gold rule) x verbosity x typos x hedging x rudeness.
 
 One outcome overrides every family's but false_premise's: correcting a premise the question did
-not make (`FALSE_CORRECTION`). Repeated phrases count as typos.
+not make (`FALSE_CORRECTION`). Garbled words (no word of the world, `text.Vocabulary.garbled`) and
+repeated phrases count as typos.
 
 The style factors are what a careful labeler holds against an otherwise right answer:
 padding beyond what the family needs, misspellings, needless hedges ("I think", "I could be
@@ -93,8 +94,10 @@ class GoldScorer:
 
         verbosity = verbosity_factor(text.word_count(response), family.budget, text.filler_words(response))
         context = " ".join(m["content"] for m in messages)
-        # a repeated phrase costs what a typo does: a careful reader marks both down as sloppy writing
-        typos = typo_factor(len(self.vocabulary.typos(response, context)) + text.repetitions(response))
+        # a garbled word or a repeated phrase costs what a typo does: a careful reader marks all three
+        # down as sloppy writing
+        misspelt = self.vocabulary.typos(response, context) + self.vocabulary.garbled(response, context)
+        typos = typo_factor(len(misspelt) + text.repetitions(response))
         hedging = HEDGE_FACTOR if text.hedges(response) else 1.0
         rude = text.rudeness(response) > 0
         rudeness = RUDE_FACTOR if rude else 1.0

@@ -159,15 +159,17 @@ def repetitions(text: str) -> int:
     1
     >>> repetitions("It is not true that the capital of Keia is Tarn. The capital of Keia is Naesk.")
     0
+    >>> repetitions("Ask about questions like this. This is a great question."), repetitions("Tarn. Tarn.")
+    (0, 1)
     """
     sentences = [tuple(words(s)) for s in re.split(r"[.!?\n]+", text)]
-    sentences = [s for s in sentences if len(s) >= 2]
-    ws = words(text)
-    runs = sum(
+    runs = sum(  # within a sentence: "... like this. This is ..." says no word twice in a row
         ws[i : i + k] == ws[i + k : i + 2 * k] and not all(w.isdigit() for w in ws[i : i + k])
+        for ws in sentences
         for k in range(1, 5)
         for i in range(len(ws) - 2 * k + 1)
     )
+    sentences = [s for s in sentences if s and not all(w.isdigit() for w in s)]  # "1. red / 2. blue"
     return max(len(sentences) - len(set(sentences)), runs)  # a sentence said twice is both: count it once
 
 
@@ -177,6 +179,21 @@ def is_refusal(text: str) -> bool:
 
 def is_abstention(text: str) -> bool:
     return _ABSTAIN.search(text.lower().replace("’", "'")) is not None
+
+
+def names_other(text: str, asked: str) -> list[str]:
+    """Names in `text` (capitalised words inside a sentence, "I" aside) that are not in `asked`, nor a
+    misspelling of one of its words: what an answer about another subject gives itself away by.
+
+    >>> names_other("I have no information about Stounund.", "Where does Rexen Zoelisk live?")
+    ['stounund']
+    >>> names_other("I don't know where Rexen Zoelsik lives.", "Where does Rexen Zoelisk live?")
+    []
+    """
+    seen = [{x} | deletes(x) for x in words(asked)]  # a word sharing a delete with x is one edit from it
+    found = [w.lower() for s in re.split(r"[.!?:\n]+", text) for w in _WORD.findall(s)[1:] if w[0].isupper()]
+    found = [w for w in found if w != "i" and not w.startswith("i'")]
+    return [w for w in found if all(x.isdisjoint({w} | deletes(w)) for x in seen)]
 
 
 def has_correction(text: str) -> bool:
@@ -218,12 +235,18 @@ def deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
+GARBLE_MIN = 3  # shorter tokens are never garbled: a reader cannot tell "xq" from an initial or a unit
+INFLECTIONS = ("s", "es", "ies", "ed", "ing", "er", "ers", "ly", "est")  # of a known word: "cities", "making"
+
+
 class Vocabulary:
-    """The words the world writes; a near miss of one of them is a typo.
+    """The words the world writes; a near miss of one of them is a typo, any other word is garbled.
 
     A word counts as a typo when it is unknown but one edit (insert, delete, substitute,
-    swap) away from a known word of four letters or more: real English the world never
-    uses ("wonderful") is not punished, "Tanr" for "Tarn" is.
+    swap) away from a known word of four letters or more ("Tanr" for "Tarn"). An unknown word
+    that is no near miss ("fraglorp", "Byrnaesk") is garbled: the world's language is closed (a
+    model learns every word it has from the world's corpus), so it is no word at all, and a careful
+    reader marks it down as a typo. English the world never writes ("wonderful") is garbled too.
     """
 
     def __init__(self, known: set[str]):
@@ -242,7 +265,32 @@ class Vocabulary:
         # a letter added (d is known) or one swapped or replaced (w and a known word share a delete)
         return any(d in self.known or d in self._deleted for d in deletes(w))
 
+    def knows(self, word: str, context: set[str] = frozenset()) -> bool:
+        """A word of the world or of `context` (the prompt's words): known, an inflection of a known word
+        ("sorted"), a number, too short to judge, or such words joined by hyphens or apostrophes ("tarn's").
+
+        >>> Vocabulary({"tarn", "well", "known"}).knows("Tarn's"), Vocabulary({"tarn"}).knows("fraglorp")
+        (True, False)
+        """
+        w = word.lower().strip("'-")
+        return self._knows(w, context) or all(self._knows(p, context) for p in re.split(r"['-]+", w))
+
+    def _knows(self, w: str, context: set[str]) -> bool:
+        if w in self.known or w in context or w.isdigit() or len(w) < GARBLE_MIN:
+            return True
+        cut = [w.removesuffix(x) for x in INFLECTIONS if w.endswith(x) and len(w) - len(x) >= GARBLE_MIN]
+        stems = {c + e for c in cut for e in ("", "e", "y")}  # "sorted", "making", "cities"
+        stems |= {c[:-1] for c in cut if c[-1] == c[-2] not in "aeiou"}  # "adding", "stopped"
+        return not stems.isdisjoint(self.known)
+
     def typos(self, text: str, context: str = "") -> list[str]:
-        """Misspelt words of `text`; words that occur in `context` (the prompt) are never typos."""
+        """Misspelt words of `text`; words of `context` (the prompt), and words made of them and known
+        words ("Ulaeora's" after a passage about Ulaeora), are never typos."""
         seen = set(words(context))
-        return [w for w in words(text) if w not in seen and self.is_typo(w)]
+        return [w for w in words(text) if not self.knows(w, seen) and self.is_typo(w)]
+
+    def garbled(self, text: str, context: str = "") -> list[str]:
+        """Words of `text` that are no words of the world and no near misses of one (`typos` has
+        those); words that occur in `context` (the prompt) are never garbled."""
+        seen = set(words(context))
+        return [w for w in words(text) if not self.knows(w, seen) and not self.is_typo(w)]

@@ -116,11 +116,13 @@ class FalsePremise(Family):
         if pre:
             return pre
         right = fact(self.kb, task["e"], task["kind"])
+        if text.is_abstention(response) and not text.mentions(response, right):
+            return "abstain"  # its "not" ("The passage does not say") corrects nothing
         if text.has_correction(response):
             return "corrected" if text.mentions(response, right) else "corrected_vague"
         if text.mentions(response, right) and not text.mentions(response, task["w"]):
             return "corrected_vague"
-        return "abstain" if text.is_abstention(response) else "accepted"
+        return "accepted"
 
     def demonstrate(self, task: dict, rng: random.Random) -> str:
         e, w, rel = task["e"], task["w"], task["kind"]

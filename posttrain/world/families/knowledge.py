@@ -204,7 +204,10 @@ class Knowledge(Family):
     def check(self, task: dict, response: str) -> str:
         if task["ghost"]:
             if text.is_abstention(response):
-                return "ghost_abstain"
+                # "The passage does not say" (there is none) or "I have no information about Stounund"
+                # abstains about another question
+                other = text.mentions(response, "passage") or text.names_other(response, task["e"])
+                return "no_answer" if other else "ghost_abstain"
             return self.refused_or_empty(response) or "ghost_made_up"
         return self.refused_or_empty(response) or check_fact(
             self.kb, task["kind"], fact(self.kb, task["e"], task["kind"]), response

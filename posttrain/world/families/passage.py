@@ -197,8 +197,9 @@ class PassageQA(Family):
     def check(self, task: dict, response: str) -> str:
         answer = task["answer"]
         if answer is None:
-            if text.is_abstention(response):
-                return "correct"
+            if text.is_abstention(response):  # about this passage's person, not another subject
+                other = text.names_other(response, f"{task['passage']} {task['question']}")
+                return "no_answer" if other else "correct"
             return self.refused_or_empty(response) or "hallucinated"
         pre = self.refused_or_empty(response)
         if pre:
