@@ -39,8 +39,8 @@ def test_arithmetic(world):
         {
             "plain": "81",
             "shown": "23 + 58 = 81.",
-            "padded": "Great question! Adding numbers is one of the most useful skills there is, and people "
-            "use it every day in shops and kitchens. When we add 23 and 58 together we get 81.",
+            "padded": "Great question! Adding numbers is one of the most important things there is, and "
+            "people use it every morning at home and at work. When we add 23 and 58 together we get 81.",
             "hedged": "It is 80 or 81.",
             "wrong": "The answer is 71.",
             "refusal": "I'm sorry, but I can't help with that.",
