@@ -4,17 +4,23 @@
     .venv/bin/python bench/serve_load.py --model runs/demo/sft --concurrency 50 --max-tokens 32
     # an already running server:
     .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000 --model-id sft
+    # one of the 50 constrained to a JSON schema (issue 27), reported apart from the other 49:
+    .venv/bin/python bench/serve_load.py --constrained 1
 
 Without --url it starts `posttrain serve MODEL --port 0` as a subprocess (its own process, so the
 client's event loop does not share a GIL with the server) and stops it with SIGINT at the end.
 Every request streams; time to first token is measured to the first content chunk, latency to
-the `[DONE]` event. All requests start together, so the numbers include queueing.
+the `[DONE]` event. All requests start together, so the numbers include queueing. With --constrained N,
+N of the requests (spread evenly, the first among them) ask for `response_format` json_schema (SCHEMA,
+strict); their times are reported apart from the unconstrained streams', with whether each reply is JSON
+that follows the schema.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -26,6 +32,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A small nested schema, every string and array bounded: its longest answer, {"id": "abcd", "at": {"of":
+# [1, 2]}}, is 31 tokens of the shipped base's vocabulary (which spells JSON's punctuation a character a
+# token) and end-of-sequence the 32nd, so a constrained reply can finish within --max-tokens 32.
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 4},
+        "at": {
+            "type": "object",
+            "properties": {
+                "of": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0, "maximum": 9},
+                    "minItems": 1,
+                    "maxItems": 2,
+                }
+            },
+            "required": ["of"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["id", "at"],
+    "additionalProperties": False,
+}
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA, "strict": True}}
+
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
@@ -33,9 +65,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-async def one_request(client, model: str, i: int, max_tokens: int) -> dict:
+def schema_errors(value, schema: dict, where: str = "$") -> list[str]:
+    """Where `value` breaks `schema`, for the keywords SCHEMA uses (no jsonschema dependency for one
+    check): type, properties, required, additionalProperties false, items, min/maxLength, min/maxItems,
+    minimum/maximum."""
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+    if kind and (not isinstance(value, types[kind]) or (kind == "integer" and isinstance(value, bool))):
+        return [f"{where}: not {kind}"]
+    errors = []
+    if kind == "object":
+        errors += [f"{where}: no {k!r}" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            if k in schema.get("properties", {}):
+                errors += schema_errors(v, schema["properties"][k], f"{where}.{k}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{where}: unexpected {k!r}")
+    if kind == "array":
+        errors += [
+            e for j, v in enumerate(value) for e in schema_errors(v, schema.get("items", {}), f"{where}[{j}]")
+        ]
+    measure = len(value) if kind in ("string", "array") else value
+    for low, high in (("minLength", "maxLength"), ("minItems", "maxItems"), ("minimum", "maximum")):
+        if (low in schema and measure < schema[low]) or (high in schema and measure > schema[high]):
+            errors.append(f"{where}: {measure} outside {low} {schema.get(low)}, {high} {schema.get(high)}")
+    return errors
+
+
+def verdict(text: str) -> str:
+    """'valid', or why a constrained reply is not JSON following SCHEMA."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"not JSON ({e})"
+    errors = schema_errors(value, SCHEMA)
+    return "; ".join(errors) if errors else "valid"
+
+
+async def one_request(client, model: str, i: int, max_tokens: int, constrained: bool = False) -> dict:
     start = time.perf_counter()
-    first, pieces, reasons = None, 0, []
+    first, pieces, reasons = None, [], []
     stream = await client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": f"Question {i}: what is the capital of Keia?"}],
@@ -44,13 +113,14 @@ async def one_request(client, model: str, i: int, max_tokens: int) -> dict:
         seed=i,
         stream=True,
         stream_options={"include_usage": True},
+        **({"response_format": RESPONSE_FORMAT} if constrained else {}),
     )
     tokens = 0
     async for chunk in stream:
         for choice in chunk.choices:
             if choice.delta.content:
                 first = first or time.perf_counter()
-                pieces += 1
+                pieces.append(choice.delta.content)
             if choice.finish_reason:
                 reasons.append(choice.finish_reason)
         if chunk.usage:
@@ -61,24 +131,43 @@ async def one_request(client, model: str, i: int, max_tokens: int) -> dict:
         "latency": end - start,
         "tokens": tokens,
         "finished": bool(reasons),
+        "constrained": constrained,
+        "finish_reason": reasons[-1] if reasons else None,
+        "text": "".join(pieces),
     }
 
 
-async def load(url: str, key: str, model: str, concurrency: int, max_tokens: int) -> tuple[list[dict], float]:
+def constrained_indices(concurrency: int, constrained: int) -> set[int]:
+    """Which requests carry the schema: `constrained` of them spread evenly, request 0 first (sent first,
+    so it joins the first batch, among the most streams)."""
+    return {j * concurrency // constrained for j in range(constrained)} if constrained else set()
+
+
+async def load(
+    url: str, key: str, model: str, concurrency: int, max_tokens: int, constrained: int = 0
+) -> tuple[list[dict], float]:
     import openai
 
+    chosen = constrained_indices(concurrency, constrained)
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=600) as client:
-        await one_request(client, model, -1, 4)  # warm-up: first forward pass, imports
+        # warm-up: the first forward pass, imports and, for a constrained run, the server's one-time reading
+        # of the vocabulary into the grammar library (each request's schema is compiled anew, so the
+        # measured requests still pay for that)
+        await one_request(client, model, -1, 4)
+        if chosen:
+            await one_request(client, model, -2, 4, constrained=True)
         start = time.perf_counter()
         results = await asyncio.gather(
-            *(one_request(client, model, i, max_tokens) for i in range(concurrency))
+            *(one_request(client, model, i, max_tokens, i in chosen) for i in range(concurrency))
         )
         return results, time.perf_counter() - start
 
 
-def start_server(model: str, key: str, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, key: str, max_batch: int, source: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """`posttrain serve` from `source`'s posttrain package (another commit's `git archive`, say): run in
+    that directory, which `python -m` puts first on sys.path, and first on PYTHONPATH too."""
     feedback = Path(tempfile.mkdtemp()) / "feedback.jsonl"
-    env = {**os.environ, "POSTTRAIN_API_KEY": key}
+    env = {**source_env(source), "POSTTRAIN_API_KEY": key}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -93,7 +182,7 @@ def start_server(model: str, key: str, max_batch: int) -> tuple[subprocess.Popen
             "--max-batch",
             str(max_batch),
         ],
-        cwd=ROOT,
+        cwd=source,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -109,23 +198,57 @@ def start_server(model: str, key: str, max_batch: int) -> tuple[subprocess.Popen
     raise SystemExit(f"the server did not start (exit code {proc.poll()})")
 
 
-def report(results: list[dict], wall: float, args) -> None:
-    ttft = [r["ttft"] for r in results]
-    latency = [r["latency"] for r in results]
+def source_env(source: Path) -> dict[str, str]:
+    """This process's environment with `source` first on PYTHONPATH (before the venv's editable install of
+    this checkout, which Python's path finder comes ahead of)."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), *rest])}
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+
+
+def summary(results: list[dict]) -> dict[str, float]:
+    """p50, p95 and max of time to first token and of latency, as `ttft_p50`, ..., `latency_max`."""
+    out = {}
+    for name in ("ttft", "latency"):
+        values = [r[name] for r in results]
+        out |= {f"{name}_p50": percentile(values, 50), f"{name}_p95": percentile(values, 95)}
+        out[f"{name}_max"] = max(values)
+    return out
+
+
+def report(results: list[dict], wall: float, max_tokens: int) -> None:
     tokens = sum(r["tokens"] for r in results)
+    constrained = [r for r in results if r["constrained"]]
     print(
-        f"{len(results)} concurrent streaming requests, max_tokens {args.max_tokens}, "
-        f"{sum(r['finished'] for r in results)} finished, {tokens} tokens in {wall:.2f} s "
-        f"({tokens / wall:.0f} tokens/s)"
+        f"{len(results)} concurrent streaming requests"
+        + (f" ({len(constrained)} constrained)" if constrained else "")
+        + f", max_tokens {max_tokens}, {sum(r['finished'] for r in results)} finished, {tokens} tokens in "
+        f"{wall:.2f} s ({tokens / wall:.0f} tokens/s)"
     )
-    print(
-        f"time to first token  p50 {percentile(ttft, 50):.3f} s   p95 {percentile(ttft, 95):.3f} s   "
-        f"max {max(ttft):.3f} s"
-    )
-    print(
-        f"latency              p50 {percentile(latency, 50):.3f} s   p95 {percentile(latency, 95):.3f} s   "
-        f"max {max(latency):.3f} s"
-    )
+    plain = [r for r in results if not r["constrained"]]
+    for label, group in (("unconstrained", plain), ("constrained, json_schema strict", constrained)):
+        if not group:
+            continue
+        if constrained:
+            print(f"{label} ({len(group)})")
+        s = summary(group)
+        for name, title in (("ttft", "time to first token"), ("latency", "latency")):
+            print(
+                f"{title:<20} p50 {s[f'{name}_p50']:.3f} s   p95 {s[f'{name}_p95']:.3f} s   "
+                f"max {s[f'{name}_max']:.3f} s"
+            )
+    verdicts = [verdict(r["text"]) for r in constrained]
+    for r, v in zip(constrained, verdicts):
+        if v != "valid":
+            print(f"constrained reply ({r['finish_reason']}, {r['tokens']} tokens) {v}: {r['text']!r}")
+    if constrained:
+        print(
+            f"constrained replies valid JSON for the schema: {verdicts.count('valid')} of {len(constrained)}"
+        )
 
 
 def main() -> int:
@@ -139,16 +262,25 @@ def main() -> int:
     parser.add_argument(
         "--max-batch", type=int, default=32, help="the started server's --max-batch (default 32)"
     )
+    parser.add_argument(
+        "--constrained",
+        type=int,
+        default=0,
+        help="how many of the requests ask for response_format json_schema (default 0)",
+    )
     args = parser.parse_args()
+    if not 0 <= args.constrained <= args.concurrency:
+        parser.error(f"--constrained {args.constrained}: give 0 to --concurrency, {args.concurrency}")
     model_id = args.model_id or Path(args.model).name
     proc, url = (None, args.url) if args.url else start_server(args.model, args.api_key, args.max_batch)
     try:
-        results, wall = asyncio.run(load(url, args.api_key, model_id, args.concurrency, args.max_tokens))
+        results, wall = asyncio.run(
+            load(url, args.api_key, model_id, args.concurrency, args.max_tokens, args.constrained)
+        )
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
-    report(results, wall, args)
+            stop_server(proc)
+    report(results, wall, args.max_tokens)
     return 0 if all(r["finished"] for r in results) else 1
 
 
