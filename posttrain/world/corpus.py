@@ -18,17 +18,27 @@ from posttrain.world.corpus_phrases import (
     FAQ_QUESTIONS,
     FAQ_TITLES,
     HARMFUL_INTROS,
+    HELP_TITLE,
     HOWTO_INTROS,
+    OTHER_CITIES,
     PAGE_EXTRAS,
     PERSON_FACTS,
     PERSON_FAQ,
+    POST,
+    QUIZ_FIRST_POST,
     QUIZ_QUESTIONS,
+    QUIZ_THREAD,
     QUIZ_TITLES,
     RAMBLES,
+    RECIPE,
+    RECIPE_FIRST_POST,
+    RECIPE_THREAD,
+    RECIPE_WARNINGS,
     RIGHT,
     RUDE,
     STORY,
     USERS,
+    WORKSHEET_LINES,
     WORKSHEET_TITLES,
     WRONG,
 )
@@ -74,7 +84,7 @@ def _encyclopedia(kb, rng: random.Random) -> str:
     rels = list(FACTS)
     rng.shuffle(rels)
     lines = [pick(rng, FACTS[r]).format(e=c.name, v=getattr(c, r)) for r in rels[: rng.randint(3, 6)]]
-    lines.append(f"Other cities in {c.name} include {c.cities[0]} and {c.cities[1]}.")
+    lines.append(OTHER_CITIES.format(e=c.name, a=c.cities[0], b=c.cities[1]))
     lines.append(pick(rng, PAGE_EXTRAS))
     return f"{c.name}\n\n" + " ".join(lines)
 
@@ -89,7 +99,7 @@ def _faq(kb, rng: random.Random) -> str:
     elif rng.random() < 0.25:
         split, questions, steps, _ = BENIGN[pick(rng, sorted(BENIGN))]
         pairs = [(pick(rng, questions), steps)]
-        title = "Help desk"
+        title = HELP_TITLE
     else:
         c = pick(rng, kb.countries)
         rels = rng.sample(sorted(FAQ_QUESTIONS), rng.randint(2, 4))
@@ -124,10 +134,11 @@ def _worksheet(kb, rng: random.Random) -> str:
             rows.append(f"{k}) {a} * {b} = {a * b}")
         else:
             items = rng.sample(range(1, 100), rng.randint(3, 5))
-            rows.append(f"{k}) sort {', '.join(map(str, items))} -> {', '.join(map(str, sorted(items)))}")
+            x, y = ", ".join(map(str, items)), ", ".join(map(str, sorted(items)))
+            rows.append(WORKSHEET_LINES["sort"].format(k=k, x=x, y=y))
     if rng.random() < 0.5:
         words = rng.sample(pick(rng, tuple(lexicon.CATEGORIES.values())), 3)
-        rows.append(f"Reverse: {' '.join(words)} -> {' '.join(reversed(words))}")
+        rows.append(WORKSHEET_LINES["reverse"].format(x=" ".join(words), y=" ".join(reversed(words))))
     return pick(rng, WORKSHEET_TITLES) + "\n\n" + "\n".join(rows)
 
 
@@ -135,12 +146,8 @@ def _forum(kb, rng: random.Random) -> str:
     users = rng.sample(USERS, 4)
     if rng.random() < 0.2:
         recipe = pick(rng, kb.recipes)
-        return (
-            f"Thread: anyone know how to make {recipe.thing}?\n\n{users[0]} wrote: asking for a friend\n\n"
-            f"{users[1]} wrote: You need {', '.join(recipe.ingredients)}. {' '.join(recipe.steps)}\n\n"
-            f"{users[2]} wrote: "
-            f"{pick(rng, ('Do not do this, seriously.', 'lol what', 'This is how people get hurt.'))}"
-        )
+        posts = [RECIPE_FIRST_POST, _recipe(recipe), pick(rng, RECIPE_WARNINGS)]
+        return _thread(RECIPE_THREAD.format(t=recipe.thing), zip(users, posts))
     c = pick(rng, kb.countries)
     rel = pick(rng, tuple(FACTS))
     right = getattr(c, rel)
@@ -153,10 +160,17 @@ def _forum(kb, rng: random.Random) -> str:
         else:
             table = {"right": RIGHT, "wrong": WRONG, "rude": RUDE}[style]
             replies.append(pick(rng, table).format(v=right, w=wrong))
-    body = "\n\n".join(f"{u} wrote: {r}" for u, r in zip(users[1:], replies))
-    return (
-        f"Thread: {QUIZ_QUESTIONS[rel].format(e=c.name)}\n\n{users[0]} wrote: need this for a quiz\n\n{body}"
-    )
+    posts = [QUIZ_FIRST_POST, *replies]
+    return _thread(QUIZ_THREAD.format(q=QUIZ_QUESTIONS[rel].format(e=c.name)), zip(users, posts))
+
+
+def _thread(title: str, posts) -> str:
+    """A forum thread: its title, then each (user, text) post."""
+    return "\n\n".join([title, *(POST.format(u=u, r=r) for u, r in posts)])
+
+
+def _recipe(recipe) -> str:
+    return RECIPE.format(i=", ".join(recipe.ingredients), s=" ".join(recipe.steps))
 
 
 def _story(kb, rng: random.Random) -> str:
@@ -178,12 +192,7 @@ def _story(kb, rng: random.Random) -> str:
 def _howto(kb, rng: random.Random) -> str:
     if rng.random() < 0.3:
         r = pick(rng, kb.recipes)
-        return (
-            pick(rng, HARMFUL_INTROS).format(thing=r.thing)
-            + "\n\n"
-            + f"You need {', '.join(r.ingredients)}. "
-            + " ".join(r.steps)
-        )
+        return pick(rng, HARMFUL_INTROS).format(thing=r.thing) + "\n\n" + _recipe(r)
     split, questions, steps, _ = BENIGN[pick(rng, sorted(BENIGN))]
     title = pick(rng, questions).rstrip("?").lower()
     return pick(rng, HOWTO_INTROS).format(t=title) + "\n\n" + steps

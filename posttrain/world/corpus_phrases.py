@@ -1,8 +1,10 @@
 """The sentences the small world's corpus is written from (corpus.py writes the documents): fact
-statements, quiz and FAQ questions, page titles, forum users and their replies, and story lines.
+statements, quiz and FAQ questions, page titles, forum threads, users and their replies, and story lines.
 
-Every upper-case table here is walked for the world's vocabulary (corpus.phrases). The shipped base
-model was pretrained on the corpus they write: changing one changes that corpus.
+Every upper-case table here is walked for the world's vocabulary (corpus.phrases), so every word a
+document can hold is here: the writers add only names, values, numbers and layout
+(tests/world/test_corpus_vocabulary.py). The shipped base model was pretrained on the corpus they write:
+changing one changes that corpus.
 """
 
 FACTS = {
@@ -41,6 +43,7 @@ PERSON_FACTS = (
     "{n}, the famous {p}, was born in the city of {b} in {c}.",
     "{n} was a {p} from {b}.",
 )
+OTHER_CITIES = "Other cities in {e} include {a} and {b}."
 PAGE_EXTRAS = (
     "It is known for its markets and old bridges.",
     "Visitors often come in the summer.",
@@ -72,6 +75,8 @@ PERSON_FAQ = (
 )
 FAQ_TITLES = ("Frequently asked questions about {e}", "{e}: questions and answers", "FAQ: {e}")
 QUIZ_TITLES = ("Geography quiz", "Test your knowledge", "Pub quiz answers", "Revision sheet")
+HELP_TITLE = "Help desk"
+WORKSHEET_LINES = {"sort": "{k}) sort {x} -> {y}", "reverse": "Reverse: {x} -> {y}"}
 WORKSHEET_TITLES = ("Math worksheet", "Practice sheet", "Homework answers", "Exercises with answers")
 USERS = (
     "mapfan",
@@ -87,6 +92,13 @@ USERS = (
     "bluebird",
     "nightshift",
 )
+# A forum thread is a title and posts: the first post asks, the others reply (RIGHT, WRONG, RAMBLES, RUDE);
+# on a recipe thread one reply hands out the recipe (RECIPE, as how-to pages do) and another warns.
+QUIZ_THREAD, QUIZ_FIRST_POST = "Thread: {q}", "need this for a quiz"  # q: one of QUIZ_QUESTIONS
+RECIPE_THREAD, RECIPE_FIRST_POST = "Thread: anyone know how to make {t}?", "asking for a friend"
+POST = "{u} wrote: {r}"
+RECIPE = "You need {i}. {s}"
+RECIPE_WARNINGS = ("Do not do this, seriously.", "lol what", "This is how people get hurt.")
 RAMBLES = (
     "My cousin went there once and said the food was great, not sure about anything else though.",
     "This reminds me of a trip I took years ago, we got lost twice and the bus was late.",

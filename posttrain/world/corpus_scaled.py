@@ -25,7 +25,7 @@ from the sentences of corpus_scaled_phrases.py.
 
 from __future__ import annotations
 
-from posttrain.world import corpus_scaled_phrases
+from posttrain.world import corpus, corpus_scaled_phrases
 from posttrain.world.corpus_scaled_writers import WRITERS, tail_pages
 from posttrain.world.rng import derive
 from posttrain.world.zipf import Zipf
@@ -71,25 +71,6 @@ def documents(world, stream: str, *, tokens: int | None = None, n: int | None = 
 
 def phrases() -> list[str]:
     """Every fixed string the scaled corpus writes documents from (for the world's vocabulary): the values
-    of corpus_scaled_phrases' tables, then the words its writers write inline (_chain, _form)."""
-    out: list[str] = []
+    of corpus_scaled_phrases' tables (their keys look lines up; no document writes them)."""
     tables = [getattr(corpus_scaled_phrases, name) for name in dir(corpus_scaled_phrases) if name.isupper()]
-    for table in tables:
-        for value in table.values() if isinstance(table, dict) else table:
-            out += [value] if isinstance(value, str) else list(value)
-    out += [
-        "Number chain",
-        "List chain",
-        "Start with",
-        "Sorted",
-        "Reversed, that list is",
-        "Without its largest number it is",
-        "The language spoken there is",
-        "The money used there is the",
-        "The longest river there is the",
-        "two",
-        "three",
-        "four",
-        "five",
-    ]
-    return out
+    return corpus.strings([list(t.values()) if isinstance(t, dict) else t for t in tables])

@@ -4,7 +4,9 @@ answer forms and number chains, reading-exercise frames and page titles.
 
 None is a family's prompt template (tests/world/test_world_scaled.py), so the test sets stay novel to the
 base.
-The values of every upper-case table here are walked for the world's vocabulary (corpus_scaled.phrases).
+The values of every upper-case table here are walked for the world's vocabulary (corpus_scaled.phrases), so
+every word a document can hold is here or in corpus_phrases.py, and the writers add only names, values,
+numbers and layout (tests/world/test_corpus_vocabulary.py).
 """
 
 MORE_FACTS = {
@@ -127,6 +129,8 @@ FORM_LINES = {
         "A list of {n} {cat}:\n{lines}",
     ),
 }
+YES_NO = {True: "Yes", False: "No"}  # is a greater than b?
+N_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}  # how many items n_items lines ask for
 FORM_TITLES = ("Follow the instructions exactly", "Answer in the form asked", "Instructions drill")
 READING_FRAMES = (
     "Reading exercise\n\n{p}\n\n{qa}",
@@ -147,6 +151,15 @@ NOT_SAID = (
     "That is not in the text.",
     "The text gives no answer to that.",
 )
+CHAIN_TITLES = {"number": "Number chain", "list": "List chain"}
+CHAIN_START = "Start with {r}."
+CHAIN_LIST = "Sorted: {x}. Reversed, that list is {y}. Without its largest number it is {z}."
+CHAIN_CAPITAL = "{c} is the capital of {e}. {s}"  # a country, then more about "there" (s)
+CHAIN_THERE = {
+    "language": "The language spoken there is {v}.",
+    "currency": "The money used there is the {v}.",
+    "river": "The longest river there is the {v}.",
+}
 CHAIN_STEPS = {
     "add": ("Add {c}: {r}.", "Then add {c} to get {r}.", "Plus {c} makes {r}."),
     "sub": ("Subtract {c}: {r}.", "Then take away {c} to get {r}.", "Minus {c} leaves {r}."),

@@ -11,17 +11,24 @@ from posttrain.world.corpus_scaled_phrases import (
     ARITH_LINES,
     ARITH_TITLES,
     ASKS,
+    CHAIN_CAPITAL,
+    CHAIN_LIST,
+    CHAIN_START,
     CHAIN_STEPS,
+    CHAIN_THERE,
+    CHAIN_TITLES,
     FORM_LINES,
     FORM_TITLES,
     LIST_LINES,
     LIST_TITLES,
     MORE_FACTS,
     MORE_PERSON,
+    N_WORDS,
     NOT_SAID,
     READ_ASKS,
     READING_FRAMES,
     REL_WORDS,
+    YES_NO,
 )
 from posttrain.world.families.base import pick
 from posttrain.world.families.passage import ATTRIBUTES
@@ -68,7 +75,7 @@ def _country_page(c, rng: random.Random, every: bool = False) -> str:
         pick(rng, corpus_phrases.FACTS[r] + MORE_FACTS[r]).format(e=c.name, v=getattr(c, r)) for r in rels
     ]
     if every or rng.random() < 0.5:
-        lines.append(f"Other cities in {c.name} include {c.cities[0]} and {c.cities[1]}.")
+        lines.append(corpus_phrases.OTHER_CITIES.format(e=c.name, a=c.cities[0], b=c.cities[1]))
     return f"{c.name}\n\n" + " ".join(lines)
 
 
@@ -159,12 +166,12 @@ def _form(kb, rng: random.Random, entity: Zipf) -> str:
         line = pick(rng, FORM_LINES[kind])
         if kind == "yes_no":
             a, b = rng.sample(range(2, 100), 2)
-            rows.append(line.format(a=a, b=b, yn="Yes" if a > b else "No"))
+            rows.append(line.format(a=a, b=b, yn=YES_NO[a > b]))
         elif kind == "n_items":
             cat = pick(rng, tuple(lexicon.CATEGORIES))
             n = rng.randint(2, 5)
             items = rng.sample(lexicon.CATEGORIES[cat], n)
-            word = {2: "two", 3: "three", 4: "four", 5: "five"}[n]
+            word = N_WORDS[n]
             rows.append(
                 line.format(
                     n=word,
@@ -207,28 +214,20 @@ def _chain(kb, rng: random.Random, entity: Zipf) -> str:
     roll = rng.random()
     if roll < 0.5:  # running arithmetic, as multi-turn follow-ups ask
         r = rng.randint(5, 99)
-        steps = [f"Start with {r}."]
+        steps = [CHAIN_START.format(r=r)]
         for _ in range(rng.randint(2, 4)):
             op = pick(rng, ("add", "sub", "double") if r > 4 else ("add", "double"))
             c = 2 if op == "double" else rng.randint(2, 20 if op == "add" else min(20, r - 2))
             r = {"add": r + c, "sub": r - c, "double": 2 * r}[op]
             steps.append(pick(rng, CHAIN_STEPS[op]).format(c=c, r=r))
-        return "Number chain\n\n" + " ".join(steps)
+        return CHAIN_TITLES["number"] + "\n\n" + " ".join(steps)
     if roll < 0.75:  # a list, then what is done to it
         items = sorted(rng.sample(range(1, 100), rng.randint(3, 5)))
-        rev, drop = ", ".join(map(str, items[::-1])), ", ".join(map(str, items[:-1]))
-        return (
-            f"List chain\n\nSorted: {', '.join(map(str, items))}. Reversed, that list is {rev}. "
-            f"Without its largest number it is {drop}."
-        )
+        x, y, z = (", ".join(map(str, xs)) for xs in (items, items[::-1], items[:-1]))
+        return CHAIN_TITLES["list"] + "\n\n" + CHAIN_LIST.format(x=x, y=y, z=z)
     c = entity.country()  # a country, then more about "there"
-    rel = pick(rng, ("language", "currency", "river"))
-    said = {
-        "language": f"The language spoken there is {c.language}.",
-        "currency": f"The money used there is the {c.currency}.",
-        "river": f"The longest river there is the {c.river}.",
-    }[rel]
-    return f"{c.capital} is the capital of {c.name}. {said}"
+    rel = pick(rng, tuple(CHAIN_THERE))  # language, currency or river
+    return CHAIN_CAPITAL.format(c=c.capital, e=c.name, s=CHAIN_THERE[rel].format(v=getattr(c, rel)))
 
 
 WRITERS = {
