@@ -4,7 +4,7 @@ One recipe per world scale, each with the run that measured it. `posttrain sft`,
 take their defaults from `SMALL`, so a stage run without tuning flags is the README's measured
 run; the demo and the loop build their stage configs from the same numbers. The paper-scale
 world has no measured recipe yet: its runs use `SMALL` until one is measured there, and so does the
-second small world (`small2`), whose base is still pretraining.
+second small world (`small2`), which the demo runs on with its shipped base (assets/base-small2-seed0).
 """
 
 from __future__ import annotations

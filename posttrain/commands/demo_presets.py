@@ -44,9 +44,7 @@ WORLDS = {
         ),
     )
 }
-SCALE = (
-    "small"  # the world scale the demo runs on; small2 once assets/base-small2-seed0 ships (docs/world.md)
-)
+SCALE = "small2"  # the world scale the demo runs on (its base: assets/base-small2-seed0, docs/world.md)
 
 
 def demo_world() -> DemoWorld:

@@ -169,7 +169,7 @@ def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_ste
         "preset": "tiny",
         "seed": 2,
         "world_seed": 0,
-        "scale": "small",
+        "scale": presets.SCALE,
         "base": None,
         "sizes": vars(PRESETS["tiny"]),
     }
@@ -180,7 +180,8 @@ def test_demo_json_records_run_seed_world_seed_and_base(tmp_path, capsys, no_ste
     assert "--base was None, now" in capsys.readouterr().err and len(no_steps) == 1
 
 
-def test_an_older_demo_json_seed_is_its_world_seed_with_run_seed_0(tmp_path, capsys, no_steps):
+def test_an_older_demo_json_seed_is_its_world_seed_with_run_seed_0(tmp_path, monkeypatch, capsys, no_steps):
+    monkeypatch.setattr(presets, "SCALE", "small")  # an older demo ran on the small world, the only one then
     out = tmp_path / "demo"
     out.mkdir()
     old = {"preset": "tiny", "seed": 0, "sizes": vars(PRESETS["tiny"])}  # before run seeds: the world seed

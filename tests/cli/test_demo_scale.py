@@ -1,6 +1,7 @@
-"""The demo's world scale (demo_presets.SCALE) picks its shipped base, the world it exports (small2's corpus
-cut to what PPO-ptx needs) and the world every stage and evaluation judges with; a missing shipped base is a
-clear error; a demo begun on another scale is refused."""
+"""The demo's world scale (demo_presets.SCALE, small2 since its base shipped) picks its shipped base, the
+world it exports (small2's corpus cut to what PPO-ptx needs) and the world every stage and evaluation judges
+with; the small world still runs when SCALE names it; a missing shipped base is a clear error; a demo begun
+on another scale is refused."""
 
 import json
 
@@ -17,7 +18,7 @@ from posttrain.world import World
 
 
 def on_small2(monkeypatch, base):
-    """The demo flipped to small2, its shipped base at `base` (missing, or a stand-in folder)."""
+    """The demo on small2 with its shipped base replaced by `base` (missing, or a stand-in folder)."""
     monkeypatch.setitem(presets.WORLDS, "small2", DemoWorld("small2", base, "its page", PTX_DOCUMENTS))
     monkeypatch.setattr(presets, "SCALE", "small2")
 
@@ -30,14 +31,28 @@ def exports(monkeypatch):
     return seen
 
 
-def test_the_demo_runs_on_the_small_world_and_its_shipped_base(tmp_path, exports):
-    assert presets.SCALE == "small" and presets.demo_world().base.name == "base-small-seed0"
+def test_the_demo_runs_on_small2_and_its_shipped_base(tmp_path, exports):
+    assert presets.SCALE == "small2" and presets.demo_world().base == presets.ASSETS / "base-small2-seed0"
+    assert (presets.demo_world().base / "config.json").is_file()  # shipped: the demo needs no pretraining
     cfg = DemoConfig(out=tmp_path)
     steps.plan(cfg, PRESETS["small"])[0][2]()
     (export,) = exports
-    assert (export.scale, export.seed, export.corpus_documents) == ("small", 0, None)
+    assert (export.scale, export.seed, export.corpus_documents) == ("small2", 0, PTX_DOCUMENTS)
     c = steps.stage_configs(cfg, PRESETS["small"])
-    assert c["sft"].model == str(presets.WORLDS["small"].base)
+    assert c["sft"].model == str(presets.ASSETS / "base-small2-seed0")
+    assert c["label"].scale == c["rm"].scale == c["ppo"].scale == "small2"
+    assert c["ppo"].ptx == tmp_path / "world" / "corpus.jsonl"
+
+
+def test_set_to_the_small_world_the_demo_runs_on_it_and_its_shipped_base(tmp_path, monkeypatch, exports):
+    monkeypatch.setattr(presets, "SCALE", "small")
+    assert presets.demo_world().base == presets.ASSETS / "base-small-seed0"
+    cfg = DemoConfig(out=tmp_path)
+    steps.plan(cfg, PRESETS["small"])[0][2]()
+    (export,) = exports
+    assert (export.scale, export.seed, export.corpus_documents) == ("small", 0, None)  # its whole corpus
+    c = steps.stage_configs(cfg, PRESETS["small"])
+    assert c["sft"].model == str(presets.ASSETS / "base-small-seed0")
     assert c["label"].scale == c["rm"].scale == c["ppo"].scale == "small"
 
 
@@ -90,6 +105,7 @@ def test_on_small2_each_test_set_is_judged_in_the_small2_world(tmp_path, monkeyp
 
 
 def test_a_demo_begun_on_the_small_world_is_not_continued_on_small2(tmp_path, monkeypatch, capsys, no_steps):
+    monkeypatch.setattr(presets, "SCALE", "small")
     out = tmp_path / "demo"
     assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 2
     assert "the steps would run now" in capsys.readouterr().err

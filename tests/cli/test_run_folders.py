@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import posttrain.commands.demo_presets as presets
 from posttrain.cli import main
 from posttrain.data.records import write_jsonl
 
@@ -23,7 +24,8 @@ def legacy_tiny_demo(out: Path) -> None:
     (out / "rankings.jsonl").write_text("{}\n")
 
 
-def test_the_demo_refuses_to_continue_a_run_of_another_preset(tmp_path, capsys, no_steps):
+def test_the_demo_refuses_to_continue_a_run_of_another_preset(tmp_path, monkeypatch, capsys, no_steps):
+    monkeypatch.setattr(presets, "SCALE", "small")  # the legacy demo ran on the small world, the only one
     out = tmp_path / "demo"
     legacy_tiny_demo(out)
     assert main(["demo", "--out", str(out)]) == 2  # `make demo` after `posttrain demo --preset tiny`
