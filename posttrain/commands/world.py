@@ -72,8 +72,8 @@ def world_agreement(cfg: AgreementConfig) -> int:
     Measure how often two simulated labelers order a pair of answers alike: on model-like answers by
     default, on a policy's own samples with --samples or --model (where InstructGPT measured 72.6%).
 
-    example: posttrain world agreement --noise 0.2 0.32 0.5
-    example: posttrain world agreement --model runs/demo/sft --prompts 450
+    example: posttrain world agreement --samples runs/demo/samples.jsonl --scale small2 --noise 0.04 0.06 0.1
+    example: posttrain world agreement --model runs/demo/sft --scale small2 --prompts 450
     """
     from posttrain.world import World
     from posttrain.world.labelers import DEFAULT_NOISE, LabelerPool, agreement_on, model_like_answers

@@ -7,9 +7,13 @@ function of (seed, labeler, prompt id, text), so labelling is reproducible and a
 asked twice answers the same.
 
 `noise` is the knob for how much two labelers agree. Its default is set so that two
-labelers agree on 72.6% of the pairs both rank strictly, the inter-labeler agreement
-InstructGPT measured (Ouyang et al. 2022, section 3.4), on model-like answers
-(`model_like_answers`); `pairwise_agreement` measures it.
+labelers agree on about 72.6% of the pairs both rank strictly, the inter-labeler agreement
+InstructGPT measured on its comparison data (Ouyang et al. 2022, section 3.4). Those were a
+policy's own samples, so the default is set on the K = 4 samples the demo's SFT model drew for
+the reward model's prompts (small2 world, run seed 0; 72.1% at 0.06, table in docs/world.md),
+from agreement figures only, never from the demo's win rate. `agreement_on` measures it on given
+answers; `pairwise_agreement` on model-like answers (`model_like_answers`), which are easier to
+tell apart (about 88% at the default).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from posttrain.world.rng import derive, unit
 from posttrain.world.scorer import Judgement
 from posttrain.world.styles import add_typos, pad
 
-DEFAULT_NOISE = 0.32
+DEFAULT_NOISE = 0.06  # 72.1% agreement on the demo SFT model's samples (0.32 gave 57.6%)
 TIE_MARGIN = 0.02
 FLAG_MISS_RATE = 0.15  # a labeler overlooks a flag this often
 BIASES = {
@@ -45,7 +49,7 @@ BIASES = {
 @dataclass(kw_only=True)
 class AgreementConfig(Options, WorldPick):
     noise: list[float] = option(
-        [0.0, 0.17, DEFAULT_NOISE, 0.5], nargs="+", help="labeler noise settings to measure", ge=0
+        [0.0, DEFAULT_NOISE, 0.17, 0.32], nargs="+", help="labeler noise settings to measure", ge=0
     )
     prompts: int = option(
         1800,

@@ -80,9 +80,13 @@ def test_bad_choices_and_values_are_rejected():
 
 
 def test_agreement_reports_a_table():
-    r = posttrain("world", "agreement", "--prompts", "50", "--noise", "0.1", "0.32")
+    from posttrain.world.labelers import DEFAULT_NOISE
+
+    r = posttrain("world", "agreement", "--prompts", "50", "--noise", str(DEFAULT_NOISE), "0.32")
     assert r.returncode == 0, r.stderr
-    assert "(default)" in r.stdout and "72.6%" in r.stdout
+    rows = [line.split() for line in r.stdout.splitlines()[2:]]
+    assert [float(row[0]) for row in rows] == [DEFAULT_NOISE, 0.32] and rows[0][-1] == "(default)", r.stdout
+    assert "72.6%" in r.stdout.splitlines()[0]
 
 
 def test_spec_lists_every_family():
