@@ -9,7 +9,7 @@ from posttrain.data.records import write_jsonl
 from posttrain.world import World
 from posttrain.world.labelers import LabelerPool, model_like_answers
 from posttrain.world.rng import derive
-from tests.tiny import BASE, llama_config
+from tests.tiny import BASE, llama_config, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,7 @@ def stage_inputs(tmp_path_factory):
     """A tiny Llama, demonstrations, rankings (K = 4..6), PPO prompts and a pretraining corpus."""
     d = tmp_path_factory.mktemp("stage-inputs")
     tokenizer = AutoTokenizer.from_pretrained(BASE)
-    torch.manual_seed(0)
-    LlamaForCausalLM(llama_config(len(tokenizer))).save_pretrained(d / "model")
-    tokenizer.save_pretrained(d / "model")
+    tiny_checkpoint(d / "model", tokenizer)
     w = World(seed=0)
     write_jsonl(d / "demos.jsonl", w.demonstrations(27))
     rng, pool, rankings = derive(0, "dist-test"), LabelerPool(w), []

@@ -21,3 +21,14 @@ def llama_config(vocab: int, **changes) -> LlamaConfig:
         max_position_embeddings=512,
     )
     return LlamaConfig(**{**sizes, **changes})
+
+
+def tiny_checkpoint(directory: Path, tokenizer) -> Path:
+    """A tiny random Llama (seed 0) saved with `tokenizer` in `directory`: a checkpoint any command loads."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(llama_config(len(tokenizer))).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -6,15 +6,14 @@ log-likelihood for every choice, to rounding, so the same accuracy, and the same
 import json
 
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from posttrain.serving.app import create_app
 from posttrain.serving.engine import Engine
 from posttrain.serving.feedback import FeedbackLog
 from posttrain.serving.model import load_served
 from posttrain.serving.server import BackgroundServer
-from tests.tiny import BASE, llama_config
+from tests.tiny import BASE, tiny_checkpoint
 
 TASKS = ["posttrain_mc", "posttrain_gen"]
 COMMON = """dataset_path: json
@@ -49,9 +48,7 @@ def workdir(tmp_path_factory):
     """A tiny random Llama checkpoint, and the two tasks over a few arithmetic questions."""
     d = tmp_path_factory.mktemp("lm-eval")
     tokenizer = AutoTokenizer.from_pretrained(BASE)
-    torch.manual_seed(0)
-    LlamaForCausalLM(llama_config(len(tokenizer))).save_pretrained(d / "model")
-    tokenizer.save_pretrained(d / "model")
+    tiny_checkpoint(d / "model", tokenizer)
     docs = [
         {"question": f"What is {a} + {b}?", "choices": [str(a + b), str(a + b + 1), "seven"], "answer": i % 3}
         for i, (a, b) in enumerate([(1, 2), (3, 4), (10, 5), (7, 7), (2, 9), (6, 1)])
